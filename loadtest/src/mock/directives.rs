@@ -1,0 +1,202 @@
+//! Per-request behaviour directives and their sources: a `/mock/a=1,b=2/` path prefix,
+//! `x-mock-NAME` headers, query parameters and a JSON `"mock"` object, applied in that order so
+//! later sources win. Unknown names are a 400 error except in the query (other parameters are
+//! legitimate there). Booleans accept `1/true/yes/on` (or a bare name) and `0/false/no/off`.
+
+/// How the mock should answer one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Directives {
+    pub latency_ms: u64,
+    pub status: Option<u16>,
+    pub retry_after: Option<String>,
+    pub chunks: u64,
+    pub interval_ms: u64,
+    pub drop_after: Option<u64>,
+    pub malformed: bool,
+    pub close: bool,
+    pub hang: bool,
+    pub dims: Option<u64>,
+}
+
+impl Default for Directives {
+    fn default() -> Self {
+        Directives {
+            latency_ms: 0,
+            status: None,
+            retry_after: None,
+            chunks: 8,
+            interval_ms: 0,
+            drop_after: None,
+            malformed: false,
+            close: false,
+            hang: false,
+            dims: None,
+        }
+    }
+}
+
+/// Upper bound on `chunks` and `dims`, so a typo cannot make the mock build gigabytes.
+const MAX_COUNT: u64 = 1_000_000;
+
+/// The directive names the mock understands.
+pub const NAMES: &[&str] = &[
+    "latency_ms",
+    "status",
+    "retry_after",
+    "chunks",
+    "interval_ms",
+    "drop_after",
+    "malformed",
+    "close",
+    "hang",
+    "dims",
+];
+
+fn num(name: &str, value: &str) -> Result<u64, String> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("mock directive {name}: {value:?} is not a non-negative integer"))
+}
+
+fn flag(name: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("mock directive {name}: {value:?} is not a boolean")),
+    }
+}
+
+impl Directives {
+    /// Sets one directive. `Ok(false)` means the name is not a directive.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<bool, String> {
+        match name {
+            "latency_ms" => self.latency_ms = num(name, value)?,
+            "status" => {
+                let s = num(name, value)?;
+                if s != 200 && !(400..=599).contains(&s) {
+                    return Err(format!(
+                        "mock directive status: {s} is not 200 or 400..=599"
+                    ));
+                }
+                self.status = Some(s as u16);
+            }
+            "retry_after" => self.retry_after = Some(value.trim().to_string()),
+            "chunks" => self.chunks = num(name, value)?.min(MAX_COUNT),
+            "interval_ms" => self.interval_ms = num(name, value)?,
+            "drop_after" => self.drop_after = Some(num(name, value)?),
+            "malformed" => self.malformed = flag(name, value)?,
+            "close" => self.close = flag(name, value)?,
+            "hang" => self.hang = flag(name, value)?,
+            "dims" => self.dims = Some(num(name, value)?.clamp(1, MAX_COUNT)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Sets a directive from a source where only directives are expected (path prefix,
+    /// `x-mock-*` header, body `mock` object): an unknown name is an error.
+    pub fn set_strict(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let name = name.trim().to_ascii_lowercase().replace('-', "_");
+        if self.set(&name, value)? {
+            Ok(())
+        } else {
+            Err(format!(
+                "unknown mock directive {name:?} (known: {})",
+                NAMES.join(", ")
+            ))
+        }
+    }
+
+    /// Applies a path-prefix segment such as `latency_ms=50,chunks=3` (a bare name means true).
+    pub fn apply_path_segment(&mut self, segment: &str) -> Result<(), String> {
+        for item in segment.split(',').filter(|s| !s.is_empty()) {
+            let item = percent_decode(item);
+            let (k, v) = item.split_once('=').unwrap_or((item.as_str(), ""));
+            self.set_strict(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a query string: parameters that are not directives are ignored.
+    pub fn apply_query(&mut self, query: &str) -> Result<(), String> {
+        for item in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = item.split_once('=').unwrap_or((item, ""));
+            let k = percent_decode(k);
+            self.set(&k, &percent_decode(v))?;
+        }
+        Ok(())
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (space); invalid escapes are kept as they are.
+pub(crate) fn percent_decode(s: &str) -> String {
+    if !s.contains(['%', '+']) {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits a request target into (directive segment, route path, query).
+/// `/mock/a=1/v1/x?q` gives `(Some("a=1"), "/v1/x", "q")`.
+pub(crate) fn split_target(target: &str) -> (Option<&str>, &str, &str) {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if let Some(rest) = path.strip_prefix("/mock/")
+        && let Some(slash) = rest.find('/')
+    {
+        return (Some(&rest[..slash]), &rest[slash..], query);
+    }
+    (None, path, query)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split() {
+        assert_eq!(
+            split_target("/mock/latency_ms=5,hang/v1/chat/completions?x=1"),
+            (Some("latency_ms=5,hang"), "/v1/chat/completions", "x=1")
+        );
+        assert_eq!(split_target("/mock/stats"), (None, "/mock/stats", ""));
+        assert_eq!(split_target("/v1/models"), (None, "/v1/models", ""));
+    }
+
+    #[test]
+    fn sources() {
+        let mut d = Directives::default();
+        d.apply_path_segment("latency_ms=5,hang,chunks=3").unwrap();
+        d.apply_query("api-version=1&chunks=4&retry_after=a%20b")
+            .unwrap();
+        assert_eq!(d.latency_ms, 5);
+        assert!(d.hang);
+        assert_eq!(d.chunks, 4);
+        assert_eq!(d.retry_after.as_deref(), Some("a b"));
+        assert!(d.set_strict("nope", "1").is_err());
+        assert!(d.set_strict("Interval-Ms", "7").is_ok());
+        assert_eq!(d.interval_ms, 7);
+        assert!(d.set_strict("status", "abc").is_err());
+    }
+}

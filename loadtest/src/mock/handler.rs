@@ -1,0 +1,284 @@
+//! Serves one connection: routes each request, applies its directives and writes the JSON or
+//! SSE response (one write per event, chunked encoding).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+
+use super::conn::{Conn, ReadError};
+use super::directives::{Directives, split_target};
+use super::request::Body;
+use super::responses::{self as r, Api, Head, Meta, Plan};
+use super::stats::{RecordedRequest, Shared};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Route {
+    Api(Api),
+    Embeddings,
+    Models,
+    Stats,
+    Reset,
+    NotFound,
+}
+
+/// What to do with the connection after a response.
+#[derive(PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+fn route(method: &str, path: &str, has_prefix: bool) -> Route {
+    match (method, path) {
+        ("POST", "/v1/chat/completions") => Route::Api(Api::Chat),
+        ("POST", "/v1/completions") => Route::Api(Api::Completion),
+        ("POST", "/v1/messages") => Route::Api(Api::Messages),
+        ("POST", "/v1/embeddings") => Route::Embeddings,
+        ("GET", "/v1/models") => Route::Models,
+        ("GET", "/mock/stats") if !has_prefix => Route::Stats,
+        ("POST", "/mock/reset") if !has_prefix => Route::Reset,
+        _ => Route::NotFound,
+    }
+}
+
+/// Serves requests on `stream` until either side closes.
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn::new(stream);
+    loop {
+        let (head, body) = match conn.read_request().await {
+            Ok(Some(req)) => req,
+            Ok(None) | Err(ReadError::Gone) => return,
+            Err(ReadError::Bad(status, msg)) => {
+                conn.scratch.clear();
+                r::error_body(&mut conn.scratch, false, status, msg);
+                let _ = respond(&mut conn, status, "application/json", true, None).await;
+                return;
+            }
+        };
+        if handle(&mut conn, &shared, head, body).await == Next::Close {
+            return;
+        }
+    }
+}
+
+/// Writes a response head and `conn.scratch` as its body, in one write.
+async fn respond(
+    conn: &mut Conn,
+    status: u16,
+    content_type: &str,
+    close: bool,
+    retry_after: Option<&str>,
+) -> Next {
+    conn.out.clear();
+    let h = Head {
+        status,
+        content_type,
+        content_length: Some(conn.scratch.len()),
+        close,
+        retry_after,
+    };
+    r::head(&mut conn.out, &h);
+    conn.out.extend_from_slice(&conn.scratch);
+    match conn.flush_out().await {
+        Ok(()) if !close => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body: Vec<u8>) -> Next {
+    let (segment, path, query) = split_target(&head.target);
+    let route = route(&head.method, path, segment.is_some());
+    let mut close = !head.keep_alive;
+
+    match route {
+        Route::Stats => {
+            conn.scratch.clear();
+            conn.scratch
+                .extend_from_slice(shared.snapshot().to_json().as_bytes());
+            return respond(conn, 200, "application/json", close, None).await;
+        }
+        Route::Reset => {
+            shared.reset();
+            conn.scratch.clear();
+            conn.scratch.extend_from_slice(b"{\"ok\":true}");
+            return respond(conn, 200, "application/json", close, None).await;
+        }
+        _ => {}
+    }
+
+    // Directives, in increasing precedence: path prefix, headers, query, body.
+    let parsed = Body::parse(&body);
+    let mut d = Directives::default();
+    let mut problem: Option<String> = None;
+    let mut note = |res: Result<(), String>| {
+        if let Err(e) = res {
+            problem.get_or_insert(e);
+        }
+    };
+    if let Some(seg) = segment {
+        note(d.apply_path_segment(seg));
+    }
+    for (name, value) in &head.headers {
+        if let Some(n) = name.strip_prefix("x-mock-") {
+            note(d.set_strict(n, value));
+        }
+    }
+    note(d.apply_query(query));
+    if let Ok(b) = &parsed {
+        for (name, value) in b.mock_directives() {
+            note(d.set_strict(name, &value));
+        }
+    }
+    let not_found =
+        (route == Route::NotFound).then(|| format!("mock: no route for {} {}", head.method, path));
+    close |= d.close;
+
+    let body_len = body.len();
+    shared.record(RecordedRequest {
+        method: head.method,
+        path: head.target,
+        headers: head.headers,
+        body,
+    });
+
+    let anthropic = route == Route::Api(Api::Messages);
+    let retry_after = d.retry_after.as_deref();
+    let error = |conn: &mut Conn, status: u16, msg: &str| {
+        conn.scratch.clear();
+        r::error_body(&mut conn.scratch, anthropic, status, msg);
+    };
+    if let Some(msg) = problem {
+        error(conn, 400, &msg);
+        return respond(conn, 400, "application/json", close, retry_after).await;
+    }
+    let stream = matches!(route, Route::Api(_)) && parsed.as_ref().is_ok_and(Body::stream);
+
+    if d.drop_after == Some(0) || (d.drop_after.is_some() && !stream) {
+        return Next::Close;
+    }
+    if d.hang {
+        conn.wait_for_close().await;
+        return Next::Close;
+    }
+    if d.latency_ms > 0
+        && !conn
+            .sleep_watching(Duration::from_millis(d.latency_ms))
+            .await
+    {
+        if stream {
+            shared.stream_aborted();
+        }
+        return Next::Close;
+    }
+    if let Some(status) = d.status.filter(|&s| s != 200) {
+        error(conn, status, &format!("mock: status {status} requested"));
+        return respond(conn, status, "application/json", close, retry_after).await;
+    }
+    if let Some(msg) = not_found {
+        error(conn, 404, &msg);
+        return respond(conn, 404, "application/json", close, retry_after).await;
+    }
+    let b = match parsed {
+        Ok(b) => b,
+        Err(_) if route == Route::Models => Body::default(),
+        Err(msg) => {
+            error(conn, 400, &msg);
+            return respond(conn, 400, "application/json", close, retry_after).await;
+        }
+    };
+    let model = b.model.as_deref().unwrap_or("mock-model");
+    let meta = Meta::new(shared.next_id(), model, body_len, d.chunks);
+    conn.scratch.clear();
+    match route {
+        Route::Models => r::models(&mut conn.scratch),
+        Route::Embeddings => {
+            let Some(input) = b.input else {
+                error(conn, 400, "mock: embeddings request without input");
+                return respond(conn, 400, "application/json", close, retry_after).await;
+            };
+            let dims = d.dims.or(b.dimensions).unwrap_or(8).clamp(1, 1_000_000);
+            r::embeddings(&mut conn.scratch, &meta, input.0, dims);
+        }
+        Route::Api(_) if d.malformed && !stream => {
+            conn.scratch.extend_from_slice(r::MALFORMED_BODY)
+        }
+        Route::Api(api) if stream => {
+            let usage = b.include_usage() && api != Api::Messages;
+            let plan = Plan::new(api, d.chunks, usage, d.malformed);
+            return send_stream(conn, shared, api, &meta, &plan, usage, &d, close).await;
+        }
+        Route::Api(api) => r::json_body(&mut conn.scratch, api, &meta),
+        _ => unreachable!("control routes answered above"),
+    }
+    respond(conn, 200, "application/json", close, retry_after).await
+}
+
+/// Sends an SSE response: the head, then each event in its own chunk and its own write.
+/// `usage_null` adds `"usage":null` to every OpenAI chunk (the client asked for usage).
+#[allow(clippy::too_many_arguments)]
+async fn send_stream(
+    conn: &mut Conn,
+    shared: &Shared,
+    api: Api,
+    meta: &Meta,
+    plan: &Plan,
+    usage_null: bool,
+    d: &Directives,
+    close: bool,
+) -> Next {
+    conn.out.clear();
+    let h = Head {
+        status: 200,
+        content_type: "text/event-stream",
+        content_length: None,
+        close,
+        retry_after: d.retry_after.as_deref(),
+    };
+    r::head(&mut conn.out, &h);
+    if conn.flush_out().await.is_err() {
+        shared.stream_aborted();
+        return Next::Close;
+    }
+    let interval = Duration::from_millis(d.interval_ms);
+    let total = plan.len();
+    for k in 0..total {
+        if d.drop_after == Some(k) {
+            return Next::Close;
+        }
+        if k > 0 && d.interval_ms > 0 && !conn.sleep_watching(interval).await {
+            shared.stream_aborted();
+            return Next::Close;
+        }
+        conn.scratch.clear();
+        r::sse_event(&mut conn.scratch, api, meta, plan.get(k), usage_null);
+        conn.out.clear();
+        let mut hex = [0u8; 16];
+        conn.out
+            .extend_from_slice(hex_len(&mut hex, conn.scratch.len()));
+        conn.out.extend_from_slice(b"\r\n");
+        conn.out.extend_from_slice(&conn.scratch);
+        conn.out.extend_from_slice(b"\r\n");
+        if k + 1 == total {
+            conn.out.extend_from_slice(b"0\r\n\r\n");
+        }
+        if conn.flush_out().await.is_err() {
+            shared.stream_aborted();
+            return Next::Close;
+        }
+    }
+    if close { Next::Close } else { Next::KeepAlive }
+}
+
+fn hex_len(buf: &mut [u8; 16], mut n: usize) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}

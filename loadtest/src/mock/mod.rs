@@ -1,0 +1,255 @@
+//! A fast mock LLM upstream speaking the OpenAI and Anthropic HTTP APIs (JSON and SSE), which
+//! tests program per request with directives (latency, status, chunk count, drops, hangs...).
+//!
+//! It runs one monoio runtime per thread, each with its own listener on the same port
+//! (SO_REUSEPORT when there is more than one thread). Endpoints: `POST /v1/chat/completions`,
+//! `/v1/completions`, `/v1/embeddings`, `/v1/messages`, `GET /v1/models`, `GET /mock/stats`,
+//! `POST /mock/reset`. Directives: see [`DIRECTIVES`] and `directives.rs`.
+
+mod conn;
+mod directives;
+mod handler;
+mod request;
+mod responses;
+mod stats;
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+pub use directives::NAMES as DIRECTIVES;
+pub use responses::MODELS;
+pub use stats::{RecordedRequest, Stats};
+
+use stats::Shared;
+
+/// Where and how the mock listens.
+#[derive(Clone, Debug)]
+pub struct MockConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Number of server threads (each with its own runtime and listener); 0 counts as 1.
+    pub threads: usize,
+    /// CPUs to pin the threads to (thread `i` goes to `cpus[i % len]`); `None` = no pinning.
+    pub cpus: Option<Vec<usize>>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            threads: 1,
+            cpus: None,
+        }
+    }
+}
+
+/// A running mock upstream. Dropping it stops its threads (without waiting for them).
+pub struct MockServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    /// Duplicates of the listening sockets, shut down on drop to wake the accept loops.
+    listeners: Vec<OwnedFd>,
+}
+
+impl MockServer {
+    /// Binds, starts the threads and returns once every thread is accepting.
+    pub fn start(cfg: MockConfig) -> io::Result<MockServer> {
+        let threads = cfg.threads.max(1);
+        let listeners = bind_all(cfg.listen, threads)?;
+        let addr = listeners[0].local_addr()?;
+        let mut server = MockServer {
+            addr,
+            shared: Arc::new(Shared::default()),
+            listeners: Vec::with_capacity(threads),
+        };
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let cpus = cfg.cpus.filter(|c| !c.is_empty());
+        for (i, listener) in listeners.into_iter().enumerate() {
+            server
+                .listeners
+                .push(listener.as_fd().try_clone_to_owned()?);
+            let shared = server.shared.clone();
+            let ready = ready_tx.clone();
+            let cpu = cpus.as_ref().map(|c| c[i % c.len()]);
+            std::thread::Builder::new()
+                .name(format!("mock-upstream-{i}"))
+                .spawn(move || shard(listener, shared, ready, cpu))?;
+        }
+        drop(ready_tx);
+        for _ in 0..threads {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("mock thread exited during start")),
+            }
+        }
+        Ok(server)
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT` (an unspecified listen address is given as loopback).
+    pub fn base_url(&self) -> String {
+        let mut a = self.addr;
+        match a.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => a.set_ip(Ipv4Addr::LOCALHOST.into()),
+            IpAddr::V6(ip) if ip.is_unspecified() => a.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        format!("http://{a}")
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.snapshot()
+    }
+
+    /// Zeroes the counters (except `open_connections`, a gauge) and forgets the last request.
+    pub fn reset_stats(&self) {
+        self.shared.reset();
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for fd in &self.listeners {
+            // Wakes a pending accept (it fails with EINVAL) on both drivers.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+    }
+}
+
+fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(s.into())
+}
+
+/// One listener per thread on the same port; fails if the port is already taken (SO_REUSEPORT
+/// would otherwise silently share it with another process).
+fn bind_all(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    if n == 1 {
+        return Ok(vec![bind_one(addr, false)?]);
+    }
+    if addr.port() != 0 {
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into()).map_err(|e| {
+            io::Error::new(e.kind(), format!("mock upstream cannot bind {addr}: {e}"))
+        })?;
+    }
+    let first = bind_one(addr, true)?;
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(bind_one(addr, true)?);
+    }
+    Ok(all)
+}
+
+/// One server thread: its own runtime and listener, a task per connection.
+fn shard(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    ready: mpsc::Sender<io::Result<()>>,
+    cpu: Option<usize>,
+) {
+    if let Some(id) = cpu {
+        core_affinity::set_for_current(core_affinity::CoreId { id });
+    }
+    let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build();
+    let mut rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let listener = listener
+            .set_nonblocking(monoio::utils::is_legacy())
+            .and_then(|()| monoio::net::TcpListener::from_std(listener));
+        let listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let live: Rc<RefCell<HashSet<RawFd>>> = Rc::default();
+        loop {
+            let accepted = listener.accept().await;
+            if shared.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            match accepted {
+                Ok((stream, _)) => {
+                    monoio::spawn(connection(stream, shared.clone(), live.clone()));
+                }
+                // Out of fds or similar: back off instead of spinning.
+                Err(_) => monoio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+        drop(listener);
+        // Wake the connections' pending reads so their tasks end, then give them a moment.
+        for &fd in live.borrow().iter() {
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while !live.borrow().is_empty() && Instant::now() < deadline {
+            monoio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+}
+
+/// Keeps the connection counters and the thread's set of live sockets right.
+struct ConnGuard {
+    fd: RawFd,
+    live: Rc<RefCell<HashSet<RawFd>>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.live.borrow_mut().remove(&self.fd);
+        self.shared.conn_closed();
+    }
+}
+
+async fn connection(
+    stream: monoio::net::TcpStream,
+    shared: Arc<Shared>,
+    live: Rc<RefCell<HashSet<RawFd>>>,
+) {
+    let fd = stream.as_raw_fd();
+    shared.conn_opened();
+    live.borrow_mut().insert(fd);
+    let _guard = ConnGuard {
+        fd,
+        live,
+        shared: shared.clone(),
+    };
+    handler::serve(stream, shared).await;
+}

@@ -1,0 +1,183 @@
+//! The few JSON body fields the mock needs (`model`, `stream`, `stream_options.include_usage`,
+//! `input`, `dimensions`, `mock`); every other field is skipped without being built.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+
+/// The parsed request body.
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct Body {
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub input: Option<InputCount>,
+    #[serde(default)]
+    pub dimensions: Option<u64>,
+    #[serde(default)]
+    pub mock: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: Option<bool>,
+}
+
+impl Body {
+    /// Parses a body; an empty body is an empty object.
+    pub fn parse(bytes: &[u8]) -> Result<Body, String> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body::default());
+        }
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON body: {e}"))
+    }
+
+    pub fn stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+
+    /// The `mock` object's entries as (name, value) strings; nulls are skipped.
+    pub fn mock_directives(&self) -> impl Iterator<Item = (&str, String)> {
+        self.mock.iter().flatten().filter_map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::Null => return None,
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some((k.as_str(), v))
+        })
+    }
+}
+
+/// How many embeddings an `input` asks for: a string or a token array is one, an array of
+/// strings or of token arrays is one per element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InputCount(pub u64);
+
+impl<'de> Deserialize<'de> for InputCount {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(InputVisitor)
+    }
+}
+
+struct InputVisitor;
+
+impl<'de> Visitor<'de> for InputVisitor {
+    type Value = InputCount;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or an array")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<InputCount, E> {
+        Ok(InputCount(1))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<InputCount, E> {
+        Ok(InputCount(1))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<InputCount, E> {
+        Ok(InputCount(1))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<InputCount, E> {
+        Ok(InputCount(0))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputCount, A::Error> {
+        let mut n = 0;
+        let mut tokens = false;
+        while let Some(e) = seq.next_element::<Element>()? {
+            n += 1;
+            tokens |= e.0;
+        }
+        // A flat array of numbers is a single tokenized input.
+        Ok(InputCount(if tokens && n > 0 { 1 } else { n }))
+    }
+}
+
+/// One element of an `input` array; `.0` is true when it is a number (a token id).
+struct Element(bool);
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ElementVisitor)
+    }
+}
+
+struct ElementVisitor;
+
+impl<'de> Visitor<'de> for ElementVisitor {
+    type Value = Element;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, a number or an array")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Element, E> {
+        Ok(Element(false))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Element, E> {
+        Ok(Element(true))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Element, E> {
+        Ok(Element(true))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Element, E> {
+        Ok(Element(true))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Element(false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(json: &str) -> u64 {
+        Body::parse(json.as_bytes()).unwrap().input.unwrap().0
+    }
+
+    #[test]
+    fn inputs() {
+        assert_eq!(count(r#"{"input":"a"}"#), 1);
+        assert_eq!(count(r#"{"input":["a","b","c"]}"#), 3);
+        assert_eq!(count(r#"{"input":[1,2,3]}"#), 1);
+        assert_eq!(count(r#"{"input":[[1,2],[3]]}"#), 2);
+    }
+
+    #[test]
+    fn fields() {
+        let b = Body::parse(
+            br#"{"model":"m\"x","messages":[{"role":"user","content":"hi"}],"stream":true,
+                "stream_options":{"include_usage":true},"mock":{"chunks":3,"hang":false,"x":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(b.model.as_deref(), Some("m\"x"));
+        assert!(b.stream() && b.include_usage());
+        let d: Vec<_> = b.mock_directives().collect();
+        assert_eq!(d, vec![("chunks", "3".into()), ("hang", "false".into())]);
+        assert!(Body::parse(b"").unwrap().model.is_none());
+        assert!(Body::parse(b"{nope").is_err());
+    }
+}

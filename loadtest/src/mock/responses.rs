@@ -1,0 +1,482 @@
+//! Byte builders for every response the mock sends: response heads, OpenAI and Anthropic JSON
+//! bodies, SSE events and error bodies. They append to a caller-owned `Vec<u8>` that is reused
+//! from request to request, so a response costs no allocation once the buffers are warm.
+
+/// What every body of one response shares.
+pub(crate) struct Meta {
+    pub id: u64,
+    pub created: u64,
+    /// The model name as a quoted, escaped JSON string.
+    pub model: Vec<u8>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Meta {
+    pub fn new(id: u64, model: &str, body_len: usize, chunks: u64) -> Meta {
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut m = Vec::with_capacity(model.len() + 2);
+        json_str(&mut m, model);
+        Meta {
+            id,
+            created,
+            model: m,
+            prompt_tokens: (body_len as u64 / 4).max(1),
+            completion_tokens: chunks,
+        }
+    }
+}
+
+pub(crate) fn num(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends `s` as a quoted JSON string.
+pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+/// The reason phrase of a status code.
+pub(crate) fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        529 => "Overloaded",
+        _ => "Mock Status",
+    }
+}
+
+/// Options of a response head.
+pub(crate) struct Head<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+    /// `None` means chunked transfer encoding.
+    pub content_length: Option<usize>,
+    pub close: bool,
+    pub retry_after: Option<&'a str>,
+}
+
+pub(crate) fn head(out: &mut Vec<u8>, h: &Head) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    num(out, h.status as u64);
+    out.push(b' ');
+    out.extend_from_slice(reason(h.status).as_bytes());
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(h.content_type.as_bytes());
+    match h.content_length {
+        Some(n) => {
+            out.extend_from_slice(b"\r\ncontent-length: ");
+            num(out, n as u64);
+        }
+        None => out.extend_from_slice(b"\r\ncache-control: no-cache\r\ntransfer-encoding: chunked"),
+    }
+    if let Some(r) = h.retry_after {
+        out.extend_from_slice(b"\r\nretry-after: ");
+        out.extend_from_slice(r.as_bytes());
+    }
+    if h.close {
+        out.extend_from_slice(b"\r\nconnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// The API family, which decides the shape of bodies and errors.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Api {
+    Chat,
+    Completion,
+    Messages,
+}
+
+fn text(out: &mut Vec<u8>, chunks: u64) {
+    out.push(b'"');
+    for i in 0..chunks {
+        out.extend_from_slice(b"tok");
+        num(out, i);
+        out.push(b' ');
+    }
+    out.push(b'"');
+}
+
+fn openai_prefix(out: &mut Vec<u8>, m: &Meta, id_prefix: &str, object: &str) {
+    out.extend_from_slice(b"{\"id\":\"");
+    out.extend_from_slice(id_prefix.as_bytes());
+    num(out, m.id);
+    out.extend_from_slice(b"\",\"object\":\"");
+    out.extend_from_slice(object.as_bytes());
+    out.extend_from_slice(b"\",\"created\":");
+    num(out, m.created);
+    out.extend_from_slice(b",\"model\":");
+    out.extend_from_slice(&m.model);
+}
+
+fn openai_usage(out: &mut Vec<u8>, m: &Meta) {
+    out.extend_from_slice(b"\"usage\":{\"prompt_tokens\":");
+    num(out, m.prompt_tokens);
+    out.extend_from_slice(b",\"completion_tokens\":");
+    num(out, m.completion_tokens);
+    out.extend_from_slice(b",\"total_tokens\":");
+    num(out, m.prompt_tokens + m.completion_tokens);
+    out.push(b'}');
+}
+
+fn anthropic_usage(out: &mut Vec<u8>, input: u64, output: u64) {
+    out.extend_from_slice(b"\"usage\":{\"input_tokens\":");
+    num(out, input);
+    out.extend_from_slice(b",\"output_tokens\":");
+    num(out, output);
+    out.push(b'}');
+}
+
+/// A complete non-streaming body for `api`.
+pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta) {
+    match api {
+        Api::Chat => {
+            openai_prefix(out, m, "chatcmpl-mock", "chat.completion");
+            out.extend_from_slice(
+                b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
+            );
+            text(out, m.completion_tokens);
+            out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":\"stop\"}],");
+            openai_usage(out, m);
+            out.push(b'}');
+        }
+        Api::Completion => {
+            openai_prefix(out, m, "cmpl-mock", "text_completion");
+            out.extend_from_slice(b",\"choices\":[{\"text\":");
+            text(out, m.completion_tokens);
+            out.extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}],");
+            openai_usage(out, m);
+            out.push(b'}');
+        }
+        Api::Messages => {
+            out.extend_from_slice(b"{\"id\":\"msg_mock");
+            num(out, m.id);
+            out.extend_from_slice(b"\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+            out.extend_from_slice(&m.model);
+            out.extend_from_slice(b",\"content\":[{\"type\":\"text\",\"text\":");
+            text(out, m.completion_tokens);
+            out.extend_from_slice(b"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,");
+            anthropic_usage(out, m.prompt_tokens, m.completion_tokens);
+            out.push(b'}');
+        }
+    }
+}
+
+/// A body that is not valid JSON, for the `malformed` directive.
+pub(crate) const MALFORMED_BODY: &[u8] =
+    b"{\"id\":\"mock-malformed\",\"object\":\"chat.completion\",\"choices\":[{\"message\":";
+
+/// One event of an SSE stream.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Step {
+    Role,
+    Malformed,
+    Content(u64),
+    Finish,
+    Usage,
+    Done,
+    MessageStart,
+    BlockStart,
+    Ping,
+    BlockStop,
+    MessageDelta,
+    MessageStop,
+}
+
+/// The sequence of events of one SSE response.
+pub(crate) struct Plan {
+    prefix: [Step; 4],
+    n_prefix: usize,
+    contents: u64,
+    suffix: [Step; 4],
+    n_suffix: usize,
+}
+
+impl Plan {
+    pub fn new(api: Api, chunks: u64, include_usage: bool, malformed: bool) -> Plan {
+        let mut p = Plan {
+            prefix: [Step::Done; 4],
+            n_prefix: 0,
+            contents: chunks,
+            suffix: [Step::Done; 4],
+            n_suffix: 0,
+        };
+        let mut pre = |s| {
+            p.prefix[p.n_prefix] = s;
+            p.n_prefix += 1;
+        };
+        match api {
+            Api::Chat => pre(Step::Role),
+            Api::Completion => {}
+            Api::Messages => {
+                pre(Step::MessageStart);
+                pre(Step::BlockStart);
+                pre(Step::Ping);
+            }
+        }
+        if malformed {
+            pre(Step::Malformed);
+        }
+        let mut post = |s| {
+            p.suffix[p.n_suffix] = s;
+            p.n_suffix += 1;
+        };
+        match api {
+            Api::Chat | Api::Completion => {
+                post(Step::Finish);
+                if include_usage {
+                    post(Step::Usage);
+                }
+                post(Step::Done);
+            }
+            Api::Messages => {
+                post(Step::BlockStop);
+                post(Step::MessageDelta);
+                post(Step::MessageStop);
+            }
+        }
+        p
+    }
+
+    pub fn len(&self) -> u64 {
+        self.n_prefix as u64 + self.contents + self.n_suffix as u64
+    }
+
+    pub fn get(&self, k: u64) -> Step {
+        let np = self.n_prefix as u64;
+        if k < np {
+            self.prefix[k as usize]
+        } else if k < np + self.contents {
+            Step::Content(k - np)
+        } else {
+            self.suffix[(k - np - self.contents) as usize]
+        }
+    }
+}
+
+/// Appends the SSE text (`data: ...\n\n`, with an `event:` line for Anthropic) of `step`.
+/// `usage_null` adds `"usage":null` to OpenAI chunks (when the client asked for usage).
+pub(crate) fn sse_event(out: &mut Vec<u8>, api: Api, m: &Meta, step: Step, usage_null: bool) {
+    if api == Api::Messages {
+        return anthropic_event(out, m, step);
+    }
+    if step == Step::Done {
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        return;
+    }
+    if step == Step::Malformed {
+        out.extend_from_slice(b"data: {\"id\":\"mock-malformed\",\"choices\":[{\"delta\":\n\n");
+        return;
+    }
+    out.extend_from_slice(b"data: ");
+    let chat = api == Api::Chat;
+    if chat {
+        openai_prefix(out, m, "chatcmpl-mock", "chat.completion.chunk");
+    } else {
+        openai_prefix(out, m, "cmpl-mock", "text_completion");
+    }
+    out.extend_from_slice(b",\"choices\":[");
+    let finish = step == Step::Finish;
+    match step {
+        Step::Usage => {}
+        _ if chat => {
+            out.extend_from_slice(b"{\"index\":0,\"delta\":{");
+            match step {
+                Step::Role => out.extend_from_slice(b"\"role\":\"assistant\",\"content\":\"\""),
+                Step::Content(i) => content_field(out, b"\"content\":\"tok", i),
+                _ => {}
+            }
+            out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+        }
+        _ => {
+            out.push(b'{');
+            match step {
+                Step::Content(i) => content_field(out, b"\"text\":\"tok", i),
+                _ => out.extend_from_slice(b"\"text\":\"\""),
+            }
+            out.extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":");
+        }
+    }
+    if step != Step::Usage {
+        out.extend_from_slice(if finish { b"\"stop\"}" } else { b"null}" });
+    }
+    out.push(b']');
+    if step == Step::Usage {
+        out.push(b',');
+        openai_usage(out, m);
+    } else if usage_null {
+        out.extend_from_slice(b",\"usage\":null");
+    }
+    out.extend_from_slice(b"}\n\n");
+}
+
+fn content_field(out: &mut Vec<u8>, prefix: &[u8], i: u64) {
+    out.extend_from_slice(prefix);
+    num(out, i);
+    out.extend_from_slice(b" \"");
+}
+
+fn anthropic_event(out: &mut Vec<u8>, m: &Meta, step: Step) {
+    let name: &[u8] = match step {
+        Step::MessageStart => b"message_start",
+        Step::BlockStart => b"content_block_start",
+        Step::Ping => b"ping",
+        Step::Content(_) | Step::Malformed => b"content_block_delta",
+        Step::BlockStop => b"content_block_stop",
+        Step::MessageDelta => b"message_delta",
+        _ => b"message_stop",
+    };
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\ndata: ");
+    match step {
+        Step::MessageStart => {
+            out.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":\"msg_mock");
+            num(out, m.id);
+            out.extend_from_slice(b"\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+            out.extend_from_slice(&m.model);
+            out.extend_from_slice(
+                b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,",
+            );
+            anthropic_usage(out, m.prompt_tokens, 0);
+            out.extend_from_slice(b"}}");
+        }
+        Step::BlockStart => out.extend_from_slice(
+            b"{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
+        ),
+        Step::Ping => out.extend_from_slice(b"{\"type\":\"ping\"}"),
+        Step::Malformed => out.extend_from_slice(
+            b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":",
+        ),
+        Step::Content(i) => {
+            out.extend_from_slice(
+                b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",",
+            );
+            content_field(out, b"\"text\":\"tok", i);
+            out.extend_from_slice(b"}}");
+        }
+        Step::BlockStop => {
+            out.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":0}")
+        }
+        Step::MessageDelta => {
+            out.extend_from_slice(
+                b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":",
+            );
+            num(out, m.completion_tokens);
+            out.extend_from_slice(b"}}");
+        }
+        _ => out.extend_from_slice(b"{\"type\":\"message_stop\"}"),
+    }
+    out.extend_from_slice(b"\n\n");
+}
+
+/// An error body: Anthropic-shaped for `Api::Messages` (`anthropic`), OpenAI-shaped otherwise.
+pub(crate) fn error_body(out: &mut Vec<u8>, anthropic: bool, status: u16, message: &str) {
+    if anthropic {
+        let kind = match status {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            500..=599 => "api_error",
+            _ => "invalid_request_error",
+        };
+        out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"message\":");
+        json_str(out, message);
+        out.extend_from_slice(b"}}");
+    } else {
+        let (kind, code) = match status {
+            401 => ("authentication_error", "\"invalid_api_key\""),
+            403 => ("permission_error", "null"),
+            429 => ("rate_limit_error", "\"rate_limit_exceeded\""),
+            500..=599 => ("server_error", "null"),
+            _ => ("invalid_request_error", "null"),
+        };
+        out.extend_from_slice(b"{\"error\":{\"message\":");
+        json_str(out, message);
+        out.extend_from_slice(b",\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"param\":null,\"code\":");
+        out.extend_from_slice(code.as_bytes());
+        out.extend_from_slice(b"}}");
+    }
+}
+
+/// An OpenAI embeddings list with `count` vectors of `dims` deterministic floats.
+pub(crate) fn embeddings(out: &mut Vec<u8>, m: &Meta, count: u64, dims: u64) {
+    out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
+    for i in 0..count {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
+        num(out, i);
+        out.extend_from_slice(b",\"embedding\":[");
+        for j in 0..dims {
+            if j > 0 {
+                out.push(b',');
+            }
+            // 0.001 ..= 0.999, as text without float formatting.
+            let v = (i * 31 + j * 17) % 999 + 1;
+            out.extend_from_slice(b"0.");
+            out.extend_from_slice(&[
+                b'0' + (v / 100) as u8,
+                b'0' + (v / 10 % 10) as u8,
+                b'0' + (v % 10) as u8,
+            ]);
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"],\"model\":");
+    out.extend_from_slice(&m.model);
+    out.extend_from_slice(b",\"usage\":{\"prompt_tokens\":");
+    num(out, m.prompt_tokens);
+    out.extend_from_slice(b",\"total_tokens\":");
+    num(out, m.prompt_tokens);
+    out.extend_from_slice(b"}}");
+}
+
+/// The model ids `GET /v1/models` lists.
+pub const MODELS: &[&str] = &[
+    "mock-model",
+    "gpt-4o-mini",
+    "gpt-4o",
+    "text-embedding-3-small",
+    "claude-3-5-haiku-latest",
+];
+
+pub(crate) fn models(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
+    for (i, id) in MODELS.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"id\":\"");
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(
+            b"\",\"object\":\"model\",\"created\":1700000000,\"owned_by\":\"mock\"}",
+        );
+    }
+    out.extend_from_slice(b"]}");
+}

@@ -1,0 +1,687 @@
+//! The YAML walker behind [`super::load_str`]. It keeps going after a problem so that one run
+//! of `shardgate check` lists everything wrong with a file, each line prefixed by its path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use yaml_rust2::Yaml;
+use yaml_rust2::yaml::Hash;
+
+use super::{
+    AccessLog, Model, Origin, Problems, Provider, Secret, Server, Shards, Snapshot, Target,
+    Timeouts,
+};
+use crate::auth::{KeyEntry, KeyTable};
+use crate::providers::Protocol;
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+struct Walker<'e> {
+    problems: Vec<String>,
+    env: Env<'e>,
+}
+
+pub(super) fn parse(text: &str, env: Env<'_>) -> Result<Snapshot, Problems> {
+    let docs = yaml_rust2::YamlLoader::load_from_str(text)
+        .map_err(|e| Problems(vec![format!("<yaml>: {e}")]))?;
+    let empty = Yaml::Hash(Hash::new());
+    let root = docs.first().unwrap_or(&empty);
+    let mut w = Walker {
+        problems: Vec::new(),
+        env,
+    };
+    let snapshot = w.snapshot(root);
+    if w.problems.is_empty() {
+        Ok(snapshot)
+    } else {
+        Err(Problems(w.problems))
+    }
+}
+
+fn type_name(y: &Yaml) -> &'static str {
+    match y {
+        Yaml::Real(_) => "a number",
+        Yaml::Integer(_) => "an integer",
+        Yaml::String(_) => "a string",
+        Yaml::Boolean(_) => "a boolean",
+        Yaml::Array(_) => "a list",
+        Yaml::Hash(_) => "a mapping",
+        Yaml::Alias(_) => "an alias",
+        Yaml::Null => "null",
+        Yaml::BadValue => "an invalid value",
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl Walker<'_> {
+    fn problem(&mut self, path: &str, msg: impl std::fmt::Display) {
+        self.problems.push(format!("{path}: {msg}"));
+    }
+
+    /// A mapping with only `allowed` keys; unknown keys are problems.
+    fn mapping<'y>(&mut self, y: &'y Yaml, path: &str, allowed: &[&str]) -> Option<&'y Hash> {
+        let Yaml::Hash(h) = y else {
+            let shown = if path.is_empty() { "<root>" } else { path };
+            self.problem(
+                shown,
+                format_args!("expected a mapping, found {}", type_name(y)),
+            );
+            return None;
+        };
+        for k in h.keys() {
+            match k.as_str() {
+                Some(k) if allowed.contains(&k) => {}
+                Some(k) => self.problem(
+                    &join(path, k),
+                    format_args!("unknown field (expected one of: {})", allowed.join(", ")),
+                ),
+                None => self.problem(
+                    path,
+                    format_args!("keys must be strings, found {}", type_name(k)),
+                ),
+            }
+        }
+        Some(h)
+    }
+
+    fn string(&mut self, y: &Yaml, path: &str) -> Option<String> {
+        match y {
+            Yaml::String(s) if !s.is_empty() => Some(s.clone()),
+            Yaml::String(_) => {
+                self.problem(path, "must not be empty");
+                None
+            }
+            other => {
+                self.problem(
+                    path,
+                    format_args!("expected a string, found {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, y: &Yaml, path: &str, min: u64) -> Option<u64> {
+        match y {
+            Yaml::Integer(i) if *i >= min as i64 => Some(*i as u64),
+            Yaml::Integer(i) => {
+                self.problem(path, format_args!("must be at least {min}, found {i}"));
+                None
+            }
+            other => {
+                self.problem(
+                    path,
+                    format_args!("expected an integer, found {}", type_name(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn millis(&mut self, h: &Hash, key: &str, path: &str, default: Duration) -> Duration {
+        match get(h, key) {
+            Some(y) => self
+                .uint(y, &join(path, key), 1)
+                .map(Duration::from_millis)
+                .unwrap_or(default),
+            None => default,
+        }
+    }
+
+    fn addr(&mut self, y: &Yaml, path: &str) -> Option<SocketAddr> {
+        let s = self.string(y, path)?;
+        match s.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(
+                    path,
+                    format_args!("{s:?} is not an address like 127.0.0.1:8080"),
+                );
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, y: &Yaml, path: &str) -> Option<Secret> {
+        let h = self.mapping(y, path, &["env", "file"])?;
+        match (get(h, "env"), get(h, "file")) {
+            (Some(name), None) => {
+                let name = self.string(name, &join(path, "env"))?;
+                match (self.env)(&name) {
+                    Some(v) if !v.is_empty() => Some(Secret::new(v, format!("env {name}"))),
+                    _ => {
+                        self.problem(path, format_args!("environment variable {name} is not set"));
+                        None
+                    }
+                }
+            }
+            (None, Some(file)) => {
+                let file = self.string(file, &join(path, "file"))?;
+                match std::fs::read_to_string(&file) {
+                    Ok(v) if !v.trim().is_empty() => {
+                        Some(Secret::new(v.trim().to_owned(), format!("file {file}")))
+                    }
+                    Ok(_) => {
+                        self.problem(path, format_args!("secret file {file} is empty"));
+                        None
+                    }
+                    Err(e) => {
+                        self.problem(path, format_args!("cannot read secret file {file}: {e}"));
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.problem(
+                    path,
+                    "expected exactly one of { env: NAME } or { file: PATH }",
+                );
+                None
+            }
+        }
+    }
+
+    fn snapshot(&mut self, root: &Yaml) -> Snapshot {
+        let empty = Hash::new();
+        let h = self
+            .mapping(root, "", &["server", "providers", "models", "keys"])
+            .unwrap_or(&empty);
+        let server = self.server(get(h, "server"));
+        let mut origins = Vec::new();
+        let providers = self.providers(get(h, "providers"), &mut origins);
+        let (models, model_index) = self.models(get(h, "models"), &providers);
+        let keys = self.keys(get(h, "keys"), &model_index);
+        Snapshot {
+            server,
+            providers,
+            origins,
+            models,
+            model_index,
+            keys,
+        }
+    }
+
+    fn server(&mut self, y: Option<&Yaml>) -> Server {
+        let mut s = Server {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            admin_listen: Some("127.0.0.1:9090".parse().unwrap()),
+            shards: Shards::Auto,
+            pin: true,
+            max_body_bytes: 4 << 20,
+            max_header_bytes: 32 << 10,
+            keepalive_timeout: Duration::from_secs(75),
+            header_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            access_log: AccessLog::Stdout,
+        };
+        let Some(y) = y else { return s };
+        let allowed = [
+            "listen",
+            "admin_listen",
+            "shards",
+            "pin",
+            "max_body_bytes",
+            "max_header_bytes",
+            "keepalive_timeout_ms",
+            "header_timeout_ms",
+            "drain_timeout_ms",
+            "access_log",
+        ];
+        let Some(h) = self.mapping(y, "server", &allowed) else {
+            return s;
+        };
+        if let Some(a) = get(h, "listen").and_then(|y| self.addr(y, "server.listen")) {
+            s.listen = a;
+        }
+        match get(h, "admin_listen") {
+            None => {}
+            Some(Yaml::Null) => s.admin_listen = None,
+            Some(Yaml::String(v)) if v == "off" => s.admin_listen = None,
+            Some(y) => s.admin_listen = self.addr(y, "server.admin_listen").or(s.admin_listen),
+        }
+        match get(h, "shards") {
+            None => {}
+            Some(Yaml::String(v)) if v == "auto" => s.shards = Shards::Auto,
+            Some(Yaml::Integer(n)) if (1..=1024).contains(n) => {
+                s.shards = Shards::Count(*n as usize)
+            }
+            Some(_) => self.problem(
+                "server.shards",
+                "expected \"auto\" or an integer from 1 to 1024",
+            ),
+        }
+        match get(h, "pin") {
+            None => {}
+            Some(Yaml::Boolean(b)) => s.pin = *b,
+            Some(other) => self.problem(
+                "server.pin",
+                format_args!("expected a boolean, found {}", type_name(other)),
+            ),
+        }
+        if let Some(n) =
+            get(h, "max_body_bytes").and_then(|y| self.uint(y, "server.max_body_bytes", 1))
+        {
+            s.max_body_bytes = n as usize;
+        }
+        if let Some(n) =
+            get(h, "max_header_bytes").and_then(|y| self.uint(y, "server.max_header_bytes", 1024))
+        {
+            s.max_header_bytes = n as usize;
+        }
+        s.keepalive_timeout = self.millis(h, "keepalive_timeout_ms", "server", s.keepalive_timeout);
+        s.header_timeout = self.millis(h, "header_timeout_ms", "server", s.header_timeout);
+        s.drain_timeout = self.millis(h, "drain_timeout_ms", "server", s.drain_timeout);
+        match get(h, "access_log") {
+            None => {}
+            Some(Yaml::String(v)) if v == "stdout" => s.access_log = AccessLog::Stdout,
+            Some(Yaml::String(v)) if v == "stderr" => s.access_log = AccessLog::Stderr,
+            Some(Yaml::String(v)) if v == "off" => s.access_log = AccessLog::Off,
+            Some(y @ Yaml::Hash(_)) => {
+                if let Some(f) = self
+                    .mapping(y, "server.access_log", &["file"])
+                    .and_then(|m| get(m, "file"))
+                    && let Some(p) = self.string(f, "server.access_log.file")
+                {
+                    s.access_log = AccessLog::File(PathBuf::from(p));
+                }
+            }
+            Some(_) => self.problem(
+                "server.access_log",
+                "expected stdout, stderr, off or { file: PATH }",
+            ),
+        }
+        s
+    }
+
+    fn providers(&mut self, y: Option<&Yaml>, origins: &mut Vec<Origin>) -> Vec<Provider> {
+        let mut out = Vec::new();
+        let Some(y) = y else { return out };
+        let Yaml::Hash(h) = y else {
+            self.problem(
+                "providers",
+                format_args!(
+                    "expected a mapping of provider names, found {}",
+                    type_name(y)
+                ),
+            );
+            return out;
+        };
+        for (name, body) in h {
+            let Some(name) = name.as_str() else {
+                self.problem("providers", "provider names must be strings");
+                continue;
+            };
+            let path = format!("providers.{name}");
+            if let Some(p) = self.provider(name, body, &path, origins) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    fn provider(
+        &mut self,
+        name: &str,
+        y: &Yaml,
+        path: &str,
+        origins: &mut Vec<Origin>,
+    ) -> Option<Provider> {
+        let allowed = [
+            "protocol", "base_url", "api_key", "headers", "timeouts", "ca_file", "pool",
+        ];
+        let h = self.mapping(y, path, &allowed)?;
+        let protocol = match get(h, "protocol") {
+            None => {
+                self.problem(&join(path, "protocol"), "missing (one of: openai, mock)");
+                None
+            }
+            Some(p) => {
+                let s = self.string(p, &join(path, "protocol"))?;
+                let parsed = Protocol::from_name(&s);
+                if parsed.is_none() {
+                    self.problem(
+                        &join(path, "protocol"),
+                        format_args!("unknown protocol {s:?} (one of: openai, mock)"),
+                    );
+                }
+                parsed
+            }
+        };
+        let api_key = get(h, "api_key").and_then(|y| self.secret(y, &join(path, "api_key")));
+        let mut headers = Vec::new();
+        if let Some(y) = get(h, "headers") {
+            let hp = join(path, "headers");
+            if let Yaml::Hash(hh) = y {
+                for (k, v) in hh {
+                    match (k.as_str(), v.as_str()) {
+                        (Some(k), Some(v)) if valid_header(k, v) => {
+                            headers.push((k.to_owned(), v.to_owned()))
+                        }
+                        _ => self.problem(
+                            &hp,
+                            "headers must map names to string values without line breaks",
+                        ),
+                    }
+                }
+            } else {
+                self.problem(
+                    &hp,
+                    format_args!("expected a mapping, found {}", type_name(y)),
+                );
+            }
+        }
+        let mut timeouts = Timeouts::default();
+        if let Some(y) = get(h, "timeouts") {
+            let tp = join(path, "timeouts");
+            if let Some(t) = self.mapping(y, &tp, &["connect_ms", "first_byte_ms", "total_ms"]) {
+                timeouts.connect = self.millis(t, "connect_ms", &tp, timeouts.connect);
+                timeouts.first_byte = self.millis(t, "first_byte_ms", &tp, timeouts.first_byte);
+                timeouts.total = self.millis(t, "total_ms", &tp, timeouts.total);
+            }
+        }
+        let ca_file = get(h, "ca_file")
+            .and_then(|y| self.string(y, &join(path, "ca_file")))
+            .map(PathBuf::from);
+        let (mut max_idle, mut idle_timeout) = (256usize, Duration::from_secs(60));
+        if let Some(y) = get(h, "pool") {
+            let pp = join(path, "pool");
+            if let Some(ph) = self.mapping(y, &pp, &["max_idle", "idle_timeout_ms"]) {
+                if let Some(n) =
+                    get(ph, "max_idle").and_then(|y| self.uint(y, &join(&pp, "max_idle"), 0))
+                {
+                    max_idle = n as usize;
+                }
+                idle_timeout = self.millis(ph, "idle_timeout_ms", &pp, idle_timeout);
+            }
+        }
+        let protocol = protocol?;
+        let (origin, base_path) = match (protocol, get(h, "base_url")) {
+            (Protocol::Mock, None) => (None, String::new()),
+            (Protocol::Mock, Some(_)) => {
+                self.problem(
+                    &join(path, "base_url"),
+                    "the built-in mock protocol takes no base_url",
+                );
+                return None;
+            }
+            (_, None) => match protocol.default_base_url() {
+                Some(u) => self.origin(u, path, ca_file, max_idle, idle_timeout, origins)?,
+                None => {
+                    self.problem(&join(path, "base_url"), "missing");
+                    return None;
+                }
+            },
+            (_, Some(y)) => {
+                let u = self.string(y, &join(path, "base_url"))?;
+                self.origin(&u, path, ca_file, max_idle, idle_timeout, origins)?
+            }
+        };
+        Some(Provider {
+            name: name.to_owned(),
+            protocol,
+            origin,
+            base_path,
+            api_key,
+            headers,
+            timeouts,
+        })
+    }
+
+    fn origin(
+        &mut self,
+        url: &str,
+        path: &str,
+        ca_file: Option<PathBuf>,
+        max_idle: usize,
+        idle_timeout: Duration,
+        origins: &mut Vec<Origin>,
+    ) -> Option<(Option<usize>, String)> {
+        let (tls, host, port, base_path) = match split_url(url) {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.problem(&join(path, "base_url"), format_args!("{url:?}: {e}"));
+                return None;
+            }
+        };
+        let default_port = if tls { 443 } else { 80 };
+        let authority = if port == default_port {
+            host.clone()
+        } else if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let origin = Origin {
+            tls,
+            host,
+            port,
+            authority,
+            ca_file,
+            max_idle,
+            idle_timeout,
+        };
+        let idx = match origins.iter().position(|o| *o == origin) {
+            Some(i) => i,
+            None => {
+                origins.push(origin);
+                origins.len() - 1
+            }
+        };
+        Some((Some(idx), base_path))
+    }
+
+    fn models(
+        &mut self,
+        y: Option<&Yaml>,
+        providers: &[Provider],
+    ) -> (Vec<Model>, HashMap<String, usize>) {
+        let mut models = Vec::new();
+        let mut index = HashMap::new();
+        let Some(y) = y else { return (models, index) };
+        let Yaml::Hash(h) = y else {
+            self.problem(
+                "models",
+                format_args!(
+                    "expected a mapping of model aliases, found {}",
+                    type_name(y)
+                ),
+            );
+            return (models, index);
+        };
+        for (alias, body) in h {
+            let Some(alias) = alias.as_str() else {
+                self.problem("models", "model aliases must be strings");
+                continue;
+            };
+            let path = format!("models.{alias}");
+            let Some(mh) = self.mapping(body, &path, &["targets"]) else {
+                continue;
+            };
+            let tpath = join(&path, "targets");
+            let mut targets = Vec::new();
+            match get(mh, "targets") {
+                Some(Yaml::Array(list)) if !list.is_empty() => {
+                    for (i, t) in list.iter().enumerate() {
+                        let p = format!("{tpath}[{i}]");
+                        if let Some(t) = self.target(t, &p, providers) {
+                            targets.push(t);
+                        }
+                    }
+                }
+                Some(Yaml::Array(_)) | None => self.problem(&tpath, "needs at least one target"),
+                Some(other) => self.problem(
+                    &tpath,
+                    format_args!("expected a list, found {}", type_name(other)),
+                ),
+            }
+            index.insert(alias.to_owned(), models.len());
+            models.push(Model {
+                alias: alias.to_owned(),
+                targets,
+            });
+        }
+        (models, index)
+    }
+
+    fn target(&mut self, y: &Yaml, path: &str, providers: &[Provider]) -> Option<Target> {
+        let h = self.mapping(y, path, &["provider", "model"])?;
+        let provider = match get(h, "provider") {
+            Some(p) => {
+                let name = self.string(p, &join(path, "provider"))?;
+                match providers.iter().position(|p| p.name == name) {
+                    Some(i) => Some(i),
+                    None => {
+                        self.problem(
+                            &join(path, "provider"),
+                            format_args!("no provider named {name:?}"),
+                        );
+                        None
+                    }
+                }
+            }
+            None => {
+                self.problem(&join(path, "provider"), "missing");
+                None
+            }
+        };
+        let model = match get(h, "model") {
+            Some(m) => self.string(m, &join(path, "model")),
+            None => {
+                self.problem(&join(path, "model"), "missing");
+                None
+            }
+        };
+        Some(Target {
+            provider: provider?,
+            model: model?,
+        })
+    }
+
+    fn keys(&mut self, y: Option<&Yaml>, models: &HashMap<String, usize>) -> KeyTable {
+        let mut table = KeyTable::default();
+        let list = match y {
+            None | Some(Yaml::Null) => return table,
+            Some(Yaml::Array(list)) => list,
+            Some(other) => {
+                self.problem(
+                    "keys",
+                    format_args!("expected a list, found {}", type_name(other)),
+                );
+                return table;
+            }
+        };
+        for (i, k) in list.iter().enumerate() {
+            let path = format!("keys[{i}]");
+            let Some(h) = self.mapping(k, &path, &["name", "key", "models"]) else {
+                continue;
+            };
+            let name = match get(h, "name") {
+                Some(n) => self.string(n, &join(&path, "name")),
+                None => {
+                    self.problem(&join(&path, "name"), "missing");
+                    None
+                }
+            };
+            let secret = match get(h, "key") {
+                Some(s) => self.secret(s, &join(&path, "key")),
+                None => {
+                    self.problem(&join(&path, "key"), "missing");
+                    None
+                }
+            };
+            let allowed = match get(h, "models") {
+                None => None,
+                Some(Yaml::Array(list)) => {
+                    let mut idx = Vec::new();
+                    for (j, m) in list.iter().enumerate() {
+                        let mp = format!("{path}.models[{j}]");
+                        if let Some(alias) = self.string(m, &mp) {
+                            match models.get(&alias) {
+                                Some(&mi) => idx.push(mi),
+                                None => self.problem(&mp, format_args!("no model named {alias:?}")),
+                            }
+                        }
+                    }
+                    Some(idx)
+                }
+                Some(other) => {
+                    self.problem(
+                        &join(&path, "models"),
+                        format_args!("expected a list, found {}", type_name(other)),
+                    );
+                    None
+                }
+            };
+            if let (Some(name), Some(secret)) = (name, secret) {
+                let entry = KeyEntry::new(name, allowed);
+                if let Err(e) = table.insert(entry, secret.expose()) {
+                    self.problem(&path, e);
+                }
+            }
+        }
+        table
+    }
+}
+
+fn get<'y>(h: &'y Hash, key: &str) -> Option<&'y Yaml> {
+    h.get(&Yaml::String(key.to_owned()))
+}
+
+fn valid_header(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        && !value.bytes().any(|b| b == b'\r' || b == b'\n')
+}
+
+/// `http[s]://host[:port][/path]` → (tls, host, port, path without trailing slash).
+pub(crate) fn split_url(url: &str) -> Result<(bool, String, u16, String), &'static str> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err("must start with http:// or https://");
+    };
+    if rest.contains(['?', '#']) {
+        return Err("must not contain a query or fragment");
+    }
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        let end = h.find(']').ok_or("unclosed [ in host")?;
+        let port = &h[end + 1..];
+        (&h[..end], port.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| "has an invalid port")?,
+        None if tls => 443,
+        None => 80,
+    };
+    Ok((
+        tls,
+        host.to_owned(),
+        port,
+        path.trim_end_matches('/').to_owned(),
+    ))
+}

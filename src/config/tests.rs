@@ -1,0 +1,136 @@
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "LOCAL_API_KEY" => Some("sk-local".into()),
+        "TEAM_A_KEY" => Some("sg-a".into()),
+        _ => None,
+    }
+}
+
+const GOOD: &str = r#"
+server:
+  listen: 127.0.0.1:8080
+  admin_listen: 127.0.0.1:9090
+  shards: 2
+  max_body_bytes: 4194304
+providers:
+  local:
+    protocol: openai
+    base_url: http://127.0.0.1:9001/v1
+    api_key: { env: LOCAL_API_KEY }
+models:
+  gpt-4o-mini:
+    targets:
+      - { provider: local, model: gpt-4o-mini }
+keys:
+  - name: team-a
+    key: { env: TEAM_A_KEY }
+    models: [gpt-4o-mini]
+"#;
+
+#[test]
+fn the_documented_shape_loads() {
+    let s = load_str(GOOD, &env).unwrap();
+    assert_eq!(s.server.shards, Shards::Count(2));
+    assert_eq!(s.providers[0].base_path, "/v1");
+    assert_eq!(
+        s.providers[0].api_key.as_ref().unwrap().expose(),
+        "sk-local"
+    );
+    assert_eq!(s.origins[0].authority, "127.0.0.1:9001");
+    assert_eq!(
+        s.model("gpt-4o-mini").unwrap().1.targets[0].model,
+        "gpt-4o-mini"
+    );
+    assert_eq!(s.keys.len(), 1);
+    // Secrets never show in Debug output.
+    assert!(!format!("{s:?}").contains("sk-local"));
+}
+
+#[test]
+fn embedded_default_and_examples_load() {
+    load_str(EMBEDDED_DEFAULT, &env).unwrap();
+    let all = |name: &str| Some(format!("secret-of-{name}"));
+    for f in ["examples/openai.yaml", "examples/self-hosted.yaml"] {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + f)
+            .unwrap();
+        let s = load_str(&text, &all).unwrap_or_else(|p| panic!("{f}: {p}"));
+        assert!(!s.models.is_empty());
+    }
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let bad = r#"
+server:
+  listen: nowhere
+  shards: 0
+  colour: blue
+providers:
+  local:
+    protocol: opnai
+    base_url: http://127.0.0.1:9001/v1
+  other:
+    protocol: openai
+    base_url: ftp://x
+    api_key: { env: MISSING_KEY }
+models:
+  gpt-4o:
+    targets:
+      - { provider: local, model: a }
+      - { provider: opnai, model: b }
+  empty:
+    targets: []
+keys:
+  - name: k
+    key: { env: TEAM_A_KEY }
+    models: [gpt-5]
+"#;
+    let p = load_str(bad, &env).unwrap_err().0;
+    let expect = [
+        "server.listen: \"nowhere\" is not an address",
+        "server.shards: expected \"auto\" or an integer",
+        "server.colour: unknown field",
+        "providers.local.protocol: unknown protocol \"opnai\"",
+        "providers.other.api_key: environment variable MISSING_KEY is not set",
+        "providers.other.base_url: \"ftp://x\": must start with http:// or https://",
+        "models.gpt-4o.targets[1].provider: no provider named \"opnai\"",
+        "models.empty.targets: needs at least one target",
+        "keys[0].models[0]: no model named \"gpt-5\"",
+    ];
+    for e in expect {
+        assert!(
+            p.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{}",
+            p.join("\n")
+        );
+    }
+}
+
+#[test]
+fn urls_split_into_origin_and_path() {
+    use super::parse::split_url;
+    assert_eq!(
+        split_url("https://api.openai.com/v1/").unwrap(),
+        (true, "api.openai.com".into(), 443, "/v1".into())
+    );
+    assert_eq!(
+        split_url("http://[::1]:8000").unwrap(),
+        (false, "::1".into(), 8000, "".into())
+    );
+    assert!(split_url("http://h:99999").is_err());
+    assert!(split_url("http://h/v1?x=1").is_err());
+}
+
+#[test]
+fn duplicate_keys_and_empty_files() {
+    let dup = "keys:\n  - { name: a, key: { env: TEAM_A_KEY } }\n  - { name: b, key: { env: TEAM_A_KEY } }\n";
+    let p = load_str(dup, &env).unwrap_err().0;
+    assert!(
+        p[0].starts_with("keys[1]: key \"b\" has the same secret"),
+        "{p:?}"
+    );
+    let s = load_str("", &env).unwrap();
+    assert!(s.keys.is_empty() && s.models.is_empty());
+}

@@ -1,0 +1,228 @@
+//! One ingress connection: its socket and its reusable buffers, reading request heads and
+//! bodies within the configured limits.
+//!
+//! Timeouts here wrap reads that are only ever abandoned together with the connection, so the
+//! io_uring trap of a dropped in-flight read losing bytes cannot bite: nothing reads again.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::chunked;
+use super::request::{self, Head};
+use super::response;
+use crate::error::{GatewayError, Kind};
+
+/// Limits an ingress connection enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+}
+
+pub struct Conn {
+    pub io: TcpStream,
+    /// Bytes read from the client and not yet consumed (a head, a body, pipelined requests).
+    pub rbuf: Vec<u8>,
+    pub wbuf: Vec<u8>,
+    /// Decoded chunked request bodies.
+    chunked_body: Vec<u8>,
+    /// Bytes of the current request (head and body) at the front of `rbuf`.
+    consumed: usize,
+}
+
+/// Where the current request's body is.
+#[derive(Debug, Clone)]
+pub enum Body {
+    InRead(Range<usize>),
+    Decoded,
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+impl Conn {
+    pub fn new(io: TcpStream) -> Self {
+        Conn {
+            io,
+            rbuf: Vec::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(4096),
+            chunked_body: Vec::new(),
+            consumed: 0,
+        }
+    }
+
+    pub fn body<'a>(&'a self, b: &Body) -> &'a [u8] {
+        match b {
+            Body::InRead(r) => &self.rbuf[r.clone()],
+            Body::Decoded => &self.chunked_body,
+        }
+    }
+
+    /// Reads more bytes into `rbuf`. `Ok(0)` is EOF.
+    async fn fill(&mut self, limit: Option<Duration>) -> Result<usize, GatewayError> {
+        if self.rbuf.capacity() - self.rbuf.len() < 2048 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        let buf = std::mem::take(&mut self.rbuf);
+        let len = buf.len();
+        let cap = buf.capacity();
+        let read = self
+            .io
+            .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap));
+        let (res, slice) = match limit {
+            None => read.await,
+            Some(d) => match monoio::time::timeout(d, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(GatewayError::new(
+                        Kind::RequestTimeout,
+                        "timed out reading the request",
+                    ));
+                }
+            },
+        };
+        self.rbuf = slice.into_inner();
+        res.map_err(|e| GatewayError::new(Kind::ClientDisconnected, format!("read failed: {e}")))
+    }
+
+    /// Drops the previous request's bytes, keeping anything pipelined after them.
+    pub fn finish_request(&mut self) {
+        if self.consumed > 0 {
+            self.rbuf.drain(..self.consumed);
+            self.consumed = 0;
+        }
+    }
+
+    /// Waits for the next request head. `Ok(None)`: the client closed an idle connection
+    /// (or it stayed idle past the keep-alive timeout).
+    pub async fn read_head(&mut self, limits: &Limits) -> Result<Option<Head>, GatewayError> {
+        self.finish_request();
+        loop {
+            if !self.rbuf.is_empty()
+                && let Some(head) = request::parse(&self.rbuf, limits.max_header_bytes)?
+            {
+                return Ok(Some(head));
+            }
+            let idle = self.rbuf.is_empty();
+            let limit = if idle {
+                limits.keepalive_timeout
+            } else {
+                limits.header_timeout
+            };
+            match self.fill(Some(limit)).await {
+                Ok(0) if idle => return Ok(None),
+                Ok(0) => {
+                    return Err(GatewayError::new(
+                        Kind::ClientDisconnected,
+                        "client closed mid-request",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if idle && e.kind == Kind::RequestTimeout => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads the body of `head` (answering `Expect: 100-continue` first).
+    pub async fn read_body(&mut self, head: &Head, limits: &Limits) -> Result<Body, GatewayError> {
+        let too_large = || {
+            GatewayError::new(
+                Kind::PayloadTooLarge,
+                format!(
+                    "request body exceeds the limit of {} bytes",
+                    limits.max_body_bytes
+                ),
+            )
+        };
+        if head
+            .content_length
+            .is_some_and(|n| n > limits.max_body_bytes)
+        {
+            return Err(too_large());
+        }
+        let has_body = head.chunked || head.content_length.is_some_and(|n| n > 0);
+        if head.expect_continue && has_body && self.rbuf.len() == head.len {
+            self.write_raw(response::CONTINUE).await?;
+        }
+        if head.chunked {
+            self.chunked_body.clear();
+            let mut dec = chunked::Decoder::default();
+            let mut at = head.len;
+            loop {
+                let n = dec
+                    .decode(&self.rbuf[at..], &mut self.chunked_body)
+                    .map_err(|_| {
+                        GatewayError::new(Kind::BadRequest, "malformed chunked request body")
+                    })?;
+                at += n;
+                if self.chunked_body.len() > limits.max_body_bytes {
+                    return Err(too_large());
+                }
+                if dec.is_done() {
+                    self.consumed = at;
+                    return Ok(Body::Decoded);
+                }
+                self.read_more_body(limits).await?;
+            }
+        }
+        let end = head.len + head.content_length.unwrap_or(0);
+        while self.rbuf.len() < end {
+            self.read_more_body(limits).await?;
+        }
+        self.consumed = end;
+        Ok(Body::InRead(head.len..end))
+    }
+
+    async fn read_more_body(&mut self, limits: &Limits) -> Result<(), GatewayError> {
+        match self.fill(Some(limits.header_timeout)).await? {
+            0 => Err(GatewayError::new(
+                Kind::ClientDisconnected,
+                "client closed mid-body",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// After an error response on a request whose body was not read: the connection must close.
+    pub fn mark_unframed(&mut self) {
+        self.consumed = self.rbuf.len();
+    }
+
+    async fn write_raw(&mut self, bytes: &'static [u8]) -> Result<(), GatewayError> {
+        let (res, _) = self.io.write_all(bytes).await;
+        res.map(|_| ())
+            .map_err(|e| GatewayError::new(Kind::ClientDisconnected, format!("write failed: {e}")))
+    }
+
+    /// Writes and clears `wbuf`.
+    pub async fn flush(&mut self) -> Result<(), GatewayError> {
+        let buf = std::mem::take(&mut self.wbuf);
+        let (res, mut buf) = self.io.write_all(buf).await;
+        buf.clear();
+        self.wbuf = buf;
+        res.map(|_| ())
+            .map_err(|e| GatewayError::new(Kind::ClientDisconnected, format!("write failed: {e}")))
+    }
+
+    /// Waits until the client closes (`true`) or sends more bytes, e.g. a pipelined request
+    /// (`false`; the bytes stay in the socket for the next `read_head`). Only readiness is
+    /// awaited and the socket is then peeked without blocking, so dropping this future at any
+    /// point loses nothing.
+    pub async fn closed(&self) -> bool {
+        loop {
+            if self.io.readable(false).await.is_err() {
+                return true;
+            }
+            match crate::sys::peek(&self.io) {
+                crate::sys::Peek::Closed => return true,
+                crate::sys::Peek::Data => return false,
+                crate::sys::Peek::Nothing => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Small JSON writing helpers for the hot path: escaping strings straight into output buffers,
+//! so responses and log lines are built without an intermediate serialiser.
+
+/// Appends `s` as a quoted JSON string.
+pub fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    push_escaped(out, s.as_bytes());
+    out.push(b'"');
+}
+
+/// Appends the bytes of a JSON string body (without quotes), escaping what JSON requires.
+pub fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&s[start..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&s[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+pub fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_round_trip() {
+        let s = "a\"b\\c\nd\u{1}é";
+        let mut out = Vec::new();
+        push_str(&mut out, s);
+        let back: String = simd_json::from_slice(&mut out).unwrap();
+        assert_eq!(back, s);
+    }
+}

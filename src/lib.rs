@@ -1,0 +1,19 @@
+//! shardgate: a shard-per-core LLM gateway on monoio and io_uring.
+//!
+//! See `ARCHITECTURE.md` for the shape: shards that share nothing on the request path, a
+//! control side that owns config, signals and background writers, and one pipeline function per
+//! ingress protocol (`pipeline`).
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod logger;
+pub mod observe;
+pub mod pipeline;
+pub mod providers;
+pub mod runtime;
+pub mod sys;
+pub mod upstream;

@@ -1,0 +1,93 @@
+//! The `shardgate` command: `serve` and `check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const USAGE: &str = "usage:
+  shardgate serve [--config FILE] [--shards N]   run the gateway (embedded default config without --config)
+  shardgate check --config FILE                  validate a config; print every problem; exit 1 on error";
+
+fn main() -> ExitCode {
+    shardgate::logger::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config: Option<PathBuf> = None;
+    let mut shards: Option<usize> = None;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "-c" => config = it.next().map(PathBuf::from),
+            "--shards" => match it.next().and_then(|s| s.parse().ok()).filter(|n| *n >= 1) {
+                Some(n) => shards = Some(n),
+                None => return usage("--shards takes a positive integer"),
+            },
+            "-h" | "--help" => return usage(""),
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(config, shards),
+        Some("check") => match config {
+            Some(path) => check(&path),
+            None => usage("check needs --config FILE"),
+        },
+        Some("-h" | "--help") => usage(""),
+        _ => usage("expected a command"),
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    if problem.is_empty() {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("shardgate: {problem}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match shardgate::config::load(Some(path)) {
+        Ok(snapshot) => match shardgate::upstream::tls::configs(&snapshot) {
+            Ok(_) => {
+                println!(
+                    "{}: ok ({} providers, {} models, {} keys)",
+                    path.display(),
+                    snapshot.providers.len(),
+                    snapshot.models.len(),
+                    snapshot.keys.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Err(problems) => {
+            eprint!("{problems}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(config: Option<PathBuf>, shards: Option<usize>) -> ExitCode {
+    let mut snapshot = match shardgate::config::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(problems) => {
+            eprint!("{problems}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(n) = shards {
+        snapshot.server.shards = shardgate::config::Shards::Count(n);
+    }
+    match shardgate::runtime::serve(snapshot) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The access log: one JSON line per request. A shard formats the line and pushes it onto its
+//! own bounded lock-free queue; one background thread drains every queue to stdout, stderr or
+//! a file. A full queue (a slow sink) never blocks a shard: the line is dropped and counted.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::config::AccessLog;
+use crate::json;
+
+const QUEUE_LINES: usize = 16 * 1024;
+
+/// A shard's end of the log.
+pub struct Sink {
+    queue: Option<Arc<ArrayQueue<Vec<u8>>>>,
+}
+
+impl Sink {
+    pub fn enabled(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Queues a line; `false` if it had to be dropped.
+    pub fn push(&self, line: Vec<u8>) -> bool {
+        match &self.queue {
+            Some(q) => q.push(line).is_ok(),
+            None => true,
+        }
+    }
+}
+
+/// One access-log record; `write` renders it as a JSON line.
+pub struct Record<'a> {
+    pub request_id: &'a [u8],
+    pub key: &'a str,
+    pub method_path: &'a [u8],
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub upstream_model: &'a str,
+    pub status: u16,
+    pub stream: bool,
+    pub tokens_in: Option<u64>,
+    pub tokens_out: Option<u64>,
+    pub total_us: u64,
+    pub upstream_us: Option<u64>,
+    pub error: Option<&'a str>,
+}
+
+impl Record<'_> {
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        out.extend_from_slice(b"{\"ts_ms\":");
+        json::push_u64(out, ts.as_millis() as u64);
+        out.extend_from_slice(b",\"request_id\":");
+        json::push_str(out, &String::from_utf8_lossy(self.request_id));
+        out.extend_from_slice(b",\"key\":");
+        json::push_str(out, self.key);
+        out.extend_from_slice(b",\"path\":");
+        json::push_str(out, &String::from_utf8_lossy(self.method_path));
+        out.extend_from_slice(b",\"model\":");
+        json::push_str(out, self.model);
+        out.extend_from_slice(b",\"provider\":");
+        json::push_str(out, self.provider);
+        out.extend_from_slice(b",\"upstream_model\":");
+        json::push_str(out, self.upstream_model);
+        out.extend_from_slice(b",\"status\":");
+        json::push_u64(out, self.status as u64);
+        out.extend_from_slice(if self.stream {
+            b",\"stream\":true"
+        } else {
+            b",\"stream\":false"
+        });
+        for (name, v) in [
+            ("tokens_in", self.tokens_in),
+            ("tokens_out", self.tokens_out),
+        ] {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            match v {
+                Some(n) => json::push_u64(out, n),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(b",\"total_us\":");
+        json::push_u64(out, self.total_us);
+        out.extend_from_slice(b",\"upstream_us\":");
+        match self.upstream_us {
+            Some(u) => json::push_u64(out, u),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"overhead_us\":");
+        json::push_u64(
+            out,
+            self.total_us.saturating_sub(self.upstream_us.unwrap_or(0)),
+        );
+        out.extend_from_slice(b",\"error\":");
+        match self.error {
+            Some(e) => json::push_str(out, e),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// The writer thread and the shards' sinks.
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Starts the writer (unless the log is off) and returns one sink per shard.
+pub fn start(target: &AccessLog, shards: usize) -> std::io::Result<(Writer, Vec<Sink>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut out: Box<dyn Write + Send> = match target {
+        AccessLog::Off => {
+            let sinks = (0..shards).map(|_| Sink { queue: None }).collect();
+            return Ok((Writer { stop, handle: None }, sinks));
+        }
+        AccessLog::Stdout => Box::new(std::io::stdout()),
+        AccessLog::Stderr => Box::new(std::io::stderr()),
+        AccessLog::File(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?,
+        ),
+    };
+    let queues: Vec<_> = (0..shards)
+        .map(|_| Arc::new(ArrayQueue::new(QUEUE_LINES)))
+        .collect();
+    let sinks = queues
+        .iter()
+        .map(|q| Sink {
+            queue: Some(q.clone()),
+        })
+        .collect();
+    let stop2 = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("access-log".into())
+        .spawn(move || {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            loop {
+                let stopping = stop2.load(Ordering::Acquire);
+                for q in &queues {
+                    while let Some(line) = q.pop() {
+                        buf.extend_from_slice(&line);
+                        if buf.len() >= 60 * 1024 {
+                            let _ = out.write_all(&buf);
+                            buf.clear();
+                        }
+                    }
+                }
+                if !buf.is_empty() {
+                    let _ = out.write_all(&buf);
+                    let _ = out.flush();
+                    buf.clear();
+                } else if stopping {
+                    return;
+                } else {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        })?;
+    Ok((
+        Writer {
+            stop,
+            handle: Some(handle),
+        },
+        sinks,
+    ))
+}
+
+impl Writer {
+    /// Drains what is queued, then stops.
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

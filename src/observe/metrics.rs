@@ -1,0 +1,316 @@
+//! Per-shard metrics. Each shard records into its own counters and hdrhistograms with plain
+//! arithmetic (no atomics, no locks); a scrape asks every shard for a copy over its control
+//! queue, merges the copies and renders Prometheus text.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+
+use crate::config::Snapshot;
+use crate::error::Kind;
+use crate::providers::Usage;
+
+/// Label index meaning "no model/provider" (the request failed before one was known).
+pub const NONE: u32 = u32::MAX;
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds from 1 µs to 1 hour, 2 significant digits: a few KiB each.
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
+}
+
+#[derive(Clone)]
+pub struct ShardMetrics {
+    requests: HashMap<(u32, u32, u16), u64>,
+    errors: HashMap<Kind, u64>,
+    upstream_errors: HashMap<(u32, Kind), u64>,
+    duration: Vec<Histogram<u64>>,
+    ttfb: Vec<Histogram<u64>>,
+    overhead: Histogram<u64>,
+    tokens: Vec<(u64, u64)>,
+    pub inflight: i64,
+    pub connections_open: i64,
+    pub connections_total: u64,
+    pub access_log_dropped: u64,
+}
+
+/// One request, as the settle stage reports it.
+pub struct Sample {
+    pub model: u32,
+    pub provider: u32,
+    pub status: u16,
+    pub error: Option<Kind>,
+    pub total_us: u64,
+    pub upstream_us: Option<u64>,
+    pub ttfb_us: Option<u64>,
+    pub usage: Option<Usage>,
+}
+
+impl ShardMetrics {
+    pub fn new(snapshot: &Snapshot) -> Self {
+        ShardMetrics {
+            requests: HashMap::new(),
+            errors: HashMap::new(),
+            upstream_errors: HashMap::new(),
+            // One extra slot for requests without a known model.
+            duration: (0..=snapshot.models.len()).map(|_| histogram()).collect(),
+            ttfb: snapshot.providers.iter().map(|_| histogram()).collect(),
+            overhead: histogram(),
+            tokens: vec![(0, 0); snapshot.models.len()],
+            inflight: 0,
+            connections_open: 0,
+            connections_total: 0,
+            access_log_dropped: 0,
+        }
+    }
+
+    pub fn record(&mut self, s: &Sample) {
+        *self
+            .requests
+            .entry((s.model, s.provider, s.status))
+            .or_default() += 1;
+        if let Some(k) = s.error {
+            *self.errors.entry(k).or_default() += 1;
+            if k.is_upstream() && s.provider != NONE {
+                *self.upstream_errors.entry((s.provider, k)).or_default() += 1;
+            }
+        }
+        let slot = if s.model == NONE {
+            self.duration.len() - 1
+        } else {
+            s.model as usize
+        };
+        let _ = self.duration[slot].record(s.total_us.max(1));
+        if let (Some(t), true) = (s.ttfb_us, s.provider != NONE) {
+            let _ = self.ttfb[s.provider as usize].record(t.max(1));
+        }
+        if s.model != NONE {
+            let overhead = s.total_us.saturating_sub(s.upstream_us.unwrap_or(0));
+            let _ = self.overhead.record(overhead.max(1));
+            if let Some(u) = s.usage {
+                let t = &mut self.tokens[s.model as usize];
+                t.0 += u.input;
+                t.1 += u.output;
+            }
+        }
+    }
+
+    pub fn merge(&mut self, o: &ShardMetrics) {
+        for (k, v) in &o.requests {
+            *self.requests.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.upstream_errors {
+            *self.upstream_errors.entry(*k).or_default() += v;
+        }
+        for (a, b) in self.duration.iter_mut().zip(&o.duration) {
+            let _ = a.add(b);
+        }
+        for (a, b) in self.ttfb.iter_mut().zip(&o.ttfb) {
+            let _ = a.add(b);
+        }
+        let _ = self.overhead.add(&o.overhead);
+        for (a, b) in self.tokens.iter_mut().zip(&o.tokens) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+        self.inflight += o.inflight;
+        self.connections_open += o.connections_open;
+        self.connections_total += o.connections_total;
+        self.access_log_dropped += o.access_log_dropped;
+    }
+
+    /// Prometheus text exposition of merged metrics.
+    pub fn render(&self, snap: &Snapshot, shards: usize, cpu_micros: u64) -> String {
+        let model = |i: u32| {
+            if i == NONE {
+                ""
+            } else {
+                snap.models[i as usize].alias.as_str()
+            }
+        };
+        let provider = |i: u32| {
+            if i == NONE {
+                ""
+            } else {
+                snap.providers[i as usize].name.as_str()
+            }
+        };
+        let mut out = String::with_capacity(4096);
+        let o = &mut out;
+        header(
+            o,
+            "shardgate_requests_total",
+            "counter",
+            "Requests by model alias, provider and HTTP status.",
+        );
+        let mut rows: Vec<_> = self.requests.iter().collect();
+        rows.sort();
+        for ((m, p, s), v) in rows {
+            let _ = writeln!(
+                o,
+                "shardgate_requests_total{{model=\"{}\",provider=\"{}\",status=\"{s}\"}} {v}",
+                esc(model(*m)),
+                esc(provider(*p))
+            );
+        }
+        header(
+            o,
+            "shardgate_errors_total",
+            "counter",
+            "Failed requests by error kind.",
+        );
+        for k in Kind::ALL {
+            let _ = writeln!(
+                o,
+                "shardgate_errors_total{{kind=\"{}\"}} {}",
+                k.code(),
+                self.errors.get(&k).unwrap_or(&0)
+            );
+        }
+        header(
+            o,
+            "shardgate_upstream_errors_total",
+            "counter",
+            "Upstream failures by provider and kind.",
+        );
+        let mut rows: Vec<_> = self.upstream_errors.iter().collect();
+        rows.sort_by_key(|((p, k), _)| (*p, k.code()));
+        for ((p, k), v) in rows {
+            let _ = writeln!(
+                o,
+                "shardgate_upstream_errors_total{{provider=\"{}\",kind=\"{}\"}} {v}",
+                esc(provider(*p)),
+                k.code()
+            );
+        }
+        header(
+            o,
+            "shardgate_request_duration_seconds",
+            "summary",
+            "Whole request time as the gateway saw it.",
+        );
+        for (i, h) in self.duration.iter().enumerate() {
+            let m = if i == snap.models.len() {
+                ""
+            } else {
+                &snap.models[i].alias
+            };
+            summary(
+                o,
+                "shardgate_request_duration_seconds",
+                &format!("model=\"{}\"", esc(m)),
+                h,
+            );
+        }
+        header(
+            o,
+            "shardgate_upstream_ttfb_seconds",
+            "summary",
+            "Time from sending upstream to its response head.",
+        );
+        for (i, h) in self.ttfb.iter().enumerate() {
+            summary(
+                o,
+                "shardgate_upstream_ttfb_seconds",
+                &format!("provider=\"{}\"", esc(&snap.providers[i].name)),
+                h,
+            );
+        }
+        header(
+            o,
+            "shardgate_overhead_seconds",
+            "summary",
+            "Gateway overhead: total time minus upstream time.",
+        );
+        summary(o, "shardgate_overhead_seconds", "", &self.overhead);
+        header(
+            o,
+            "shardgate_tokens_total",
+            "counter",
+            "Tokens by model alias and direction.",
+        );
+        for (i, (tin, tout)) in self.tokens.iter().enumerate() {
+            let m = esc(&snap.models[i].alias);
+            let _ = writeln!(
+                o,
+                "shardgate_tokens_total{{model=\"{m}\",direction=\"input\"}} {tin}"
+            );
+            let _ = writeln!(
+                o,
+                "shardgate_tokens_total{{model=\"{m}\",direction=\"output\"}} {tout}"
+            );
+        }
+        gauge(
+            o,
+            "shardgate_inflight_requests",
+            "Requests being served.",
+            self.inflight,
+        );
+        gauge(
+            o,
+            "shardgate_connections_open",
+            "Open client connections.",
+            self.connections_open,
+        );
+        header(
+            o,
+            "shardgate_connections_total",
+            "counter",
+            "Client connections accepted.",
+        );
+        let _ = writeln!(o, "shardgate_connections_total {}", self.connections_total);
+        header(
+            o,
+            "shardgate_access_log_dropped_total",
+            "counter",
+            "Access log lines dropped because the writer fell behind.",
+        );
+        let _ = writeln!(
+            o,
+            "shardgate_access_log_dropped_total {}",
+            self.access_log_dropped
+        );
+        gauge(o, "shardgate_shards", "Shards serving.", shards as i64);
+        header(
+            o,
+            "shardgate_process_cpu_seconds_total",
+            "counter",
+            "CPU time used by the process.",
+        );
+        let _ = writeln!(
+            o,
+            "shardgate_process_cpu_seconds_total {:.6}",
+            cpu_micros as f64 / 1e6
+        );
+        out
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge(o: &mut String, name: &str, help: &str, v: i64) {
+    header(o, name, "gauge", help);
+    let _ = writeln!(o, "{name} {v}");
+}
+
+fn summary(o: &mut String, name: &str, labels: &str, h: &Histogram<u64>) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for q in [0.5, 0.9, 0.99, 0.999] {
+        let v = h.value_at_quantile(q) as f64 / 1e6;
+        let _ = writeln!(o, "{name}{{{labels}{sep}quantile=\"{q}\"}} {v:.6}");
+    }
+    let sum = h.mean() * h.len() as f64 / 1e6;
+    let _ = writeln!(o, "{name}_sum{{{labels}}} {sum:.6}");
+    let _ = writeln!(o, "{name}_count{{{labels}}} {}", h.len());
+}

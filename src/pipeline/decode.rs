@@ -1,0 +1,307 @@
+//! The decode stage: parse a request body once with simd-json into per-connection arena
+//! storage, type only the fields the gateway acts on, and remember *where* they are in the
+//! original bytes so a same-protocol upstream gets the client's own bytes with only `model`
+//! (and, for streams, `stream_options`) spliced.
+//!
+//! simd-json unescapes strings in place, each starting at its original offset, so the offset of
+//! a borrowed key or value in the arena copy is its offset in the client's body.
+
+use std::ops::Range;
+
+use bumpalo::Bump;
+use simd_json::prelude::*;
+use simd_json::{Buffers, Tape};
+
+use crate::error::{GatewayError, Kind};
+
+/// Per-connection parser state, reused by every request on the connection.
+pub struct Decoder {
+    arena: Bump,
+    buffers: Buffers,
+    tape: Option<Tape<'static>>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder {
+            arena: Bump::with_capacity(8 * 1024),
+            buffers: Buffers::new(4 * 1024),
+            tape: Some(Tape::null().reset()),
+        }
+    }
+}
+
+/// What the gateway needs from a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// The `model` string's content, between its quotes, in the body.
+    pub model: Range<usize>,
+    /// The alias when the raw string contains escapes (rare); otherwise read `model` raw.
+    pub model_unescaped: Option<String>,
+    pub stream: bool,
+    pub stream_options: StreamOptions,
+    /// Offset of the body's opening `{`.
+    pub open: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOptions {
+    Absent,
+    /// `stream_options.include_usage` is `true` already.
+    IncludeUsage,
+    /// An object without `include_usage: true`: `open` is its `{`, `value` the span of an
+    /// `include_usage` member's value if there is one.
+    Object {
+        open: usize,
+        empty: bool,
+        value: Option<Range<usize>>,
+    },
+    /// Some other value (e.g. `null`), spanning this range.
+    Other(Range<usize>),
+}
+
+impl Decoded {
+    pub fn alias<'a>(&'a self, body: &'a [u8]) -> &'a str {
+        match &self.model_unescaped {
+            Some(s) => s,
+            // The tape validated the body as UTF-8 and `model` as a string without escapes.
+            None => std::str::from_utf8(&body[self.model.clone()]).unwrap_or_default(),
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> GatewayError {
+    GatewayError::new(Kind::BadRequest, msg)
+}
+
+impl Decoder {
+    pub fn decode(&mut self, body: &[u8]) -> Result<Decoded, GatewayError> {
+        let Decoder {
+            arena,
+            buffers,
+            tape,
+        } = self;
+        arena.reset();
+        let len = body.len();
+        let input = arena.alloc_slice_fill_copy(len + simd_json::INPUT_PADDING, 0u8);
+        input[..len].copy_from_slice(body);
+        let base = input.as_ptr() as usize;
+        let mut t: Tape<'_> = tape.take().unwrap_or_else(Tape::null).reset();
+        let result = match simd_json::fill_tape_padded(input, len, buffers, &mut t) {
+            Ok(()) => extract(&t, body, base),
+            Err(e) => Err(bad(format!("request body is not valid JSON: {e}"))),
+        };
+        *tape = Some(t.reset());
+        result
+    }
+}
+
+fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, GatewayError> {
+    let root = tape.as_value();
+    let obj = root
+        .as_object()
+        .ok_or_else(|| bad("request body must be a JSON object"))?;
+    let offset = |s: &str| s.as_ptr() as usize - base;
+    let mut model = None;
+    let mut stream = false;
+    let mut stream_options = StreamOptions::Absent;
+    for (key, value) in obj.iter() {
+        match key {
+            "model" => {
+                let s = value
+                    .as_str()
+                    .ok_or_else(|| bad("`model` must be a string"))?;
+                let start = offset(s);
+                let end = string_end(body, start).ok_or_else(|| bad("malformed `model`"))?;
+                let unescaped = (body[start..end].contains(&b'\\')).then(|| s.to_owned());
+                model = Some((start..end, unescaped));
+            }
+            "stream" => {
+                stream = match value.as_bool() {
+                    Some(b) => b,
+                    None if value.is_null() => false,
+                    None => return Err(bad("`stream` must be a boolean")),
+                };
+            }
+            "stream_options" => {
+                let vstart = value_start(body, offset(key))
+                    .ok_or_else(|| bad("malformed `stream_options`"))?;
+                stream_options = match value.as_object() {
+                    Some(o) => {
+                        let mut member = None;
+                        for (k, v) in o.iter() {
+                            if k == "include_usage" {
+                                member = Some((offset(k), v.as_bool()));
+                            }
+                        }
+                        match member {
+                            Some((_, Some(true))) => StreamOptions::IncludeUsage,
+                            Some((k, _)) => StreamOptions::Object {
+                                open: vstart,
+                                empty: false,
+                                value: value_start(body, k).map(|s| s..scalar_end(body, s)),
+                            },
+                            None => StreamOptions::Object {
+                                open: vstart,
+                                empty: o.is_empty(),
+                                value: None,
+                            },
+                        }
+                    }
+                    None if value.is_array() => {
+                        return Err(bad("`stream_options` must be an object"));
+                    }
+                    None => StreamOptions::Other(vstart..scalar_end(body, vstart)),
+                };
+            }
+            _ => {}
+        }
+    }
+    let (model, model_unescaped) =
+        model.ok_or_else(|| bad("you must provide a `model` parameter"))?;
+    if model.is_empty() {
+        return Err(bad("`model` must not be empty"));
+    }
+    let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
+    Ok(Decoded {
+        model,
+        model_unescaped,
+        stream,
+        stream_options,
+        open,
+    })
+}
+
+/// Index of the closing quote of a string whose content starts at `start`.
+fn string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Start of the value of the member whose key content starts at `key_start`.
+fn value_start(body: &[u8], key_start: usize) -> Option<usize> {
+    let mut i = string_end(body, key_start)? + 1;
+    while body.get(i)?.is_ascii_whitespace() {
+        i += 1;
+    }
+    if body[i] != b':' {
+        return None;
+    }
+    i += 1;
+    while body.get(i)?.is_ascii_whitespace() {
+        i += 1;
+    }
+    Some(i)
+}
+
+/// End of a scalar (number, `true`, `false`, `null`, or a string) starting at `start`.
+fn scalar_end(body: &[u8], start: usize) -> usize {
+    if body.get(start) == Some(&b'"') {
+        return string_end(body, start + 1).map_or(body.len(), |e| e + 1);
+    }
+    let mut i = start;
+    while i < body.len() && !matches!(body[i], b',' | b'}' | b']') && !body[i].is_ascii_whitespace()
+    {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(s: &str) -> Result<Decoded, GatewayError> {
+        Decoder::default().decode(s.as_bytes())
+    }
+
+    #[test]
+    fn finds_model_and_stream() {
+        let body = r#"{"messages":[{"role":"user","content":"hi \"model\""}], "model" : "gpt-4o", "stream":true}"#;
+        let d = decode(body).unwrap();
+        assert_eq!(&body[d.model.clone()], "gpt-4o");
+        assert_eq!(d.alias(body.as_bytes()), "gpt-4o");
+        assert!(d.stream);
+        assert_eq!(d.stream_options, StreamOptions::Absent);
+        assert_eq!(d.open, 0);
+    }
+
+    #[test]
+    fn escaped_model_and_key_offsets_hold() {
+        let body = r#"{"messages":"a\nb\u00e9\"","mo\u0064el":"gpt\u002d4","stream":false}"#;
+        let d = decode(body).unwrap();
+        assert_eq!(&body[d.model.clone()], r"gpt\u002d4");
+        assert_eq!(d.alias(body.as_bytes()), "gpt-4");
+        assert!(!d.stream);
+    }
+
+    #[test]
+    fn stream_options_variants() {
+        let d = decode(r#"{"model":"m","stream_options":{"include_usage":true}}"#).unwrap();
+        assert_eq!(d.stream_options, StreamOptions::IncludeUsage);
+        let b = r#"{"model":"m","stream_options": {"include_usage" : false}}"#;
+        let d = decode(b).unwrap();
+        let StreamOptions::Object {
+            open,
+            empty,
+            value: Some(v),
+        } = d.stream_options
+        else {
+            panic!()
+        };
+        assert_eq!(&b[open..open + 1], "{");
+        assert!(!empty);
+        assert_eq!(&b[v], "false");
+        let b = r#"{"model":"m","stream_options":{}}"#;
+        let d = decode(b).unwrap();
+        assert!(matches!(
+            d.stream_options,
+            StreamOptions::Object {
+                empty: true,
+                value: None,
+                ..
+            }
+        ));
+        let b = r#"{"model":"m","stream_options":null}"#;
+        let StreamOptions::Other(r) = decode(b).unwrap().stream_options else {
+            panic!()
+        };
+        assert_eq!(&b[r], "null");
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_route() {
+        for (body, needle) in [
+            ("{", "not valid JSON"),
+            ("[1]", "JSON object"),
+            (r#"{"messages":[]}"#, "`model`"),
+            (r#"{"model":3}"#, "`model` must be a string"),
+            (r#"{"model":""}"#, "must not be empty"),
+            (r#"{"model":"m","stream":"yes"}"#, "`stream`"),
+            ("{\"model\":\"\u{1}\"}", "not valid JSON"),
+        ] {
+            let e = decode(body).unwrap_err();
+            assert_eq!(e.kind, Kind::BadRequest, "{body}");
+            assert!(e.message.contains(needle), "{body}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn decoder_is_reusable_across_bodies() {
+        let mut d = Decoder::default();
+        let big = format!(r#"{{"model":"a","x":"{}"}}"#, "y".repeat(70_000));
+        assert_eq!(d.decode(big.as_bytes()).unwrap().alias(big.as_bytes()), "a");
+        let small = r#"{"model":"bb"}"#;
+        assert_eq!(
+            d.decode(small.as_bytes()).unwrap().alias(small.as_bytes()),
+            "bb"
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! The request pipeline. One function per ingress protocol runs the stages in order:
+//!
+//! 1. accept     — `http::conn` read the head (bounded); the clock started
+//! 2. route path — which endpoint, or 404/405
+//! 3. authenticate — the bearer key → a principal (401)
+//! 4. decode     — the body, once, with simd-json into the connection's arena (400/413)
+//! 5. admit      — the alias exists (404) and the key may use it (403)
+//! 6. route      — the alias → a target (provider + upstream model)
+//! 7. attempt    — the adapter builds the upstream request; the pooled client sends it
+//! 8. relay      — JSON back whole, or SSE events forwarded as they arrive
+//! 9. settle     — always: metrics, one access-log line
+//!
+//! Every stage returns a value or a [`GatewayError`]; only `handle` turns errors into responses,
+//! and only `settle` records them.
+
+pub mod decode;
+mod openai;
+mod relay;
+
+use std::time::Instant;
+
+pub use openai::handle;
+
+use crate::auth::Principal;
+use crate::error::{GatewayError, Kind};
+use crate::observe::log::Record;
+use crate::observe::metrics::{NONE, Sample};
+use crate::providers::Usage;
+use crate::runtime::shard::Shard;
+
+/// Per-connection buffers the pipeline reuses across requests.
+#[derive(Default)]
+pub struct Scratch {
+    pub decoder: decode::Decoder,
+    /// The upstream request being built and sent.
+    pub upstream: Vec<u8>,
+    /// Upstream response bytes.
+    pub body: Vec<u8>,
+    /// SSE events to forward in the next write.
+    pub events: Vec<u8>,
+}
+
+/// What the stages learn about a request; `settle` reports it.
+pub struct Ctx {
+    pub start: Instant,
+    id: [u8; 128],
+    id_len: usize,
+    pub key: Option<Principal>,
+    pub model: u32,
+    pub provider: u32,
+    pub target: u32,
+    pub stream: bool,
+    pub keep_alive: bool,
+    pub body_read: bool,
+}
+
+impl Ctx {
+    pub fn id(&self) -> &[u8] {
+        &self.id[..self.id_len]
+    }
+
+    fn new(shard: &Shard, client_id: Option<&[u8]>, keep_alive: bool) -> Ctx {
+        let mut ctx = Ctx {
+            start: Instant::now(),
+            id: [0; 128],
+            id_len: 0,
+            key: None,
+            model: NONE,
+            provider: NONE,
+            target: 0,
+            stream: false,
+            keep_alive: keep_alive && !shard.draining.get(),
+            body_read: false,
+        };
+        match client_id {
+            Some(id) => {
+                ctx.id[..id.len()].copy_from_slice(id);
+                ctx.id_len = id.len();
+            }
+            None => {
+                let mut buf = [0u8; 32];
+                let n = shard.request_id(&mut buf);
+                ctx.id[..n].copy_from_slice(&buf[..n]);
+                ctx.id_len = n;
+            }
+        }
+        ctx
+    }
+
+    pub fn elapsed_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub status: u16,
+    pub error: Option<GatewayError>,
+    pub usage: Option<Usage>,
+    pub upstream_us: Option<u64>,
+    pub ttfb_us: Option<u64>,
+}
+
+/// Records metrics and the access-log line for a finished request.
+fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
+    let total_us = ctx.elapsed_us();
+    let error = outcome.error.as_ref().map(|e| e.kind);
+    let mut m = shard.metrics.borrow_mut();
+    m.record(&Sample {
+        model: ctx.model,
+        provider: ctx.provider,
+        status: outcome.status,
+        error,
+        total_us,
+        upstream_us: outcome.upstream_us,
+        ttfb_us: outcome.ttfb_us,
+        usage: outcome.usage,
+    });
+    if !shard.log.enabled() {
+        return;
+    }
+    let snap = &shard.snapshot;
+    let (model, upstream_model) = match ctx.model {
+        NONE => ("", ""),
+        i => {
+            let m = &snap.models[i as usize];
+            let t = m
+                .targets
+                .get(ctx.target as usize)
+                .map_or("", |t| t.model.as_str());
+            (m.alias.as_str(), if ctx.provider == NONE { "" } else { t })
+        }
+    };
+    let mut line = Vec::with_capacity(400);
+    Record {
+        request_id: ctx.id(),
+        key: ctx.key.map_or("", |k| snap.keys.name(k)),
+        method_path: path,
+        model,
+        provider: if ctx.provider == NONE {
+            ""
+        } else {
+            &snap.providers[ctx.provider as usize].name
+        },
+        upstream_model,
+        status: outcome.status,
+        stream: ctx.stream,
+        tokens_in: outcome.usage.map(|u| u.input),
+        tokens_out: outcome.usage.map(|u| u.output),
+        total_us,
+        upstream_us: outcome.upstream_us,
+        error: error.map(Kind::code),
+    }
+    .write(&mut line);
+    if !shard.log.push(line) {
+        m.access_log_dropped += 1;
+    }
+}
+
+/// Settles a request that failed before its head could be parsed (400/408/431).
+pub fn settle_early(shard: &Shard, id: &[u8], err: &GatewayError) {
+    let mut ctx = Ctx::new(shard, Some(id), false);
+    ctx.start = Instant::now();
+    let outcome = Outcome {
+        status: err.kind.status(),
+        error: Some(err.clone()),
+        ..Outcome::default()
+    };
+    settle(shard, &ctx, b"", &outcome);
+}

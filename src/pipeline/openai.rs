@@ -1,0 +1,235 @@
+//! The OpenAI ingress: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/models`.
+//! `handle` is the whole lifecycle of one request, top to bottom.
+
+use super::{Ctx, Outcome, Scratch, relay, settle};
+use crate::auth::Principal;
+use crate::config::Snapshot;
+use crate::error::{GatewayError, Kind};
+use crate::http::conn::Conn;
+use crate::http::request::{Head, Method};
+use crate::http::response::{self, Meta};
+use crate::json;
+use crate::providers::{Endpoint, Protocol, mock, openai};
+use crate::runtime::shard::Shard;
+
+enum Route {
+    Models,
+    Model(std::ops::Range<usize>),
+    Proxy(Endpoint),
+}
+
+/// Serves one request; returns whether the connection may serve another.
+pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head: Head) -> bool {
+    let client_id = head.request_id.clone().map(|r| &conn.rbuf[r]);
+    let mut ctx = Ctx::new(shard, client_id, head.keep_alive);
+    shard.metrics.borrow_mut().inflight += 1;
+    let outcome = match run(shard, conn, scratch, &head, &mut ctx).await {
+        Ok(o) => o,
+        Err(e) => {
+            if !ctx.body_read {
+                // The body was never read: the connection cannot be reused safely.
+                ctx.keep_alive = false;
+                conn.mark_unframed();
+            }
+            if e.kind != Kind::ClientDisconnected {
+                let meta = Meta {
+                    request_id: ctx.id(),
+                    keep_alive: ctx.keep_alive,
+                    timing: None,
+                };
+                response::error(&mut conn.wbuf, &e, &meta);
+                if conn.flush().await.is_err() {
+                    ctx.keep_alive = false;
+                }
+            } else {
+                ctx.keep_alive = false;
+            }
+            Outcome {
+                status: e.kind.status(),
+                error: Some(e),
+                ..Outcome::default()
+            }
+        }
+    };
+    settle(shard, &ctx, &conn.rbuf[head.path.clone()], &outcome);
+    shard.metrics.borrow_mut().inflight -= 1;
+    ctx.keep_alive
+}
+
+fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
+    let path = match memchr::memchr(b'?', path) {
+        Some(q) => &path[..q],
+        None => path,
+    };
+    let rest = path.strip_prefix(b"/v1").unwrap_or(path);
+    let (route, allowed) = match rest {
+        b"/chat/completions" => (Route::Proxy(Endpoint::Chat), Method::Post),
+        b"/completions" => (Route::Proxy(Endpoint::Completions), Method::Post),
+        b"/embeddings" => (Route::Proxy(Endpoint::Embeddings), Method::Post),
+        b"/models" => (Route::Models, Method::Get),
+        _ => match rest.strip_prefix(b"/models/") {
+            Some(id) if !id.is_empty() => {
+                let start = id.as_ptr() as usize - path.as_ptr() as usize;
+                (Route::Model(start..start + id.len()), Method::Get)
+            }
+            _ => {
+                let shown = String::from_utf8_lossy(path);
+                return Err(GatewayError::new(
+                    Kind::NotFound,
+                    format!("unknown path {shown}"),
+                ));
+            }
+        },
+    };
+    if method != allowed {
+        let want = if allowed == Method::Get {
+            "GET"
+        } else {
+            "POST"
+        };
+        return Err(GatewayError::new(
+            Kind::MethodNotAllowed,
+            format!("this endpoint takes {want}"),
+        ));
+    }
+    Ok(route)
+}
+
+async fn run(
+    shard: &Shard,
+    conn: &mut Conn,
+    scratch: &mut Scratch,
+    head: &Head,
+    ctx: &mut Ctx,
+) -> Result<Outcome, GatewayError> {
+    let snap: &Snapshot = &shard.snapshot;
+    let route = route(head.method, &conn.rbuf[head.path.clone()])?;
+    let key = snap
+        .keys
+        .authenticate(head.api_key.clone().map(|r| &conn.rbuf[r]))?;
+    ctx.key = Some(key);
+    if !matches!(route, Route::Proxy(_)) {
+        // GET routes ignore a body; a connection whose body was not read cannot be reused.
+        ctx.body_read = !head.chunked && head.content_length.unwrap_or(0) == 0;
+        if !ctx.body_read {
+            ctx.keep_alive = false;
+            conn.mark_unframed();
+        }
+    }
+    let endpoint = match route {
+        Route::Models => return models(conn, ctx, snap, key, None).await,
+        Route::Model(r) => {
+            let start = head.path.start + r.start;
+            let id = String::from_utf8_lossy(&conn.rbuf[start..start + r.len()]).into_owned();
+            return models(conn, ctx, snap, key, Some(&id)).await;
+        }
+        Route::Proxy(e) => e,
+    };
+
+    let body_at = conn.read_body(head, &shard.limits).await?;
+    ctx.body_read = true;
+    let body = conn.body(&body_at);
+    let decoded = scratch.decoder.decode(body)?;
+
+    let alias = decoded.alias(body);
+    let (model_idx, model) = snap.model(alias).ok_or_else(|| {
+        GatewayError::new(
+            Kind::ModelNotFound,
+            format!("the model `{alias}` does not exist"),
+        )
+    })?;
+    ctx.model = model_idx as u32;
+    if !snap.keys.may_use(key, model_idx) {
+        return Err(GatewayError::new(
+            Kind::Forbidden,
+            format!("this key may not use the model `{alias}`"),
+        ));
+    }
+
+    let target = &model.targets[0];
+    ctx.target = 0;
+    ctx.provider = target.provider as u32;
+    ctx.stream = decoded.stream && endpoint.streams();
+    let provider = &snap.providers[target.provider];
+    match provider.protocol {
+        Protocol::Mock => {
+            let include_usage =
+                decoded.stream_options == crate::pipeline::decode::StreamOptions::IncludeUsage;
+            let id = String::from_utf8_lossy(ctx.id()).into_owned();
+            let reply = mock::respond(
+                endpoint,
+                ctx.stream,
+                include_usage,
+                &target.model,
+                body.len(),
+                &id,
+            );
+            relay::local(conn, ctx, reply).await
+        }
+        Protocol::OpenAi => {
+            let origin = &snap.origins[provider.origin.expect("openai providers have an origin")];
+            scratch.upstream.clear();
+            let request = openai::Request {
+                provider,
+                origin,
+                endpoint,
+                body,
+                decoded: &decoded,
+                model: &target.model,
+            };
+            let injected = openai::build(&mut scratch.upstream, &request);
+            relay::proxy(shard, conn, scratch, ctx, provider, origin, injected).await
+        }
+    }
+}
+
+/// `GET /v1/models` (the aliases this key may use) and `GET /v1/models/{id}`.
+async fn models(
+    conn: &mut Conn,
+    ctx: &mut Ctx,
+    snap: &Snapshot,
+    key: Principal,
+    one: Option<&str>,
+) -> Result<Outcome, GatewayError> {
+    let push = |out: &mut Vec<u8>, alias: &str| {
+        out.extend_from_slice(b"{\"id\":");
+        json::push_str(out, alias);
+        out.extend_from_slice(b",\"object\":\"model\",\"created\":0,\"owned_by\":\"shardgate\"}");
+    };
+    let mut body = Vec::with_capacity(256);
+    if let Some(id) = one {
+        match snap.model(id) {
+            Some((i, m)) if snap.keys.may_use(key, i) => push(&mut body, &m.alias),
+            _ => {
+                return Err(GatewayError::new(
+                    Kind::ModelNotFound,
+                    format!("the model `{id}` does not exist"),
+                ));
+            }
+        }
+    } else {
+        body.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
+        let mut first = true;
+        for (i, m) in snap.models.iter().enumerate() {
+            if snap.keys.may_use(key, i) {
+                if !first {
+                    body.push(b',');
+                }
+                first = false;
+                push(&mut body, &m.alias);
+            }
+        }
+        body.extend_from_slice(b"]}");
+    }
+    let meta = Meta {
+        request_id: ctx.id(),
+        keep_alive: ctx.keep_alive,
+        timing: Some((ctx.elapsed_us(), None)),
+    };
+    response::full(&mut conn.wbuf, 200, response::JSON, &body, &meta, &[]);
+    conn.flush().await?;
+    Ok(Outcome {
+        status: 200,
+        ..Outcome::default()
+    })
+}

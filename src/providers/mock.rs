@@ -1,0 +1,202 @@
+//! The built-in `mock` protocol: answers chat completions (JSON and SSE), completions and
+//! embeddings locally, so the embedded default config works with no network. Token counts are
+//! deterministic: input = body bytes / 4, output = the number of words in the canned answer.
+
+use super::{Endpoint, Usage};
+use crate::json;
+
+const WORDS: [&str; 8] = [
+    "Hello",
+    " from",
+    " shardgate's",
+    " built-in",
+    " mock",
+    " provider",
+    ".",
+    "",
+];
+const ANSWER: &str = "Hello from shardgate's built-in mock provider.";
+const EMBEDDING_DIMS: usize = 8;
+
+/// A complete mock response: its content type, its body, and the usage to account.
+pub struct Reply {
+    pub stream: bool,
+    pub body: Vec<u8>,
+    pub usage: Usage,
+}
+
+pub fn respond(
+    endpoint: Endpoint,
+    stream: bool,
+    include_usage: bool,
+    model: &str,
+    request_len: usize,
+    id: &str,
+) -> Reply {
+    let usage = Usage {
+        input: (request_len as u64 / 4).max(1),
+        output: if endpoint == Endpoint::Embeddings {
+            0
+        } else {
+            WORDS.len() as u64 - 1
+        },
+    };
+    let mut body = Vec::with_capacity(1024);
+    let stream = stream && endpoint.streams();
+    match (endpoint, stream) {
+        (Endpoint::Embeddings, _) => embeddings(&mut body, model, usage),
+        (_, false) => completion(&mut body, endpoint, model, id, usage),
+        (_, true) => events(&mut body, endpoint, model, id, usage, include_usage),
+    }
+    Reply {
+        stream,
+        body,
+        usage,
+    }
+}
+
+fn push_usage(out: &mut Vec<u8>, u: Usage) {
+    out.extend_from_slice(b"{\"prompt_tokens\":");
+    json::push_u64(out, u.input);
+    out.extend_from_slice(b",\"completion_tokens\":");
+    json::push_u64(out, u.output);
+    out.extend_from_slice(b",\"total_tokens\":");
+    json::push_u64(out, u.input + u.output);
+    out.push(b'}');
+}
+
+fn preamble(out: &mut Vec<u8>, object: &str, model: &str, id: &str) {
+    out.extend_from_slice(b"{\"id\":\"mock-");
+    json::push_escaped(out, id.as_bytes());
+    out.extend_from_slice(b"\",\"object\":\"");
+    out.extend_from_slice(object.as_bytes());
+    out.extend_from_slice(b"\",\"created\":1700000000,\"model\":");
+    json::push_str(out, model);
+}
+
+fn completion(out: &mut Vec<u8>, endpoint: Endpoint, model: &str, id: &str, usage: Usage) {
+    if endpoint == Endpoint::Chat {
+        preamble(out, "chat.completion", model, id);
+        out.extend_from_slice(
+            b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
+        );
+    } else {
+        preamble(out, "text_completion", model, id);
+        out.extend_from_slice(b",\"choices\":[{\"index\":0,\"text\":");
+    }
+    json::push_str(out, ANSWER);
+    if endpoint == Endpoint::Chat {
+        out.push(b'}');
+    }
+    out.extend_from_slice(b",\"finish_reason\":\"stop\"}],\"usage\":");
+    push_usage(out, usage);
+    out.push(b'}');
+}
+
+fn events(
+    out: &mut Vec<u8>,
+    endpoint: Endpoint,
+    model: &str,
+    id: &str,
+    usage: Usage,
+    include_usage: bool,
+) {
+    let (object, chat) = match endpoint {
+        Endpoint::Chat => ("chat.completion.chunk", true),
+        _ => ("text_completion", false),
+    };
+    let null_usage: &[u8] = if include_usage {
+        b",\"usage\":null"
+    } else {
+        b""
+    };
+    let count = WORDS.len();
+    for (i, word) in WORDS.iter().enumerate() {
+        let last = i == count - 1;
+        out.extend_from_slice(b"data: ");
+        preamble(out, object, model, id);
+        out.extend_from_slice(b",\"choices\":[{\"index\":0,");
+        match (chat, i) {
+            (true, 0) => out.extend_from_slice(b"\"delta\":{\"role\":\"assistant\",\"content\":"),
+            (true, _) if last => out.extend_from_slice(b"\"delta\":{"),
+            (true, _) => out.extend_from_slice(b"\"delta\":{\"content\":"),
+            (false, _) => out.extend_from_slice(b"\"text\":"),
+        }
+        if !(chat && last) {
+            json::push_str(out, word);
+        }
+        if chat {
+            out.push(b'}');
+        }
+        out.extend_from_slice(if last {
+            b",\"finish_reason\":\"stop\"}]"
+        } else {
+            b",\"finish_reason\":null}]"
+        });
+        out.extend_from_slice(null_usage);
+        out.extend_from_slice(b"}\n\n");
+    }
+    if include_usage {
+        out.extend_from_slice(b"data: ");
+        preamble(out, object, model, id);
+        out.extend_from_slice(b",\"choices\":[],\"usage\":");
+        push_usage(out, usage);
+        out.extend_from_slice(b"}\n\n");
+    }
+    out.extend_from_slice(b"data: [DONE]\n\n");
+}
+
+fn embeddings(out: &mut Vec<u8>, model: &str, usage: Usage) {
+    out.extend_from_slice(
+        b"{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":[",
+    );
+    for i in 0..EMBEDDING_DIMS {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(
+            format!("{:.4}", (i as f64 + 1.0) / EMBEDDING_DIMS as f64).as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"]}],\"model\":");
+    json::push_str(out, model);
+    out.extend_from_slice(b",\"usage\":{\"prompt_tokens\":");
+    json::push_u64(out, usage.input);
+    out.extend_from_slice(b",\"total_tokens\":");
+    json::push_u64(out, usage.input);
+    out.extend_from_slice(b"}}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::sse;
+    use crate::providers::openai;
+
+    #[test]
+    fn json_replies_are_valid_and_carry_usage() {
+        for e in [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings] {
+            let r = respond(e, false, false, "m", 40, "1");
+            assert!(!r.stream);
+            simd_json::to_owned_value(&mut r.body.clone()).unwrap();
+            assert_eq!(openai::usage_from_body(&r.body).unwrap().input, 10);
+        }
+    }
+
+    #[test]
+    fn streams_end_with_done_and_usage_only_when_asked() {
+        let r = respond(Endpoint::Chat, true, true, "m", 40, "1");
+        let mut events = Vec::new();
+        sse::Splitter::default().feed(&r.body, |e| events.push(e.to_vec()));
+        assert_eq!(events.last().unwrap(), b"data: [DONE]\n\n");
+        let (u, only) =
+            openai::usage_from_event(sse::data(&events[events.len() - 2]).unwrap()).unwrap();
+        assert!(only);
+        assert_eq!(u, r.usage);
+        for e in &events[..events.len() - 1] {
+            simd_json::to_owned_value(&mut sse::data(e).unwrap().to_vec()).unwrap();
+        }
+        let r = respond(Endpoint::Chat, true, false, "m", 40, "1");
+        assert!(!String::from_utf8(r.body).unwrap().contains("usage"));
+    }
+}

@@ -1,0 +1,133 @@
+//! A shard: one pinned thread's share of the gateway. It owns its upstream pools, metrics and
+//! access-log queue; it accepts on its own SO_REUSEPORT listener and serves each connection to
+//! the end on this thread.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use monoio::net::{TcpListener, TcpStream};
+
+use crate::config::Snapshot;
+use crate::http::conn::{Conn, Limits};
+use crate::http::response::{self, Meta};
+use crate::observe::log::Sink;
+use crate::observe::metrics::ShardMetrics;
+use crate::pipeline;
+use crate::upstream;
+
+pub struct Shard {
+    pub id: usize,
+    pub snapshot: Arc<Snapshot>,
+    pub upstream: upstream::Client,
+    pub metrics: RefCell<ShardMetrics>,
+    pub log: Sink,
+    pub limits: Limits,
+    pub draining: Cell<bool>,
+    next_id: Cell<u64>,
+    id_prefix: u32,
+}
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        snapshot: Arc<Snapshot>,
+        upstream: upstream::Client,
+        log: Sink,
+        id_prefix: u32,
+    ) -> Self {
+        let s = &snapshot.server;
+        let limits = Limits {
+            max_header_bytes: s.max_header_bytes,
+            max_body_bytes: s.max_body_bytes,
+            keepalive_timeout: s.keepalive_timeout,
+            header_timeout: s.header_timeout,
+        };
+        Shard {
+            id,
+            metrics: RefCell::new(ShardMetrics::new(&snapshot)),
+            snapshot,
+            upstream,
+            log,
+            limits,
+            draining: Cell::new(false),
+            next_id: Cell::new(0),
+            id_prefix,
+        }
+    }
+
+    /// A new request id: process prefix, shard, counter. Unique within the process's life and,
+    /// thanks to the random prefix, across restarts in practice.
+    pub fn request_id(&self, out: &mut [u8; 32]) -> usize {
+        let n = self.next_id.get();
+        self.next_id.set(n + 1);
+        let s = format!("req_{:08x}{:02x}{:012x}", self.id_prefix, self.id as u8, n);
+        out[..s.len()].copy_from_slice(s.as_bytes());
+        s.len()
+    }
+
+    pub fn inflight(&self) -> i64 {
+        self.metrics.borrow().inflight
+    }
+}
+
+/// Accepts until the listener is shut down (drain).
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if shard.draining.get() {
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(serve(shard.clone(), stream));
+            }
+            Err(e) if shard.draining.get() => {
+                log::debug!("shard {}: accept stopped: {e}", shard.id);
+                return;
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly rather than spin.
+                log::warn!("shard {}: accept failed: {e}", shard.id);
+                monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Serves one client connection: requests in order until close, error, or drain.
+async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    {
+        let mut m = shard.metrics.borrow_mut();
+        m.connections_open += 1;
+        m.connections_total += 1;
+    }
+    let mut conn = Conn::new(stream);
+    let mut scratch = pipeline::Scratch::default();
+    loop {
+        let head = match conn.read_head(&shard.limits).await {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(e) => {
+                if e.kind != crate::error::Kind::ClientDisconnected {
+                    let mut id = [0u8; 32];
+                    let n = shard.request_id(&mut id);
+                    let meta = Meta {
+                        request_id: &id[..n],
+                        keep_alive: false,
+                        timing: None,
+                    };
+                    response::error(&mut conn.wbuf, &e, &meta);
+                    let _ = conn.flush().await;
+                    pipeline::settle_early(&shard, &id[..n], &e);
+                }
+                break;
+            }
+        };
+        let keep = pipeline::handle(&shard, &mut conn, &mut scratch, head).await;
+        if !keep || shard.draining.get() {
+            break;
+        }
+    }
+    shard.metrics.borrow_mut().connections_open -= 1;
+}

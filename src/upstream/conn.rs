@@ -1,0 +1,72 @@
+//! One upstream connection (plain TCP or TLS) and its read buffer.
+
+use std::io;
+use std::time::Instant;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use monoio_rustls::ClientTlsStream;
+
+pub enum Io {
+    Plain(TcpStream),
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+pub struct Conn {
+    pub io: Io,
+    pub origin: usize,
+    /// Bytes read but not yet consumed.
+    pub rbuf: Vec<u8>,
+    /// Came from the pool (so it may have been closed by the upstream while idle).
+    pub reused: bool,
+    pub idle_since: Instant,
+    /// A read or write was abandoned mid-flight: the connection's state is unknown.
+    pub broken: bool,
+}
+
+impl Conn {
+    pub fn new(io: Io, origin: usize) -> Self {
+        Conn {
+            io,
+            origin,
+            rbuf: Vec::with_capacity(16 * 1024),
+            reused: false,
+            idle_since: Instant::now(),
+            broken: false,
+        }
+    }
+
+    pub async fn write_all(&mut self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        self.broken = true;
+        let (res, buf) = match &mut self.io {
+            Io::Plain(s) => s.write_all(buf).await,
+            Io::Tls(s) => {
+                let (res, buf) = s.write_all(buf).await;
+                match res {
+                    Ok(n) => (s.flush().await.map(|_| n), buf),
+                    Err(e) => (Err(e), buf),
+                }
+            }
+        };
+        self.broken = res.is_err();
+        (res.map(|_| ()), buf)
+    }
+
+    /// Appends what the upstream sends next to `rbuf`. `Ok(0)` is EOF.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(16 * 1024);
+        }
+        let buf = std::mem::take(&mut self.rbuf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let slice = monoio::buf::IoBufMut::slice_mut(buf, len..cap);
+        self.broken = true;
+        let (res, slice) = match &mut self.io {
+            Io::Plain(s) => s.read(slice).await,
+            Io::Tls(s) => s.read(slice).await,
+        };
+        self.broken = false;
+        self.rbuf = slice.into_inner();
+        res
+    }
+}

@@ -1,0 +1,209 @@
+//! The upstream client of one shard: a keep-alive pool per origin, connects with a timeout
+//! (names resolved off the shard), TLS via rustls, and one transparent retry on a fresh
+//! connection when a pooled one turns out dead before any response byte.
+//!
+//! Everything here is shard-local (`RefCell`, no locks); borrows never cross an `.await`.
+
+mod conn;
+mod dns;
+mod response;
+pub mod tls;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+use monoio_rustls::TlsConnector;
+use rustls::pki_types::ServerName;
+
+pub use conn::Conn;
+use response::HeadError;
+pub use response::Response;
+
+use crate::config::{Origin, Provider, Snapshot, Timeouts};
+use crate::error::{GatewayError, Kind};
+
+pub struct Client {
+    pools: RefCell<Vec<Vec<Conn>>>,
+    resolver: dns::Resolver,
+    tls: Vec<Option<TlsConnector>>,
+}
+
+fn upstream_error(
+    kind: Kind,
+    provider: &Provider,
+    origin: &Origin,
+    what: impl std::fmt::Display,
+) -> GatewayError {
+    GatewayError::new(
+        kind,
+        format!("upstream provider {:?} ({origin}): {what}", provider.name),
+    )
+}
+
+impl Client {
+    pub fn new(snapshot: &Snapshot, tls: &[Option<Arc<rustls::ClientConfig>>]) -> Self {
+        Client {
+            pools: RefCell::new(snapshot.origins.iter().map(|_| Vec::new()).collect()),
+            resolver: dns::Resolver::default(),
+            tls: tls
+                .iter()
+                .map(|c| c.clone().map(TlsConnector::from))
+                .collect(),
+        }
+    }
+
+    /// Idle connections currently pooled for an origin (for tests and metrics).
+    pub fn idle(&self, origin: usize) -> usize {
+        self.pools.borrow()[origin].len()
+    }
+
+    fn take_idle(&self, idx: usize, origin: &Origin) -> Option<Conn> {
+        let mut pools = self.pools.borrow_mut();
+        let pool = &mut pools[idx];
+        while let Some(mut c) = pool.pop() {
+            if c.idle_since.elapsed() < origin.idle_timeout {
+                c.reused = true;
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Returns a finished response's connection to the pool when it can be reused.
+    pub fn release(&self, resp: Response, origin: &Origin) {
+        if let Some(mut c) = resp.into_reusable() {
+            let mut pools = self.pools.borrow_mut();
+            let pool = &mut pools[c.origin];
+            if pool.len() < origin.max_idle {
+                c.idle_since = std::time::Instant::now();
+                pool.push(c);
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        idx: usize,
+        provider: &Provider,
+        origin: &Origin,
+        timeout: Duration,
+    ) -> Result<Conn, GatewayError> {
+        let fail =
+            |kind, what: &dyn std::fmt::Display| upstream_error(kind, provider, origin, what);
+        let attempt = async {
+            let addrs = self
+                .resolver
+                .resolve(&origin.host, origin.port)
+                .await
+                .map_err(|e| {
+                    fail(
+                        Kind::UpstreamConnect,
+                        &format_args!("cannot resolve {}: {e}", origin.host),
+                    )
+                })?;
+            let mut last = None;
+            for addr in addrs {
+                match TcpStream::connect_addr(addr).await {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        return Ok(s);
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            let e = last.map_or_else(|| "no address".to_owned(), |e| e.to_string());
+            Err(fail(
+                Kind::UpstreamConnect,
+                &format_args!("connect failed: {e}"),
+            ))
+        };
+        let tcp = match monoio::time::timeout(timeout, attempt).await {
+            Ok(r) => r?,
+            Err(_) => return Err(fail(Kind::UpstreamTimeout, &"connect timed out")),
+        };
+        let io = match &self.tls[idx] {
+            None => conn::Io::Plain(tcp),
+            Some(connector) => {
+                let name = ServerName::try_from(origin.host.clone())
+                    .map_err(|e| fail(Kind::UpstreamConnect, &format_args!("bad TLS name: {e}")))?;
+                let handshake = connector.connect(name, tcp);
+                match monoio::time::timeout(timeout, handshake).await {
+                    Ok(Ok(s)) => conn::Io::Tls(Box::new(s)),
+                    Ok(Err(e)) => {
+                        return Err(fail(
+                            Kind::UpstreamConnect,
+                            &format_args!("TLS handshake failed: {e}"),
+                        ));
+                    }
+                    Err(_) => return Err(fail(Kind::UpstreamTimeout, &"TLS handshake timed out")),
+                }
+            }
+        };
+        Ok(Conn::new(io, idx))
+    }
+
+    /// Sends `request` (a whole HTTP/1.1 request) and waits for the response head.
+    pub async fn send(
+        &self,
+        provider: &Provider,
+        origin: &Origin,
+        request: &mut Vec<u8>,
+    ) -> Result<Response, GatewayError> {
+        let idx = provider.origin.expect("network provider has an origin");
+        let t: &Timeouts = &provider.timeouts;
+        let mut fresh_only = false;
+        loop {
+            let pooled = if fresh_only {
+                None
+            } else {
+                self.take_idle(idx, origin)
+            };
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => self.connect(idx, provider, origin, t.connect).await?,
+            };
+            let reused = conn.reused;
+            let (res, buf) = conn.write_all(std::mem::take(request)).await;
+            *request = buf;
+            if let Err(e) = res {
+                if reused {
+                    fresh_only = true;
+                    continue;
+                }
+                return Err(upstream_error(
+                    Kind::UpstreamConnect,
+                    provider,
+                    origin,
+                    format_args!("write failed: {e}"),
+                ));
+            }
+            match monoio::time::timeout(t.first_byte, Response::read_head(conn)).await {
+                Err(_) => {
+                    let ms = t.first_byte.as_millis();
+                    return Err(upstream_error(
+                        Kind::UpstreamTimeout,
+                        provider,
+                        origin,
+                        format_args!("no response within {ms} ms"),
+                    ));
+                }
+                Ok(Ok(resp)) => return Ok(resp),
+                // A pooled connection the upstream had closed while idle: try once on a new one.
+                Ok(Err((HeadError::Closed(_), _))) if reused => fresh_only = true,
+                Ok(Err((HeadError::Closed(e), _))) => {
+                    return Err(upstream_error(
+                        Kind::UpstreamServer,
+                        provider,
+                        origin,
+                        format_args!("closed the connection without responding ({e})"),
+                    ));
+                }
+                Ok(Err((HeadError::Malformed(m), _))) => {
+                    return Err(upstream_error(Kind::UpstreamProtocol, provider, origin, m));
+                }
+            }
+        }
+    }
+}

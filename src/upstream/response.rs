@@ -1,0 +1,207 @@
+//! Reading an upstream response: the head (skipping 1xx), then the body as it arrives,
+//! de-chunked, so streamed events reach the client the moment the upstream sends them.
+
+use std::io;
+
+use super::conn::Conn;
+use crate::http::chunked;
+
+const MAX_HEAD: usize = 64 * 1024;
+
+#[derive(Debug)]
+enum Framing {
+    Length(u64),
+    Chunked(chunked::Decoder),
+    UntilClose,
+    Done,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub retry_after: Option<String>,
+    keep_alive: bool,
+    framing: Framing,
+    pub(super) conn: Conn,
+}
+
+#[derive(Debug)]
+pub enum HeadError {
+    /// The connection closed or failed before any byte of a response.
+    Closed(io::Error),
+    Malformed(String),
+}
+
+impl Response {
+    /// Reads the head. Bytes after it stay in the connection's buffer for `next`.
+    pub(super) async fn read_head(mut conn: Conn) -> Result<Response, (HeadError, Conn)> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&conn.rbuf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = resp.code.unwrap_or(0);
+                    if (100..200).contains(&status) && status != 101 {
+                        conn.rbuf.drain(..n);
+                        continue;
+                    }
+                    let mut content_type = None;
+                    let mut retry_after = None;
+                    let mut keep_alive = resp.version == Some(1);
+                    let mut chunked = false;
+                    let mut length = None;
+                    for h in resp.headers.iter() {
+                        let v = String::from_utf8_lossy(h.value);
+                        match h.name.to_ascii_lowercase().as_str() {
+                            "content-length" => length = v.trim().parse::<u64>().ok(),
+                            "transfer-encoding" => {
+                                chunked = v.to_ascii_lowercase().contains("chunked")
+                            }
+                            "connection" if v.to_ascii_lowercase().contains("close") => {
+                                keep_alive = false
+                            }
+                            "connection" if v.to_ascii_lowercase().contains("keep-alive") => {
+                                keep_alive = true
+                            }
+                            "content-type" => content_type = Some(v.into_owned()),
+                            "retry-after" => retry_after = Some(v.into_owned()),
+                            _ => {}
+                        }
+                    }
+                    let framing = match length {
+                        _ if status == 204 || status == 304 => Framing::Done,
+                        _ if chunked => Framing::Chunked(chunked::Decoder::default()),
+                        Some(0) => Framing::Done,
+                        Some(n) => Framing::Length(n),
+                        None => {
+                            keep_alive = false;
+                            Framing::UntilClose
+                        }
+                    };
+                    conn.rbuf.drain(..n);
+                    return Ok(Response {
+                        status,
+                        content_type,
+                        retry_after,
+                        keep_alive,
+                        framing,
+                        conn,
+                    });
+                }
+                Ok(httparse::Status::Partial) if conn.rbuf.len() > MAX_HEAD => {
+                    return Err((HeadError::Malformed("response head too large".into()), conn));
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(e) => {
+                    return Err((
+                        HeadError::Malformed(format!("malformed response head: {e}")),
+                        conn,
+                    ));
+                }
+            }
+            let had = conn.rbuf.len();
+            match conn.fill().await {
+                Ok(0) if had == 0 => {
+                    let eof = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed before a response",
+                    );
+                    return Err((HeadError::Closed(eof), conn));
+                }
+                Ok(0) => {
+                    return Err((
+                        HeadError::Malformed("connection closed mid-head".into()),
+                        conn,
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if had == 0 => return Err((HeadError::Closed(e), conn)),
+                Err(e) => return Err((HeadError::Malformed(e.to_string()), conn)),
+            }
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.framing, Framing::Done)
+    }
+
+    /// Appends the next body bytes to `out`. `Ok(false)`: the body is complete.
+    /// An error means the body was cut short or malformed.
+    pub async fn next(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+        loop {
+            let before = out.len();
+            if !self.conn.rbuf.is_empty() {
+                self.consume_buffered(out)?;
+            }
+            if self.is_done() {
+                return Ok(out.len() > before);
+            }
+            if out.len() > before {
+                return Ok(true);
+            }
+            let n = self.conn.fill().await?;
+            if n == 0 {
+                return match self.framing {
+                    Framing::UntilClose => {
+                        self.framing = Framing::Done;
+                        Ok(false)
+                    }
+                    _ => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "upstream closed mid-body",
+                    )),
+                };
+            }
+        }
+    }
+
+    fn consume_buffered(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        let buf = &mut self.conn.rbuf;
+        match &mut self.framing {
+            Framing::Length(left) => {
+                let n = (*left as usize).min(buf.len());
+                out.extend_from_slice(&buf[..n]);
+                buf.drain(..n);
+                *left -= n as u64;
+                if *left == 0 {
+                    self.framing = Framing::Done;
+                }
+            }
+            Framing::Chunked(dec) => {
+                let n = dec.decode(buf, out).map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body")
+                })?;
+                buf.drain(..n);
+                if dec.is_done() {
+                    self.framing = Framing::Done;
+                }
+            }
+            Framing::UntilClose => {
+                out.extend_from_slice(buf);
+                buf.clear();
+            }
+            Framing::Done => {}
+        }
+        Ok(())
+    }
+
+    /// Reads the whole remaining body into `out`, up to `limit` bytes.
+    pub async fn read_to_end(&mut self, out: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+        while self.next(out).await? {
+            if out.len() > limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "upstream body too large",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection, if it can serve another request.
+    pub(super) fn into_reusable(self) -> Option<Conn> {
+        let reusable =
+            self.keep_alive && self.is_done() && !self.conn.broken && self.conn.rbuf.is_empty();
+        reusable.then_some(self.conn)
+    }
+}
