@@ -105,6 +105,8 @@ impl Conn {
             if !self.rbuf.is_empty()
                 && let Some(head) = request::parse(&self.rbuf, limits.max_header_bytes)?
             {
+                // The head is consumed now; `read_body` extends this past the body.
+                self.consumed = head.len;
                 return Ok(Some(head));
             }
             let idle = self.rbuf.is_empty();

@@ -195,8 +195,13 @@ async fn control_loop(
     while let Ok(ShardMsg::Metrics(tx)) = rx.recv_async().await {
         reply(tx);
     }
-    shard.draining.set(true);
+    shard.drain();
     crate::sys::shutdown_listener(listen_fd);
+    ::log::debug!(
+        "shard {}: draining with {} in flight",
+        shard.id,
+        shard.inflight()
+    );
     let deadline = std::time::Instant::now() + drain;
     while shard.inflight() > 0 && std::time::Instant::now() < deadline {
         monoio::select! {

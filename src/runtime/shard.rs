@@ -24,6 +24,10 @@ pub struct Shard {
     pub log: Sink,
     pub limits: Limits,
     pub draining: Cell<bool>,
+    /// Idle connections waiting for a next request, woken to close when the shard drains.
+    /// One waker per open connection (by connection number), replaced on every wait.
+    drain_waiters: RefCell<std::collections::HashMap<u64, std::task::Waker>>,
+    next_conn: Cell<u64>,
     next_id: Cell<u64>,
     id_prefix: u32,
 }
@@ -51,6 +55,8 @@ impl Shard {
             log,
             limits,
             draining: Cell::new(false),
+            drain_waiters: RefCell::new(std::collections::HashMap::new()),
+            next_conn: Cell::new(0),
             next_id: Cell::new(0),
             id_prefix,
         }
@@ -64,6 +70,34 @@ impl Shard {
         let s = format!("req_{:08x}{:02x}{:012x}", self.id_prefix, self.id as u8, n);
         out[..s.len()].copy_from_slice(s.as_bytes());
         s.len()
+    }
+
+    /// Starts draining: stop taking new requests and wake idle connections so they close.
+    pub fn drain(&self) {
+        self.draining.set(true);
+        let waiters: Vec<_> = self
+            .drain_waiters
+            .borrow_mut()
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Resolves once the shard drains; `conn` is the waiting connection's number.
+    pub fn drained(&self, conn: u64) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.draining.get() {
+                std::task::Poll::Ready(())
+            } else {
+                self.drain_waiters
+                    .borrow_mut()
+                    .insert(conn, cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
     }
 
     pub fn inflight(&self) -> i64 {
@@ -102,10 +136,18 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         m.connections_open += 1;
         m.connections_total += 1;
     }
+    let number = shard.next_conn.get();
+    shard.next_conn.set(number + 1);
     let mut conn = Conn::new(stream);
     let mut scratch = pipeline::Scratch::default();
     loop {
-        let head = match conn.read_head(&shard.limits).await {
+        // An idle connection closes when the shard drains; the dropped read only loses bytes
+        // of a connection that is closing anyway.
+        let next = monoio::select! {
+            h = conn.read_head(&shard.limits) => h,
+            _ = shard.drained(number) => break,
+        };
+        let head = match next {
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(e) => {
@@ -129,5 +171,6 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             break;
         }
     }
+    shard.drain_waiters.borrow_mut().remove(&number);
     shard.metrics.borrow_mut().connections_open -= 1;
 }

@@ -118,10 +118,10 @@ fn drain(
     std::thread::spawn(move || {
         let mut lines = BufReader::new(r).lines();
         while let Some(Ok(line)) = lines.next() {
-            if let Some(tx) = &ready {
-                if line.contains(" ready: api=") || line.contains("ERROR") {
-                    let _ = tx.send(line.clone());
-                }
+            if let Some(tx) = &ready
+                && (line.contains(" ready: api=") || line.contains("ERROR"))
+            {
+                let _ = tx.send(line.clone());
             }
             let mut s = into.lock().unwrap();
             s.push_str(&line);
@@ -168,8 +168,10 @@ impl Gateway {
         drain(child.stdout.take().unwrap(), stdout.clone(), None);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
-                if let Some(rest) = line.split(" ready: api=").nth(1) {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(50))
+                && let Some(rest) = line.split(" ready: api=").nth(1)
+            {
+                {
                     let mut parts = rest.split_whitespace();
                     let api = parts.next().unwrap().parse().unwrap();
                     let admin = parts

@@ -170,13 +170,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
     try:
         # --- mock upstream -------------------------------------------------------------------
-        mock_proc = subprocess.Popen(
-            [str(mock_bin), "--listen", "127.0.0.1:0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=open(tmp / "mock.stderr", "wb"),
-            cwd=tmp,
-        )
+        with open(tmp / "mock.stderr", "wb") as mock_stderr:
+            mock_proc = subprocess.Popen(
+                [str(mock_bin), "--listen", "127.0.0.1:0"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=mock_stderr,
+                cwd=tmp,
+            )
         started.append((mock_proc, "mock-upstream"))
         mock_out = _LineReader(mock_proc.stdout, "mock-stdout", tmp / "mock.stdout")
         m = mock_out.wait_for(re.compile(r"listening on (\S+:\d+)"), START_TIMEOUT_S)
@@ -194,14 +195,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         env = dict(os.environ)
         env.update(UPSTREAM_KEY=UPSTREAM_KEY, TEAM_A_KEY=TEAM_A_KEY)
         env.setdefault("RUST_BACKTRACE", "1")
-        gate_proc = subprocess.Popen(
-            [str(gate_bin), "serve", "--config", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=open(tmp / "gateway.stdout", "wb"),
-            stderr=subprocess.PIPE,
-            cwd=tmp,
-            env=env,
-        )
+        with open(tmp / "gateway.stdout", "wb") as gate_stdout:
+            gate_proc = subprocess.Popen(
+                [str(gate_bin), "serve", "--config", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=gate_stdout,
+                stderr=subprocess.PIPE,
+                cwd=tmp,
+                env=env,
+            )
         started.append((gate_proc, "shardgate"))
         gate_err = _LineReader(gate_proc.stderr, "gateway-stderr", tmp / "gateway.stderr")
         m = gate_err.wait_for(
