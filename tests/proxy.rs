@@ -63,7 +63,9 @@ fn round_trip_splices_model_and_swaps_keys(d: Driver) {
 
 fn completions_and_embeddings(d: Driver) {
     let m = mock();
-    let gw = Gateway::start(&config(&m.base_url(), ""), d);
+    // By name, so the upstream address is resolved off the shard.
+    let by_name = m.base_url().replace("127.0.0.1", "localhost");
+    let gw = Gateway::start(&config(&by_name, ""), d);
     let r = post(
         &gw,
         "/v1/completions",

@@ -187,3 +187,48 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_instead_of_blocking() {
+        let sink = Sink {
+            queue: Some(Arc::new(ArrayQueue::new(2))),
+        };
+        assert!(sink.push(b"1\n".to_vec()));
+        assert!(sink.push(b"2\n".to_vec()));
+        assert!(
+            !sink.push(b"3\n".to_vec()),
+            "a third line must be dropped, not wait"
+        );
+    }
+
+    #[test]
+    fn records_are_json_lines() {
+        let mut out = Vec::new();
+        Record {
+            request_id: b"r\"1",
+            key: "k",
+            method_path: b"/v1/x",
+            model: "m",
+            provider: "p",
+            upstream_model: "u",
+            status: 502,
+            stream: true,
+            tokens_in: Some(3),
+            tokens_out: None,
+            total_us: 90,
+            upstream_us: Some(40),
+            error: Some("upstream_timeout"),
+        }
+        .write(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let v: simd_json::OwnedValue = simd_json::to_owned_value(&mut out).unwrap();
+        use simd_json::prelude::*;
+        assert_eq!(v["request_id"].as_str(), Some("r\"1"));
+        assert_eq!(v["overhead_us"].as_u64(), Some(50));
+        assert!(v["tokens_out"].is_null());
+    }
+}
