@@ -1,0 +1,125 @@
+//! Criterion benchmarks of the request path's pieces: body decode, upstream request splice,
+//! key lookup, alias lookup, SSE split + usage scan, histogram record.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use shardgate::auth::{KeyEntry, KeyTable};
+use shardgate::config;
+use shardgate::http::sse;
+use shardgate::pipeline::decode::Decoder;
+use shardgate::providers::{Endpoint, openai};
+
+fn body(size: usize) -> Vec<u8> {
+    let head = r#"{"model":"gpt-4o-mini","temperature":0.2,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":""#;
+    let tail = r#""}],"stream":false}"#;
+    let fill = size.saturating_sub(head.len() + tail.len());
+    let mut b = head.as_bytes().to_vec();
+    b.extend(std::iter::repeat_n(b'x', fill));
+    b.extend_from_slice(tail.as_bytes());
+    b
+}
+
+const CONFIG: &str = r#"
+providers:
+  up: { protocol: openai, base_url: "http://127.0.0.1:9001/v1", api_key: { env: K } }
+models:
+  gpt-4o-mini: { targets: [ { provider: up, model: upstream-mini } ] }
+"#;
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    for size in [250usize, 4 << 10, 64 << 10] {
+        let b = body(size);
+        g.throughput(Throughput::Bytes(b.len() as u64));
+        let mut d = Decoder::default();
+        g.bench_with_input(BenchmarkId::from_parameter(size), &b, |bench, b| {
+            bench.iter(|| black_box(d.decode(black_box(b)).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+fn splice(c: &mut Criterion) {
+    let snap = config::load_str(CONFIG, &|_| Some("sk-up".into())).unwrap();
+    let provider = &snap.providers[0];
+    let origin = &snap.origins[0];
+    let mut g = c.benchmark_group("splice");
+    for size in [250usize, 4 << 10] {
+        let b = body(size);
+        let decoded = Decoder::default().decode(&b).unwrap();
+        let mut out = Vec::with_capacity(size + 512);
+        g.bench_with_input(BenchmarkId::from_parameter(size), &b, |bench, b| {
+            bench.iter(|| {
+                out.clear();
+                let r = openai::Request {
+                    provider,
+                    origin,
+                    endpoint: Endpoint::Chat,
+                    body: b,
+                    decoded: &decoded,
+                    model: "upstream-mini",
+                };
+                black_box(openai::build(&mut out, &r));
+            })
+        });
+    }
+    g.finish();
+}
+
+fn lookups(c: &mut Criterion) {
+    let mut keys = KeyTable::default();
+    for i in 0..1000 {
+        keys.insert(
+            KeyEntry::new(format!("k{i}"), None),
+            &format!("sg-key-{i:04}"),
+        )
+        .unwrap();
+    }
+    c.bench_function("key_lookup_1000_keys", |b| {
+        b.iter(|| black_box(keys.authenticate(Some(black_box(b"sg-key-0500"))).unwrap()))
+    });
+    let snap = config::load_str(CONFIG, &|_| Some("sk-up".into())).unwrap();
+    c.bench_function("alias_lookup", |b| {
+        b.iter(|| black_box(snap.model(black_box("gpt-4o-mini")).is_some()))
+    });
+}
+
+fn sse_scan(c: &mut Criterion) {
+    let mut stream = Vec::new();
+    for i in 0..64 {
+        stream.extend_from_slice(format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}],\"usage\":null}}\n\n").as_bytes());
+    }
+    stream.extend_from_slice(b"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":64}}\n\ndata: [DONE]\n\n");
+    let mut g = c.benchmark_group("sse");
+    g.throughput(Throughput::Elements(66));
+    g.bench_function("split_and_usage_scan_66_events", |b| {
+        b.iter(|| {
+            let mut s = sse::Splitter::default();
+            let mut usage = None;
+            for part in stream.chunks(512) {
+                s.feed(part, |e| {
+                    if let Some(u) = sse::data(e).and_then(openai::usage_from_event) {
+                        usage = Some(u);
+                    }
+                });
+            }
+            black_box(usage)
+        })
+    });
+    g.finish();
+}
+
+fn histogram(c: &mut Criterion) {
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 2).unwrap();
+    let mut v = 1u64;
+    c.bench_function("histogram_record", |b| {
+        b.iter(|| {
+            v = v.wrapping_mul(6364136223846793005).wrapping_add(1);
+            h.record(black_box(v % 1_000_000 + 1)).unwrap();
+        })
+    });
+}
+
+criterion_group!(benches, decode, splice, lookups, sse_scan, histogram);
+criterion_main!(benches);
