@@ -47,6 +47,11 @@ pub struct Server {
     pub admin_listen: Option<SocketAddr>,
     pub shards: Shards,
     pub pin: bool,
+    /// CPUs for shards, in order (shard i on `cpus[i % len]`); `None`: the allowed set.
+    pub cpus: Option<Vec<usize>>,
+    pub io_uring_entries: u32,
+    /// Kernel-side submission polling (SQPOLL) with this idle time, where the kernel allows it.
+    pub sqpoll_idle_ms: Option<u32>,
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
     pub keepalive_timeout: Duration,

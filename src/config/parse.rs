@@ -216,6 +216,9 @@ impl Walker<'_> {
             admin_listen: Some("127.0.0.1:9090".parse().unwrap()),
             shards: Shards::Auto,
             pin: true,
+            cpus: None,
+            io_uring_entries: 1024,
+            sqpoll_idle_ms: None,
             max_body_bytes: 4 << 20,
             max_header_bytes: 32 << 10,
             keepalive_timeout: Duration::from_secs(75),
@@ -229,6 +232,9 @@ impl Walker<'_> {
             "admin_listen",
             "shards",
             "pin",
+            "cpus",
+            "io_uring_entries",
+            "sqpoll_idle_ms",
             "max_body_bytes",
             "max_header_bytes",
             "keepalive_timeout_ms",
@@ -266,6 +272,40 @@ impl Walker<'_> {
                 "server.pin",
                 format_args!("expected a boolean, found {}", type_name(other)),
             ),
+        }
+        match get(h, "cpus") {
+            None => {}
+            Some(Yaml::Array(list)) if !list.is_empty() => {
+                let cpus: Vec<usize> = list
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| {
+                        self.uint(c, &format!("server.cpus[{i}]"), 0)
+                            .map(|c| c as usize)
+                    })
+                    .collect();
+                if cpus.len() == list.len() {
+                    s.cpus = Some(cpus);
+                }
+            }
+            Some(_) => self.problem("server.cpus", "expected a non-empty list of CPU numbers"),
+        }
+        if let Some(n) =
+            get(h, "io_uring_entries").and_then(|y| self.uint(y, "server.io_uring_entries", 8))
+        {
+            if n.is_power_of_two() && n <= 32768 {
+                s.io_uring_entries = n as u32;
+            } else {
+                self.problem(
+                    "server.io_uring_entries",
+                    "must be a power of two from 8 to 32768",
+                );
+            }
+        }
+        if let Some(n) =
+            get(h, "sqpoll_idle_ms").and_then(|y| self.uint(y, "server.sqpoll_idle_ms", 1))
+        {
+            s.sqpoll_idle_ms = Some(n.min(60_000) as u32);
         }
         if let Some(n) =
             get(h, "max_body_bytes").and_then(|y| self.uint(y, "server.max_body_bytes", 1))

@@ -134,3 +134,24 @@ fn duplicate_keys_and_empty_files() {
     let s = load_str("", &env).unwrap();
     assert!(s.keys.is_empty() && s.models.is_empty());
 }
+
+#[test]
+fn runtime_knobs() {
+    let s = load_str(
+        "server:\n  cpus: [1, 0]\n  io_uring_entries: 4096\n  sqpoll_idle_ms: 2\n",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(s.server.cpus, Some(vec![1, 0]));
+    assert_eq!(s.server.io_uring_entries, 4096);
+    assert_eq!(s.server.sqpoll_idle_ms, Some(2));
+    let p = load_str("server:\n  cpus: []\n  io_uring_entries: 1000\n", &env)
+        .unwrap_err()
+        .0;
+    assert!(p.iter().any(|l| l.starts_with("server.cpus:")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("server.io_uring_entries: must be a power of two")),
+        "{p:?}"
+    );
+}

@@ -53,34 +53,56 @@ impl Control {
 }
 
 fn shard_count(snapshot: &Snapshot, cores: usize) -> usize {
-    match snapshot.server.shards {
-        Shards::Count(n) => n,
-        Shards::Auto => cores.max(1),
+    match (snapshot.server.shards, &snapshot.server.cpus) {
+        (Shards::Count(n), _) => n,
+        (Shards::Auto, Some(cpus)) => cpus.len(),
+        (Shards::Auto, None) => cores.max(1),
     }
 }
 
-/// Builds a shard's runtime: io_uring, or epoll where io_uring is unavailable.
-fn runtime(
-    id: usize,
-) -> std::io::Result<
-    monoio::FusionRuntime<
-        monoio::time::TimeDriver<monoio::IoUringDriver>,
-        monoio::time::TimeDriver<monoio::LegacyDriver>,
-    >,
-> {
-    let uring = monoio::utils::detect_uring();
-    if uring {
-        ::log::info!("shard {id}: io_uring driver");
-    } else {
+type ShardRuntime = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
+
+/// Builds a shard's runtime: io_uring (with SQPOLL when configured and permitted), or epoll
+/// where io_uring is unavailable. Says once per shard which one it got.
+fn runtime(id: usize, server: &crate::config::Server) -> std::io::Result<ShardRuntime> {
+    let build = |sqpoll: Option<u32>| {
+        let mut urb = io_uring::IoUring::builder();
+        if let Some(idle) = sqpoll {
+            urb.setup_sqpoll(idle);
+        }
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .with_entries(server.io_uring_entries)
+            .uring_builder(urb)
+            .attach_thread_pool(Box::new(monoio::blocking::DefaultThreadPool::new(1)))
+            .build()
+    };
+    if !monoio::utils::detect_uring() {
         ::log::warn!(
             "shard {id}: io_uring unavailable (kernel, seccomp or MONOIO_FORCE_LEGACY_DRIVER); using epoll"
         );
+        return build(None);
     }
-    monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .with_entries(1024)
-        .attach_thread_pool(Box::new(monoio::blocking::DefaultThreadPool::new(1)))
-        .build()
+    if let Some(idle) = server.sqpoll_idle_ms {
+        match build(Some(idle)) {
+            Ok(rt) => {
+                ::log::info!(
+                    "shard {id}: io_uring driver, {} entries, SQPOLL idle {idle} ms",
+                    server.io_uring_entries
+                );
+                return Ok(rt);
+            }
+            Err(e) => ::log::warn!("shard {id}: SQPOLL refused ({e}); io_uring without it"),
+        }
+    }
+    ::log::info!(
+        "shard {id}: io_uring driver, {} entries",
+        server.io_uring_entries
+    );
+    build(None)
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains. Returns when every shard has stopped.
@@ -116,7 +138,13 @@ pub fn serve(snapshot: Snapshot) -> anyhow::Result<()> {
     for (id, (std_listener, sink)) in listeners.into_iter().zip(sinks).enumerate() {
         let (tx, rx) = flume::bounded::<ShardMsg>(64);
         senders.push(tx);
-        let core = (server.pin && !cores.is_empty()).then(|| cores[id % cores.len()]);
+        let core = match (&server.cpus, server.pin) {
+            (_, false) => None,
+            (Some(cpus), true) => Some(core_affinity::CoreId {
+                id: cpus[id % cpus.len()],
+            }),
+            (None, true) => (!cores.is_empty()).then(|| cores[id % cores.len()]),
+        };
         let snapshot = snapshot.clone();
         let tls = tls.clone();
         let ready = ready.clone();
@@ -129,7 +157,13 @@ pub fn serve(snapshot: Snapshot) -> anyhow::Result<()> {
                 {
                     ::log::warn!("shard {id}: could not pin to core {}", core.id);
                 }
-                let mut rt = runtime(id).expect("building the shard runtime");
+                let mut rt = match runtime(id, &snapshot.server) {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        ::log::error!("shard {id}: cannot build its runtime: {e}");
+                        std::process::exit(1);
+                    }
+                };
                 rt.block_on(async move {
                     let client = crate::upstream::Client::new(&snapshot, &tls);
                     let shard = Rc::new(Shard::new(id, snapshot, client, sink, id_prefix));
