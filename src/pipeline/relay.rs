@@ -110,29 +110,47 @@ pub async fn proxy(
             ),
         )
     };
+    // One watch over the whole exchange (send, head, and a JSON body): one readiness wait on
+    // the client socket per request instead of one per phase.
     let sent = Instant::now();
-    let send = shard.upstream.send(provider, origin, &mut scratch.upstream);
-    let mut resp = match unless_client_closes(conn, monoio::time::timeout_at(deadline, send)).await
-    {
-        None => return Err(gone()),
-        Some(Err(_)) => return Err(total_timeout()),
-        Some(Ok(r)) => r?,
+    let wants_stream = ctx.stream;
+    let (upstream, body) = (&mut scratch.upstream, &mut scratch.body);
+    let exchange = async move {
+        let mut resp = shard.upstream.send(provider, origin, upstream).await?;
+        let ttfb_us = sent.elapsed().as_micros() as u64;
+        let status = resp.status;
+        if !(200..500).contains(&status) {
+            // The connection is dropped (closed) with `resp`; the body is not needed.
+            let what = format!(
+                "upstream provider {:?} ({origin}) returned HTTP {status}",
+                provider.name
+            );
+            return Err(GatewayError::new(Kind::UpstreamServer, what));
+        }
+        let is_sse = resp
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        if wants_stream && is_sse && (200..300).contains(&status) {
+            return Ok((resp, ttfb_us, true));
+        }
+        body.clear();
+        if let Err(e) = resp.read_to_end(body, MAX_UPSTREAM_BODY).await {
+            let what = format!(
+                "upstream provider {:?} ({origin}) sent a broken body: {e}",
+                provider.name
+            );
+            return Err(GatewayError::new(Kind::UpstreamProtocol, what));
+        }
+        Ok((resp, ttfb_us, false))
     };
-    let ttfb_us = sent.elapsed().as_micros() as u64;
-    let status = resp.status;
-    if !(200..500).contains(&status) {
-        // The connection is dropped (closed) with `resp`; the body is not needed.
-        let what = format!(
-            "upstream provider {:?} ({origin}) returned HTTP {status}",
-            provider.name
-        );
-        return Err(GatewayError::new(Kind::UpstreamServer, what));
-    }
-    let is_sse = resp
-        .content_type
-        .as_deref()
-        .is_some_and(|c| c.starts_with("text/event-stream"));
-    if ctx.stream && is_sse && (200..300).contains(&status) {
+    let (mut resp, ttfb_us, streaming) =
+        match unless_client_closes(conn, monoio::time::timeout_at(deadline, exchange)).await {
+            None => return Err(gone()),
+            Some(Err(_)) => return Err(total_timeout()),
+            Some(Ok(r)) => r?,
+        };
+    if streaming {
         return stream(
             shard,
             conn,
@@ -147,21 +165,7 @@ pub async fn proxy(
         )
         .await;
     }
-
-    scratch.body.clear();
-    let read = resp.read_to_end(&mut scratch.body, MAX_UPSTREAM_BODY);
-    match unless_client_closes(conn, monoio::time::timeout_at(deadline, read)).await {
-        None => return Err(gone()),
-        Some(Err(_)) => return Err(total_timeout()),
-        Some(Ok(Err(e))) => {
-            let what = format!(
-                "upstream provider {:?} ({origin}) sent a broken body: {e}",
-                provider.name
-            );
-            return Err(GatewayError::new(Kind::UpstreamProtocol, what));
-        }
-        Some(Ok(Ok(()))) => {}
-    }
+    let status = resp.status;
     let upstream_us = sent.elapsed().as_micros() as u64;
     let usage = if (200..300).contains(&status) {
         openai::usage_from_body(&scratch.body)
