@@ -16,9 +16,9 @@ use shardgate::observe::log;
 use shardgate::runtime::shard::{Shard, accept_loop};
 use shardgate::upstream;
 
-fn request(addr: &str) -> Vec<u8> {
+fn request(addr: &str, model: &str) -> Vec<u8> {
     let body = format!(
-        r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        r#"{{"model":"{model}","messages":[{{"role":"user","content":"{}"}}]}}"#,
         "x".repeat(950)
     );
     format!("POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
@@ -87,14 +87,8 @@ fn pipeline(c: &mut Criterion) {
         monoio::spawn(accept_loop(shard, listener));
         addr
     });
-    let via_gateway = request(&gateway.to_string());
-    let direct = request(&mock.addr().to_string())
-        .into_iter()
-        .collect::<Vec<u8>>();
-    let direct = String::from_utf8(direct)
-        .unwrap()
-        .replace("gpt-4o-mini", "upstream-mini")
-        .into_bytes();
+    let via_gateway = request(&gateway.to_string(), "gpt-4o-mini");
+    let direct = request(&mock.addr().to_string(), "upstream-mini");
     let mut g = c.benchmark_group("whole_request");
     g.bench_function("direct_to_mock", |b| {
         b.iter_custom(|n| rt.block_on(run(mock.addr(), &direct, n)))
