@@ -329,3 +329,28 @@ fn keep_alive_and_pipelined_requests_are_each_answered_once() {
     let text = gw.wait_metric("shardgate_inflight_requests 0");
     assert!(text.contains("shardgate_inflight_requests 0"), "{text}");
 }
+
+fn stalled_body_gets_408_and_the_shard_keeps_serving(d: Driver) {
+    let m = mock();
+    let gw = Gateway::start(&config(&m.base_url(), "  header_timeout_ms: 300"), d);
+    let a = bearer(TEAM_A);
+    let mut c = Client::connect(gw.api);
+    let head = format!(
+        "POST {CHAT} HTTP/1.1\r\nhost: t\r\nauthorization: {a}\r\ncontent-length: 100\r\n\r\n"
+    );
+    c.send_raw(head.as_bytes());
+    c.send_raw(br#"{"model":"#);
+    let r = c.read_response();
+    assert_error(&r, 408, "request_timeout");
+    assert!(c.closed_by_peer());
+    // The same (only) shard still answers.
+    let r = http::request(gw.api, "GET", "/v1/models", &[("authorization", &a)], b"");
+    assert_eq!(r.status, 200);
+    let text = gw.wait_metric("shardgate_errors_total{kind=\"request_timeout\"} 1");
+    assert!(
+        text.contains("shardgate_errors_total{kind=\"request_timeout\"} 1"),
+        "{text}"
+    );
+}
+
+both_drivers!(stalled_body_gets_408_and_the_shard_keeps_serving);

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::error::{GatewayError, Kind};
+use crate::http::io::read_more;
 use crate::http::request::{self, Method};
 use crate::http::response::{self, Meta};
 use crate::runtime::Control;
@@ -50,14 +51,7 @@ async fn serve(mut stream: TcpStream, control: Arc<Control>, shards: usize) {
                 Ok(None) => {}
                 Err(_) => return,
             }
-            let len = buf.len();
-            buf.reserve(4096);
-            let cap = buf.capacity();
-            let (res, slice) = stream
-                .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap))
-                .await;
-            buf = slice.into_inner();
-            if !matches!(res, Ok(n) if n > 0) {
+            if !matches!(read_more(&mut stream, &mut buf).await, Ok(n) if n > 0) {
                 return;
             }
         };

@@ -1,13 +1,13 @@
 //! One ingress connection: its socket and its reusable buffers, reading request heads and
 //! bodies within the configured limits.
 //!
-//! Timeouts here wrap reads that are only ever abandoned together with the connection, so the
-//! io_uring trap of a dropped in-flight read losing bytes cannot bite: nothing reads again.
+//! Timed-out reads are cancelled and awaited rather than dropped (the io_uring trap: a dropped
+//! in-flight read loses its buffer), so the request's bytes stay in `rbuf` for the error path.
 
 use std::ops::Range;
 use std::time::Duration;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
 use super::chunked;
@@ -42,13 +42,11 @@ pub enum Body {
     Decoded,
 }
 
-const READ_CHUNK: usize = 16 * 1024;
-
 impl Conn {
     pub fn new(io: TcpStream) -> Self {
         Conn {
             io,
-            rbuf: Vec::with_capacity(READ_CHUNK),
+            rbuf: Vec::with_capacity(16 * 1024),
             wbuf: Vec::with_capacity(4096),
             chunked_body: Vec::new(),
             consumed: 0,
@@ -62,31 +60,20 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes into `rbuf`. `Ok(0)` is EOF.
-    async fn fill(&mut self, limit: Option<Duration>) -> Result<usize, GatewayError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 2048 {
-            self.rbuf.reserve(READ_CHUNK);
+    /// Reads more bytes into `rbuf` within `limit`. `Ok(0)` is EOF. The read is cancelled
+    /// (not dropped) on timeout, so `rbuf` and the ranges into it stay valid for the error path.
+    async fn fill(&mut self, limit: Duration) -> Result<usize, GatewayError> {
+        match super::io::read_more_within(&mut self.io, &mut self.rbuf, limit).await {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(GatewayError::new(
+                Kind::RequestTimeout,
+                "timed out reading the request",
+            )),
+            Err(e) => Err(GatewayError::new(
+                Kind::ClientDisconnected,
+                format!("read failed: {e}"),
+            )),
         }
-        let buf = std::mem::take(&mut self.rbuf);
-        let len = buf.len();
-        let cap = buf.capacity();
-        let read = self
-            .io
-            .read(monoio::buf::IoBufMut::slice_mut(buf, len..cap));
-        let (res, slice) = match limit {
-            None => read.await,
-            Some(d) => match monoio::time::timeout(d, read).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(GatewayError::new(
-                        Kind::RequestTimeout,
-                        "timed out reading the request",
-                    ));
-                }
-            },
-        };
-        self.rbuf = slice.into_inner();
-        res.map_err(|e| GatewayError::new(Kind::ClientDisconnected, format!("read failed: {e}")))
     }
 
     /// Drops the previous request's bytes, keeping anything pipelined after them.
@@ -115,7 +102,7 @@ impl Conn {
             } else {
                 limits.header_timeout
             };
-            match self.fill(Some(limit)).await {
+            match self.fill(limit).await {
                 Ok(0) if idle => return Ok(None),
                 Ok(0) => {
                     return Err(GatewayError::new(
@@ -181,7 +168,7 @@ impl Conn {
     }
 
     async fn read_more_body(&mut self, limits: &Limits) -> Result<(), GatewayError> {
-        match self.fill(Some(limits.header_timeout)).await? {
+        match self.fill(limits.header_timeout).await? {
             0 => Err(GatewayError::new(
                 Kind::ClientDisconnected,
                 "client closed mid-body",

@@ -9,6 +9,7 @@
 
 pub mod chunked;
 pub mod conn;
+pub mod io;
 pub mod request;
 pub mod response;
 pub mod sse;

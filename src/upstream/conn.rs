@@ -3,9 +3,11 @@
 use std::io;
 use std::time::Instant;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio_rustls::ClientTlsStream;
+
+use crate::http::io::read_more;
 
 pub enum Io {
     Plain(TcpStream),
@@ -52,21 +54,15 @@ impl Conn {
         (res.map(|_| ()), buf)
     }
 
-    /// Appends what the upstream sends next to `rbuf`. `Ok(0)` is EOF.
+    /// Appends what the upstream sends next to `rbuf`. `Ok(0)` is EOF. If this is dropped
+    /// mid-read the connection stays `broken` and is never pooled again.
     pub async fn fill(&mut self) -> io::Result<usize> {
-        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-            self.rbuf.reserve(16 * 1024);
-        }
-        let buf = std::mem::take(&mut self.rbuf);
-        let (len, cap) = (buf.len(), buf.capacity());
-        let slice = monoio::buf::IoBufMut::slice_mut(buf, len..cap);
         self.broken = true;
-        let (res, slice) = match &mut self.io {
-            Io::Plain(s) => s.read(slice).await,
-            Io::Tls(s) => s.read(slice).await,
+        let res = match &mut self.io {
+            Io::Plain(s) => read_more(s, &mut self.rbuf).await,
+            Io::Tls(s) => read_more(s.as_mut(), &mut self.rbuf).await,
         };
         self.broken = false;
-        self.rbuf = slice.into_inner();
         res
     }
 }
