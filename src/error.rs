@@ -24,12 +24,10 @@ pub enum Kind {
     UpstreamProtocol,
     UpstreamTimeout,
     ClientDisconnected,
-    Unavailable,
-    Internal,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 14] = [
         Kind::BadRequest,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -44,8 +42,6 @@ impl Kind {
         Kind::UpstreamProtocol,
         Kind::UpstreamTimeout,
         Kind::ClientDisconnected,
-        Kind::Unavailable,
-        Kind::Internal,
     ];
 
     pub fn status(self) -> u16 {
@@ -62,8 +58,6 @@ impl Kind {
             Kind::UpstreamTimeout => 504,
             // nginx's convention: the client went away, nothing was sent.
             Kind::ClientDisconnected => 499,
-            Kind::Unavailable => 503,
-            Kind::Internal => 500,
         }
     }
 
@@ -83,7 +77,7 @@ impl Kind {
             | Kind::UpstreamServer
             | Kind::UpstreamProtocol
             | Kind::UpstreamTimeout => "upstream_error",
-            Kind::ClientDisconnected | Kind::Unavailable | Kind::Internal => "server_error",
+            Kind::ClientDisconnected => "server_error",
         }
     }
 
@@ -104,8 +98,6 @@ impl Kind {
             Kind::UpstreamProtocol => "upstream_protocol_error",
             Kind::UpstreamTimeout => "upstream_timeout",
             Kind::ClientDisconnected => "client_disconnected",
-            Kind::Unavailable => "shutting_down",
-            Kind::Internal => "internal_error",
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 
+use super::{has_token, trim};
 use crate::error::{GatewayError, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +98,9 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
         } else if name.eq_ignore_ascii_case(b"expect") {
             head.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case(b"connection") {
-            if contains_token(value, b"close") {
+            if has_token(value, b"close") {
                 head.keep_alive = false;
-            } else if contains_token(value, b"keep-alive") {
+            } else if has_token(value, b"keep-alive") {
                 head.keep_alive = true;
             }
         } else if name.eq_ignore_ascii_case(b"authorization") {
@@ -126,23 +127,6 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
 
 fn too_large() -> GatewayError {
     GatewayError::new(Kind::HeaderTooLarge, "request headers too large")
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &v[start..end]
-}
-
-fn contains_token(v: &[u8], token: &[u8]) -> bool {
-    v.split(|&b| b == b',')
-        .any(|t| trim(t).eq_ignore_ascii_case(token))
 }
 
 /// Client request ids are echoed back and logged, so only short printable ones are taken.

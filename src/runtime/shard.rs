@@ -67,9 +67,20 @@ impl Shard {
     pub fn request_id(&self, out: &mut [u8; 32]) -> usize {
         let n = self.next_id.get();
         self.next_id.set(n + 1);
-        let s = format!("req_{:08x}{:02x}{:012x}", self.id_prefix, self.id as u8, n);
-        out[..s.len()].copy_from_slice(s.as_bytes());
-        s.len()
+        // `req_` + 8 hex (process) + 2 hex (shard) + 16 hex (counter), written in place.
+        out[..4].copy_from_slice(b"req_");
+        let mut at = 4;
+        for (value, digits) in [
+            (self.id_prefix as u64, 8),
+            (self.id as u64 & 0xff, 2),
+            (n, 16),
+        ] {
+            for i in (0..digits).rev() {
+                out[at] = b"0123456789abcdef"[(value >> (i * 4)) as usize & 0xf];
+                at += 1;
+            }
+        }
+        at
     }
 
     /// Starts draining: stop taking new requests and wake idle connections so they close.

@@ -54,11 +54,6 @@ impl Client {
         }
     }
 
-    /// Idle connections currently pooled for an origin (for tests and metrics).
-    pub fn idle(&self, origin: usize) -> usize {
-        self.pools.borrow()[origin].len()
-    }
-
     fn take_idle(&self, idx: usize, origin: &Origin) -> Option<Conn> {
         let mut pools = self.pools.borrow_mut();
         let pool = &mut pools[idx];

@@ -4,7 +4,7 @@
 use std::io;
 
 use super::conn::Conn;
-use crate::http::chunked;
+use crate::http::{chunked, has_token, trim};
 
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -50,22 +50,25 @@ impl Response {
                     let mut keep_alive = resp.version == Some(1);
                     let mut chunked = false;
                     let mut length = None;
+                    // Compared in place: no allocation per header on the hot path.
                     for h in resp.headers.iter() {
-                        let v = String::from_utf8_lossy(h.value);
-                        match h.name.to_ascii_lowercase().as_str() {
-                            "content-length" => length = v.trim().parse::<u64>().ok(),
-                            "transfer-encoding" => {
-                                chunked = v.to_ascii_lowercase().contains("chunked")
+                        let (name, v) = (h.name.as_bytes(), trim(h.value));
+                        if name.eq_ignore_ascii_case(b"content-length") {
+                            length = std::str::from_utf8(v)
+                                .ok()
+                                .and_then(|s| s.parse::<u64>().ok());
+                        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                            chunked = has_token(v, b"chunked");
+                        } else if name.eq_ignore_ascii_case(b"connection") {
+                            if has_token(v, b"close") {
+                                keep_alive = false;
+                            } else if has_token(v, b"keep-alive") {
+                                keep_alive = true;
                             }
-                            "connection" if v.to_ascii_lowercase().contains("close") => {
-                                keep_alive = false
-                            }
-                            "connection" if v.to_ascii_lowercase().contains("keep-alive") => {
-                                keep_alive = true
-                            }
-                            "content-type" => content_type = Some(v.into_owned()),
-                            "retry-after" => retry_after = Some(v.into_owned()),
-                            _ => {}
+                        } else if name.eq_ignore_ascii_case(b"content-type") {
+                            content_type = Some(String::from_utf8_lossy(v).into_owned());
+                        } else if name.eq_ignore_ascii_case(b"retry-after") {
+                            retry_after = Some(String::from_utf8_lossy(v).into_owned());
                         }
                     }
                     let framing = match length {
