@@ -93,13 +93,16 @@ fn sse_scan(c: &mut Criterion) {
     stream.extend_from_slice(b"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":64}}\n\ndata: [DONE]\n\n");
     let mut g = c.benchmark_group("sse");
     g.throughput(Throughput::Elements(66));
+    let mut json = Decoder::default();
     g.bench_function("split_and_usage_scan_66_events", |b| {
         b.iter(|| {
             let mut s = sse::Splitter::default();
             let mut usage = None;
             for part in stream.chunks(512) {
                 s.feed(part, |e| {
-                    if let Some(u) = sse::data(e).and_then(openai::usage_from_event) {
+                    if let Some(u) =
+                        sse::data(e).and_then(|d| openai::usage_from_event(&mut json, d))
+                    {
                         usage = Some(u);
                     }
                 });

@@ -75,24 +75,46 @@ fn bad(msg: impl Into<String>) -> GatewayError {
 }
 
 impl Decoder {
-    pub fn decode(&mut self, body: &[u8]) -> Result<Decoded, GatewayError> {
+    /// Parses `json` into the arena with the reused buffers and tape, and runs `f` on the tape.
+    /// `f` also gets the arena copy's address: a borrowed string's offset from it is its offset
+    /// in `json`.
+    fn with_tape<R>(
+        &mut self,
+        json: &[u8],
+        f: impl for<'t> FnOnce(&Tape<'t>, usize) -> R,
+    ) -> Result<R, simd_json::Error> {
         let Decoder {
             arena,
             buffers,
             tape,
         } = self;
         arena.reset();
-        let len = body.len();
+        let len = json.len();
         let input = arena.alloc_slice_fill_copy(len + simd_json::INPUT_PADDING, 0u8);
-        input[..len].copy_from_slice(body);
+        input[..len].copy_from_slice(json);
         let base = input.as_ptr() as usize;
         let mut t: Tape<'_> = tape.take().unwrap_or_else(Tape::null).reset();
-        let result = match simd_json::fill_tape_padded(input, len, buffers, &mut t) {
-            Ok(()) => extract(&t, body, base),
-            Err(e) => Err(bad(format!("request body is not valid JSON: {e}"))),
-        };
+        let result = simd_json::fill_tape_padded(input, len, buffers, &mut t).map(|()| f(&t, base));
         *tape = Some(t.reset());
         result
+    }
+
+    /// Decodes a request body: the fields the gateway acts on, and where they are.
+    pub fn decode(&mut self, body: &[u8]) -> Result<Decoded, GatewayError> {
+        match self.with_tape(body, |t, base| extract(t, body, base)) {
+            Ok(decoded) => decoded,
+            Err(e) => Err(bad(format!("request body is not valid JSON: {e}"))),
+        }
+    }
+
+    /// Parses any other JSON (an upstream response, a stream event) with the same storage;
+    /// `None` if it is not valid JSON.
+    pub fn parse<R>(
+        &mut self,
+        json: &[u8],
+        f: impl for<'t, 'i> FnOnce(simd_json::tape::Value<'t, 'i>) -> R,
+    ) -> Option<R> {
+        self.with_tape(json, |t, _| f(t.as_value())).ok()
     }
 }
 

@@ -168,7 +168,7 @@ pub async fn proxy(
     let status = resp.status;
     let upstream_us = sent.elapsed().as_micros() as u64;
     let usage = if (200..300).contains(&status) {
-        openai::usage_from_body(&scratch.body)
+        openai::usage_from_body(&mut scratch.decoder, &scratch.body)
     } else {
         None
     };
@@ -244,9 +244,11 @@ async fn stream(
             Some(Ok(Ok(more))) => more,
         };
         scratch.events.clear();
-        let events = &mut scratch.events;
+        let (events, json) = (&mut scratch.events, &mut scratch.decoder);
         splitter.feed(&scratch.body, |event| {
-            if let Some((u, usage_only)) = sse::data(event).and_then(openai::usage_from_event) {
+            if let Some((u, usage_only)) =
+                sse::data(event).and_then(|d| openai::usage_from_event(json, d))
+            {
                 usage = Some(u);
                 if usage_only && injected_usage {
                     return;

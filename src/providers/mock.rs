@@ -179,7 +179,12 @@ mod tests {
             let r = respond(e, false, false, "m", 40, "1");
             assert!(!r.stream);
             simd_json::to_owned_value(&mut r.body.clone()).unwrap();
-            assert_eq!(openai::usage_from_body(&r.body).unwrap().input, 10);
+            assert_eq!(
+                openai::usage_from_body(&mut Default::default(), &r.body)
+                    .unwrap()
+                    .input,
+                10
+            );
         }
     }
 
@@ -189,8 +194,11 @@ mod tests {
         let mut events = Vec::new();
         sse::Splitter::default().feed(&r.body, |e| events.push(e.to_vec()));
         assert_eq!(events.last().unwrap(), b"data: [DONE]\n\n");
-        let (u, only) =
-            openai::usage_from_event(sse::data(&events[events.len() - 2]).unwrap()).unwrap();
+        let (u, only) = openai::usage_from_event(
+            &mut Default::default(),
+            sse::data(&events[events.len() - 2]).unwrap(),
+        )
+        .unwrap();
         assert!(only);
         assert_eq!(u, r.usage);
         for e in &events[..events.len() - 1] {

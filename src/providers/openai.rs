@@ -6,7 +6,7 @@ use simd_json::prelude::*;
 use super::{Endpoint, Usage};
 use crate::config::{Origin, Provider};
 use crate::json;
-use crate::pipeline::decode::{Decoded, StreamOptions};
+use crate::pipeline::decode::{Decoded, Decoder, StreamOptions};
 
 /// Everything needed to build one upstream request.
 pub struct Request<'a> {
@@ -102,17 +102,15 @@ fn usage_of(v: simd_json::tape::Value<'_, '_>) -> Option<Usage> {
     })
 }
 
-/// Usage from a whole JSON response body.
-pub fn usage_from_body(body: &[u8]) -> Option<Usage> {
+/// Usage from a whole JSON response body (parsed with the connection's reused `json` storage).
+pub fn usage_from_body(json: &mut Decoder, body: &[u8]) -> Option<Usage> {
     memchr::memmem::find(body, b"\"usage\"")?;
-    let mut copy = body.to_vec();
-    let tape = simd_json::to_tape(&mut copy).ok()?;
-    usage_of(tape.as_value())
+    json.parse(body, usage_of).flatten()
 }
 
 /// Usage carried by one stream event's data, and whether the event carries nothing else
 /// (`choices` empty: the chunk `include_usage` adds at the end).
-pub fn usage_from_event(data: &[u8]) -> Option<(Usage, bool)> {
+pub fn usage_from_event(json: &mut Decoder, data: &[u8]) -> Option<(Usage, bool)> {
     let at = memchr::memmem::find(data, b"\"usage\"")?;
     // Cheap reject of `"usage":null`, which every chunk carries when usage is on.
     let rest = &data[at + 7..];
@@ -122,15 +120,15 @@ pub fn usage_from_event(data: &[u8]) -> Option<(Usage, bool)> {
     if *v != b'{' {
         return None;
     }
-    let mut copy = data.to_vec();
-    let tape = simd_json::to_tape(&mut copy).ok()?;
-    let value = tape.as_value();
-    let usage = usage_of(value)?;
-    let only = value
-        .get("choices")
-        .and_then(|c| c.as_array())
-        .is_some_and(|c| c.is_empty());
-    Some((usage, only))
+    json.parse(data, |value| {
+        let usage = usage_of(value)?;
+        let only = value
+            .get("choices")
+            .and_then(|c| c.as_array())
+            .is_some_and(|c| c.is_empty());
+        Some((usage, only))
+    })
+    .flatten()
 }
 
 #[cfg(test)]
@@ -226,6 +224,7 @@ mod tests {
     #[test]
     fn reads_usage() {
         let u = usage_from_body(
+            &mut Decoder::default(),
             br#"{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
         );
         assert_eq!(
@@ -236,16 +235,23 @@ mod tests {
             })
         );
         assert_eq!(
-            usage_from_event(br#"{"choices":[{"delta":{}}],"usage":null}"#),
+            usage_from_event(
+                &mut Decoder::default(),
+                br#"{"choices":[{"delta":{}}],"usage":null}"#
+            ),
             None
         );
         let (u, only) = usage_from_event(
+            &mut Decoder::default(),
             br#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#,
         )
         .unwrap();
         assert_eq!((u.input, u.output, only), (5, 7, true));
-        let (_, only) =
-            usage_from_event(br#"{"choices":[{"index":0}],"usage": {"prompt_tokens":5}}"#).unwrap();
+        let (_, only) = usage_from_event(
+            &mut Decoder::default(),
+            br#"{"choices":[{"index":0}],"usage": {"prompt_tokens":5}}"#,
+        )
+        .unwrap();
         assert!(!only);
     }
 }
