@@ -276,9 +276,13 @@ fn admin_endpoints_and_access_log() {
     }
     assert!(text.contains("shardgate_tokens_total{model=\"gpt-4o-mini\",direction=\"input\"}"));
 
+    // The writer thread flushes on its own schedule: wait for both lines.
     assert!(common::eventually(
         std::time::Duration::from_secs(5),
-        || gw.stdout.lock().unwrap().contains("log-me")
+        || {
+            let log = gw.stdout.lock().unwrap();
+            log.contains("log-me") && log.contains("\"error\":\"model_not_found\"")
+        }
     ));
     let log = gw.stdout.lock().unwrap().clone();
     let line = log.lines().find(|l| l.contains("log-me")).unwrap();
