@@ -529,3 +529,629 @@ fn binary_prints_address_and_exits_on_sigterm() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+// === Tool calls, thinking and stop reasons ===
+
+const OPENAI_TOOLS: &str = r#"{"model":"gpt-test","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object"}}},{"type":"function","function":{"name":"search","parameters":{"type":"object"}}}]}"#;
+const ANTHROPIC_TOOLS: &str = r#"{"model":"claude-test","max_tokens":100,"messages":[{"role":"user","content":"weather?"}],"tools":[{"name":"lookup","input_schema":{"type":"object"}},{"name":"search","input_schema":{"type":"object"}}]}"#;
+const ANTHROPIC_THINKING: &str = r#"{"model":"claude-test","max_tokens":2048,"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"}]}"#;
+const MESSAGES: &str = "/v1/messages";
+const THOUGHT: &str = "Let me think step by step.";
+
+/// `body` with `"stream":true` (and OpenAI's `include_usage`) added.
+fn streamed(body: &str) -> String {
+    let extra = if body.contains("claude") {
+        r#"{"stream":true,"#
+    } else {
+        r#"{"stream":true,"stream_options":{"include_usage":true},"#
+    };
+    body.replacen('{', extra, 1)
+}
+
+/// Tool-call arguments must be a JSON object with the call's index.
+fn check_arguments(args: &str, call: usize) {
+    let v: Value = serde_json::from_str(args).unwrap_or_else(|e| panic!("{e}: {args}"));
+    assert!(v.is_object(), "{args}");
+    assert_eq!(v["call"], call as u64, "{args}");
+}
+
+/// One OpenAI tool call reassembled from stream chunks.
+struct StreamedCall {
+    id: String,
+    name: String,
+    arguments: String,
+    fragments: usize,
+}
+
+/// Reassembles the tool calls of OpenAI chunks, checking each starts with a chunk that has its
+/// index, id, type and name with empty arguments, followed by argument-only fragments.
+fn openai_calls(js: &[Value]) -> Vec<StreamedCall> {
+    let mut calls: Vec<StreamedCall> = Vec::new();
+    for j in js {
+        let Some(tcs) = j["choices"][0]["delta"]["tool_calls"].as_array() else {
+            continue;
+        };
+        assert_eq!(tcs.len(), 1, "{j}");
+        let tc = &tcs[0];
+        let i = tc["index"].as_u64().expect("index") as usize;
+        let args = tc["function"]["arguments"].as_str().expect("arguments");
+        if i == calls.len() {
+            assert_eq!(tc["type"], "function", "{tc}");
+            assert_eq!(args, "", "first chunk of a call has empty arguments");
+            calls.push(StreamedCall {
+                id: tc["id"].as_str().expect("id").to_string(),
+                name: tc["function"]["name"].as_str().expect("name").to_string(),
+                arguments: String::new(),
+                fragments: 0,
+            });
+        } else {
+            assert_eq!(
+                i + 1,
+                calls.len(),
+                "fragments follow their call's first chunk"
+            );
+            assert!(tc.get("id").is_none() && tc["function"].get("name").is_none());
+            calls[i].arguments.push_str(args);
+            calls[i].fragments += 1;
+        }
+    }
+    calls
+}
+
+/// One Anthropic content block reassembled from stream events.
+#[derive(Default)]
+struct StreamedBlock {
+    start: Value,
+    /// Text, thinking or partial JSON, concatenated.
+    text: String,
+    signature: String,
+    deltas: usize,
+}
+
+/// Checks the Anthropic event sequence (names match types, message_start first, message_delta
+/// and message_stop last, blocks opened and closed in turn with indices 0, 1, 2...) and
+/// returns the blocks and the message_delta.
+fn anthropic_stream(r: &support::Resp) -> (Vec<StreamedBlock>, Value) {
+    assert!(r.complete);
+    let events = r.events();
+    let js = r.event_json();
+    for ((name, _), j) in events.iter().zip(&js) {
+        assert_eq!(j["type"], name.as_str());
+    }
+    assert_eq!(js[0]["type"], "message_start");
+    let n = js.len();
+    assert_eq!(js[n - 2]["type"], "message_delta");
+    assert_eq!(js[n - 1]["type"], "message_stop");
+    let mut blocks: Vec<StreamedBlock> = Vec::new();
+    let mut open = false;
+    for j in &js[1..n - 2] {
+        match j["type"].as_str().unwrap() {
+            "ping" => {}
+            "content_block_start" => {
+                assert!(!open, "a block starts while another is open");
+                assert_eq!(j["index"], blocks.len() as u64, "consecutive indices");
+                open = true;
+                blocks.push(StreamedBlock {
+                    start: j["content_block"].clone(),
+                    ..StreamedBlock::default()
+                });
+            }
+            "content_block_delta" => {
+                assert!(open);
+                assert_eq!(j["index"], blocks.len() as u64 - 1);
+                let b = blocks.last_mut().unwrap();
+                let d = &j["delta"];
+                let kind = b.start["type"].as_str().unwrap();
+                match d["type"].as_str().unwrap() {
+                    "text_delta" if kind == "text" => b.text += d["text"].as_str().unwrap(),
+                    "thinking_delta" if kind == "thinking" => {
+                        assert!(b.signature.is_empty(), "signature comes last");
+                        b.text += d["thinking"].as_str().unwrap();
+                    }
+                    "signature_delta" if kind == "thinking" => {
+                        b.signature += d["signature"].as_str().unwrap()
+                    }
+                    "input_json_delta" if kind == "tool_use" => {
+                        b.text += d["partial_json"].as_str().unwrap()
+                    }
+                    other => panic!("{other} delta in a {kind} block"),
+                }
+                b.deltas += 1;
+            }
+            "content_block_stop" => {
+                assert!(open);
+                assert_eq!(j["index"], blocks.len() as u64 - 1);
+                open = false;
+            }
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    assert!(!open);
+    (blocks, js[n - 2].clone())
+}
+
+#[test]
+fn openai_tool_calls_json() {
+    let m = server();
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{CHAT}?tools=2"),
+        &[],
+        OPENAI_TOOLS,
+    );
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    let choice = &j["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert!(choice["message"]["content"].is_null());
+    assert_eq!(choice["message"]["role"], "assistant");
+    let calls = choice["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    for (i, (c, name)) in calls.iter().zip(["lookup", "search"]).enumerate() {
+        assert_eq!(c["id"], format!("call_mock{i}"));
+        assert_eq!(c["type"], "function");
+        assert_eq!(c["function"]["name"], name);
+        check_arguments(c["function"]["arguments"].as_str().unwrap(), i);
+    }
+    assert!(j["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    // The mock still records what it was sent.
+    assert_eq!(
+        m.stats().last_request.unwrap().body,
+        OPENAI_TOOLS.as_bytes()
+    );
+
+    // More calls than declared tools cycle through them; no tools at all gives get_weather.
+    let j = call(
+        m.addr(),
+        "POST",
+        CHAT,
+        &[("x-mock-tools", "3")],
+        OPENAI_TOOLS,
+    )
+    .json();
+    let names: Vec<_> = j["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["lookup", "search", "lookup"]);
+    let j = call(
+        m.addr(),
+        "POST",
+        "/mock/tools=1/v1/chat/completions",
+        &[],
+        BODY,
+    )
+    .json();
+    assert_eq!(
+        j["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+    assert_eq!(
+        call(m.addr(), "POST", &format!("{CHAT}?tools=9"), &[], BODY).status,
+        400
+    );
+}
+
+#[test]
+fn openai_tool_calls_stream() {
+    let m = server();
+    let body = streamed(OPENAI_TOOLS);
+    let r = call(m.addr(), "POST", &format!("{CHAT}?tools=2"), &[], &body);
+    assert!(r.complete);
+    assert_eq!(r.events().last().unwrap().1, "[DONE]");
+    let js = r.event_json();
+    assert_eq!(js[0]["choices"][0]["delta"]["role"], "assistant");
+    assert!(content(&js).is_empty(), "no text in a tool-call answer");
+    let calls = openai_calls(&js);
+    assert_eq!(calls.len(), 2);
+    for (i, (c, name)) in calls.iter().zip(["lookup", "search"]).enumerate() {
+        assert_eq!(c.id, format!("call_mock{i}"));
+        assert_eq!(c.name, name);
+        assert!(c.fragments >= 2, "arguments in pieces: {}", c.fragments);
+        check_arguments(&c.arguments, i);
+    }
+    let (usage, rest) = js.split_last().unwrap();
+    let finish = rest.last().unwrap();
+    assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(finish["choices"][0]["delta"], serde_json::json!({}));
+    for j in &rest[..rest.len() - 1] {
+        assert!(j["choices"][0]["finish_reason"].is_null());
+    }
+    assert_eq!(usage["choices"], serde_json::json!([]));
+    let fragments: usize = calls.iter().map(|c| c.fragments).sum();
+    assert_eq!(usage["usage"]["completion_tokens"], fragments as u64);
+
+    // Even chunks=1 splits the arguments in two; the JSON form agrees on the tokens.
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{CHAT}?tools=1&chunks=1"),
+        &[],
+        &body,
+    );
+    let calls = openai_calls(&r.event_json());
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].fragments, 2);
+    check_arguments(&calls[0].arguments, 0);
+    let j = call(
+        m.addr(),
+        "POST",
+        &format!("{CHAT}?tools=1&chunks=1"),
+        &[],
+        OPENAI_TOOLS,
+    );
+    assert_eq!(j.json()["usage"]["completion_tokens"], 2);
+}
+
+#[test]
+fn openai_reasoning_first() {
+    let m = server();
+    let body = r#"{"model":"o-test","reasoning_effort":"high","messages":[{"role":"user","content":"hi"}]}"#;
+    let j = call(m.addr(), "POST", &format!("{CHAT}?chunks=2"), &[], body).json();
+    let msg = &j["choices"][0]["message"];
+    assert_eq!(msg["reasoning_content"], THOUGHT);
+    assert_eq!(msg["content"], "tok0 tok1 ");
+    assert_eq!(
+        j["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        3
+    );
+    assert_eq!(j["usage"]["completion_tokens"], 3 + 2);
+    // Without reasoning_effort, only the directive turns it on.
+    let j = call(m.addr(), "POST", CHAT, &[], BODY).json();
+    assert!(
+        j["choices"][0]["message"]
+            .get("reasoning_content")
+            .is_none()
+    );
+    assert!(j["usage"].get("completion_tokens_details").is_none());
+    let j = call(m.addr(), "POST", &format!("{CHAT}?thinking"), &[], BODY).json();
+    assert_eq!(j["choices"][0]["message"]["reasoning_content"], THOUGHT);
+
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{CHAT}?chunks=2"),
+        &[],
+        &streamed(body),
+    );
+    let js = r.event_json();
+    let kinds: Vec<&str> = js
+        .iter()
+        .filter_map(|j| {
+            let d = &j["choices"][0]["delta"];
+            if d["reasoning_content"].is_string() {
+                Some("reasoning")
+            } else if d["content"].as_str().is_some_and(|c| !c.is_empty()) {
+                Some("content")
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["reasoning", "reasoning", "reasoning", "content", "content"]
+    );
+    let reasoning: String = js
+        .iter()
+        .filter_map(|j| j["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, THOUGHT);
+    assert_eq!(content(&js), "tok0 tok1 ");
+    let usage = &js.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 3);
+
+    // Reasoning then tool calls.
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{CHAT}?thinking&tools=2"),
+        &[],
+        &streamed(OPENAI_TOOLS),
+    );
+    let js = r.event_json();
+    let first_call = js
+        .iter()
+        .position(|j| j["choices"][0]["delta"]["tool_calls"].is_array())
+        .unwrap();
+    let last_reasoning = js
+        .iter()
+        .rposition(|j| j["choices"][0]["delta"]["reasoning_content"].is_string())
+        .unwrap();
+    assert!(last_reasoning < first_call);
+    assert_eq!(openai_calls(&js).len(), 2);
+}
+
+#[test]
+fn openai_stop_reason() {
+    let m = server();
+    let a = m.addr();
+    let finish = |path: &str, body: &str| -> Value {
+        call(a, "POST", path, &[], body).json()["choices"][0]["finish_reason"].clone()
+    };
+    assert_eq!(
+        finish(&format!("{CHAT}?stop_reason=max_tokens"), BODY),
+        "length"
+    );
+    assert_eq!(
+        finish(&format!("{CHAT}?stop_reason=stop_sequence"), BODY),
+        "stop"
+    );
+    assert_eq!(
+        finish(&format!("{CHAT}?stop_reason=end_turn&tools=1"), BODY),
+        "stop"
+    );
+    assert_eq!(
+        finish(
+            "/v1/completions?stop_reason=max_tokens",
+            r#"{"prompt":"x"}"#
+        ),
+        "length"
+    );
+    assert_eq!(
+        call(a, "POST", &format!("{CHAT}?stop_reason=length"), &[], BODY).status,
+        400
+    );
+    let r = call(
+        a,
+        "POST",
+        &format!("{CHAT}?stop_reason=max_tokens&tools=1"),
+        &[],
+        STREAM,
+    );
+    let js = r.event_json();
+    let reasons: Vec<_> = js
+        .iter()
+        .filter(|j| !j["choices"][0]["finish_reason"].is_null())
+        .map(|j| j["choices"][0]["finish_reason"].clone())
+        .collect();
+    assert_eq!(reasons, ["length"]);
+    assert_eq!(openai_calls(&js).len(), 1);
+}
+
+#[test]
+fn anthropic_tool_use_json() {
+    let m = server();
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?tools=2"),
+        &[],
+        ANTHROPIC_TOOLS,
+    );
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!(j["stop_reason"], "tool_use");
+    assert!(j["stop_sequence"].is_null());
+    let content = j["content"].as_array().unwrap();
+    assert_eq!(content.len(), 2);
+    for (i, (b, name)) in content.iter().zip(["lookup", "search"]).enumerate() {
+        assert_eq!(b["type"], "tool_use");
+        assert_eq!(b["id"], format!("toolu_mock{i}"));
+        assert_eq!(b["name"], name);
+        assert!(b["input"].is_object());
+        assert_eq!(b["input"]["call"], i as u64);
+    }
+    assert!(j["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let recorded = m.stats().last_request.unwrap();
+    assert_eq!(
+        (recorded.path.as_str(), recorded.body.as_slice()),
+        ("/v1/messages?tools=2", ANTHROPIC_TOOLS.as_bytes())
+    );
+}
+
+#[test]
+fn anthropic_tool_use_stream() {
+    let m = server();
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?tools=2"),
+        &[],
+        &streamed(ANTHROPIC_TOOLS),
+    );
+    let (blocks, delta) = anthropic_stream(&r);
+    assert_eq!(blocks.len(), 2);
+    for (i, (b, name)) in blocks.iter().zip(["lookup", "search"]).enumerate() {
+        assert_eq!(b.start["type"], "tool_use");
+        assert_eq!(b.start["id"], format!("toolu_mock{i}"));
+        assert_eq!(b.start["name"], name);
+        assert_eq!(b.start["input"], serde_json::json!({}));
+        assert!(b.deltas >= 2, "partial_json in pieces: {}", b.deltas);
+        check_arguments(&b.text, i);
+    }
+    assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+    let deltas: usize = blocks.iter().map(|b| b.deltas).sum();
+    assert_eq!(delta["usage"]["output_tokens"], deltas as u64);
+    // The JSON form of the same answer counts the same tokens.
+    let j = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?tools=2"),
+        &[],
+        ANTHROPIC_TOOLS,
+    )
+    .json();
+    assert_eq!(j["usage"]["output_tokens"], deltas as u64);
+}
+
+#[test]
+fn anthropic_thinking_first() {
+    let m = server();
+    let j = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?chunks=2"),
+        &[],
+        ANTHROPIC_THINKING,
+    )
+    .json();
+    let id = j["id"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("msg_mock")
+        .unwrap()
+        .to_string();
+    let c = &j["content"];
+    assert_eq!(c[0]["type"], "thinking");
+    assert_eq!(c[0]["thinking"], THOUGHT);
+    assert_eq!(c[0]["signature"], format!("sig-mock-{id}"));
+    assert_eq!(c[1]["type"], "text");
+    assert_eq!(c[1]["text"], "tok0 tok1 ");
+    assert_eq!(j["stop_reason"], "end_turn");
+    assert_eq!(j["usage"]["output_tokens"], 3 + 2);
+    // thinking=0 overrides the body.
+    let j = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?thinking=0"),
+        &[],
+        ANTHROPIC_THINKING,
+    )
+    .json();
+    assert_eq!(j["content"].as_array().unwrap().len(), 1);
+    assert_eq!(j["content"][0]["type"], "text");
+
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?chunks=2"),
+        &[],
+        &streamed(ANTHROPIC_THINKING),
+    );
+    let names: Vec<String> = r.events().into_iter().map(|(n, _)| n).collect();
+    let mut want = vec!["message_start", "content_block_start", "ping"];
+    want.extend(["content_block_delta"; 4]);
+    want.extend(["content_block_stop", "content_block_start"]);
+    want.extend(["content_block_delta"; 2]);
+    want.extend(["content_block_stop", "message_delta", "message_stop"]);
+    assert_eq!(names, want);
+    let (blocks, delta) = anthropic_stream(&r);
+    let id = r.event_json()[0]["message"]["id"].as_str().unwrap()["msg_mock".len()..].to_string();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0].start["type"], "thinking");
+    assert_eq!(blocks[0].start["thinking"], "");
+    assert_eq!(blocks[0].text, THOUGHT);
+    assert_eq!(blocks[0].deltas, 3 + 1);
+    assert_eq!(blocks[0].signature, format!("sig-mock-{id}"));
+    assert_eq!(blocks[1].start["type"], "text");
+    assert_eq!(blocks[1].text, "tok0 tok1 ");
+    assert_eq!(delta["usage"]["output_tokens"], 3 + 2);
+
+    // Thinking, then tool calls: blocks 0, 1, 2.
+    let body = streamed(ANTHROPIC_TOOLS).replacen(
+        '{',
+        r#"{"thinking":{"type":"enabled","budget_tokens":1024},"#,
+        1,
+    );
+    let r = call(m.addr(), "POST", &format!("{MESSAGES}?tools=2"), &[], &body);
+    let (blocks, delta) = anthropic_stream(&r);
+    let kinds: Vec<_> = blocks
+        .iter()
+        .map(|b| b.start["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["thinking", "tool_use", "tool_use"]);
+    assert_eq!(blocks[2].start["name"], "search");
+    check_arguments(&blocks[2].text, 1);
+    assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+}
+
+#[test]
+fn anthropic_stop_reason() {
+    let m = server();
+    let body =
+        r#"{"model":"claude-test","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    let j = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?stop_reason=stop_sequence"),
+        &[],
+        body,
+    )
+    .json();
+    assert_eq!(j["stop_reason"], "stop_sequence");
+    assert_eq!(j["stop_sequence"], "###");
+    let j = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?stop_reason=max_tokens&tools=1"),
+        &[],
+        body,
+    )
+    .json();
+    assert_eq!(j["stop_reason"], "max_tokens");
+    assert!(j["stop_sequence"].is_null());
+    assert_eq!(j["content"][0]["type"], "tool_use");
+
+    let sbody = streamed(body);
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?stop_reason=stop_sequence"),
+        &[],
+        &sbody,
+    );
+    let (_, delta) = anthropic_stream(&r);
+    assert_eq!(delta["delta"]["stop_reason"], "stop_sequence");
+    assert_eq!(delta["delta"]["stop_sequence"], "###");
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{MESSAGES}?stop_reason=max_tokens"),
+        &[],
+        &sbody,
+    );
+    let (_, delta) = anthropic_stream(&r);
+    assert_eq!(delta["delta"]["stop_reason"], "max_tokens");
+    assert!(delta["delta"]["stop_sequence"].is_null());
+}
+
+#[test]
+fn tool_streams_honour_stream_faults() {
+    let m = server();
+    let a = m.addr();
+    let body = streamed(ANTHROPIC_TOOLS);
+    let r = call(
+        a,
+        "POST",
+        &format!("{MESSAGES}?tools=2&drop_after=5"),
+        &[],
+        &body,
+    );
+    assert!(!r.complete);
+    assert_eq!(r.events().len(), 5);
+    let r = call(
+        a,
+        "POST",
+        &format!("{MESSAGES}?tools=1&malformed"),
+        &[],
+        &body,
+    );
+    let bad = r
+        .events()
+        .iter()
+        .filter(|(_, d)| serde_json::from_str::<Value>(d).is_err())
+        .count();
+    assert_eq!(bad, 1);
+    let r = call(
+        a,
+        "POST",
+        &format!("{CHAT}?tools=1&chunks=3&interval_ms=20"),
+        &[],
+        STREAM,
+    );
+    let n = r.chunks.len();
+    assert_eq!(
+        n,
+        1 + 1 + 3 + 1 + 1,
+        "role, call start, 3 fragments, finish, done"
+    );
+    let spread = r.chunks[n - 1].0 - r.chunks[0].0;
+    assert!(
+        spread >= Duration::from_millis(20 * (n as u64 - 1)),
+        "{spread:?}"
+    );
+}

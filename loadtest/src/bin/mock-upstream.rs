@@ -6,14 +6,15 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use loadtest::mock::{DIRECTIVES, MockConfig, MockServer};
+use loadtest::mock::{DIRECTIVE_HELP, MockConfig, MockServer};
 
 const USAGE: &str = "\
 usage: mock-upstream [--listen 127.0.0.1:9001] [--threads N] [--cpus 1,2]
 
 Endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages;
 GET /v1/models; GET /mock/stats; POST /mock/reset.
-Directives (path prefix /mock/a=1,b=2/v1/..., header x-mock-NAME, query ?NAME=, body \"mock\":{..}):
+Directives (path prefix /mock/a=1,b=2/v1/..., header x-mock-NAME, query ?NAME=, body \"mock\":{..};
+later sources win; a bare name means true):
 ";
 
 fn parse_args() -> Result<MockConfig, String> {
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
             if !msg.is_empty() {
                 eprintln!("mock-upstream: {msg}");
             }
-            eprintln!("{USAGE}  {}", DIRECTIVES.join(", "));
+            eprint!("{USAGE}{DIRECTIVE_HELP}");
             return ExitCode::from(2);
         }
     };

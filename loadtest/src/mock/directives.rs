@@ -2,6 +2,8 @@
 //! `x-mock-NAME` headers, query parameters and a JSON `"mock"` object, applied in that order so
 //! later sources win. Unknown names are a 400 error except in the query (other parameters are
 //! legitimate there). Booleans accept `1/true/yes/on` (or a bare name) and `0/false/no/off`.
+//! [`HELP`] describes every directive; `tools`, `thinking` and `stop_reason` shape what the
+//! assistant says (see `reply.rs`), the others how and when it is sent.
 
 /// How the mock should answer one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +18,53 @@ pub(crate) struct Directives {
     pub close: bool,
     pub hang: bool,
     pub dims: Option<u64>,
+    /// Tool calls to answer with instead of text (0..=[`MAX_TOOLS`]).
+    pub tools: u8,
+    /// Reasoning before the answer; `None` leaves it to the request body.
+    pub thinking: Option<bool>,
+    /// A forced end of the answer; `None` lets the content decide.
+    pub stop_reason: Option<StopReason>,
+}
+
+/// Why the answer ended, named as Anthropic does (`responses.rs` maps it to OpenAI's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    EndTurn,
+    MaxTokens,
+    StopSequence,
+    /// Never parsed from a directive: it follows from `tools` > 0.
+    ToolUse,
+}
+
+impl StopReason {
+    /// The `stop_reason` directive's values.
+    fn parse(value: &str) -> Result<StopReason, String> {
+        match value.trim() {
+            "end_turn" => Ok(StopReason::EndTurn),
+            "max_tokens" => Ok(StopReason::MaxTokens),
+            "stop_sequence" => Ok(StopReason::StopSequence),
+            other => Err(format!(
+                "mock directive stop_reason: {other:?} is not max_tokens, stop_sequence or end_turn"
+            )),
+        }
+    }
+
+    pub fn anthropic(self) -> &'static str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::StopSequence => "stop_sequence",
+            StopReason::ToolUse => "tool_use",
+        }
+    }
+
+    pub fn openai(self) -> &'static str {
+        match self {
+            StopReason::EndTurn | StopReason::StopSequence => "stop",
+            StopReason::MaxTokens => "length",
+            StopReason::ToolUse => "tool_calls",
+        }
+    }
 }
 
 impl Default for Directives {
@@ -31,12 +80,18 @@ impl Default for Directives {
             close: false,
             hang: false,
             dims: None,
+            tools: 0,
+            thinking: None,
+            stop_reason: None,
         }
     }
 }
 
 /// Upper bound on `chunks` and `dims`, so a typo cannot make the mock build gigabytes.
 const MAX_COUNT: u64 = 1_000_000;
+
+/// Upper bound on `tools`.
+pub(crate) const MAX_TOOLS: u8 = 8;
 
 /// The directive names the mock understands.
 pub const NAMES: &[&str] = &[
@@ -50,7 +105,32 @@ pub const NAMES: &[&str] = &[
     "close",
     "hang",
     "dims",
+    "tools",
+    "thinking",
+    "stop_reason",
 ];
+
+/// One entry per directive (continuation lines indented further), for `mock-upstream --help`.
+pub const HELP: &str = concat!(
+    "  latency_ms=N     wait N ms before the response head\n",
+    "  status=N         answer with this status (200 or 400..=599) and an error body\n",
+    "  retry_after=S    send `retry-after: S`\n",
+    "  chunks=N         text pieces (default 8): SSE content events, `tokN ` words, output tokens\n",
+    "  interval_ms=N    wait N ms between SSE events\n",
+    "  drop_after=N     close the connection after N SSE events (0, or any non-stream: no response)\n",
+    "  malformed        a body or one SSE event that is not valid JSON\n",
+    "  close            `connection: close` after the response\n",
+    "  hang             never answer; hold the connection until the client closes it\n",
+    "  dims=N           embedding dimensions (default: the body's `dimensions`, else 8)\n",
+    "  tools=N          answer with N tool calls (0..=8) instead of text, named after the request's\n",
+    "                   `tools` in order (cycling), or get_weather; arguments {\"city\":\"Paris\",\"call\":i};\n",
+    "                   streams send each call's arguments in `chunks` fragments (at least 2)\n",
+    "  thinking         reasoning first: an Anthropic thinking block with a signature, or OpenAI\n",
+    "                   reasoning_content (default: on when the body enables Anthropic `thinking` or\n",
+    "                   sets OpenAI `reasoning_effort`; thinking=0 turns it off)\n",
+    "  stop_reason=R    max_tokens | stop_sequence | end_turn: force the finish (OpenAI length / stop);\n",
+    "                   stop_sequence answers carry \"stop_sequence\":\"###\" on Anthropic\n",
+);
 
 fn num(name: &str, value: &str) -> Result<u64, String> {
     value
@@ -89,6 +169,17 @@ impl Directives {
             "close" => self.close = flag(name, value)?,
             "hang" => self.hang = flag(name, value)?,
             "dims" => self.dims = Some(num(name, value)?.clamp(1, MAX_COUNT)),
+            "tools" => {
+                let n = num(name, value)?;
+                if n > MAX_TOOLS as u64 {
+                    return Err(format!(
+                        "mock directive tools: {n} is more than {MAX_TOOLS}"
+                    ));
+                }
+                self.tools = n as u8;
+            }
+            "thinking" => self.thinking = Some(flag(name, value)?),
+            "stop_reason" => self.stop_reason = Some(StopReason::parse(value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -198,5 +289,38 @@ mod tests {
         assert!(d.set_strict("Interval-Ms", "7").is_ok());
         assert_eq!(d.interval_ms, 7);
         assert!(d.set_strict("status", "abc").is_err());
+    }
+
+    #[test]
+    fn answer_shape() {
+        let mut d = Directives::default();
+        d.apply_path_segment("tools=3,thinking,stop_reason=max_tokens")
+            .unwrap();
+        assert_eq!(d.tools, 3);
+        assert_eq!(d.thinking, Some(true));
+        assert_eq!(d.stop_reason, Some(StopReason::MaxTokens));
+        d.apply_query("thinking=0&stop_reason=stop_sequence")
+            .unwrap();
+        assert_eq!(d.thinking, Some(false));
+        assert_eq!(d.stop_reason, Some(StopReason::StopSequence));
+        assert!(d.set_strict("tools", "9").is_err());
+        assert!(d.set_strict("stop_reason", "tool_use").is_err());
+        assert!(d.set_strict("stop_reason", "length").is_err());
+    }
+
+    #[test]
+    fn help_covers_every_name() {
+        for name in NAMES {
+            assert!(
+                HELP.lines().any(|l| l.trim_start().starts_with(name)),
+                "{name} missing from HELP"
+            );
+        }
+        assert_eq!(
+            HELP.lines()
+                .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+                .count(),
+            NAMES.len()
+        );
     }
 }

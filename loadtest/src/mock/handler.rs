@@ -8,8 +8,9 @@ use monoio::net::TcpStream;
 
 use super::conn::{Conn, ReadError};
 use super::directives::{Directives, split_target};
+use super::reply::{Plan, Reply};
 use super::request::Body;
-use super::responses::{self as r, Api, Head, Meta, Plan};
+use super::responses::{self as r, Api, Head, Meta, Sse};
 use super::stats::{RecordedRequest, Shared};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -17,6 +18,8 @@ enum Route {
     Api(Api),
     Embeddings,
     Models,
+    /// Anthropic's `count_tokens`: about four request bytes a token.
+    CountTokens,
     Stats,
     Reset,
     NotFound,
@@ -34,6 +37,7 @@ fn route(method: &str, path: &str, has_prefix: bool) -> Route {
         ("POST", "/v1/chat/completions") => Route::Api(Api::Chat),
         ("POST", "/v1/completions") => Route::Api(Api::Completion),
         ("POST", "/v1/messages") => Route::Api(Api::Messages),
+        ("POST", "/v1/messages/count_tokens") => Route::CountTokens,
         ("POST", "/v1/embeddings") => Route::Embeddings,
         ("GET", "/v1/models") => Route::Models,
         ("GET", "/mock/stats") if !has_prefix => Route::Stats,
@@ -143,7 +147,7 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         body,
     });
 
-    let anthropic = route == Route::Api(Api::Messages);
+    let anthropic = matches!(route, Route::Api(Api::Messages) | Route::CountTokens);
     let retry_after = d.retry_after.as_deref();
     let error = |conn: &mut Conn, status: u16, msg: &str| {
         conn.scratch.clear();
@@ -189,10 +193,19 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         }
     };
     let model = b.model.as_deref().unwrap_or("mock-model");
-    let meta = Meta::new(shared.next_id(), model, body_len, d.chunks);
+    let reply = match route {
+        Route::Api(api) => Reply::new(api, &d, &b),
+        _ => Reply::text(d.chunks),
+    };
+    let meta = Meta::new(shared.next_id(), model, body_len, &reply);
     conn.scratch.clear();
     match route {
         Route::Models => r::models(&mut conn.scratch),
+        Route::CountTokens => {
+            conn.scratch.extend_from_slice(b"{\"input_tokens\":");
+            r::num(&mut conn.scratch, (body_len as u64 / 4).max(1));
+            conn.scratch.push(b'}');
+        }
         Route::Embeddings => {
             let Some(input) = b.input else {
                 error(conn, 400, "mock: embeddings request without input");
@@ -206,25 +219,27 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         }
         Route::Api(api) if stream => {
             let usage = b.include_usage() && api != Api::Messages;
-            let plan = Plan::new(api, d.chunks, usage, d.malformed);
-            return send_stream(conn, shared, api, &meta, &plan, usage, &d, close).await;
+            let plan = Plan::new(api, &reply, usage, d.malformed);
+            let sse = Sse {
+                api,
+                meta: &meta,
+                reply: &reply,
+                usage_null: usage,
+            };
+            return send_stream(conn, shared, &sse, &plan, &d, close).await;
         }
-        Route::Api(api) => r::json_body(&mut conn.scratch, api, &meta),
+        Route::Api(api) => r::json_body(&mut conn.scratch, api, &meta, &reply),
         _ => unreachable!("control routes answered above"),
     }
     respond(conn, 200, "application/json", close, retry_after).await
 }
 
 /// Sends an SSE response: the head, then each event in its own chunk and its own write.
-/// `usage_null` adds `"usage":null` to every OpenAI chunk (the client asked for usage).
-#[allow(clippy::too_many_arguments)]
 async fn send_stream(
     conn: &mut Conn,
     shared: &Shared,
-    api: Api,
-    meta: &Meta,
+    sse: &Sse<'_>,
     plan: &Plan,
-    usage_null: bool,
     d: &Directives,
     close: bool,
 ) -> Next {
@@ -243,7 +258,7 @@ async fn send_stream(
     }
     let interval = Duration::from_millis(d.interval_ms);
     let total = plan.len();
-    for k in 0..total {
+    for (k, step) in (0..total).zip(plan.steps()) {
         if d.drop_after == Some(k) {
             return Next::Close;
         }
@@ -252,7 +267,7 @@ async fn send_stream(
             return Next::Close;
         }
         conn.scratch.clear();
-        r::sse_event(&mut conn.scratch, api, meta, plan.get(k), usage_null);
+        sse.event(&mut conn.scratch, step);
         conn.out.clear();
         let mut hex = [0u8; 16];
         conn.out

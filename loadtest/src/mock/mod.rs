@@ -4,14 +4,31 @@
 //! It runs one monoio runtime per thread, each with its own listener on the same port
 //! (SO_REUSEPORT when there is more than one thread). Endpoints: `POST /v1/chat/completions`,
 //! `/v1/completions`, `/v1/embeddings`, `/v1/messages`, `GET /v1/models`, `GET /mock/stats`,
-//! `POST /mock/reset`. Directives: see [`DIRECTIVES`] and `directives.rs`.
+//! `POST /mock/reset`. Directives: see [`DIRECTIVES`], [`DIRECTIVE_HELP`] and `directives.rs`.
+//!
+//! What the assistant says is also programmable, in both protocols, JSON and SSE alike:
+//! - `tools=N` (0..=8): N tool calls instead of text, named after the request's `tools` in order
+//!   (cycling; `get_weather` when there are none), with arguments `{"city":"Paris","call":i}` and
+//!   ids `call_mock<i>` / `toolu_mock<i>`; finish `tool_calls` / `tool_use`. Streams send each
+//!   call's arguments in `chunks` fragments (at least 2).
+//! - `thinking`: reasoning first — an Anthropic `thinking` block signed `sig-mock-<request id>`,
+//!   or OpenAI `reasoning_content`. On by default when an Anthropic body enables `thinking` or an
+//!   OpenAI body sets `reasoning_effort` (other than `none`); `thinking=0` turns it off.
+//! - `stop_reason=max_tokens|stop_sequence|end_turn`: forces the finish (OpenAI `length` /
+//!   `stop`); `stop_sequence` answers carry `"stop_sequence":"###"` on Anthropic.
+//!
+//! Output tokens are one per content delta: reasoning pieces plus text pieces or argument
+//! fragments. Module map: `handler` routes and sends, `reply` decides the answer and the order
+//! of its events, `responses` and `tools` build the bytes.
 
 mod conn;
 mod directives;
 mod handler;
+mod reply;
 mod request;
 mod responses;
 mod stats;
+mod tools;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -26,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use directives::NAMES as DIRECTIVES;
+pub use directives::{HELP as DIRECTIVE_HELP, NAMES as DIRECTIVES};
 pub use responses::MODELS;
 pub use stats::{RecordedRequest, Stats};
 

@@ -1,5 +1,6 @@
 //! The few JSON body fields the mock needs (`model`, `stream`, `stream_options.include_usage`,
-//! `input`, `dimensions`, `mock`); every other field is skipped without being built.
+//! `input`, `dimensions`, `mock`, the names in `tools`, `thinking`, `reasoning_effort`); every
+//! other field is skipped without being built.
 
 use std::fmt;
 
@@ -21,6 +22,31 @@ pub(crate) struct Body {
     pub dimensions: Option<u64>,
     #[serde(default)]
     pub mock: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Declared tools: OpenAI `{"type":"function","function":{"name":..}}`, Anthropic `{"name":..}`.
+    #[serde(default)]
+    pub tools: Option<Vec<ToolDecl>>,
+    /// Anthropic extended thinking, e.g. `{"type":"enabled","budget_tokens":1024}`; kept loose
+    /// so an unexpected shape is "not enabled" rather than a 400.
+    #[serde(default)]
+    pub thinking: Option<serde_json::Value>,
+    /// OpenAI reasoning models' `"low" | "medium" | "high"` (or `"none"`).
+    #[serde(default)]
+    pub reasoning_effort: Option<serde_json::Value>,
+}
+
+/// One entry of `tools`; only its name is kept.
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct ToolDecl {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionDecl>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct FunctionDecl {
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -47,6 +73,34 @@ impl Body {
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false)
+    }
+
+    /// The declared tool names in order (`function.name`, else `name`); nameless tools skipped.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tools
+            .iter()
+            .flatten()
+            .filter_map(|t| {
+                t.function
+                    .as_ref()
+                    .and_then(|f| f.name.clone())
+                    .or_else(|| t.name.clone())
+            })
+            .collect()
+    }
+
+    /// Anthropic `thinking` with type `enabled` (or `adaptive`).
+    pub fn thinking_enabled(&self) -> bool {
+        let kind = self.thinking.as_ref().and_then(|t| t.get("type"));
+        matches!(kind.and_then(|k| k.as_str()), Some("enabled" | "adaptive"))
+    }
+
+    /// OpenAI `reasoning_effort` set to anything but `"none"`.
+    pub fn reasoning_requested(&self) -> bool {
+        self.reasoning_effort
+            .as_ref()
+            .and_then(|e| e.as_str())
+            .is_some_and(|e| e != "none")
     }
 
     /// The `mock` object's entries as (name, value) strings; nulls are skipped.
@@ -179,5 +233,25 @@ mod tests {
         assert_eq!(d, vec![("chunks", "3".into()), ("hang", "false".into())]);
         assert!(Body::parse(b"").unwrap().model.is_none());
         assert!(Body::parse(b"{nope").is_err());
+    }
+
+    #[test]
+    fn tools_and_reasoning() {
+        let b = Body::parse(
+            br#"{"tools":[{"type":"function","function":{"name":"a","parameters":{"type":"object"}}},
+                {"type":"web_search"},{"name":"b","input_schema":{}}],
+                "thinking":{"type":"enabled","budget_tokens":1024},"reasoning_effort":"none"}"#,
+        )
+        .unwrap();
+        assert_eq!(b.tool_names(), ["a", "b"]);
+        assert!(b.thinking_enabled());
+        assert!(!b.reasoning_requested());
+        let b =
+            Body::parse(br#"{"thinking":{"type":"disabled"},"reasoning_effort":"low"}"#).unwrap();
+        assert!(!b.thinking_enabled());
+        assert!(b.reasoning_requested());
+        let b = Body::parse(br#"{"thinking":true,"tools":null}"#).unwrap();
+        assert!(!b.thinking_enabled());
+        assert!(b.tool_names().is_empty());
     }
 }

@@ -1,6 +1,11 @@
 //! Byte builders for every response the mock sends: response heads, OpenAI and Anthropic JSON
 //! bodies, SSE events and error bodies. They append to a caller-owned `Vec<u8>` that is reused
-//! from request to request, so a response costs no allocation once the buffers are warm.
+//! from request to request, so a response costs no allocation once the buffers are warm. What
+//! is said comes from a [`Reply`]; the tool-call and thinking parts are built in `tools.rs`.
+
+use super::directives::StopReason;
+use super::reply::{Block, Reply, Step};
+use super::tools;
 
 /// What every body of one response shares.
 pub(crate) struct Meta {
@@ -10,10 +15,12 @@ pub(crate) struct Meta {
     pub model: Vec<u8>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// The part of `completion_tokens` spent reasoning.
+    pub reasoning_tokens: u64,
 }
 
 impl Meta {
-    pub fn new(id: u64, model: &str, body_len: usize, chunks: u64) -> Meta {
+    pub fn new(id: u64, model: &str, body_len: usize, reply: &Reply) -> Meta {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -25,7 +32,8 @@ impl Meta {
             created,
             model: m,
             prompt_tokens: (body_len as u64 / 4).max(1),
-            completion_tokens: chunks,
+            completion_tokens: reply.output_tokens(),
+            reasoning_tokens: reply.reasoning_tokens(),
         }
     }
 }
@@ -104,7 +112,8 @@ pub(crate) enum Api {
     Messages,
 }
 
-fn text(out: &mut Vec<u8>, chunks: u64) {
+/// Appends the text answer `"tok0 tok1 ... "` of `chunks` pieces as a JSON string.
+pub(crate) fn text(out: &mut Vec<u8>, chunks: u64) {
     out.push(b'"');
     for i in 0..chunks {
         out.extend_from_slice(b"tok");
@@ -133,6 +142,11 @@ fn openai_usage(out: &mut Vec<u8>, m: &Meta) {
     num(out, m.completion_tokens);
     out.extend_from_slice(b",\"total_tokens\":");
     num(out, m.prompt_tokens + m.completion_tokens);
+    if m.reasoning_tokens > 0 {
+        out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
+        num(out, m.reasoning_tokens);
+        out.push(b'}');
+    }
     out.push(b'}');
 }
 
@@ -144,24 +158,53 @@ fn anthropic_usage(out: &mut Vec<u8>, input: u64, output: u64) {
     out.push(b'}');
 }
 
+fn quoted(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+fn stop_sequence(out: &mut Vec<u8>, reply: &Reply) {
+    out.extend_from_slice(b"\"stop_sequence\":");
+    if reply.stop == StopReason::StopSequence {
+        json_str(out, tools::STOP_SEQUENCE);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
 /// A complete non-streaming body for `api`.
-pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta) {
+pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta, reply: &Reply) {
     match api {
         Api::Chat => {
             openai_prefix(out, m, "chatcmpl-mock", "chat.completion");
             out.extend_from_slice(
-                b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
+                b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",",
             );
-            text(out, m.completion_tokens);
-            out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":\"stop\"}],");
+            if reply.thinking {
+                tools::openai_reasoning(out);
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"content\":");
+            if reply.calls == 0 {
+                text(out, reply.chunks);
+            } else {
+                out.extend_from_slice(b"null,");
+                tools::openai_tool_calls(out, reply);
+            }
+            out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+            quoted(out, reply.stop.openai());
+            out.extend_from_slice(b"}],");
             openai_usage(out, m);
             out.push(b'}');
         }
         Api::Completion => {
             openai_prefix(out, m, "cmpl-mock", "text_completion");
             out.extend_from_slice(b",\"choices\":[{\"text\":");
-            text(out, m.completion_tokens);
-            out.extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}],");
+            text(out, reply.chunks);
+            out.extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":");
+            quoted(out, reply.stop.openai());
+            out.extend_from_slice(b"}],");
             openai_usage(out, m);
             out.push(b'}');
         }
@@ -170,9 +213,18 @@ pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta) {
             num(out, m.id);
             out.extend_from_slice(b"\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
             out.extend_from_slice(&m.model);
-            out.extend_from_slice(b",\"content\":[{\"type\":\"text\",\"text\":");
-            text(out, m.completion_tokens);
-            out.extend_from_slice(b"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,");
+            out.extend_from_slice(b",\"content\":[");
+            for (k, block) in reply.blocks().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                tools::anthropic_block(out, reply, m, block, true);
+            }
+            out.extend_from_slice(b"],\"stop_reason\":");
+            quoted(out, reply.stop.anthropic());
+            out.push(b',');
+            stop_sequence(out, reply);
+            out.push(b',');
             anthropic_usage(out, m.prompt_tokens, m.completion_tokens);
             out.push(b'}');
         }
@@ -183,208 +235,156 @@ pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta) {
 pub(crate) const MALFORMED_BODY: &[u8] =
     b"{\"id\":\"mock-malformed\",\"object\":\"chat.completion\",\"choices\":[{\"message\":";
 
-/// One event of an SSE stream.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Step {
-    Role,
-    Malformed,
-    Content(u64),
-    Finish,
-    Usage,
-    Done,
-    MessageStart,
-    BlockStart,
-    Ping,
-    BlockStop,
-    MessageDelta,
-    MessageStop,
+/// Everything the events of one SSE response are built from.
+pub(crate) struct Sse<'a> {
+    pub api: Api,
+    pub meta: &'a Meta,
+    pub reply: &'a Reply,
+    /// Adds `"usage":null` to OpenAI chunks (the client asked for usage).
+    pub usage_null: bool,
 }
 
-/// The sequence of events of one SSE response.
-pub(crate) struct Plan {
-    prefix: [Step; 4],
-    n_prefix: usize,
-    contents: u64,
-    suffix: [Step; 4],
-    n_suffix: usize,
-}
-
-impl Plan {
-    pub fn new(api: Api, chunks: u64, include_usage: bool, malformed: bool) -> Plan {
-        let mut p = Plan {
-            prefix: [Step::Done; 4],
-            n_prefix: 0,
-            contents: chunks,
-            suffix: [Step::Done; 4],
-            n_suffix: 0,
-        };
-        let mut pre = |s| {
-            p.prefix[p.n_prefix] = s;
-            p.n_prefix += 1;
-        };
-        match api {
-            Api::Chat => pre(Step::Role),
-            Api::Completion => {}
-            Api::Messages => {
-                pre(Step::MessageStart);
-                pre(Step::BlockStart);
-                pre(Step::Ping);
-            }
-        }
-        if malformed {
-            pre(Step::Malformed);
-        }
-        let mut post = |s| {
-            p.suffix[p.n_suffix] = s;
-            p.n_suffix += 1;
-        };
-        match api {
-            Api::Chat | Api::Completion => {
-                post(Step::Finish);
-                if include_usage {
-                    post(Step::Usage);
-                }
-                post(Step::Done);
-            }
-            Api::Messages => {
-                post(Step::BlockStop);
-                post(Step::MessageDelta);
-                post(Step::MessageStop);
-            }
-        }
-        p
-    }
-
-    pub fn len(&self) -> u64 {
-        self.n_prefix as u64 + self.contents + self.n_suffix as u64
-    }
-
-    pub fn get(&self, k: u64) -> Step {
-        let np = self.n_prefix as u64;
-        if k < np {
-            self.prefix[k as usize]
-        } else if k < np + self.contents {
-            Step::Content(k - np)
+impl Sse<'_> {
+    /// Appends the SSE text (`data: ...\n\n`, with an `event:` line for Anthropic) of `step`.
+    pub fn event(&self, out: &mut Vec<u8>, step: Step) {
+        if self.api == Api::Messages {
+            self.anthropic_event(out, step);
         } else {
-            self.suffix[(k - np - self.contents) as usize]
+            self.openai_event(out, step);
         }
     }
-}
 
-/// Appends the SSE text (`data: ...\n\n`, with an `event:` line for Anthropic) of `step`.
-/// `usage_null` adds `"usage":null` to OpenAI chunks (when the client asked for usage).
-pub(crate) fn sse_event(out: &mut Vec<u8>, api: Api, m: &Meta, step: Step, usage_null: bool) {
-    if api == Api::Messages {
-        return anthropic_event(out, m, step);
-    }
-    if step == Step::Done {
-        out.extend_from_slice(b"data: [DONE]\n\n");
-        return;
-    }
-    if step == Step::Malformed {
-        out.extend_from_slice(b"data: {\"id\":\"mock-malformed\",\"choices\":[{\"delta\":\n\n");
-        return;
-    }
-    out.extend_from_slice(b"data: ");
-    let chat = api == Api::Chat;
-    if chat {
-        openai_prefix(out, m, "chatcmpl-mock", "chat.completion.chunk");
-    } else {
-        openai_prefix(out, m, "cmpl-mock", "text_completion");
-    }
-    out.extend_from_slice(b",\"choices\":[");
-    let finish = step == Step::Finish;
-    match step {
-        Step::Usage => {}
-        _ if chat => {
-            out.extend_from_slice(b"{\"index\":0,\"delta\":{");
-            match step {
-                Step::Role => out.extend_from_slice(b"\"role\":\"assistant\",\"content\":\"\""),
-                Step::Content(i) => content_field(out, b"\"content\":\"tok", i),
-                _ => {}
-            }
-            out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+    fn openai_event(&self, out: &mut Vec<u8>, step: Step) {
+        let (m, reply) = (self.meta, self.reply);
+        if step == Step::Done {
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            return;
         }
-        _ => {
-            out.push(b'{');
-            match step {
-                Step::Content(i) => content_field(out, b"\"text\":\"tok", i),
-                _ => out.extend_from_slice(b"\"text\":\"\""),
-            }
-            out.extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":");
+        if step == Step::Malformed {
+            out.extend_from_slice(b"data: {\"id\":\"mock-malformed\",\"choices\":[{\"delta\":\n\n");
+            return;
         }
+        out.extend_from_slice(b"data: ");
+        let chat = self.api == Api::Chat;
+        if chat {
+            openai_prefix(out, m, "chatcmpl-mock", "chat.completion.chunk");
+        } else {
+            openai_prefix(out, m, "cmpl-mock", "text_completion");
+        }
+        out.extend_from_slice(b",\"choices\":[");
+        match step {
+            Step::Usage => {}
+            _ if chat => {
+                out.extend_from_slice(b"{\"index\":0,\"delta\":{");
+                match step {
+                    // A tool-call answer has no text: content is null, as OpenAI sends it.
+                    Step::Role if reply.calls > 0 => {
+                        out.extend_from_slice(b"\"role\":\"assistant\",\"content\":null")
+                    }
+                    Step::Role => out.extend_from_slice(b"\"role\":\"assistant\",\"content\":\"\""),
+                    Step::Content(i) => content_field(out, b"\"content\":\"tok", i),
+                    _ => tools::openai_delta(out, reply, step),
+                }
+                out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":");
+            }
+            _ => {
+                out.push(b'{');
+                match step {
+                    Step::Content(i) => content_field(out, b"\"text\":\"tok", i),
+                    _ => out.extend_from_slice(b"\"text\":\"\""),
+                }
+                out.extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":");
+            }
+        }
+        if step == Step::Finish {
+            quoted(out, reply.stop.openai());
+            out.push(b'}');
+        } else if step != Step::Usage {
+            out.extend_from_slice(b"null}");
+        }
+        out.push(b']');
+        if step == Step::Usage {
+            out.push(b',');
+            openai_usage(out, m);
+        } else if self.usage_null {
+            out.extend_from_slice(b",\"usage\":null");
+        }
+        out.extend_from_slice(b"}\n\n");
     }
-    if step != Step::Usage {
-        out.extend_from_slice(if finish { b"\"stop\"}" } else { b"null}" });
+
+    fn anthropic_event(&self, out: &mut Vec<u8>, step: Step) {
+        let (m, reply) = (self.meta, self.reply);
+        let name: &[u8] = match step {
+            Step::MessageStart => b"message_start",
+            Step::BlockStart(_) => b"content_block_start",
+            Step::Ping => b"ping",
+            Step::BlockStop(_) => b"content_block_stop",
+            Step::MessageDelta => b"message_delta",
+            Step::MessageStop => b"message_stop",
+            _ => b"content_block_delta",
+        };
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b"\ndata: ");
+        match step {
+            Step::MessageStart => {
+                out.extend_from_slice(
+                    b"{\"type\":\"message_start\",\"message\":{\"id\":\"msg_mock",
+                );
+                num(out, m.id);
+                out.extend_from_slice(b"\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+                out.extend_from_slice(&m.model);
+                out.extend_from_slice(
+                    b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,",
+                );
+                anthropic_usage(out, m.prompt_tokens, 0);
+                out.extend_from_slice(b"}}");
+            }
+            Step::BlockStart(block) => {
+                out.extend_from_slice(b"{\"type\":\"content_block_start\",\"index\":");
+                num(out, reply.block_index(block));
+                out.extend_from_slice(b",\"content_block\":");
+                tools::anthropic_block(out, reply, m, block, false);
+                out.push(b'}');
+            }
+            Step::Ping => out.extend_from_slice(b"{\"type\":\"ping\"}"),
+            Step::Malformed => out.extend_from_slice(
+                b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":",
+            ),
+            Step::Content(i) => {
+                out.extend_from_slice(b"{\"type\":\"content_block_delta\",\"index\":");
+                num(out, reply.block_index(Block::Text));
+                out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",");
+                content_field(out, b"\"text\":\"tok", i);
+                out.extend_from_slice(b"}}");
+            }
+            Step::Thinking(_) | Step::Signature | Step::ToolArgs { .. } => {
+                tools::anthropic_delta(out, reply, m, step)
+            }
+            Step::BlockStop(block) => {
+                out.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":");
+                num(out, reply.block_index(block));
+                out.push(b'}');
+            }
+            Step::MessageDelta => {
+                out.extend_from_slice(b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":");
+                quoted(out, reply.stop.anthropic());
+                out.push(b',');
+                stop_sequence(out, reply);
+                out.extend_from_slice(b"},\"usage\":{\"output_tokens\":");
+                num(out, m.completion_tokens);
+                out.extend_from_slice(b"}}");
+            }
+            _ => out.extend_from_slice(b"{\"type\":\"message_stop\"}"),
+        }
+        out.extend_from_slice(b"\n\n");
     }
-    out.push(b']');
-    if step == Step::Usage {
-        out.push(b',');
-        openai_usage(out, m);
-    } else if usage_null {
-        out.extend_from_slice(b",\"usage\":null");
-    }
-    out.extend_from_slice(b"}\n\n");
 }
 
 fn content_field(out: &mut Vec<u8>, prefix: &[u8], i: u64) {
     out.extend_from_slice(prefix);
     num(out, i);
     out.extend_from_slice(b" \"");
-}
-
-fn anthropic_event(out: &mut Vec<u8>, m: &Meta, step: Step) {
-    let name: &[u8] = match step {
-        Step::MessageStart => b"message_start",
-        Step::BlockStart => b"content_block_start",
-        Step::Ping => b"ping",
-        Step::Content(_) | Step::Malformed => b"content_block_delta",
-        Step::BlockStop => b"content_block_stop",
-        Step::MessageDelta => b"message_delta",
-        _ => b"message_stop",
-    };
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name);
-    out.extend_from_slice(b"\ndata: ");
-    match step {
-        Step::MessageStart => {
-            out.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":\"msg_mock");
-            num(out, m.id);
-            out.extend_from_slice(b"\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-            out.extend_from_slice(&m.model);
-            out.extend_from_slice(
-                b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,",
-            );
-            anthropic_usage(out, m.prompt_tokens, 0);
-            out.extend_from_slice(b"}}");
-        }
-        Step::BlockStart => out.extend_from_slice(
-            b"{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
-        ),
-        Step::Ping => out.extend_from_slice(b"{\"type\":\"ping\"}"),
-        Step::Malformed => out.extend_from_slice(
-            b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":",
-        ),
-        Step::Content(i) => {
-            out.extend_from_slice(
-                b"{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",",
-            );
-            content_field(out, b"\"text\":\"tok", i);
-            out.extend_from_slice(b"}}");
-        }
-        Step::BlockStop => {
-            out.extend_from_slice(b"{\"type\":\"content_block_stop\",\"index\":0}")
-        }
-        Step::MessageDelta => {
-            out.extend_from_slice(
-                b"{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":",
-            );
-            num(out, m.completion_tokens);
-            out.extend_from_slice(b"}}");
-        }
-        _ => out.extend_from_slice(b"{\"type\":\"message_stop\"}"),
-    }
-    out.extend_from_slice(b"\n\n");
 }
 
 /// An error body: Anthropic-shaped for `Api::Messages` (`anthropic`), OpenAI-shaped otherwise.
