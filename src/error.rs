@@ -2,8 +2,10 @@
 //!
 //! Every failure a client can see is a [`GatewayError`]: a [`Kind`] (which fixes the HTTP status,
 //! the OpenAI `error.type`/`code`, the metric label and whether a retry could help) plus a
-//! human message. Errors are rendered once, by the ingress, as OpenAI-shaped JSON; they are
-//! logged once, in the access log, where the request settles. Messages never contain secrets.
+//! human message. Errors are rendered once, by the ingress, in its own shape (OpenAI's or
+//! Anthropic's error JSON); they are logged once, in the access log, where the request settles.
+//! Messages never contain secrets. Upstream failures are classified into these kinds by the
+//! provider adapters, so a client sees the same category whatever protocol the upstream spoke.
 
 use crate::json;
 
@@ -23,11 +25,21 @@ pub enum Kind {
     UpstreamServer,
     UpstreamProtocol,
     UpstreamTimeout,
+    /// The provider rejected the request itself (its 400/404/422): the client's to fix.
+    UpstreamBadRequest,
+    /// The prompt does not fit the upstream model's context window.
+    UpstreamContextWindow,
+    /// The provider refused the content.
+    UpstreamContentPolicy,
+    /// The provider rate-limited the gateway (429); `retry_after_s` says for how long.
+    UpstreamRateLimited,
+    /// The provider rejected the gateway's credentials for it (its 401/403).
+    UpstreamAuth,
     ClientDisconnected,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 19] = [
         Kind::BadRequest,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -41,6 +53,11 @@ impl Kind {
         Kind::UpstreamServer,
         Kind::UpstreamProtocol,
         Kind::UpstreamTimeout,
+        Kind::UpstreamBadRequest,
+        Kind::UpstreamContextWindow,
+        Kind::UpstreamContentPolicy,
+        Kind::UpstreamRateLimited,
+        Kind::UpstreamAuth,
         Kind::ClientDisconnected,
     ];
 
@@ -54,7 +71,14 @@ impl Kind {
             Kind::RequestTimeout => 408,
             Kind::PayloadTooLarge => 413,
             Kind::HeaderTooLarge => 431,
-            Kind::UpstreamConnect | Kind::UpstreamServer | Kind::UpstreamProtocol => 502,
+            Kind::UpstreamBadRequest
+            | Kind::UpstreamContextWindow
+            | Kind::UpstreamContentPolicy => 400,
+            Kind::UpstreamRateLimited => 429,
+            Kind::UpstreamConnect
+            | Kind::UpstreamServer
+            | Kind::UpstreamProtocol
+            | Kind::UpstreamAuth => 502,
             Kind::UpstreamTimeout => 504,
             // nginx's convention: the client went away, nothing was sent.
             Kind::ClientDisconnected => 499,
@@ -72,11 +96,16 @@ impl Kind {
             | Kind::MethodNotAllowed
             | Kind::RequestTimeout
             | Kind::PayloadTooLarge
-            | Kind::HeaderTooLarge => "invalid_request_error",
+            | Kind::HeaderTooLarge
+            | Kind::UpstreamBadRequest
+            | Kind::UpstreamContextWindow
+            | Kind::UpstreamContentPolicy => "invalid_request_error",
+            Kind::UpstreamRateLimited => "rate_limit_error",
             Kind::UpstreamConnect
             | Kind::UpstreamServer
             | Kind::UpstreamProtocol
-            | Kind::UpstreamTimeout => "upstream_error",
+            | Kind::UpstreamTimeout
+            | Kind::UpstreamAuth => "upstream_error",
             Kind::ClientDisconnected => "server_error",
         }
     }
@@ -97,7 +126,35 @@ impl Kind {
             Kind::UpstreamServer => "upstream_server_error",
             Kind::UpstreamProtocol => "upstream_protocol_error",
             Kind::UpstreamTimeout => "upstream_timeout",
+            Kind::UpstreamBadRequest => "upstream_bad_request",
+            Kind::UpstreamContextWindow => "context_length_exceeded",
+            Kind::UpstreamContentPolicy => "content_policy_violation",
+            Kind::UpstreamRateLimited => "rate_limit_exceeded",
+            Kind::UpstreamAuth => "upstream_auth_failed",
             Kind::ClientDisconnected => "client_disconnected",
+        }
+    }
+
+    /// Anthropic's `error.type`, for the Anthropic ingress.
+    pub fn anthropic_type(self) -> &'static str {
+        match self {
+            Kind::Unauthorized => "authentication_error",
+            Kind::Forbidden => "permission_error",
+            Kind::ModelNotFound | Kind::NotFound => "not_found_error",
+            Kind::PayloadTooLarge => "request_too_large",
+            Kind::UpstreamRateLimited => "rate_limit_error",
+            Kind::UpstreamTimeout | Kind::RequestTimeout => "timeout_error",
+            Kind::BadRequest
+            | Kind::MethodNotAllowed
+            | Kind::HeaderTooLarge
+            | Kind::UpstreamBadRequest
+            | Kind::UpstreamContextWindow
+            | Kind::UpstreamContentPolicy => "invalid_request_error",
+            Kind::UpstreamConnect
+            | Kind::UpstreamServer
+            | Kind::UpstreamProtocol
+            | Kind::UpstreamAuth
+            | Kind::ClientDisconnected => "api_error",
         }
     }
 
@@ -109,6 +166,8 @@ impl Kind {
                 | Kind::UpstreamServer
                 | Kind::UpstreamTimeout
                 | Kind::UpstreamProtocol
+                | Kind::UpstreamRateLimited
+                | Kind::UpstreamAuth
         )
     }
 
@@ -119,6 +178,11 @@ impl Kind {
                 | Kind::UpstreamServer
                 | Kind::UpstreamProtocol
                 | Kind::UpstreamTimeout
+                | Kind::UpstreamBadRequest
+                | Kind::UpstreamContextWindow
+                | Kind::UpstreamContentPolicy
+                | Kind::UpstreamRateLimited
+                | Kind::UpstreamAuth
         )
     }
 }
@@ -128,6 +192,8 @@ impl Kind {
 pub struct GatewayError {
     pub kind: Kind,
     pub message: String,
+    /// Seconds the client should wait before retrying (sent as `Retry-After`).
+    pub retry_after_s: Option<u64>,
 }
 
 impl GatewayError {
@@ -135,7 +201,22 @@ impl GatewayError {
         GatewayError {
             kind,
             message: message.into(),
+            retry_after_s: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: Option<u64>) -> Self {
+        self.retry_after_s = seconds;
+        self
+    }
+
+    /// `{"type":"error","error":{"type":…,"message":…}}`
+    pub fn write_anthropic_body(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"");
+        out.extend_from_slice(self.kind.anthropic_type().as_bytes());
+        out.extend_from_slice(b"\",\"message\":");
+        json::push_str(out, &self.message);
+        out.extend_from_slice(b"}}");
     }
 
     /// `{"error":{"message":…,"type":…,"param":null,"code":…}}`

@@ -18,6 +18,7 @@ pub use secret::Secret;
 
 use crate::auth::KeyTable;
 use crate::providers::Protocol;
+use crate::providers::family::Vendor;
 
 /// The embedded default: a built-in mock provider, no network, no auth.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -78,13 +79,21 @@ pub enum AccessLog {
 pub struct Provider {
     pub name: String,
     pub protocol: Protocol,
+    /// The family row named by `protocol:` (auth style, URL style, rejected fields).
+    pub vendor: &'static Vendor,
     /// Index into `Snapshot::origins`; `None` for the built-in mock.
     pub origin: Option<usize>,
     /// Path prefix from `base_url` (e.g. `/v1`), without a trailing slash.
     pub base_path: String,
     pub api_key: Option<Secret>,
+    /// Extra request headers: the config's `headers`, plus the ones its protocol settings
+    /// imply (`anthropic-version`, `anthropic-beta`, `openai-organization`, …).
     pub headers: Vec<(String, String)>,
     pub timeouts: Timeouts,
+    /// Azure's `api-version` query value.
+    pub api_version: Option<String>,
+    /// `max_tokens` sent to a protocol that requires it when the client gave none.
+    pub default_max_tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,10 @@ use super::{
 };
 use crate::auth::{KeyEntry, KeyTable};
 use crate::providers::Protocol;
+use crate::providers::family::{self, PathStyle, Vendor};
+
+/// The Azure OpenAI `api-version` used when a provider names none.
+const AZURE_API_VERSION: &str = "2024-10-21";
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -376,24 +380,41 @@ impl Walker<'_> {
         origins: &mut Vec<Origin>,
     ) -> Option<Provider> {
         let allowed = [
-            "protocol", "base_url", "api_key", "headers", "timeouts", "ca_file", "pool",
+            "protocol",
+            "base_url",
+            "api_key",
+            "headers",
+            "timeouts",
+            "ca_file",
+            "pool",
+            "anthropic_version",
+            "anthropic_beta",
+            "default_max_tokens",
+            "organization",
+            "project",
+            "api_version",
         ];
         let h = self.mapping(y, path, &allowed)?;
-        let protocol = match get(h, "protocol") {
+        let vendor = match get(h, "protocol") {
             None => {
-                self.problem(&join(path, "protocol"), "missing (one of: openai, mock)");
+                let names = family::names();
+                self.problem(
+                    &join(path, "protocol"),
+                    format_args!("missing (one of: {names})"),
+                );
                 None
             }
             Some(p) => {
                 let s = self.string(p, &join(path, "protocol"))?;
-                let parsed = Protocol::from_name(&s);
-                if parsed.is_none() {
+                let found = family::find(&s);
+                if found.is_none() {
+                    let names = family::names();
                     self.problem(
                         &join(path, "protocol"),
-                        format_args!("unknown protocol {s:?} (one of: openai, mock)"),
+                        format_args!("unknown protocol {s:?} (one of: {names})"),
                     );
                 }
-                parsed
+                found
             }
         };
         let api_key = get(h, "api_key").and_then(|y| self.secret(y, &join(path, "api_key")));
@@ -443,7 +464,15 @@ impl Walker<'_> {
                 idle_timeout = self.millis(ph, "idle_timeout_ms", &pp, idle_timeout);
             }
         }
-        let protocol = protocol?;
+        let vendor = vendor?;
+        let protocol = vendor.protocol;
+        let settings = self.protocol_settings(h, path, vendor, &mut headers);
+        if vendor.needs_key && api_key.is_none() {
+            self.problem(
+                &join(path, "api_key"),
+                format_args!("missing: protocol {} needs an API key", vendor.name),
+            );
+        }
         let (origin, base_path) = match (protocol, get(h, "base_url")) {
             (Protocol::Mock, None) => (None, String::new()),
             (Protocol::Mock, Some(_)) => {
@@ -453,7 +482,7 @@ impl Walker<'_> {
                 );
                 return None;
             }
-            (_, None) => match protocol.default_base_url() {
+            (_, None) => match vendor.base_url {
                 Some(u) => self.origin(u, path, ca_file, max_idle, idle_timeout, origins)?,
                 None => {
                     self.problem(&join(path, "base_url"), "missing");
@@ -465,15 +494,113 @@ impl Walker<'_> {
                 self.origin(&u, path, ca_file, max_idle, idle_timeout, origins)?
             }
         };
+        let (api_version, default_max_tokens) = settings?;
         Some(Provider {
             name: name.to_owned(),
             protocol,
+            vendor,
             origin,
             base_path,
             api_key,
             headers,
             timeouts,
+            api_version,
+            default_max_tokens,
         })
+    }
+
+    /// The protocol-specific fields of a provider block; each is an error on another protocol.
+    /// Header-like settings become `headers`; returns (Azure api-version, default max_tokens).
+    fn protocol_settings(
+        &mut self,
+        h: &yaml_rust2::yaml::Hash,
+        path: &str,
+        vendor: &Vendor,
+        headers: &mut Vec<(String, String)>,
+    ) -> Option<(Option<String>, u64)> {
+        let only = |field: &str| -> Option<&'static str> {
+            match field {
+                "anthropic_version" | "anthropic_beta" | "default_max_tokens" => {
+                    (vendor.protocol != Protocol::Anthropic).then_some("anthropic")
+                }
+                "organization" | "project" => (vendor.name != "openai").then_some("openai"),
+                "api_version" => (vendor.path != PathStyle::AzureDeployment).then_some("azure"),
+                _ => None,
+            }
+        };
+        let mut ok = true;
+        for field in [
+            "anthropic_version",
+            "anthropic_beta",
+            "default_max_tokens",
+            "organization",
+            "project",
+            "api_version",
+        ] {
+            if get(h, field).is_some()
+                && let Some(want) = only(field)
+            {
+                self.problem(
+                    &join(path, field),
+                    format_args!("only for protocol {want}, not {}", vendor.name),
+                );
+                ok = false;
+            }
+        }
+        let mut text = |field: &str| -> Option<String> {
+            let y = get(h, field)?;
+            let s = self.string(y, &join(path, field))?;
+            if valid_header(field, &s) {
+                Some(s)
+            } else {
+                self.problem(&join(path, field), "must be one line");
+                None
+            }
+        };
+        let mut api_version = None;
+        match vendor.protocol {
+            Protocol::Anthropic => {
+                let version = text("anthropic_version")
+                    .unwrap_or_else(|| crate::providers::anthropic::API_VERSION.to_owned());
+                headers.push(("anthropic-version".into(), version));
+            }
+            _ if vendor.path == PathStyle::AzureDeployment => {
+                api_version = Some(text("api_version").unwrap_or_else(|| AZURE_API_VERSION.into()));
+            }
+            _ => {
+                if let Some(org) = text("organization") {
+                    headers.push(("openai-organization".into(), org));
+                }
+                if let Some(project) = text("project") {
+                    headers.push(("openai-project".into(), project));
+                }
+            }
+        }
+        if let Some(y) = get(h, "anthropic_beta") {
+            let bp = join(path, "anthropic_beta");
+            match y {
+                Yaml::Array(items) => {
+                    let names: Vec<&str> = items.iter().filter_map(|i| i.as_str()).collect();
+                    if names.len() != items.len() || names.iter().any(|n| !valid_header("b", n)) {
+                        self.problem(&bp, "expected a list of beta names");
+                        ok = false;
+                    } else if !names.is_empty() {
+                        headers.push(("anthropic-beta".into(), names.join(",")));
+                    }
+                }
+                _ => {
+                    self.problem(&bp, format_args!("expected a list, found {}", type_name(y)));
+                    ok = false;
+                }
+            }
+        }
+        let mut default_max_tokens = 4096;
+        if let Some(y) = get(h, "default_max_tokens")
+            && let Some(n) = self.uint(y, &join(path, "default_max_tokens"), 1)
+        {
+            default_max_tokens = n;
+        }
+        ok.then_some((api_version, default_max_tokens))
     }
 
     fn origin(

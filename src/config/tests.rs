@@ -52,7 +52,11 @@ fn the_documented_shape_loads() {
 fn embedded_default_and_examples_load() {
     load_str(EMBEDDED_DEFAULT, &env).unwrap();
     let all = |name: &str| Some(format!("secret-of-{name}"));
-    for f in ["examples/openai.yaml", "examples/self-hosted.yaml"] {
+    for f in [
+        "examples/openai.yaml",
+        "examples/self-hosted.yaml",
+        "examples/multi-provider.yaml",
+    ] {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + f)
             .unwrap();
         let s = load_str(&text, &all).unwrap_or_else(|p| panic!("{f}: {p}"));
@@ -154,4 +158,99 @@ fn runtime_knobs() {
             .any(|l| l.starts_with("server.io_uring_entries: must be a power of two")),
         "{p:?}"
     );
+}
+
+#[test]
+fn family_members_need_only_their_key() {
+    let text = r#"
+providers:
+  claude:
+    protocol: anthropic
+    api_key: { env: LOCAL_API_KEY }
+    anthropic_beta: [prompt-caching-2024-07-31, output-128k-2025-02-19]
+    default_max_tokens: 8192
+  groq:
+    protocol: groq
+    api_key: { env: LOCAL_API_KEY }
+  azure:
+    protocol: azure
+    base_url: https://res.openai.azure.com
+    api_key: { env: LOCAL_API_KEY }
+  ollama:
+    protocol: ollama
+  oa:
+    protocol: openai
+    api_key: { env: LOCAL_API_KEY }
+    organization: org-1
+    project: proj-1
+"#;
+    let s = load_str(text, &env).unwrap();
+    let p = |name: &str| s.providers.iter().find(|p| p.name == name).unwrap();
+    let claude = p("claude");
+    assert_eq!(claude.protocol, Protocol::Anthropic);
+    assert_eq!(
+        s.origins[claude.origin.unwrap()].authority,
+        "api.anthropic.com"
+    );
+    assert!(
+        claude
+            .headers
+            .contains(&("anthropic-version".into(), "2023-06-01".into()))
+    );
+    assert!(claude.headers.contains(&(
+        "anthropic-beta".into(),
+        "prompt-caching-2024-07-31,output-128k-2025-02-19".into()
+    )));
+    assert_eq!(claude.default_max_tokens, 8192);
+    let groq = p("groq");
+    assert_eq!(
+        (groq.protocol, groq.vendor.name),
+        (Protocol::OpenAi, "groq")
+    );
+    assert_eq!(s.origins[groq.origin.unwrap()].authority, "api.groq.com");
+    assert_eq!(groq.base_path, "/openai/v1");
+    assert_eq!(p("azure").api_version.as_deref(), Some("2024-10-21"));
+    assert!(p("ollama").api_key.is_none());
+    assert!(
+        p("oa")
+            .headers
+            .contains(&("openai-organization".into(), "org-1".into()))
+    );
+    assert!(
+        p("oa")
+            .headers
+            .contains(&("openai-project".into(), "proj-1".into()))
+    );
+}
+
+#[test]
+fn protocol_settings_belong_to_their_protocol() {
+    let text = r#"
+providers:
+  a:
+    protocol: openai
+    base_url: http://127.0.0.1:1/v1
+    anthropic_version: "2023-06-01"
+  b:
+    protocol: groq
+  c:
+    protocol: anthropic
+    api_key: { env: LOCAL_API_KEY }
+    api_version: "2024-10-21"
+  d:
+    protocol: claude
+"#;
+    let p = load_str(text, &env).unwrap_err().0;
+    for e in [
+        "providers.a.anthropic_version: only for protocol anthropic, not openai",
+        "providers.b.api_key: missing: protocol groq needs an API key",
+        "providers.c.api_version: only for protocol azure, not anthropic",
+        "providers.d.protocol: unknown protocol \"claude\" (one of: openai, azure, mistral, groq",
+    ] {
+        assert!(
+            p.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{}",
+            p.join("\n")
+        );
+    }
 }

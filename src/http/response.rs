@@ -1,6 +1,7 @@
 //! Writing response heads and whole responses into a connection's reusable write buffer.
 
 use crate::error::GatewayError;
+use crate::providers::translate::Wire;
 
 /// What every response of the gateway carries besides its body.
 #[derive(Debug, Clone, Copy)]
@@ -114,16 +115,20 @@ pub fn full(
     out.extend_from_slice(body);
 }
 
-/// An OpenAI-shaped error response.
-pub fn error(out: &mut Vec<u8>, err: &GatewayError, meta: &Meta<'_>) {
+/// An error response in the ingress's shape (OpenAI's or Anthropic's error JSON).
+pub fn error(out: &mut Vec<u8>, err: &GatewayError, meta: &Meta<'_>, wire: Wire) {
     let mut body = Vec::with_capacity(160);
-    err.write_openai_body(&mut body);
-    let allow: &[(&str, &[u8])] = if err.kind == crate::error::Kind::MethodNotAllowed {
-        &[("allow", b"GET, POST")]
-    } else {
-        &[]
+    match wire {
+        Wire::OpenAi => err.write_openai_body(&mut body),
+        Wire::Anthropic => err.write_anthropic_body(&mut body),
+    }
+    let mut secs = itoa::Buffer::new();
+    let extra: &[(&str, &[u8])] = match (err.kind, err.retry_after_s) {
+        (crate::error::Kind::MethodNotAllowed, _) => &[("allow", b"GET, POST")],
+        (_, Some(s)) => &[("retry-after", secs.format(s).as_bytes())],
+        _ => &[],
     };
-    full(out, err.kind.status(), JSON, &body, meta, allow);
+    full(out, err.kind.status(), JSON, &body, meta, extra);
 }
 
 #[cfg(test)]

@@ -62,6 +62,23 @@ pub fn data(event: &[u8]) -> Option<&[u8]> {
     None
 }
 
+/// Appends an event's data — every `data:` line, joined with `\n` as the SSE spec says — to
+/// `out`; false when the event has no data (a comment or a bare `event:`).
+pub fn data_into(event: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut any = false;
+    for line in event.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(v) = line.strip_prefix(b"data:") {
+            if any {
+                out.push(b'\n');
+            }
+            any = true;
+            out.extend_from_slice(v.strip_prefix(b" ").unwrap_or(v));
+        }
+    }
+    any
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +105,10 @@ mod tests {
         assert_eq!(data(&events[0]), Some(&b"{\"a\":1}"[..]));
         assert_eq!(data(&events[1]), Some(&b"two"[..]));
         assert_eq!(data(&events[2]), None);
+        let mut joined = Vec::new();
+        assert!(data_into(b"event: e\ndata: a\ndata:b\n\n", &mut joined));
+        assert_eq!(joined, b"a\nb");
+        assert!(!data_into(&events[2], &mut joined));
     }
 
     #[test]

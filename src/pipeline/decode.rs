@@ -13,6 +13,7 @@ use simd_json::prelude::*;
 use simd_json::{Buffers, Tape};
 
 use crate::error::{GatewayError, Kind};
+use crate::providers::family;
 
 /// Per-connection parser state, reused by every request on the connection.
 pub struct Decoder {
@@ -42,6 +43,9 @@ pub struct Decoded {
     pub stream_options: StreamOptions,
     /// Offset of the body's opening `{`.
     pub open: usize,
+    /// Where each of [`family::REJECTABLE`]'s fields is, when present: the member's span from
+    /// its key's opening quote to the end of its value.
+    pub rejectable: [Option<Range<usize>>; family::REJECTABLE.len()],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +131,7 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
     let mut model = None;
     let mut stream = false;
     let mut stream_options = StreamOptions::Absent;
+    let mut rejectable = [const { None }; family::REJECTABLE.len()];
     for (key, value) in obj.iter() {
         match key {
             "model" => {
@@ -176,7 +181,13 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
                     None => StreamOptions::Other(vstart..scalar_end(body, vstart)),
                 };
             }
-            _ => {}
+            _ => {
+                if let Some(i) = family::REJECTABLE.iter().position(|f| *f == key) {
+                    let k = offset(key);
+                    let v = value_start(body, k).ok_or_else(|| bad("malformed member"))?;
+                    rejectable[i] = Some(k - 1..value_end(body, v));
+                }
+            }
         }
     }
     let (model, model_unescaped) =
@@ -191,7 +202,34 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
         stream,
         stream_options,
         open,
+        rejectable,
     })
+}
+
+/// End of any JSON value starting at `start` in a body the tape already validated.
+fn value_end(body: &[u8], start: usize) -> usize {
+    match body.get(start) {
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while i < body.len() {
+                match body[i] {
+                    b'"' => i = string_end(body, i + 1).unwrap_or(body.len()),
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            body.len()
+        }
+        _ => scalar_end(body, start),
+    }
 }
 
 /// Index of the closing quote of a string whose content starts at `start`.
@@ -313,6 +351,22 @@ mod tests {
             assert_eq!(e.kind, Kind::BadRequest, "{body}");
             assert!(e.message.contains(needle), "{body}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn finds_rejectable_members() {
+        let b = r#"{"model":"m","logit_bias": {"1":[2,"}"]} ,"logprobs":true}"#;
+        let d = decode(b).unwrap();
+        let at = |f: &str| family::REJECTABLE.iter().position(|x| *x == f).unwrap();
+        assert_eq!(
+            &b[d.rejectable[at("logit_bias")].clone().unwrap()],
+            r#""logit_bias": {"1":[2,"}"]}"#
+        );
+        assert_eq!(
+            &b[d.rejectable[at("logprobs")].clone().unwrap()],
+            r#""logprobs":true"#
+        );
+        assert!(d.rejectable[at("top_logprobs")].is_none());
     }
 
     #[test]

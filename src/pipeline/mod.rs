@@ -1,4 +1,5 @@
-//! The request pipeline. One function per ingress protocol runs the stages in order:
+//! The request pipeline. One function per ingress protocol (`openai::run`, `anthropic::run`)
+//! runs the stages in order:
 //!
 //! 1. accept     — `http::conn` read the head (bounded); the clock started
 //! 2. route path — which endpoint, or 404/405
@@ -6,27 +7,80 @@
 //! 4. decode     — the body, once, with simd-json into the connection's arena (400/413)
 //! 5. admit      — the alias exists (404) and the key may use it (403)
 //! 6. route      — the alias → a target (provider + upstream model)
-//! 7. attempt    — the adapter builds the upstream request; the pooled client sends it
+//! 7. attempt    — the client's bytes spliced, or translated across protocols; the pooled
+//!    client sends them
 //! 8. relay      — JSON back whole, or SSE events forwarded as they arrive
 //! 9. settle     — always: metrics, one access-log line
 //!
-//! Every stage returns a value or a [`GatewayError`]; only `handle` turns errors into responses,
-//! and only `settle` records them.
+//! Every stage returns a value or a [`GatewayError`]; only `handle` turns errors into responses
+//! (in the ingress's own error shape), and only `settle` records them.
 
+mod anthropic;
+mod attempt;
 pub mod decode;
 mod openai;
 mod relay;
 
 use std::time::Instant;
 
-pub use openai::handle;
-
 use crate::auth::Principal;
 use crate::error::{GatewayError, Kind};
+use crate::http::conn::Conn;
+use crate::http::request::Head;
+use crate::http::response::{self, Meta};
 use crate::observe::log::Record;
 use crate::observe::metrics::{NONE, Sample};
 use crate::providers::Usage;
+use crate::providers::translate::Wire;
 use crate::runtime::shard::Shard;
+
+/// Serves one request; returns whether the connection may serve another.
+pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head: Head) -> bool {
+    let wire = if anthropic::is_own(&conn.rbuf[head.path.clone()]) {
+        Wire::Anthropic
+    } else {
+        Wire::OpenAi
+    };
+    let client_id = head.request_id.clone().map(|r| &conn.rbuf[r]);
+    let mut ctx = Ctx::new(shard, client_id, head.keep_alive);
+    ctx.wire = wire;
+    shard.metrics.borrow_mut().inflight += 1;
+    let result = match wire {
+        Wire::OpenAi => openai::run(shard, conn, scratch, &head, &mut ctx).await,
+        Wire::Anthropic => anthropic::run(shard, conn, scratch, &head, &mut ctx).await,
+    };
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            if !ctx.body_read {
+                // The body was never read: the connection cannot be reused safely.
+                ctx.keep_alive = false;
+                conn.mark_unframed();
+            }
+            if e.kind != Kind::ClientDisconnected {
+                let meta = Meta {
+                    request_id: ctx.id(),
+                    keep_alive: ctx.keep_alive,
+                    timing: None,
+                };
+                response::error(&mut conn.wbuf, &e, &meta, wire);
+                if conn.flush().await.is_err() {
+                    ctx.keep_alive = false;
+                }
+            } else {
+                ctx.keep_alive = false;
+            }
+            Outcome {
+                status: e.kind.status(),
+                error: Some(e),
+                ..Outcome::default()
+            }
+        }
+    };
+    settle(shard, &ctx, &conn.rbuf[head.path.clone()], &outcome);
+    shard.metrics.borrow_mut().inflight -= 1;
+    ctx.keep_alive
+}
 
 /// Per-connection buffers the pipeline reuses across requests.
 #[derive(Default)]
@@ -52,6 +106,10 @@ pub struct Ctx {
     pub stream: bool,
     pub keep_alive: bool,
     pub body_read: bool,
+    /// The protocol the client speaks (which error and stream shapes it gets).
+    pub wire: Wire,
+    /// Request fields a translation could not carry, for the `x-shardgate-dropped` header.
+    pub dropped: String,
 }
 
 impl Ctx {
@@ -71,6 +129,8 @@ impl Ctx {
             stream: false,
             keep_alive: keep_alive && !shard.draining.get(),
             body_read: false,
+            wire: Wire::OpenAi,
+            dropped: String::new(),
         };
         match client_id {
             Some(id) => {
@@ -100,6 +160,29 @@ pub struct Outcome {
     pub usage: Option<Usage>,
     pub upstream_us: Option<u64>,
     pub ttfb_us: Option<u64>,
+}
+
+/// The admit stage: the alias exists (404) and the key may use it (403).
+fn admit<'s>(
+    snap: &'s crate::config::Snapshot,
+    ctx: &mut Ctx,
+    key: Principal,
+    alias: &str,
+) -> Result<&'s crate::config::Model, GatewayError> {
+    let (idx, model) = snap.model(alias).ok_or_else(|| {
+        GatewayError::new(
+            Kind::ModelNotFound,
+            format!("the model `{alias}` does not exist"),
+        )
+    })?;
+    ctx.model = idx as u32;
+    if !snap.keys.may_use(key, idx) {
+        return Err(GatewayError::new(
+            Kind::Forbidden,
+            format!("this key may not use the model `{alias}`"),
+        ));
+    }
+    Ok(model)
 }
 
 /// Records metrics and the access-log line for a finished request.

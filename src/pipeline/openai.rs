@@ -1,7 +1,7 @@
 //! The OpenAI ingress: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/models`.
-//! `handle` is the whole lifecycle of one request, top to bottom.
+//! `run` is the whole lifecycle of one request, top to bottom.
 
-use super::{Ctx, Outcome, Scratch, relay, settle};
+use super::{Ctx, Outcome, Scratch, attempt};
 use crate::auth::Principal;
 use crate::config::Snapshot;
 use crate::error::{GatewayError, Kind};
@@ -9,51 +9,13 @@ use crate::http::conn::Conn;
 use crate::http::request::{Head, Method};
 use crate::http::response::{self, Meta};
 use crate::json;
-use crate::providers::{Endpoint, Protocol, mock, openai};
+use crate::providers::Endpoint;
 use crate::runtime::shard::Shard;
 
 enum Route {
     Models,
     Model(std::ops::Range<usize>),
     Proxy(Endpoint),
-}
-
-/// Serves one request; returns whether the connection may serve another.
-pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head: Head) -> bool {
-    let client_id = head.request_id.clone().map(|r| &conn.rbuf[r]);
-    let mut ctx = Ctx::new(shard, client_id, head.keep_alive);
-    shard.metrics.borrow_mut().inflight += 1;
-    let outcome = match run(shard, conn, scratch, &head, &mut ctx).await {
-        Ok(o) => o,
-        Err(e) => {
-            if !ctx.body_read {
-                // The body was never read: the connection cannot be reused safely.
-                ctx.keep_alive = false;
-                conn.mark_unframed();
-            }
-            if e.kind != Kind::ClientDisconnected {
-                let meta = Meta {
-                    request_id: ctx.id(),
-                    keep_alive: ctx.keep_alive,
-                    timing: None,
-                };
-                response::error(&mut conn.wbuf, &e, &meta);
-                if conn.flush().await.is_err() {
-                    ctx.keep_alive = false;
-                }
-            } else {
-                ctx.keep_alive = false;
-            }
-            Outcome {
-                status: e.kind.status(),
-                error: Some(e),
-                ..Outcome::default()
-            }
-        }
-    };
-    settle(shard, &ctx, &conn.rbuf[head.path.clone()], &outcome);
-    shard.metrics.borrow_mut().inflight -= 1;
-    ctx.keep_alive
 }
 
 fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
@@ -95,7 +57,8 @@ fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
     Ok(route)
 }
 
-async fn run(
+/// The OpenAI ingress, stage by stage.
+pub(super) async fn run(
     shard: &Shard,
     conn: &mut Conn,
     scratch: &mut Scratch,
@@ -130,57 +93,14 @@ async fn run(
     ctx.body_read = true;
     let body = conn.body(&body_at);
     let decoded = scratch.decoder.decode(body)?;
-
-    let alias = decoded.alias(body);
-    let (model_idx, model) = snap.model(alias).ok_or_else(|| {
-        GatewayError::new(
-            Kind::ModelNotFound,
-            format!("the model `{alias}` does not exist"),
-        )
-    })?;
-    ctx.model = model_idx as u32;
-    if !snap.keys.may_use(key, model_idx) {
-        return Err(GatewayError::new(
-            Kind::Forbidden,
-            format!("this key may not use the model `{alias}`"),
-        ));
-    }
+    let model = super::admit(snap, ctx, key, decoded.alias(body))?;
 
     let target = &model.targets[0];
-    ctx.target = 0;
-    ctx.provider = target.provider as u32;
     ctx.stream = decoded.stream && endpoint.streams();
-    let provider = &snap.providers[target.provider];
-    match provider.protocol {
-        Protocol::Mock => {
-            let include_usage =
-                decoded.stream_options == crate::pipeline::decode::StreamOptions::IncludeUsage;
-            let id = String::from_utf8_lossy(ctx.id()).into_owned();
-            let reply = mock::respond(
-                endpoint,
-                ctx.stream,
-                include_usage,
-                &target.model,
-                body.len(),
-                &id,
-            );
-            relay::local(conn, ctx, reply).await
-        }
-        Protocol::OpenAi => {
-            let origin = &snap.origins[provider.origin.expect("openai providers have an origin")];
-            scratch.upstream.clear();
-            let request = openai::Request {
-                provider,
-                origin,
-                endpoint,
-                body,
-                decoded: &decoded,
-                model: &target.model,
-            };
-            let injected = openai::build(&mut scratch.upstream, &request);
-            relay::proxy(shard, conn, scratch, ctx, provider, origin, injected).await
-        }
-    }
+    attempt::run(
+        shard, conn, scratch, ctx, endpoint, &body_at, &decoded, target,
+    )
+    .await
 }
 
 /// `GET /v1/models` (the aliases this key may use) and `GET /v1/models/{id}`.

@@ -1,6 +1,8 @@
 //! The relay stage: send upstream, then return the answer — whole for JSON, event by event for
-//! SSE. Same-protocol streams are forwarded as the upstream's own bytes; the only edit is to
-//! drop the usage-only chunk the gateway asked for when the client did not.
+//! SSE. Same-protocol answers are forwarded as the upstream's own bytes; the only edit is to
+//! drop the usage-only chunk the gateway asked for when the client did not. Cross-protocol
+//! answers go through the adapters: bodies whole, streams event by event as they arrive, and
+//! upstream errors classified into the client's own error shape.
 //!
 //! While waiting on the upstream, the client socket is watched (readiness and a peek, never a
 //! read), so a client that goes away closes the upstream connection at once.
@@ -16,7 +18,9 @@ use crate::http::chunked;
 use crate::http::conn::Conn;
 use crate::http::response::{self, Meta};
 use crate::http::sse;
-use crate::providers::{Usage, mock, openai};
+use crate::providers::canonical::Stamp;
+use crate::providers::translate::{self, StreamTranslator, Wire};
+use crate::providers::{Usage, anthropic, mock, openai};
 use crate::runtime::shard::Shard;
 
 /// Largest non-streamed upstream body the gateway will hold.
@@ -44,6 +48,65 @@ fn gone() -> GatewayError {
     GatewayError::new(Kind::ClientDisconnected, "client closed the connection")
 }
 
+/// How the upstream's answer reaches the client.
+#[derive(Debug, Clone, Copy)]
+pub enum Passage {
+    /// Same protocol: the upstream's bytes as they are. `injected_usage`: the gateway asked for
+    /// the usage chunk the client did not, so that chunk is not forwarded.
+    Same { injected_usage: bool },
+    /// Another protocol: translated into the client's.
+    Translate { include_usage: bool },
+}
+
+fn stamp<'a>(model: &'a str, default_max_tokens: u64) -> Stamp<'a> {
+    Stamp {
+        model,
+        created: super::attempt::unix_now(),
+        default_max_tokens,
+    }
+}
+
+/// Extra response headers: `retry-after` passed through, and what a translation dropped.
+fn extras<'a>(
+    ctx: &'a Ctx,
+    retry_after: Option<&'a str>,
+) -> ([(&'static str, &'a [u8]); 2], usize) {
+    let mut out: [(&str, &[u8]); 2] = [("", b""); 2];
+    let mut n = 0;
+    if let Some(v) = retry_after {
+        out[n] = ("retry-after", v.as_bytes());
+        n += 1;
+    }
+    if !ctx.dropped.is_empty() {
+        out[n] = ("x-shardgate-dropped", ctx.dropped.as_bytes());
+        n += 1;
+    }
+    (out, n)
+}
+
+/// An in-band error event in the client's stream shape.
+fn error_event(wire: Wire, e: &GatewayError, out: &mut Vec<u8>) {
+    match wire {
+        Wire::OpenAi => {
+            out.extend_from_slice(b"data: ");
+            e.write_openai_body(out);
+        }
+        Wire::Anthropic => {
+            out.extend_from_slice(b"event: error\ndata: ");
+            e.write_anthropic_body(out);
+        }
+    }
+    out.extend_from_slice(b"\n\n");
+}
+
+/// `Retry-After` in whole seconds (the HTTP-date form is not used by model providers).
+fn retry_after_secs(v: Option<&str>) -> Option<u64> {
+    let v = v?.trim();
+    v.parse::<u64>()
+        .ok()
+        .or_else(|| v.parse::<f64>().ok().map(|f| f.max(0.0).ceil() as u64))
+}
+
 fn meta<'a>(ctx: &'a Ctx, upstream_us: Option<u64>) -> Meta<'a> {
     let total = ctx.elapsed_us();
     let own = total.saturating_sub(upstream_us.unwrap_or(0));
@@ -54,12 +117,31 @@ fn meta<'a>(ctx: &'a Ctx, upstream_us: Option<u64>) -> Meta<'a> {
     }
 }
 
-/// A reply produced in-process (the built-in mock provider).
+/// A reply produced in-process (the built-in mock provider), in OpenAI's shapes; an Anthropic
+/// client gets it translated like any OpenAI-protocol upstream's.
 pub async fn local(
     conn: &mut Conn,
     ctx: &mut Ctx,
-    reply: mock::Reply,
+    mut reply: mock::Reply,
+    model: &str,
 ) -> Result<Outcome, GatewayError> {
+    if ctx.wire == Wire::Anthropic {
+        let stamp = stamp(model, 0);
+        let mut out = Vec::with_capacity(reply.body.len());
+        if reply.stream {
+            let mut t = StreamTranslator::new(Wire::OpenAi, Wire::Anthropic, &stamp, true);
+            t.feed(&reply.body, &mut out)?;
+        } else {
+            translate::response(
+                Wire::OpenAi,
+                Wire::Anthropic,
+                &mut reply.body,
+                &stamp,
+                &mut out,
+            )?;
+        }
+        reply.body = out;
+    }
     if reply.stream {
         response::head(
             &mut conn.wbuf,
@@ -89,16 +171,30 @@ pub async fn local(
     })
 }
 
+/// Where the request in `scratch.upstream` goes, and how its answer comes back.
+pub struct Leg<'a> {
+    pub provider: &'a Provider,
+    pub origin: &'a Origin,
+    /// The target's upstream model (reported when the upstream names none).
+    pub model: &'a str,
+    pub passage: Passage,
+}
+
 /// Sends the request in `scratch.upstream` and relays the answer.
 pub async fn proxy(
     shard: &Shard,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
-    provider: &Provider,
-    origin: &Origin,
-    injected_usage: bool,
+    leg: Leg<'_>,
 ) -> Result<Outcome, GatewayError> {
+    let Leg {
+        provider,
+        origin,
+        model,
+        passage,
+    } = leg;
+    let upstream_wire = provider.protocol.wire();
     let deadline = monoio::time::Instant::now() + provider.timeouts.total;
     let total_timeout = || {
         let ms = provider.timeouts.total.as_millis();
@@ -119,14 +215,6 @@ pub async fn proxy(
         let mut resp = shard.upstream.send(provider, origin, upstream).await?;
         let ttfb_us = sent.elapsed().as_micros() as u64;
         let status = resp.status;
-        if !(200..500).contains(&status) {
-            // The connection is dropped (closed) with `resp`; the body is not needed.
-            let what = format!(
-                "upstream provider {:?} ({origin}) returned HTTP {status}",
-                provider.name
-            );
-            return Err(GatewayError::new(Kind::UpstreamServer, what));
-        }
         let is_sse = resp
             .content_type
             .as_deref()
@@ -151,42 +239,77 @@ pub async fn proxy(
             Some(Ok(r)) => r?,
         };
     if streaming {
+        let scan = match passage {
+            Passage::Same { injected_usage } => Scan::Same {
+                wire: upstream_wire,
+                injected_usage,
+            },
+            Passage::Translate { include_usage } => {
+                let stamp = stamp(model, provider.default_max_tokens);
+                Scan::Translate(Box::new(StreamTranslator::new(
+                    upstream_wire,
+                    ctx.wire,
+                    &stamp,
+                    include_usage,
+                )))
+            }
+        };
         return stream(
-            shard,
-            conn,
-            scratch,
-            ctx,
-            resp,
-            origin,
-            injected_usage,
-            deadline,
-            sent,
-            ttfb_us,
+            shard, conn, scratch, ctx, resp, origin, scan, deadline, sent, ttfb_us,
         )
         .await;
     }
     let status = resp.status;
     let upstream_us = sent.elapsed().as_micros() as u64;
-    let usage = if (200..300).contains(&status) {
-        openai::usage_from_body(&mut scratch.decoder, &scratch.body)
-    } else {
-        None
-    };
     let content_type = resp.content_type.take();
     let retry_after = resp.retry_after.take();
     shard.upstream.release(resp, origin);
-    let extra: &[(&str, &[u8])] = match &retry_after {
-        Some(v) => &[("retry-after", v.as_bytes())],
-        None => &[],
+    let ok = (200..300).contains(&status);
+    let same = matches!(passage, Passage::Same { .. });
+    if !(ok || same && status < 500) {
+        // Server errors, and any error across protocols, become the client's own error shape.
+        let mut e = translate::classify(upstream_wire, status, &scratch.body)
+            .retry_after(retry_after_secs(retry_after.as_deref()));
+        e.message = format!(
+            "upstream provider {:?} ({origin}) returned HTTP {status}: {}",
+            provider.name, e.message
+        );
+        return Err(e);
+    }
+    let usage = match (ok, passage, upstream_wire) {
+        (false, _, _) => None,
+        (true, Passage::Same { .. }, Wire::OpenAi) => {
+            openai::usage_from_body(&mut scratch.decoder, &scratch.body)
+        }
+        (true, Passage::Same { .. }, Wire::Anthropic) => {
+            anthropic::usage_from_body(&mut scratch.decoder, &scratch.body)
+        }
+        (true, Passage::Translate { .. }, _) => {
+            scratch.events.clear();
+            let stamp = stamp(model, provider.default_max_tokens);
+            let usage = translate::response(
+                upstream_wire,
+                ctx.wire,
+                &mut scratch.body,
+                &stamp,
+                &mut scratch.events,
+            )?;
+            std::mem::swap(&mut scratch.body, &mut scratch.events);
+            Some(usage)
+        }
     };
-    let ct = content_type.as_deref().unwrap_or(response::JSON);
+    let ct = match passage {
+        Passage::Same { .. } => content_type.as_deref().unwrap_or(response::JSON),
+        Passage::Translate { .. } => response::JSON,
+    };
+    let (extra, n) = extras(ctx, retry_after.as_deref());
     response::full(
         &mut conn.wbuf,
         status,
         ct,
         &scratch.body,
         &meta(ctx, Some(upstream_us)),
-        extra,
+        &extra[..n],
     );
     conn.flush().await?;
     Ok(Outcome {
@@ -198,6 +321,16 @@ pub async fn proxy(
     })
 }
 
+/// What the stream loop does with each upstream event.
+enum Scan {
+    /// Forward as is, reading usage on the way.
+    Same {
+        wire: Wire,
+        injected_usage: bool,
+    },
+    Translate(Box<StreamTranslator>),
+}
+
 /// Forwards an upstream SSE stream event by event, each write flushed as it comes.
 #[allow(clippy::too_many_arguments)]
 async fn stream(
@@ -207,24 +340,26 @@ async fn stream(
     ctx: &mut Ctx,
     mut resp: crate::upstream::Response,
     origin: &Origin,
-    injected_usage: bool,
+    mut scan: Scan,
     deadline: monoio::time::Instant,
     sent: Instant,
     ttfb_us: u64,
 ) -> Result<Outcome, GatewayError> {
+    let (extra, n) = extras(ctx, None);
     response::head(
         &mut conn.wbuf,
         200,
         response::SSE,
         None,
         &meta(ctx, Some(ttfb_us)),
-        &[],
+        &extra[..n],
     );
     conn.flush().await?;
     let mut splitter = sse::Splitter::default();
     let mut usage: Option<Usage> = None;
     let failure = loop {
         scratch.body.clear();
+        scratch.events.clear();
         let next = resp.next(&mut scratch.body);
         let more = match unless_client_closes(conn, monoio::time::timeout_at(deadline, next)).await
         {
@@ -243,22 +378,50 @@ async fn stream(
             }
             Some(Ok(Ok(more))) => more,
         };
-        scratch.events.clear();
         let (events, json) = (&mut scratch.events, &mut scratch.decoder);
-        splitter.feed(&scratch.body, |event| {
-            if let Some((u, usage_only)) =
-                sse::data(event).and_then(|d| openai::usage_from_event(json, d))
-            {
-                usage = Some(u);
-                if usage_only && injected_usage {
-                    return;
+        match &mut scan {
+            Scan::Same {
+                wire: Wire::OpenAi,
+                injected_usage,
+            } => splitter.feed(&scratch.body, |event| {
+                if let Some((u, usage_only)) =
+                    sse::data(event).and_then(|d| openai::usage_from_event(json, d))
+                {
+                    usage = Some(u);
+                    if usage_only && *injected_usage {
+                        return;
+                    }
                 }
+                events.extend_from_slice(event);
+            }),
+            Scan::Same {
+                wire: Wire::Anthropic,
+                ..
+            } => splitter.feed(&scratch.body, |event| {
+                if let Some(d) = sse::data(event) {
+                    anthropic::usage_from_event(json, d, &mut usage);
+                }
+                events.extend_from_slice(event);
+            }),
+            Scan::Translate(t) => {
+                if let Err(e) = t.feed(&scratch.body, events) {
+                    break Some(e);
+                }
+                usage = t.usage();
             }
-            events.extend_from_slice(event);
-        });
+        }
         if !more {
-            // Whatever followed the last blank line goes out unchanged.
-            scratch.events.extend_from_slice(splitter.pending());
+            match &scan {
+                // Whatever followed the last blank line goes out unchanged.
+                Scan::Same { .. } => scratch.events.extend_from_slice(splitter.pending()),
+                Scan::Translate(t) if !t.done() => {
+                    break Some(GatewayError::new(
+                        Kind::UpstreamProtocol,
+                        "upstream stream ended before its final event",
+                    ));
+                }
+                Scan::Translate(_) => {}
+            }
         }
         if !scratch.events.is_empty() {
             chunked::frame(&mut conn.wbuf, &scratch.events);
@@ -291,11 +454,13 @@ async fn stream(
                 outcome.status = 499;
             } else {
                 // The head went out already: end the stream with an in-band error and a clean end.
+                // Events translated before the failure still go out first.
                 conn.wbuf.clear();
-                let mut event = b"data: ".to_vec();
-                e.write_openai_body(&mut event);
-                event.extend_from_slice(b"\n\n");
+                let mut event = std::mem::take(&mut scratch.events);
+                error_event(ctx.wire, &e, &mut event);
                 chunked::frame(&mut conn.wbuf, &event);
+                event.clear();
+                scratch.events = event;
                 conn.wbuf.extend_from_slice(chunked::LAST_CHUNK);
                 let _ = conn.flush().await;
             }

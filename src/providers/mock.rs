@@ -40,6 +40,7 @@ pub fn respond(
         } else {
             WORDS.len() as u64 - 1
         },
+        ..Usage::default()
     };
     let mut body = Vec::with_capacity(1024);
     let stream = stream && endpoint.streams();

@@ -1,67 +1,83 @@
 //! Provider adapters: one module per wire protocol, each without I/O. An adapter builds the
 //! upstream request, reads usage out of a response or a stream event, and maps upstream
-//! failures to error kinds. Adding a protocol is one module and one line in [`Protocol`].
+//! failures to error kinds. Adding a protocol is one folder and one line in [`Protocol`];
+//! adding an OpenAI-compatible vendor is one row in [`family`].
 
+pub mod anthropic;
+pub mod canonical;
+pub mod family;
+pub mod head;
 pub mod mock;
 pub mod openai;
+pub mod translate;
 
-/// The wire protocols a provider can speak. The registry: add a protocol here.
+/// The wire protocols a provider can speak (vendors are rows of [`family::VENDORS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     OpenAi,
+    Anthropic,
     /// Built in: answers locally, no network.
     Mock,
 }
 
 impl Protocol {
-    pub fn from_name(s: &str) -> Option<Protocol> {
-        match s {
-            "openai" => Some(Protocol::OpenAi),
-            "mock" => Some(Protocol::Mock),
-            _ => None,
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Protocol::OpenAi => "openai",
+            Protocol::Anthropic => "anthropic",
             Protocol::Mock => "mock",
         }
     }
 
-    pub fn default_base_url(self) -> Option<&'static str> {
+    /// The chat wire this protocol speaks (the mock answers in OpenAI's shapes).
+    pub fn wire(self) -> translate::Wire {
         match self {
-            Protocol::OpenAi => Some("https://api.openai.com/v1"),
-            Protocol::Mock => None,
+            Protocol::Anthropic => translate::Wire::Anthropic,
+            Protocol::OpenAi | Protocol::Mock => translate::Wire::OpenAi,
         }
     }
 }
 
-/// The OpenAI-ingress endpoints that proxy to a provider.
+/// The endpoints that proxy to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    /// Anthropic `POST /v1/messages`.
+    Messages,
+    /// Anthropic `POST /v1/messages/count_tokens`.
+    CountTokens,
 }
 
 impl Endpoint {
+    /// The path under the provider's base URL.
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Messages => "/v1/messages",
+            Endpoint::CountTokens => "/v1/messages/count_tokens",
         }
     }
 
     pub fn streams(self) -> bool {
-        !matches!(self, Endpoint::Embeddings)
+        !matches!(self, Endpoint::Embeddings | Endpoint::CountTokens)
+    }
+
+    /// A chat turn (the only kind that translates across protocols).
+    pub fn is_chat(self) -> bool {
+        matches!(self, Endpoint::Chat | Endpoint::Messages)
     }
 }
 
-/// Tokens a request consumed, as the provider reported them.
+/// Tokens a request consumed, as the provider reported them. `input` counts every prompt
+/// token, cached ones included; `cache_read`/`cache_write` are the cached share of it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input: u64,
     pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
 }

@@ -14,6 +14,7 @@ use crate::http::response::{self, Meta};
 use crate::observe::log::Sink;
 use crate::observe::metrics::ShardMetrics;
 use crate::pipeline;
+use crate::providers::translate::Wire;
 use crate::upstream;
 
 pub struct Shard {
@@ -170,7 +171,8 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                         keep_alive: false,
                         timing: None,
                     };
-                    response::error(&mut conn.wbuf, &e, &meta);
+                    // The head did not parse, so the ingress is unknown: OpenAI's shape.
+                    response::error(&mut conn.wbuf, &e, &meta, Wire::OpenAi);
                     let _ = conn.flush().await;
                     pipeline::settle_early(&shard, &id[..n], &e);
                 }

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import IO, Callable, List, Optional
 
+import anthropic
 import openai
 import pytest
 
@@ -51,6 +52,30 @@ providers:
     base_url: http://{mock}/v1
     api_key: {{ env: UPSTREAM_KEY }}
     timeouts: {{ connect_ms: 1000, first_byte_ms: 2000, total_ms: 10000 }}
+  # The mock reads directives from a `/mock/k=v/` path prefix: these providers always answer
+  # with two tool calls.
+  up-tools:
+    protocol: openai
+    base_url: http://{mock}/mock/tools=2/v1
+    api_key: {{ env: UPSTREAM_KEY }}
+  claude:
+    protocol: anthropic
+    base_url: http://{mock}
+    api_key: {{ env: UPSTREAM_KEY }}
+    timeouts: {{ connect_ms: 1000, first_byte_ms: 2000, total_ms: 10000 }}
+  claude-tools:
+    protocol: anthropic
+    base_url: http://{mock}/mock/tools=2
+    api_key: {{ env: UPSTREAM_KEY }}
+  # Always rate-limited, asking for 3 s.
+  claude-busy:
+    protocol: anthropic
+    base_url: http://{mock}/mock/status=429,retry_after=3
+    api_key: {{ env: UPSTREAM_KEY }}
+  up-busy:
+    protocol: openai
+    base_url: http://{mock}/mock/status=429,retry_after=3/v1
+    api_key: {{ env: UPSTREAM_KEY }}
 models:
   gpt-4o-mini:
     targets:
@@ -61,10 +86,26 @@ models:
   restricted:
     targets:
       - {{ provider: up, model: upstream-restricted }}
+  gpt-tools:
+    targets:
+      - {{ provider: up-tools, model: upstream-tools }}
+  claude:
+    targets:
+      - {{ provider: claude, model: claude-sonnet-4-5 }}
+  claude-tools:
+    targets:
+      - {{ provider: claude-tools, model: claude-sonnet-4-5 }}
+  claude-busy:
+    targets:
+      - {{ provider: claude-busy, model: claude-sonnet-4-5 }}
+  gpt-busy:
+    targets:
+      - {{ provider: up-busy, model: upstream-mini }}
 keys:
   - name: team-a
     key: {{ env: TEAM_A_KEY }}
-    models: [gpt-4o-mini, text-embedding-3-small]
+    models: [gpt-4o-mini, text-embedding-3-small, gpt-tools, claude, claude-tools, claude-busy,
+             gpt-busy]
 """
 
 
@@ -243,3 +284,13 @@ def make_client(stack: Stack) -> Callable[..., openai.OpenAI]:
 @pytest.fixture(scope="session")
 def client(make_client) -> openai.OpenAI:
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def claude(stack: Stack) -> anthropic.Anthropic:
+    """The official Anthropic SDK pointed at the gateway's `/v1/messages`; no retries."""
+    c = anthropic.Anthropic(
+        base_url=f"http://{stack.api}", api_key=TEAM_A_KEY, max_retries=0, timeout=15.0
+    )
+    yield c
+    c.close()

@@ -1,9 +1,14 @@
-//! The OpenAI wire protocol (and every OpenAI-compatible server): request building by splicing
-//! the client's bytes, and usage extraction from responses and stream events.
+//! The OpenAI wire protocol (and every OpenAI-compatible server). Same-protocol traffic is
+//! handled here: request building by splicing the client's bytes, and usage extraction from
+//! responses and stream events. `ingress` and `upstream` translate through the canonical form
+//! when the other side speaks another protocol.
+
+pub mod ingress;
+pub mod upstream;
 
 use simd_json::prelude::*;
 
-use super::{Endpoint, Usage};
+use super::{Endpoint, Usage, family, head};
 use crate::config::{Origin, Provider};
 use crate::json;
 use crate::pipeline::decode::{Decoded, Decoder, StreamOptions};
@@ -21,22 +26,23 @@ pub struct Request<'a> {
 const INCLUDE_USAGE_MEMBER: &[u8] = b"\"stream_options\":{\"include_usage\":true},";
 
 /// Writes the whole upstream request (head and body) into `out`. The body is the client's,
-/// with `model` replaced and, for streams, `stream_options.include_usage` forced on so usage
-/// can be accounted. Returns whether the gateway added `include_usage` (the client did not ask).
+/// with `model` replaced, the fields the vendor rejects removed, and, for streams,
+/// `stream_options.include_usage` forced on so usage can be accounted. Returns whether the
+/// gateway added `include_usage` (the client did not ask).
 pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
     let mut model = Vec::with_capacity(r.model.len() + 8);
     json::push_escaped(&mut model, r.model.as_bytes());
-    let mut edits: [(usize, usize, &[u8]); 2] = [
-        (r.decoded.model.start, r.decoded.model.end, &model),
-        (0, 0, b""),
-    ];
+    const NONE: (usize, usize, &[u8]) = (0, 0, b"");
+    let mut edits: [(usize, usize, &[u8]); 2 + family::REJECTABLE.len()] =
+        [NONE; 2 + family::REJECTABLE.len()];
+    edits[0] = (r.decoded.model.start, r.decoded.model.end, &model);
     let mut injected = false;
     if r.decoded.stream && r.endpoint.streams() {
         injected = true;
         edits[1] = match &r.decoded.stream_options {
             StreamOptions::IncludeUsage => {
                 injected = false;
-                (0, 0, b"")
+                NONE
             }
             StreamOptions::Absent => (r.decoded.open + 1, r.decoded.open + 1, INCLUDE_USAGE_MEMBER),
             StreamOptions::Object {
@@ -49,39 +55,43 @@ pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
             StreamOptions::Other(v) => (v.start, v.end, b"{\"include_usage\":true}"),
         };
     }
+    let mut last_removed = None;
+    for (i, span) in r.decoded.rejectable.iter().enumerate() {
+        let field = family::REJECTABLE[i];
+        if let Some(span) = span
+            && r.provider.vendor.rejects.contains(&field)
+        {
+            log::debug!(
+                "provider {:?} ({}) rejects `{field}`: dropped from the request",
+                r.provider.name,
+                r.provider.vendor.name
+            );
+            let (s, e, followed) = member_with_comma(r.body, span.clone());
+            edits[2 + i] = (s, e, b"");
+            if !followed {
+                last_removed = Some(s);
+            }
+        }
+    }
     edits.sort_by_key(|e| e.0);
+    if let Some(start) = last_removed {
+        take_comma_before_run(r.body, &mut edits, start);
+    }
     let new_len = edits
         .iter()
         .fold(r.body.len(), |n, (s, e, with)| n + with.len() - (e - s));
-
-    out.extend_from_slice(b"POST ");
-    out.extend_from_slice(r.provider.base_path.as_bytes());
-    out.extend_from_slice(r.endpoint.path().as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(r.origin.authority.as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
-    json::push_u64(out, new_len as u64);
-    out.extend_from_slice(if r.decoded.stream {
-        b"\r\naccept: text/event-stream".as_slice()
-    } else {
-        b"\r\naccept: application/json"
-    });
-    out.extend_from_slice(b"\r\nuser-agent: shardgate/");
-    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    if let Some(key) = &r.provider.api_key {
-        out.extend_from_slice(b"\r\nauthorization: Bearer ");
-        out.extend_from_slice(key.expose().as_bytes());
-    }
-    for (name, value) in &r.provider.headers {
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-    }
-    out.extend_from_slice(b"\r\n\r\n");
+    head::write(
+        out,
+        r.provider,
+        r.origin,
+        r.endpoint.path(),
+        r.model,
+        new_len,
+        r.decoded.stream,
+    );
     let mut at = 0;
     for (s, e, with) in edits {
-        if s == 0 && e == 0 && with.is_empty() {
+        if s == e && with.is_empty() {
             continue;
         }
         out.extend_from_slice(&r.body[at..s]);
@@ -92,13 +102,65 @@ pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
     injected
 }
 
+/// Widens a removed member's span to take the comma that follows it; says whether there was one
+/// (there is none after the object's last member).
+fn member_with_comma(body: &[u8], span: std::ops::Range<usize>) -> (usize, usize, bool) {
+    let mut e = span.end;
+    while body.get(e).is_some_and(u8::is_ascii_whitespace) {
+        e += 1;
+    }
+    match body.get(e) {
+        Some(b',') => (span.start, e + 1, true),
+        _ => (span.start, span.end, false),
+    }
+}
+
+/// The object's last member is removed: the comma before the run of removed members that ends
+/// with it (`, "a":1, "last":2}`) must go too, or a trailing comma would remain.
+fn take_comma_before_run(body: &[u8], edits: &mut [(usize, usize, &[u8])], last_start: usize) {
+    let blank = |a: usize, b: usize| body[a..b].iter().all(u8::is_ascii_whitespace);
+    let Some(mut i) = edits
+        .iter()
+        .position(|e| e.0 == last_start && e.2.is_empty())
+    else {
+        return;
+    };
+    // Walk back over removals that touch each other.
+    while i > 0 {
+        let prev = edits[i - 1];
+        if prev.2.is_empty()
+            && prev.0 != prev.1
+            && prev.1 <= edits[i].0
+            && blank(prev.1, edits[i].0)
+        {
+            i -= 1;
+        } else {
+            break;
+        }
+    }
+    let mut k = edits[i].0;
+    while k > 0 && body[k - 1].is_ascii_whitespace() {
+        k -= 1;
+    }
+    if k > 0 && body[k - 1] == b',' {
+        edits[i].0 = k - 1;
+    }
+}
+
 fn usage_of(v: simd_json::tape::Value<'_, '_>) -> Option<Usage> {
     let u = v.get("usage")?;
     let u = u.as_object()?;
     let n = |k: &str| u.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+    let cached = u
+        .get("prompt_tokens_details")
+        .and_then(|d| d.get("cached_tokens"))
+        .and_then(|x| x.as_u64())
+        .unwrap_or(0);
     Some(Usage {
         input: n("prompt_tokens"),
         output: n("completion_tokens"),
+        cache_read: cached,
+        cache_write: 0,
     })
 }
 
@@ -142,11 +204,14 @@ mod tests {
         let p = Provider {
             name: "p".into(),
             protocol: Protocol::OpenAi,
+            vendor: crate::providers::family::find("openai").unwrap(),
             origin: Some(0),
             base_path: "/v1".into(),
             api_key: Some(Secret::new("sk-up".into(), "env X".into())),
             headers: vec![("openai-project".into(), "proj".into())],
             timeouts: Timeouts::default(),
+            api_version: None,
+            default_max_tokens: 4096,
         };
         let o = Origin {
             tls: false,
@@ -161,7 +226,14 @@ mod tests {
     }
 
     fn built(body: &str, endpoint: Endpoint) -> (String, String, bool) {
-        let (p, o) = provider();
+        built_for(provider(), body, endpoint)
+    }
+
+    fn built_for(
+        (p, o): (Provider, Origin),
+        body: &str,
+        endpoint: Endpoint,
+    ) -> (String, String, bool) {
         let d = Decoder::default().decode(body.as_bytes()).unwrap();
         let mut out = Vec::new();
         let r = Request {
@@ -222,6 +294,48 @@ mod tests {
     }
 
     #[test]
+    fn drops_what_the_vendor_rejects_and_nothing_else() {
+        let groq = || {
+            let (mut p, o) = provider();
+            p.vendor = crate::providers::family::find("groq").unwrap();
+            (p, o)
+        };
+        for body in [
+            r#"{"logprobs":true,"top_logprobs":2,"model":"a","stream":true}"#,
+            r#"{"model":"a", "logit_bias":{"5":[1,"}"]} , "n":1}"#,
+            r#"{"model":"a","logprobs":true}"#,
+            r#"{"logit_bias":{},"model":"a","top_logprobs":3,"logprobs":false}"#,
+            r#"{"model":"a" , "n":1 , "logprobs":true ,"top_logprobs":2 }"#,
+        ] {
+            let (head, out, _) = built_for(groq(), body, Endpoint::Chat);
+            let v = parse(&out);
+            for f in ["logprobs", "top_logprobs", "logit_bias"] {
+                assert!(v.get(f).is_none(), "{body} -> {out}");
+            }
+            assert_eq!(v["model"], "up-\"model\"", "{body} -> {out}");
+            assert!(head.contains(&format!("content-length: {}", out.len())));
+            // The same body goes to OpenAI untouched but for the model.
+            let (_, plain, _) = built(body, Endpoint::Chat);
+            assert!(parse(&plain).get("logprobs").is_some() || !body.contains("logprobs"));
+        }
+    }
+
+    #[test]
+    fn azure_puts_the_deployment_in_the_url_and_the_key_in_api_key() {
+        let (mut p, o) = provider();
+        p.vendor = crate::providers::family::find("azure").unwrap();
+        p.base_path = String::new();
+        p.api_version = Some("2024-10-21".into());
+        let (head, _, _) = built_for((p, o), r#"{"model":"a"}"#, Endpoint::Chat);
+        assert!(
+            head.starts_with("POST /openai/deployments/up-%22model%22/chat/completions?api-version=2024-10-21 HTTP/1.1"),
+            "{head}"
+        );
+        assert!(head.contains("\r\napi-key: sk-up"));
+        assert!(!head.contains("authorization"));
+    }
+
+    #[test]
     fn reads_usage() {
         let u = usage_from_body(
             &mut Decoder::default(),
@@ -231,7 +345,8 @@ mod tests {
             u,
             Some(Usage {
                 input: 12,
-                output: 3
+                output: 3,
+                ..Usage::default()
             })
         );
         assert_eq!(

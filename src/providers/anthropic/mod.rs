@@ -1,0 +1,163 @@
+//! The Anthropic Messages wire protocol: `ingress` is the side clients speak to
+//! `POST /v1/messages`, `upstream` the side sent to an Anthropic provider. Both translate
+//! through [`super::canonical`]; Anthropic-to-Anthropic traffic never comes here.
+
+pub mod ingress;
+pub mod upstream;
+
+/// The `anthropic-version` header the gateway sends when the provider config names none.
+pub const API_VERSION: &str = "2023-06-01";
+
+use simd_json::prelude::*;
+
+use super::{Endpoint, Usage, head};
+use crate::config::{Origin, Provider};
+use crate::json;
+use crate::pipeline::decode::{Decoded, Decoder};
+
+/// Writes a same-protocol upstream request: the client's bytes with only `model` replaced.
+pub fn build(
+    out: &mut Vec<u8>,
+    provider: &Provider,
+    origin: &Origin,
+    endpoint: Endpoint,
+    body: &[u8],
+    decoded: &Decoded,
+    model: &str,
+) {
+    let mut escaped = Vec::with_capacity(model.len() + 8);
+    json::push_escaped(&mut escaped, model.as_bytes());
+    let len = body.len() - decoded.model.len() + escaped.len();
+    head::write(
+        out,
+        provider,
+        origin,
+        endpoint.path(),
+        model,
+        len,
+        decoded.stream,
+    );
+    out.extend_from_slice(&body[..decoded.model.start]);
+    out.extend_from_slice(&escaped);
+    out.extend_from_slice(&body[decoded.model.end..]);
+}
+
+fn usage_of(u: simd_json::tape::Value<'_, '_>, into: &mut Usage) {
+    let n = |k: &str| u.get(k).and_then(|x| x.as_u64());
+    let (read, write) = (
+        n("cache_read_input_tokens"),
+        n("cache_creation_input_tokens"),
+    );
+    if let Some(input) = n("input_tokens") {
+        into.cache_read = read.unwrap_or(0);
+        into.cache_write = write.unwrap_or(0);
+        into.input = input + into.cache_read + into.cache_write;
+    }
+    if let Some(output) = n("output_tokens") {
+        into.output = output;
+    }
+}
+
+/// Usage from a whole Messages response body.
+pub fn usage_from_body(json: &mut Decoder, body: &[u8]) -> Option<Usage> {
+    memchr::memmem::find(body, b"\"usage\"")?;
+    json.parse(body, |v| {
+        let mut usage = Usage::default();
+        usage_of(v.get("usage")?, &mut usage);
+        Some(usage)
+    })
+    .flatten()
+}
+
+/// Folds one stream event's usage into `usage`: `message_start` carries the input side,
+/// `message_delta` the cumulative output.
+pub fn usage_from_event(json: &mut Decoder, data: &[u8], usage: &mut Option<Usage>) {
+    if memchr::memmem::find(data, b"\"usage\"").is_none() {
+        return;
+    }
+    let mut u = usage.unwrap_or_default();
+    let found = json.parse(data, |v| {
+        let is = |want: &str| v.get("type").is_some_and(|t| t.as_str() == Some(want));
+        let holder = if is("message_start") {
+            v.get("message")?
+        } else if is("message_delta") {
+            v
+        } else {
+            return None;
+        };
+        usage_of(holder.get("usage")?, &mut u);
+        Some(())
+    });
+    if found.flatten().is_some() {
+        *usage = Some(u);
+    }
+}
+
+/// A local estimate of a Messages request's input tokens (for `count_tokens` when the upstream
+/// is not Anthropic): about four characters a token over every string in `system`, `messages`
+/// and `tools`, plus a few tokens of framing per message.
+pub fn estimate_input_tokens(body: &[u8]) -> Option<u64> {
+    let mut copy = body.to_vec();
+    let v = simd_json::to_borrowed_value(&mut copy).ok()?;
+    fn chars(v: &simd_json::BorrowedValue<'_>) -> usize {
+        if let Some(s) = v.as_str() {
+            s.chars().count()
+        } else if let Some(a) = v.as_array() {
+            a.iter().map(chars).sum()
+        } else if let Some(o) = v.as_object() {
+            o.values().map(chars).sum()
+        } else {
+            0
+        }
+    }
+    let messages = v.get("messages")?.as_array()?;
+    let text: usize = ["system", "messages", "tools"]
+        .iter()
+        .filter_map(|k| v.get(*k))
+        .map(chars)
+        .sum();
+    Some((text as u64).div_ceil(4) + 3 * messages.len() as u64 + 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_counts_cached_input() {
+        let mut d = Decoder::default();
+        let body = br#"{"usage":{"input_tokens":10,"cache_read_input_tokens":5,"cache_creation_input_tokens":2,"output_tokens":7}}"#;
+        assert_eq!(
+            usage_from_body(&mut d, body),
+            Some(Usage {
+                input: 17,
+                output: 7,
+                cache_read: 5,
+                cache_write: 2
+            })
+        );
+        let mut u = None;
+        usage_from_event(
+            &mut d,
+            br#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            &mut u,
+        );
+        usage_from_event(&mut d, br#"{"type":"ping"}"#, &mut u);
+        usage_from_event(
+            &mut d,
+            br#"{"type":"message_delta","delta":{},"usage":{"output_tokens":30}}"#,
+            &mut u,
+        );
+        assert_eq!(u.map(|u| (u.input, u.output)), Some((9, 30)));
+    }
+
+    #[test]
+    fn estimates_grow_with_text() {
+        let short = estimate_input_tokens(br#"{"messages":[{"role":"user","content":"hi"}]}"#);
+        let long = estimate_input_tokens(
+            br#"{"system":"be brief","messages":[{"role":"user","content":"hello there, how are you today?"}]}"#,
+        );
+        assert!(short.unwrap() < long.unwrap());
+        assert_eq!(estimate_input_tokens(b"{}"), None);
+    }
+}

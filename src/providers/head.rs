@@ -1,0 +1,76 @@
+//! The upstream request head every protocol shares: request line (with the vendor's URL style),
+//! host, framing, accept, the vendor's auth header and the provider's extra headers.
+
+use super::family::{Auth, PathStyle};
+use crate::config::{Origin, Provider};
+use crate::json;
+
+/// Writes `POST … HTTP/1.1` and the headers, up to and including the blank line.
+/// `path` is the protocol's path under the base URL (`/chat/completions`, `/v1/messages`);
+/// `model` is the target model (Azure puts it in the URL as the deployment).
+pub fn write(
+    out: &mut Vec<u8>,
+    provider: &Provider,
+    origin: &Origin,
+    path: &str,
+    model: &str,
+    content_length: usize,
+    stream: bool,
+) {
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(provider.base_path.as_bytes());
+    match provider.vendor.path {
+        PathStyle::Plain => out.extend_from_slice(path.as_bytes()),
+        PathStyle::AzureDeployment => {
+            out.extend_from_slice(b"/openai/deployments/");
+            push_path_segment(out, model);
+            out.extend_from_slice(path.as_bytes());
+        }
+    }
+    if let Some(v) = &provider.api_version {
+        out.extend_from_slice(b"?api-version=");
+        push_path_segment(out, v);
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(origin.authority.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
+    json::push_u64(out, content_length as u64);
+    out.extend_from_slice(if stream {
+        b"\r\naccept: text/event-stream".as_slice()
+    } else {
+        b"\r\naccept: application/json"
+    });
+    out.extend_from_slice(b"\r\nuser-agent: shardgate/");
+    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    if let Some(key) = &provider.api_key {
+        match provider.vendor.auth {
+            Auth::Bearer => out.extend_from_slice(b"\r\nauthorization: Bearer "),
+            Auth::Header(name) => {
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+            }
+        }
+        out.extend_from_slice(key.expose().as_bytes());
+    }
+    for (name, value) in &provider.headers {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn push_path_segment(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.push(b'%');
+            out.push(b"0123456789ABCDEF"[(b >> 4) as usize]);
+            out.push(b"0123456789ABCDEF"[(b & 15) as usize]);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The registry of translation paths: (ingress wire, upstream wire) → the adapters that carry a
+//! request, a response and a stream across through the canonical form. Same-wire pairs never
+//! come here; they forward the client's and the upstream's own bytes.
+
+use simd_json::BorrowedValue;
+
+use super::canonical::{ChatRequest, Event, Stamp};
+use super::{Usage, anthropic, openai};
+use crate::error::{GatewayError, Kind};
+use crate::http::sse;
+
+/// A chat wire protocol, as an ingress speaks it or an upstream expects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    OpenAi,
+    Anthropic,
+}
+
+/// What a translated request carries besides its bytes.
+#[derive(Debug, Default)]
+pub struct Translated {
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Request fields the upstream protocol cannot express, dropped (named for the client).
+    pub dropped: Vec<String>,
+}
+
+fn parse<'a>(body: &'a mut [u8], what: Kind) -> Result<BorrowedValue<'a>, GatewayError> {
+    simd_json::to_borrowed_value(body)
+        .map_err(|e| GatewayError::new(what, format!("body is not valid JSON: {e}")))
+}
+
+/// Decodes an ingress request body (`body` is parsed in place) into the canonical form.
+pub fn decode_request<'a>(
+    from: Wire,
+    v: &'a BorrowedValue<'a>,
+) -> Result<ChatRequest<'a>, GatewayError> {
+    match from {
+        Wire::OpenAi => openai::ingress::decode_request(v),
+        Wire::Anthropic => anthropic::ingress::decode_request(v),
+    }
+}
+
+/// Writes the upstream JSON body for a canonical request.
+pub fn encode_request(
+    to: Wire,
+    r: &ChatRequest<'_>,
+    stamp: &Stamp<'_>,
+    out: &mut Vec<u8>,
+    dropped: &mut Vec<String>,
+) {
+    match to {
+        Wire::OpenAi => openai::upstream::encode_request(r, stamp, out, dropped),
+        Wire::Anthropic => anthropic::upstream::encode_request(r, stamp, out, dropped),
+    }
+}
+
+/// Translates a whole request body from one wire to another.
+pub fn request(
+    from: Wire,
+    to: Wire,
+    body: &mut [u8],
+    stamp: &Stamp<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Translated, GatewayError> {
+    let v = parse(body, Kind::BadRequest)?;
+    let r = decode_request(from, &v)?;
+    let mut t = Translated {
+        stream: r.stream,
+        include_usage: r.include_usage,
+        dropped: r.ignored.iter().map(|s| s.to_string()).collect(),
+    };
+    encode_request(to, &r, stamp, out, &mut t.dropped);
+    Ok(t)
+}
+
+/// Classifies an upstream's non-2xx answer (its own error body) into a gateway error.
+pub fn classify(upstream: Wire, status: u16, body: &[u8]) -> GatewayError {
+    match upstream {
+        Wire::OpenAi => openai::upstream::classify(status, body),
+        Wire::Anthropic => anthropic::upstream::classify(status, body),
+    }
+}
+
+/// Translates a whole 2xx upstream response body into the ingress's shape; returns its usage.
+pub fn response(
+    upstream: Wire,
+    ingress: Wire,
+    body: &mut [u8],
+    stamp: &Stamp<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Usage, GatewayError> {
+    let v = parse(body, Kind::UpstreamProtocol)?;
+    let r = match upstream {
+        Wire::OpenAi => openai::upstream::decode_response(&v)?,
+        Wire::Anthropic => anthropic::upstream::decode_response(&v)?,
+    };
+    match ingress {
+        Wire::OpenAi => openai::ingress::encode_response(&r, stamp, out),
+        Wire::Anthropic => anthropic::ingress::encode_response(&r, stamp, out),
+    }
+    Ok(r.usage)
+}
+
+enum Decoder {
+    OpenAi(openai::upstream::StreamDecoder),
+    Anthropic(anthropic::upstream::StreamDecoder),
+}
+
+enum Encoder {
+    OpenAi(openai::ingress::StreamEncoder),
+    Anthropic(anthropic::ingress::StreamEncoder),
+}
+
+/// Carries an upstream SSE stream across to the ingress's SSE shape, incrementally: feed it
+/// bytes as they arrive (split anywhere), get whole events out.
+pub struct StreamTranslator {
+    splitter: sse::Splitter,
+    decoder: Decoder,
+    encoder: Encoder,
+    data: Vec<u8>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl StreamTranslator {
+    pub fn new(upstream: Wire, ingress: Wire, stamp: &Stamp<'_>, include_usage: bool) -> Self {
+        StreamTranslator {
+            splitter: sse::Splitter::default(),
+            decoder: match upstream {
+                Wire::OpenAi => Decoder::OpenAi(Default::default()),
+                Wire::Anthropic => Decoder::Anthropic(Default::default()),
+            },
+            encoder: match ingress {
+                Wire::OpenAi => {
+                    Encoder::OpenAi(openai::ingress::StreamEncoder::new(stamp, include_usage))
+                }
+                Wire::Anthropic => {
+                    Encoder::Anthropic(anthropic::ingress::StreamEncoder::new(stamp, include_usage))
+                }
+            },
+            data: Vec::new(),
+            usage: None,
+            done: false,
+        }
+    }
+
+    /// The latest usage the stream reported.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// Whether the upstream's end-of-stream event went through.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// Feeds upstream bytes; appends translated events to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), GatewayError> {
+        let StreamTranslator {
+            splitter,
+            decoder,
+            encoder,
+            data,
+            usage,
+            done,
+        } = self;
+        let mut failure = None;
+        splitter.feed(input, |event| {
+            if failure.is_some() {
+                return;
+            }
+            data.clear();
+            if !sse::data_into(event, data) {
+                return;
+            }
+            let mut emit = |ev: Event<'_>| {
+                match &ev {
+                    Event::Start { usage: u, .. } | Event::Usage(u) => *usage = Some(*u),
+                    Event::Done => *done = true,
+                    _ => {}
+                }
+                match encoder {
+                    Encoder::OpenAi(e) => e.encode(&ev, out),
+                    Encoder::Anthropic(e) => e.encode(&ev, out),
+                }
+            };
+            let r = match decoder {
+                Decoder::OpenAi(d) => d.decode(data, &mut emit),
+                Decoder::Anthropic(d) => d.decode(data, &mut emit),
+            };
+            if let Err(e) = r {
+                failure = Some(e);
+            }
+        });
+        failure.map_or(Ok(()), Err)
+    }
+}
