@@ -36,10 +36,11 @@ pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
     let mut edits: [(usize, usize, &[u8]); 2 + family::REJECTABLE.len()] =
         [NONE; 2 + family::REJECTABLE.len()];
     edits[0] = (r.decoded.model.start, r.decoded.model.end, &model);
+    let mut n = 1;
     let mut injected = false;
     if r.decoded.stream && r.endpoint.streams() {
         injected = true;
-        edits[1] = match &r.decoded.stream_options {
+        let edit: (usize, usize, &[u8]) = match &r.decoded.stream_options {
             StreamOptions::IncludeUsage => {
                 injected = false;
                 NONE
@@ -54,28 +55,40 @@ pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
             } => (open + 1, open + 1, b"\"include_usage\":true,"),
             StreamOptions::Other(v) => (v.start, v.end, b"{\"include_usage\":true}"),
         };
+        if injected || edit != NONE {
+            edits[n] = edit;
+            n += 1;
+        }
     }
     let mut last_removed = None;
-    for (i, span) in r.decoded.rejectable.iter().enumerate() {
-        let field = family::REJECTABLE[i];
-        if let Some(span) = span
-            && r.provider.vendor.rejects.contains(&field)
-        {
-            log::debug!(
-                "provider {:?} ({}) rejects `{field}`: dropped from the request",
-                r.provider.name,
-                r.provider.vendor.name
-            );
-            let (s, e, followed) = member_with_comma(r.body, span.clone());
-            edits[2 + i] = (s, e, b"");
-            if !followed {
-                last_removed = Some(s);
+    // Most vendors reject nothing: this loop is skipped on the common path.
+    if !r.provider.vendor.rejects.is_empty() {
+        for (i, span) in r.decoded.rejectable.iter().enumerate() {
+            let field = family::REJECTABLE[i];
+            if let Some(span) = span
+                && r.provider.vendor.rejects.contains(&field)
+            {
+                log::debug!(
+                    "provider {:?} ({}) rejects `{field}`: dropped from the request",
+                    r.provider.name,
+                    r.provider.vendor.name
+                );
+                let (s, e, followed) = member_with_comma(r.body, span.clone());
+                edits[n] = (s, e, b"");
+                n += 1;
+                if !followed {
+                    last_removed = Some(s);
+                }
             }
         }
     }
-    edits.sort_by_key(|e| e.0);
+    let edits = &mut edits[..n];
+    if n > 1 {
+        // By (start, end): an insertion at a point goes before a removal starting there.
+        edits.sort_unstable_by_key(|e| (e.0, e.1));
+    }
     if let Some(start) = last_removed {
-        take_comma_before_run(r.body, &mut edits, start);
+        take_comma_before_run(r.body, edits, start);
     }
     let new_len = edits
         .iter()
@@ -90,10 +103,7 @@ pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
         r.decoded.stream,
     );
     let mut at = 0;
-    for (s, e, with) in edits {
-        if s == e && with.is_empty() {
-            continue;
-        }
+    for &mut (s, e, with) in edits {
         out.extend_from_slice(&r.body[at..s]);
         out.extend_from_slice(with);
         at = e;
