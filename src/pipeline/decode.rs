@@ -79,6 +79,11 @@ fn bad(msg: impl Into<String>) -> GatewayError {
 }
 
 impl Decoder {
+    /// Memory the parser keeps between bodies (its arena's chunks).
+    pub fn retained_bytes(&mut self) -> usize {
+        self.arena.allocated_bytes()
+    }
+
     /// Parses `json` into the arena with the reused buffers and tape, and runs `f` on the tape.
     /// `f` also gets the arena copy's address: a borrowed string's offset from it is its offset
     /// in `json`.

@@ -82,7 +82,8 @@ pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head:
     ctx.keep_alive
 }
 
-/// Per-connection buffers the pipeline reuses across requests.
+/// Buffers the pipeline reuses across requests. A connection borrows one from its shard's pool
+/// for the length of a request, so idle keep-alive connections hold none.
 #[derive(Default)]
 pub struct Scratch {
     pub decoder: decode::Decoder,
@@ -92,6 +93,24 @@ pub struct Scratch {
     pub body: Vec<u8>,
     /// SSE events to forward in the next write.
     pub events: Vec<u8>,
+}
+
+impl Scratch {
+    /// Largest buffer a pooled scratch keeps; one huge request does not pin its memory.
+    const KEEP: usize = 256 * 1024;
+
+    /// Gives back space a large request needed, before the scratch returns to the pool.
+    pub fn trim(&mut self) {
+        for buf in [&mut self.upstream, &mut self.body, &mut self.events] {
+            buf.clear();
+            if buf.capacity() > Self::KEEP {
+                *buf = Vec::new();
+            }
+        }
+        if self.decoder.retained_bytes() > Self::KEEP {
+            self.decoder = decode::Decoder::default();
+        }
+    }
 }
 
 /// What the stages learn about a request; `settle` reports it.

@@ -31,9 +31,26 @@ pub struct Shard {
     next_conn: Cell<u64>,
     next_id: Cell<u64>,
     id_prefix: u32,
+    /// Request scratch buffers not in use; bounded by the peak of concurrent requests.
+    scratch_pool: RefCell<Vec<pipeline::Scratch>>,
 }
 
+/// Free scratch buffers a shard keeps at most (more concurrent requests allocate, then free).
+const SCRATCH_POOL_MAX: usize = 1024;
+
 impl Shard {
+    fn take_scratch(&self) -> pipeline::Scratch {
+        self.scratch_pool.borrow_mut().pop().unwrap_or_default()
+    }
+
+    fn put_scratch(&self, mut scratch: pipeline::Scratch) {
+        let mut pool = self.scratch_pool.borrow_mut();
+        if pool.len() < SCRATCH_POOL_MAX {
+            scratch.trim();
+            pool.push(scratch);
+        }
+    }
+
     pub fn new(
         id: usize,
         snapshot: Arc<Snapshot>,
@@ -58,6 +75,7 @@ impl Shard {
             draining: Cell::new(false),
             drain_waiters: RefCell::new(std::collections::HashMap::new()),
             next_conn: Cell::new(0),
+            scratch_pool: RefCell::new(Vec::new()),
             next_id: Cell::new(0),
             id_prefix,
         }
@@ -151,7 +169,6 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let number = shard.next_conn.get();
     shard.next_conn.set(number + 1);
     let mut conn = Conn::new(stream);
-    let mut scratch = pipeline::Scratch::default();
     loop {
         // An idle connection closes when the shard drains; the dropped read only loses bytes
         // of a connection that is closing anyway.
@@ -179,7 +196,11 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
-        let keep = pipeline::handle(&shard, &mut conn, &mut scratch, head).await;
+        let mut scratch = shard.take_scratch();
+        // Boxed: the request's future is large (the relay's states), and an idle keep-alive
+        // connection should not carry its space while it waits for the next head.
+        let keep = Box::pin(pipeline::handle(&shard, &mut conn, &mut scratch, head)).await;
+        shard.put_scratch(scratch);
         if !keep || shard.draining.get() {
             break;
         }

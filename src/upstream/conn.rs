@@ -31,7 +31,7 @@ impl Conn {
         Conn {
             io,
             origin,
-            rbuf: Vec::with_capacity(16 * 1024),
+            rbuf: Vec::with_capacity(4096),
             reused: false,
             idle_since: Instant::now(),
             broken: false,

@@ -73,6 +73,10 @@ impl Client {
             let pool = &mut pools[c.origin];
             if pool.len() < origin.max_idle {
                 c.idle_since = std::time::Instant::now();
+                // A large body grew the buffer: an idle connection does not keep that.
+                if c.rbuf.is_empty() && c.rbuf.capacity() > 64 * 1024 {
+                    c.rbuf = Vec::with_capacity(4096);
+                }
                 pool.push(c);
             }
         }
