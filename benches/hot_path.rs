@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the request path's pieces: body decode, upstream request splice,
-//! key lookup, alias lookup, SSE split + usage scan, histogram record.
+//! key lookup, alias lookup, route selection, SSE split + usage scan, histogram record.
 
 use std::hint::black_box;
 
@@ -85,6 +85,75 @@ fn lookups(c: &mut Criterion) {
     });
 }
 
+const ROUTES: &str = r#"
+providers:
+  up: { protocol: openai, base_url: "http://127.0.0.1:9001/v1", api_key: { env: K } }
+models:
+  single: { targets: [ { provider: up, model: gpt-4o-mini } ] }
+  spread:
+    strategy: least-latency
+    targets:
+      - { provider: up, model: a }
+      - { provider: up, model: b, weight: 2 }
+      - { provider: up, model: c }
+      - { provider: up, model: d }
+    rules:
+      - { when: { tag: batch }, targets: [up/c] }
+"#;
+
+/// A plan plus the started/finished bookkeeping of its first attempt: what routing adds to a
+/// request that succeeds at once.
+fn route(c: &mut Criterion) {
+    use std::time::{Duration, Instant};
+
+    use shardgate::routing::{Facts, Outcome, Plan, Router};
+    let snap = config::load_str(ROUTES, &|_| Some("sk-up".into())).unwrap();
+    let mut g = c.benchmark_group("route");
+    let facts = Facts {
+        tags: b"interactive, eu",
+        prompt_tokens: 1200,
+        max_tokens: Some(256),
+        ..Facts::default()
+    };
+    let t0 = Instant::now();
+    for (name, alias) in [
+        ("weighted_1_target", "single"),
+        ("least_latency_4_targets", "spread"),
+    ] {
+        let (mi, model) = snap.model(alias).unwrap();
+        let mut router = Router::new(&snap);
+        let mut plan = Plan::default();
+        let mut n = 0u64;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                n += 1;
+                let now = t0 + Duration::from_micros(n);
+                let rand = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                router.plan(mi, model, black_box(&facts), now, rand, &mut plan);
+                let t = plan.first().unwrap();
+                router.started(mi, t, now);
+                let ttfb = Duration::from_millis(100 + (rand >> 60));
+                let outcome = Outcome::Success {
+                    ttfb,
+                    total: ttfb * 2,
+                };
+                router.finished(mi, t, outcome, now);
+                black_box(t)
+            })
+        });
+        let mut router = Router::new(&snap);
+        g.bench_function(format!("{name}_plan_only"), |b| {
+            b.iter(|| {
+                n += 1;
+                let rand = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                router.plan(mi, model, black_box(&facts), t0, rand, &mut plan);
+                black_box(plan.first())
+            })
+        });
+    }
+    g.finish();
+}
+
 fn sse_scan(c: &mut Criterion) {
     let mut stream = Vec::new();
     for i in 0..64 {
@@ -124,5 +193,5 @@ fn histogram(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decode, splice, lookups, sse_scan, histogram);
+criterion_group!(benches, decode, splice, lookups, route, sse_scan, histogram);
 criterion_main!(benches);

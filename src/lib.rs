@@ -14,6 +14,7 @@ pub mod logger;
 pub mod observe;
 pub mod pipeline;
 pub mod providers;
+pub mod routing;
 pub mod runtime;
 pub mod sys;
 pub mod upstream;

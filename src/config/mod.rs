@@ -6,6 +6,7 @@
 //! holds them and nothing on the request path reads the environment or the disk.
 
 mod parse;
+pub mod routes;
 mod secret;
 
 use std::collections::HashMap;
@@ -14,6 +15,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use routes::{
+    BreakerPolicy, FallbackOn, Hedge, RetryPolicy, RouteTimeouts, Rule, Strategy, When,
+};
 pub use secret::Secret;
 
 use crate::auth::KeyTable;
@@ -133,16 +137,98 @@ impl fmt::Display for Origin {
     }
 }
 
+/// A model alias: the name clients ask for, and how to turn it into upstream attempts. The
+/// route fields are described in [`routes`] (config) and used by [`crate::routing`].
 #[derive(Debug)]
 pub struct Model {
     pub alias: String,
+    /// At most [`crate::routing::MAX_TARGETS`], names unique within the alias.
     pub targets: Vec<Target>,
+    pub strategy: Strategy,
+    /// Aliases (indices into `Snapshot::models`) to try in order when every target failed.
+    pub fallbacks: Vec<usize>,
+    pub fallback_on: FallbackOn,
+    pub retry: RetryPolicy,
+    pub timeouts: RouteTimeouts,
+    pub breaker: BreakerPolicy,
+    pub hedge: Option<Hedge>,
+    /// Evaluated in order; the first match restricts the eligible targets.
+    pub rules: Vec<Rule>,
 }
 
+impl Model {
+    /// An alias with the given targets and every route setting at its default.
+    pub fn new(alias: impl Into<String>, targets: Vec<Target>) -> Model {
+        Model {
+            alias: alias.into(),
+            targets,
+            strategy: Strategy::default(),
+            fallbacks: Vec::new(),
+            fallback_on: FallbackOn::default(),
+            retry: RetryPolicy::default(),
+            timeouts: RouteTimeouts::default(),
+            breaker: BreakerPolicy::default(),
+            hedge: None,
+            rules: Vec::new(),
+        }
+    }
+
+    /// The alias to switch to for an error of this kind, before the general `fallbacks`.
+    pub fn fallback_for(&self, kind: crate::error::Kind) -> Option<usize> {
+        use crate::error::Kind;
+        match kind {
+            Kind::UpstreamContextWindow => self.fallback_on.context_window,
+            Kind::UpstreamContentPolicy => self.fallback_on.content_policy,
+            _ => None,
+        }
+    }
+
+    /// The provider's timeouts with this alias's overrides applied.
+    pub fn timeouts_for(&self, provider: &Provider) -> Timeouts {
+        Timeouts {
+            connect: provider.timeouts.connect,
+            first_byte: self
+                .timeouts
+                .first_byte
+                .unwrap_or(provider.timeouts.first_byte),
+            total: self.timeouts.total.unwrap_or(provider.timeouts.total),
+        }
+    }
+}
+
+/// One deployment behind an alias: a provider, its model name, and how to treat it.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// Index into `Snapshot::providers`.
     pub provider: usize,
+    /// The upstream model name.
     pub model: String,
+    /// Unique within the alias; `provider/model` unless configured. Rules name targets by it.
+    pub name: String,
+    /// Share of traffic (weighted) or capacity (least-busy, least-latency); at least 1.
+    pub weight: u32,
+    /// In-flight requests per shard beyond which the target is skipped.
+    pub max_concurrent: Option<u32>,
+    /// Credentials of this target, replacing the provider's.
+    pub api_key: Option<Secret>,
+    /// The configured price, else the shipped table's for `model`, else unknown.
+    pub price: Option<crate::routing::Price>,
+}
+
+impl Target {
+    /// A target with weight 1, no limit, the provider's credentials and the shipped price.
+    pub fn new(provider: usize, provider_name: &str, model: impl Into<String>) -> Target {
+        let model = model.into();
+        Target {
+            provider,
+            name: format!("{provider_name}/{model}"),
+            price: crate::routing::price::lookup(&model),
+            model,
+            weight: 1,
+            max_concurrent: None,
+            api_key: None,
+        }
+    }
 }
 
 /// Every problem found in a config file, each with its path.

@@ -9,10 +9,7 @@ use std::time::Duration;
 use yaml_rust2::Yaml;
 use yaml_rust2::yaml::Hash;
 
-use super::{
-    AccessLog, Model, Origin, Problems, Provider, Secret, Server, Shards, Snapshot, Target,
-    Timeouts,
-};
+use super::{AccessLog, Origin, Problems, Provider, Secret, Server, Shards, Snapshot, Timeouts};
 use crate::auth::{KeyEntry, KeyTable};
 use crate::providers::Protocol;
 use crate::providers::family::{self, PathStyle, Vendor};
@@ -22,8 +19,8 @@ const AZURE_API_VERSION: &str = "2024-10-21";
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-struct Walker<'e> {
-    problems: Vec<String>,
+pub(super) struct Walker<'e> {
+    pub(super) problems: Vec<String>,
     env: Env<'e>,
 }
 
@@ -44,7 +41,7 @@ pub(super) fn parse(text: &str, env: Env<'_>) -> Result<Snapshot, Problems> {
     }
 }
 
-fn type_name(y: &Yaml) -> &'static str {
+pub(super) fn type_name(y: &Yaml) -> &'static str {
     match y {
         Yaml::Real(_) => "a number",
         Yaml::Integer(_) => "an integer",
@@ -58,7 +55,7 @@ fn type_name(y: &Yaml) -> &'static str {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
+pub(super) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {
@@ -67,12 +64,17 @@ fn join(path: &str, key: &str) -> String {
 }
 
 impl Walker<'_> {
-    fn problem(&mut self, path: &str, msg: impl std::fmt::Display) {
+    pub(super) fn problem(&mut self, path: &str, msg: impl std::fmt::Display) {
         self.problems.push(format!("{path}: {msg}"));
     }
 
     /// A mapping with only `allowed` keys; unknown keys are problems.
-    fn mapping<'y>(&mut self, y: &'y Yaml, path: &str, allowed: &[&str]) -> Option<&'y Hash> {
+    pub(super) fn mapping<'y>(
+        &mut self,
+        y: &'y Yaml,
+        path: &str,
+        allowed: &[&str],
+    ) -> Option<&'y Hash> {
         let Yaml::Hash(h) = y else {
             let shown = if path.is_empty() { "<root>" } else { path };
             self.problem(
@@ -97,7 +99,7 @@ impl Walker<'_> {
         Some(h)
     }
 
-    fn string(&mut self, y: &Yaml, path: &str) -> Option<String> {
+    pub(super) fn string(&mut self, y: &Yaml, path: &str) -> Option<String> {
         match y {
             Yaml::String(s) if !s.is_empty() => Some(s.clone()),
             Yaml::String(_) => {
@@ -114,7 +116,7 @@ impl Walker<'_> {
         }
     }
 
-    fn uint(&mut self, y: &Yaml, path: &str, min: u64) -> Option<u64> {
+    pub(super) fn uint(&mut self, y: &Yaml, path: &str, min: u64) -> Option<u64> {
         match y {
             Yaml::Integer(i) if *i >= min as i64 => Some(*i as u64),
             Yaml::Integer(i) => {
@@ -131,7 +133,13 @@ impl Walker<'_> {
         }
     }
 
-    fn millis(&mut self, h: &Hash, key: &str, path: &str, default: Duration) -> Duration {
+    pub(super) fn millis(
+        &mut self,
+        h: &Hash,
+        key: &str,
+        path: &str,
+        default: Duration,
+    ) -> Duration {
         match get(h, key) {
             Some(y) => self
                 .uint(y, &join(path, key), 1)
@@ -155,7 +163,7 @@ impl Walker<'_> {
         }
     }
 
-    fn secret(&mut self, y: &Yaml, path: &str) -> Option<Secret> {
+    pub(super) fn secret(&mut self, y: &Yaml, path: &str) -> Option<Secret> {
         let h = self.mapping(y, path, &["env", "file"])?;
         match (get(h, "env"), get(h, "file")) {
             (Some(name), None) => {
@@ -646,93 +654,6 @@ impl Walker<'_> {
         Some((Some(idx), base_path))
     }
 
-    fn models(
-        &mut self,
-        y: Option<&Yaml>,
-        providers: &[Provider],
-    ) -> (Vec<Model>, HashMap<String, usize>) {
-        let mut models = Vec::new();
-        let mut index = HashMap::new();
-        let Some(y) = y else { return (models, index) };
-        let Yaml::Hash(h) = y else {
-            self.problem(
-                "models",
-                format_args!(
-                    "expected a mapping of model aliases, found {}",
-                    type_name(y)
-                ),
-            );
-            return (models, index);
-        };
-        for (alias, body) in h {
-            let Some(alias) = alias.as_str() else {
-                self.problem("models", "model aliases must be strings");
-                continue;
-            };
-            let path = format!("models.{alias}");
-            let Some(mh) = self.mapping(body, &path, &["targets"]) else {
-                continue;
-            };
-            let tpath = join(&path, "targets");
-            let mut targets = Vec::new();
-            match get(mh, "targets") {
-                Some(Yaml::Array(list)) if !list.is_empty() => {
-                    for (i, t) in list.iter().enumerate() {
-                        let p = format!("{tpath}[{i}]");
-                        if let Some(t) = self.target(t, &p, providers) {
-                            targets.push(t);
-                        }
-                    }
-                }
-                Some(Yaml::Array(_)) | None => self.problem(&tpath, "needs at least one target"),
-                Some(other) => self.problem(
-                    &tpath,
-                    format_args!("expected a list, found {}", type_name(other)),
-                ),
-            }
-            index.insert(alias.to_owned(), models.len());
-            models.push(Model {
-                alias: alias.to_owned(),
-                targets,
-            });
-        }
-        (models, index)
-    }
-
-    fn target(&mut self, y: &Yaml, path: &str, providers: &[Provider]) -> Option<Target> {
-        let h = self.mapping(y, path, &["provider", "model"])?;
-        let provider = match get(h, "provider") {
-            Some(p) => {
-                let name = self.string(p, &join(path, "provider"))?;
-                match providers.iter().position(|p| p.name == name) {
-                    Some(i) => Some(i),
-                    None => {
-                        self.problem(
-                            &join(path, "provider"),
-                            format_args!("no provider named {name:?}"),
-                        );
-                        None
-                    }
-                }
-            }
-            None => {
-                self.problem(&join(path, "provider"), "missing");
-                None
-            }
-        };
-        let model = match get(h, "model") {
-            Some(m) => self.string(m, &join(path, "model")),
-            None => {
-                self.problem(&join(path, "model"), "missing");
-                None
-            }
-        };
-        Some(Target {
-            provider: provider?,
-            model: model?,
-        })
-    }
-
     fn keys(&mut self, y: Option<&Yaml>, models: &HashMap<String, usize>) -> KeyTable {
         let mut table = KeyTable::default();
         let list = match y {
@@ -799,7 +720,7 @@ impl Walker<'_> {
     }
 }
 
-fn get<'y>(h: &'y Hash, key: &str) -> Option<&'y Yaml> {
+pub(super) fn get<'y>(h: &'y Hash, key: &str) -> Option<&'y Yaml> {
     h.get(&Yaml::String(key.to_owned()))
 }
 

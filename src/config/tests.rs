@@ -254,3 +254,261 @@ providers:
         );
     }
 }
+
+// === routes (the `models:` section) ===
+
+const ROUTES: &str = r#"
+providers:
+  openai: { protocol: openai, base_url: "http://127.0.0.1:9001/v1", api_key: { env: LOCAL_API_KEY } }
+  claude: { protocol: anthropic, base_url: "http://127.0.0.1:9002", api_key: { env: LOCAL_API_KEY } }
+models:
+  fast:
+    strategy: least-latency
+    targets:
+      - { provider: openai, model: gpt-4o-mini, weight: 3, max_concurrent: 200 }
+      - { provider: claude, model: claude-haiku-4-5, weight: 1, name: haiku,
+          api_key: { env: TEAM_A_KEY },
+          price: { input: 0.15, output: 0.60, cached_input: 0.075 } }
+      - { provider: openai, model: my-deployment }
+    fallbacks: [backup, big]
+    fallback_on: { context_window: big, content_policy: backup }
+    retry: { attempts: 3, backoff_ms: 0, max_backoff_ms: 1000 }
+    timeouts: { first_byte_ms: 20000, total_ms: 600000 }
+    breaker: { failures: 3, failure_rate: 0.25, window: 40, cooldown_ms: 5000, half_open_probes: 2 }
+    hedge: { after_ms: 300 }
+    rules:
+      - { when: { tag: batch }, targets: [haiku] }
+      - { when: { min_prompt_tokens: 100000, max_prompt_tokens: 200000 }, targets: [haiku, openai/my-deployment] }
+      - { when: { user: alice, team: team-a }, targets: [haiku] }
+      - { when: { canary: 12.5 }, targets: [openai/gpt-4o-mini] }
+  backup:
+    targets:
+      - { provider: claude, model: claude-sonnet-4-5 }
+    hedge: { p95: true }
+  big:
+    strategy: priority
+    targets:
+      - { provider: claude, model: claude-sonnet-4-5 }
+    fallbacks: [fast]
+"#;
+
+#[test]
+fn every_route_field_loads() {
+    use crate::config::routes::*;
+    use std::time::Duration;
+    let s = load_str(ROUTES, &env).unwrap();
+    let (_, fast) = s.model("fast").unwrap();
+    let (backup, big) = (s.model_index["backup"], s.model_index["big"]);
+    assert_eq!(fast.strategy, Strategy::LeastLatency);
+    let t = &fast.targets;
+    assert_eq!(t[0].name, "openai/gpt-4o-mini");
+    assert_eq!((t[0].weight, t[0].max_concurrent), (3, Some(200)));
+    assert_eq!(t[0].price.unwrap().input, 0.15, "from the shipped table");
+    assert!(t[0].api_key.is_none());
+    assert_eq!((t[1].name.as_str(), t[1].weight), ("haiku", 1));
+    assert_eq!(t[1].api_key.as_ref().unwrap().expose(), "sg-a");
+    let p = t[1].price.unwrap();
+    assert_eq!(
+        (p.input, p.output, p.cached_input, p.cache_write),
+        (0.15, 0.60, 0.075, 0.15)
+    );
+    assert_eq!(t[2].price, None, "unknown model, no price");
+    assert_eq!(fast.fallbacks, [backup, big]);
+    assert_eq!(
+        fast.fallback_on,
+        FallbackOn {
+            context_window: Some(big),
+            content_policy: Some(backup)
+        }
+    );
+    assert_eq!(
+        fast.fallback_for(crate::error::Kind::UpstreamContextWindow),
+        Some(big)
+    );
+    assert_eq!(fast.fallback_for(crate::error::Kind::UpstreamServer), None);
+    assert_eq!(
+        fast.retry,
+        RetryPolicy {
+            attempts: 3,
+            backoff: Duration::ZERO,
+            max_backoff: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(fast.timeouts.first_byte, Some(Duration::from_secs(20)));
+    assert_eq!(fast.timeouts.total, Some(Duration::from_secs(600)));
+    let merged = fast.timeouts_for(&s.providers[0]);
+    assert_eq!(merged.first_byte, Duration::from_secs(20));
+    assert_eq!(merged.connect, s.providers[0].timeouts.connect);
+    assert_eq!(
+        fast.breaker,
+        BreakerPolicy {
+            failures: 3,
+            failure_rate: 0.25,
+            window: 40,
+            cooldown: Duration::from_secs(5),
+            half_open_probes: 2
+        }
+    );
+    assert_eq!(fast.hedge, Some(Hedge::After(Duration::from_millis(300))));
+    let r = &fast.rules;
+    assert_eq!(r.len(), 4);
+    assert_eq!(r[0].when.tag.as_deref(), Some("batch"));
+    assert_eq!(r[0].targets.bits(), 0b010);
+    assert_eq!(
+        (r[1].when.min_prompt_tokens, r[1].when.max_prompt_tokens),
+        (Some(100_000), Some(200_000))
+    );
+    assert_eq!(r[1].targets.bits(), 0b110);
+    assert_eq!(
+        (r[2].when.user.as_deref(), r[2].when.team.as_deref()),
+        (Some("alice"), Some("team-a"))
+    );
+    assert_eq!((r[3].when.canary, r[3].targets.bits()), (Some(1250), 0b001));
+    // Defaults, and a forward reference back to `fast`.
+    let (_, b) = s.model("backup").unwrap();
+    assert_eq!(b.strategy, Strategy::Weighted);
+    assert_eq!(b.retry, RetryPolicy::default());
+    assert_eq!(b.retry.attempts, 2);
+    assert_eq!(b.breaker, BreakerPolicy::default());
+    assert_eq!((b.breaker.failures, b.breaker.window), (5, 20));
+    assert_eq!(b.timeouts, RouteTimeouts::default());
+    assert_eq!(b.hedge, Some(Hedge::P95));
+    assert!(b.rules.is_empty() && b.fallbacks.is_empty());
+    assert_eq!(s.model("big").unwrap().1.fallbacks, [s.model_index["fast"]]);
+    assert_eq!(s.model("big").unwrap().1.strategy, Strategy::Priority);
+}
+
+#[test]
+fn every_route_problem_is_reported_with_its_path() {
+    let bad = r#"
+providers:
+  p: { protocol: mock }
+models:
+  a:
+    strategy: fastest
+    colour: red
+    targets:
+      - { provider: p, model: m, weight: 0, max_concurrent: 0, zone: x }
+      - { provider: p, model: m }
+      - { provider: p, model: n, price: { input: -1 } }
+      - { provider: p, model: o, price: { input: 1, output: lots } }
+    fallbacks: [a, nowhere, b, b]
+    fallback_on: { context_window: gone, overload: b }
+    retry: { attempts: 0, backoff_ms: 500, max_backoff_ms: 100 }
+    timeouts: { first_byte_ms: 9000, total_ms: 1000, connect_ms: 5 }
+    breaker: { failures: 0, failure_rate: 1.5, window: 65, cooldown_ms: 0, half_open_probes: 0 }
+    hedge: { after_ms: 10, p95: true }
+    rules:
+      - { when: {}, targets: [p/m] }
+      - { when: { tag: "a,b", canary: 101, weekday: mon }, targets: [] }
+      - { when: { min_prompt_tokens: 10, max_prompt_tokens: 5 }, targets: [nope] }
+      - { targets: [p/m] }
+  b:
+    targets: { provider: p, model: m }
+    hedge: { p95: false }
+    rules: { when: { tag: x } }
+  c:
+    strategy: 3
+    targets:
+      - { provider: p, model: m0 }
+      - { provider: p, model: m1 }
+      - { provider: p, model: m2 }
+      - { provider: p, model: m3 }
+      - { provider: p, model: m4 }
+      - { provider: p, model: m5 }
+      - { provider: p, model: m6 }
+      - { provider: p, model: m7 }
+      - { provider: p, model: m8 }
+      - { provider: p, model: m9 }
+      - { provider: p, model: m10 }
+      - { provider: p, model: m11 }
+      - { provider: p, model: m12 }
+      - { provider: p, model: m13 }
+      - { provider: p, model: m14 }
+      - { provider: p, model: m15 }
+      - { provider: p, model: m16 }
+    fallbacks: b
+    hedge: {}
+"#;
+    let p = load_str(bad, &env).unwrap_err().0;
+    let expect = [
+        "models.a.strategy: unknown strategy \"fastest\" (one of: weighted, least-latency, least-busy, cost, priority)",
+        "models.a.colour: unknown field",
+        "models.a.targets[0].weight: must be at least 1, found 0",
+        "models.a.targets[0].max_concurrent: must be at least 1, found 0",
+        "models.a.targets[0].zone: unknown field",
+        "models.a.targets[1]: another target is named \"p/m\"; give one a distinct `name`",
+        "models.a.targets[2].price.input: must not be negative, found -1",
+        "models.a.targets[2].price.output: missing",
+        "models.a.targets[3].price.output: expected a number, found a string",
+        "models.a.fallbacks[0]: must not be the alias itself",
+        "models.a.fallbacks[1]: no model named \"nowhere\"",
+        "models.a.fallbacks[3]: \"b\" is listed twice",
+        "models.a.fallback_on.context_window: no model named \"gone\"",
+        "models.a.fallback_on.overload: unknown field",
+        "models.a.retry.attempts: must be at least 1, found 0",
+        "models.a.retry.max_backoff_ms: must be at least backoff_ms (500 ms)",
+        "models.a.timeouts.first_byte_ms: must not exceed total_ms (1000 ms)",
+        "models.a.timeouts.connect_ms: unknown field",
+        "models.a.breaker.failures: must be at least 1, found 0",
+        "models.a.breaker.failure_rate: must be from 0 to 1, found 1.5",
+        "models.a.breaker.window: must be at most 64, found 65",
+        "models.a.breaker.cooldown_ms: must be at least 1, found 0",
+        "models.a.breaker.half_open_probes: must be at least 1, found 0",
+        "models.a.hedge: expected exactly one of { after_ms: N } or { p95: true }",
+        "models.a.rules[0].when: needs at least one condition",
+        "models.a.rules[1].when.weekday: unknown field",
+        "models.a.rules[1].when.tag: a tag must not contain commas",
+        "models.a.rules[1].when.canary: must be from 0 to 100, found 101",
+        "models.a.rules[1].targets: needs at least one target name",
+        "models.a.rules[2].when.max_prompt_tokens: must be at least min_prompt_tokens (10)",
+        "models.a.rules[2].targets[0]: no target named \"nope\" in this alias (targets: p/m, ",
+        "models.a.rules[3].when: missing",
+        "models.b.targets: expected a list, found a mapping",
+        "models.b.hedge.p95: expected true (leave out `hedge` to turn hedging off)",
+        "models.b.rules: expected a list, found a mapping",
+        "models.c.strategy: expected a string, found an integer",
+        "models.c.targets: at most 16 targets, found 17",
+        "models.c.fallbacks: expected a list of aliases, found a string",
+        "models.c.hedge: expected exactly one of",
+    ];
+    for e in expect {
+        assert!(
+            p.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{}",
+            p.join("\n")
+        );
+    }
+    assert!(
+        !p.iter().any(|l| l.starts_with("models.a.fallbacks[2]")),
+        "a valid forward reference is fine:\n{}",
+        p.join("\n")
+    );
+}
+
+#[test]
+fn route_numbers_accept_integers_and_decimals() {
+    let text = r#"
+providers:
+  p: { protocol: mock }
+models:
+  a:
+    breaker: { failure_rate: 1 }
+    targets:
+      - { provider: p, model: m, price: { input: 3, output: 15, cache_write: 3.75 } }
+    rules:
+      - { when: { canary: 0 }, targets: [p/m] }
+      - { when: { canary: 100 }, targets: [p/m] }
+"#;
+    let s = load_str(text, &env).unwrap();
+    let a = &s.models[0];
+    assert_eq!(a.breaker.failure_rate, 1.0);
+    let p = a.targets[0].price.unwrap();
+    assert_eq!((p.input, p.cached_input, p.cache_write), (3.0, 3.0, 3.75));
+    assert_eq!(a.rules[0].when.canary, Some(0));
+    assert_eq!(a.rules[1].when.canary, Some(10_000));
+    let p = load_str(&text.replace("failure_rate: 1", "failure_rate: 0"), &env)
+        .unwrap_err()
+        .0;
+    assert_eq!(p, ["models.a.breaker.failure_rate: must be greater than 0"]);
+}

@@ -1,0 +1,394 @@
+//! Route selection: a model alias and a request's [`Facts`] in, an ordered [`Plan`] of targets
+//! out; and the per-target health that shapes it (in-flight counts, latency estimates, circuit
+//! breakers, credential benches, upstream rate-limit cooldowns).
+//!
+//! A [`Router`] is plain per-shard state, owned and mutated by one shard; shards never share it,
+//! so each keeps its own round-robin position, latency view and breakers. It does no I/O and
+//! reads no clock and no random source: time (`now: Instant`) and randomness (`rand: u64`) are
+//! arguments, so every decision is reproducible in a test. Planning allocates nothing.
+//!
+//! The contract with the pipeline:
+//! 1. `plan` once per alias (again for a fallback alias);
+//! 2. for each target tried: `admits` (health may have changed since the plan was made), then
+//!    `started`, then exactly one `finished` with the outcome;
+//! 3. an empty plan's [`Plan::shortfall`] says whether to answer 429 (busy, rate-limited) or 503
+//!    (down), or to move on to the fallbacks.
+//!
+//! What counts against a target: connect failures, 5xx, protocol errors and timeouts trip its
+//! breaker; a 401/403 benches its credentials for [`AUTH_BENCH`] (or until the next config
+//! reload, see [`Router::reloaded`]) without touching its siblings; a 429 cools it down for the
+//! provider's `Retry-After` (default [`RATE_LIMIT_COOLDOWN`]) without counting as a failure.
+//! Errors that are the client's (bad request, context window, content policy, disconnect) say
+//! nothing about the target.
+
+pub mod backoff;
+pub mod breaker;
+pub mod latency;
+pub mod plan;
+pub mod price;
+pub mod rules;
+mod strategy;
+
+use std::time::{Duration, Instant};
+
+pub use backoff::{backoff, retry_delay};
+pub use breaker::BreakerState;
+pub use plan::{MAX_TARGETS, Plan, Shortfall, TargetSet};
+pub use price::{Price, cost};
+pub use rules::Facts;
+
+use crate::config::{BreakerPolicy, Hedge, Model, Snapshot, Target};
+use crate::error::Kind;
+use breaker::{Admit, Circuit};
+use latency::{PeakEwma, Tail};
+
+/// How long a target whose credentials were rejected (401/403) is left out.
+pub const AUTH_BENCH: Duration = Duration::from_secs(300);
+/// How long a rate-limited target cools down when the provider gave no `Retry-After`.
+pub const RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(1);
+/// The longest cooldown a provider's `Retry-After` can impose on a target.
+pub const MAX_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(300);
+
+/// How one attempt against a target ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response was relayed: times from sending the request to its first byte and to its end.
+    Success { ttfb: Duration, total: Duration },
+    /// The attempt failed with this error class; `retry_after` as the provider sent it.
+    Failure {
+        kind: Kind,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// One target's health, for metrics and the admin API.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetStatus {
+    pub breaker: BreakerState,
+    /// Times the breaker has tripped since the router was built.
+    pub trips: u64,
+    pub in_flight: u32,
+    /// Remaining time its credentials are benched after a 401/403.
+    pub benched_for: Option<Duration>,
+    /// Remaining cooldown after an upstream 429.
+    pub cooling_for: Option<Duration>,
+    /// Peak-EWMA time to first byte and total time, as last updated.
+    pub ttfb: Option<Duration>,
+    pub total: Option<Duration>,
+    /// The p95 estimate of time to first byte used for hedging.
+    pub ttfb_p95: Option<Duration>,
+}
+
+/// Per-shard routing state for every alias of one snapshot.
+#[derive(Debug, Clone)]
+pub struct Router {
+    models: Vec<AliasState>,
+}
+
+#[derive(Debug, Clone)]
+struct AliasState {
+    breaker: BreakerPolicy,
+    targets: Vec<TargetState>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct TargetState {
+    /// Smooth weighted round-robin's "current weight".
+    swrr: i64,
+    in_flight: u32,
+    ttfb: PeakEwma,
+    total: PeakEwma,
+    tail: Tail,
+    circuit: Circuit,
+    benched_until: Option<Instant>,
+    cooling_until: Option<Instant>,
+}
+
+/// Whether a target can take a request now, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Availability {
+    Ready,
+    Saturated,
+    Cooling(Duration),
+    /// Breaker open or credentials benched; back after this long, if known.
+    Down(Option<Duration>),
+}
+
+/// What a failure of this kind says about the target that returned it.
+enum Blame {
+    /// The target is unhealthy: counts towards its breaker.
+    Target,
+    /// The target's credentials were rejected.
+    Credentials,
+    /// The provider asked the gateway to slow down.
+    RateLimited,
+    /// The request's or client's doing: nothing about the target.
+    Nobody,
+}
+
+fn blame(kind: Kind) -> Blame {
+    match kind {
+        Kind::UpstreamConnect
+        | Kind::UpstreamServer
+        | Kind::UpstreamProtocol
+        | Kind::UpstreamTimeout => Blame::Target,
+        Kind::UpstreamAuth => Blame::Credentials,
+        Kind::UpstreamRateLimited => Blame::RateLimited,
+        Kind::BadRequest
+        | Kind::Unauthorized
+        | Kind::Forbidden
+        | Kind::ModelNotFound
+        | Kind::NotFound
+        | Kind::MethodNotAllowed
+        | Kind::RequestTimeout
+        | Kind::PayloadTooLarge
+        | Kind::HeaderTooLarge
+        | Kind::UpstreamBadRequest
+        | Kind::UpstreamContextWindow
+        | Kind::UpstreamContentPolicy
+        | Kind::ClientDisconnected => Blame::Nobody,
+    }
+}
+
+// === impl Router ===
+
+impl Router {
+    pub fn new(snapshot: &Snapshot) -> Router {
+        Router::from_models(&snapshot.models)
+    }
+
+    /// A router for these aliases (indices as in the slice), all targets fresh and healthy.
+    pub fn from_models(models: &[Model]) -> Router {
+        Router {
+            models: models
+                .iter()
+                .map(|m| AliasState {
+                    breaker: m.breaker,
+                    targets: vec![TargetState::default(); m.targets.len()],
+                })
+                .collect(),
+        }
+    }
+
+    /// A router for `new` that keeps what this one (built for `old`) learned about targets that
+    /// are still there, matched by alias, target name, provider name and upstream model:
+    /// latency estimates, breaker state and rate-limit cooldowns. Credential benches are dropped
+    /// (a reload may carry new keys), and so are in-flight counts: requests in flight report to
+    /// the router of the snapshot they started with.
+    pub fn reloaded(&self, old: &Snapshot, new: &Snapshot) -> Router {
+        let mut next = Router::new(new);
+        let same = |a: &Target, a_snap: &Snapshot, b: &Target, b_snap: &Snapshot| {
+            a.name == b.name
+                && a.model == b.model
+                && a_snap.providers[a.provider].name == b_snap.providers[b.provider].name
+        };
+        for (mi, model) in new.models.iter().enumerate() {
+            let Some((oi, old_model)) = old.model(&model.alias) else {
+                continue;
+            };
+            let Some(old_state) = self.models.get(oi) else {
+                continue;
+            };
+            for (ti, t) in model.targets.iter().enumerate() {
+                let found = old_model
+                    .targets
+                    .iter()
+                    .position(|o| same(o, old, t, new))
+                    .and_then(|oti| old_state.targets.get(oti));
+                if let Some(o) = found {
+                    next.models[mi].targets[ti] = TargetState {
+                        swrr: 0,
+                        in_flight: 0,
+                        benched_until: None,
+                        ..*o
+                    };
+                }
+            }
+        }
+        next
+    }
+
+    /// Fills `plan` with the targets of alias `model_idx` to try, best first.
+    ///
+    /// The first matching rule picks the eligible targets; of those, any that is down (breaker
+    /// open, credentials benched), cooling down after a 429, or at `max_concurrent` is left out
+    /// (a half-open breaker is in while it has probe slots). The strategy picks the first; the
+    /// rest follow in the strategy's order of preference, so a retry goes elsewhere.
+    pub fn plan(
+        &mut self,
+        model_idx: usize,
+        model: &Model,
+        facts: &Facts<'_>,
+        now: Instant,
+        rand: u64,
+        plan: &mut Plan,
+    ) {
+        plan.clear();
+        let Some(alias) = self.models.get_mut(model_idx) else {
+            debug_assert!(false, "no alias {model_idx} in this router");
+            return;
+        };
+        debug_assert_eq!(alias.targets.len(), model.targets.len());
+        let (allowed, rule) = rules::eligible(&model.rules, facts, model.targets.len());
+        plan.set_rule(rule);
+        let mut ready = TargetSet::EMPTY;
+        for i in allowed.iter() {
+            let (Some(t), Some(s)) = (model.targets.get(i), alias.targets.get_mut(i)) else {
+                continue;
+            };
+            match s.availability(t, &alias.breaker, now) {
+                Availability::Ready => ready.insert(i),
+                Availability::Saturated => plan.exclude_saturated(i),
+                Availability::Cooling(d) => plan.exclude_cooling(i, d),
+                Availability::Down(d) => plan.exclude_down(i, d),
+            }
+        }
+        strategy::order(model, &mut alias.targets, ready, facts, now, rand, plan);
+    }
+
+    /// Whether the target can take a request now; check before each attempt of a plan, since
+    /// earlier attempts (of this or other requests) may have changed its health.
+    pub fn admits(
+        &mut self,
+        model_idx: usize,
+        model: &Model,
+        target_idx: usize,
+        now: Instant,
+    ) -> bool {
+        let Some(alias) = self.models.get_mut(model_idx) else {
+            return false;
+        };
+        match (
+            model.targets.get(target_idx),
+            alias.targets.get_mut(target_idx),
+        ) {
+            (Some(t), Some(s)) => s.availability(t, &alias.breaker, now) == Availability::Ready,
+            _ => false,
+        }
+    }
+
+    /// A request is being sent to the target: counts it in flight (and as a probe when the
+    /// breaker is half-open).
+    pub fn started(&mut self, model_idx: usize, target_idx: usize, now: Instant) {
+        if let Some(s) = self.state_mut(model_idx, target_idx) {
+            s.in_flight += 1;
+            s.circuit.on_start(now);
+        }
+    }
+
+    /// The attempt started with [`Router::started`] has ended.
+    pub fn finished(
+        &mut self,
+        model_idx: usize,
+        target_idx: usize,
+        outcome: Outcome,
+        now: Instant,
+    ) {
+        let Some(alias) = self.models.get_mut(model_idx) else {
+            return;
+        };
+        let policy = alias.breaker;
+        let Some(s) = alias.targets.get_mut(target_idx) else {
+            return;
+        };
+        s.in_flight = s.in_flight.saturating_sub(1);
+        match outcome {
+            Outcome::Success { ttfb, total } => {
+                s.ttfb.observe(ttfb, now);
+                s.total.observe(total, now);
+                s.tail.observe(ttfb);
+                s.circuit.on_success(now);
+            }
+            Outcome::Failure { kind, retry_after } => match blame(kind) {
+                Blame::Target => s.circuit.on_failure(now, &policy),
+                Blame::Credentials => {
+                    s.benched_until = Some(now + AUTH_BENCH);
+                    s.circuit.on_neutral(now);
+                }
+                Blame::RateLimited => {
+                    let wait = retry_after
+                        .unwrap_or(RATE_LIMIT_COOLDOWN)
+                        .min(MAX_RATE_LIMIT_COOLDOWN);
+                    let until = now + wait;
+                    s.cooling_until = Some(s.cooling_until.map_or(until, |u| u.max(until)));
+                    s.circuit.on_neutral(now);
+                }
+                Blame::Nobody => s.circuit.on_neutral(now),
+            },
+        }
+    }
+
+    /// How long to wait for the first byte from `target_idx` before hedging to another target;
+    /// `None` when the alias does not hedge, or hedges at p95 and the target has too few results
+    /// for an estimate yet. The p95 is [`latency::Tail`]'s mean + 2·deviation, not a reservoir.
+    pub fn hedge_delay(
+        &self,
+        model_idx: usize,
+        model: &Model,
+        target_idx: usize,
+    ) -> Option<Duration> {
+        match model.hedge? {
+            Hedge::After(d) => Some(d),
+            Hedge::P95 => self.state(model_idx, target_idx)?.tail.p95(),
+        }
+    }
+
+    pub fn status(
+        &self,
+        model_idx: usize,
+        target_idx: usize,
+        now: Instant,
+    ) -> Option<TargetStatus> {
+        let s = self.state(model_idx, target_idx)?;
+        let left = |until: Option<Instant>| until.filter(|&u| u > now).map(|u| u - now);
+        Some(TargetStatus {
+            breaker: s.circuit.state(now),
+            trips: s.circuit.trips(),
+            in_flight: s.in_flight,
+            benched_for: left(s.benched_until),
+            cooling_for: left(s.cooling_until),
+            ttfb: s.ttfb.last(),
+            total: s.total.last(),
+            ttfb_p95: s.tail.p95(),
+        })
+    }
+
+    fn state(&self, model_idx: usize, target_idx: usize) -> Option<&TargetState> {
+        self.models.get(model_idx)?.targets.get(target_idx)
+    }
+
+    fn state_mut(&mut self, model_idx: usize, target_idx: usize) -> Option<&mut TargetState> {
+        self.models.get_mut(model_idx)?.targets.get_mut(target_idx)
+    }
+}
+
+// === impl TargetState ===
+
+impl TargetState {
+    fn availability(&mut self, t: &Target, policy: &BreakerPolicy, now: Instant) -> Availability {
+        if let Some(until) = self.benched_until {
+            if now < until {
+                return Availability::Down(Some(until - now));
+            }
+            self.benched_until = None;
+        }
+        match self.circuit.admits(now, policy) {
+            Admit::Yes => {}
+            Admit::OpenFor(d) => return Availability::Down(Some(d)),
+            Admit::ProbesBusy => return Availability::Down(None),
+        }
+        if let Some(until) = self.cooling_until {
+            if now < until {
+                return Availability::Cooling(until - now);
+            }
+            self.cooling_until = None;
+        }
+        if t.max_concurrent.is_some_and(|max| self.in_flight >= max) {
+            return Availability::Saturated;
+        }
+        Availability::Ready
+    }
+}
+
+#[cfg(test)]
+mod tests;
