@@ -128,3 +128,72 @@ fn a_connection_closed_while_idle_is_retried_once() {
     assert_eq!(r.errors, 0, "{r:?}");
     assert!((18..=22).contains(&r.requests), "{r:?}");
 }
+
+#[test]
+fn idle_connections_stay_open_through_the_run() {
+    let m = MockServer::start(MockConfig::default()).unwrap();
+    let mut cfg = chat(&m, Load::Open { rate: 100.0 }, 0.5, BODY);
+    cfg.idle = 50;
+    let (r, during) = std::thread::scope(|s| {
+        // The mock's connection gauge, read halfway through the measured period.
+        let watcher = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(550));
+            m.stats().open_connections
+        });
+        let r = run(&cfg).unwrap();
+        (r, watcher.join().unwrap())
+    });
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert_eq!(
+        (
+            r.idle_connections,
+            r.idle_opened,
+            r.idle_open,
+            r.idle_failed
+        ),
+        (Some(50), Some(50), Some(50), Some(0)),
+        "{r:?}"
+    );
+    assert!(r.idle_first_error.is_none(), "{r:?}");
+    assert_eq!(
+        during, 58,
+        "50 idle and 8 load connections open during the run"
+    );
+    // The check after the run used the same sockets: no connection beyond those 58.
+    assert_eq!(m.stats().total_connections, 58);
+}
+
+#[test]
+fn idle_connections_the_target_closed_are_counted_as_failed() {
+    use std::io::{Read, Write};
+    // Answers one request per connection, then closes without saying so.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    let url = format!("http://{addr}/");
+    let mut cfg = Config::new(&url, Load::Open { rate: 20.0 }, Duration::from_millis(300)).unwrap();
+    cfg.warmup = Duration::ZERO;
+    cfg.connections = 1;
+    cfg.idle = 5;
+    let r = run(&cfg).unwrap();
+    assert_eq!(
+        (r.idle_opened, r.idle_open, r.idle_failed),
+        (Some(5), Some(0), Some(5)),
+        "{r:?}"
+    );
+    let e = r.idle_first_error.unwrap();
+    assert!(e.starts_with("after the run"), "{e}");
+}

@@ -10,7 +10,8 @@ usage: loadgen --url http://127.0.0.1:8080/v1/chat/completions
                (--rate R | --concurrency C) --duration SECS
                [--body-file F | --body STR] [--header 'k: v']... [--method M]
                [--connections C] [--warmup SECS] [--grace SECS] [--stream]
-               [--label NAME] [--json] [--threads N] [--cpus 0,1]
+               [--label NAME] [--json] [--threads N] [--cpus 0,1] [--ramp SECS]
+               [--idle N [--idle-path /v1/models]]
 
   --rate R          open loop: R requests/s, latency measured from each request's scheduled time
   --concurrency C   closed loop: C connections sending back to back
@@ -21,6 +22,11 @@ usage: loadgen --url http://127.0.0.1:8080/v1/chat/completions
   --json            print one JSON object on stdout (the table goes to stderr)
   --threads N       load threads, each with its own runtime (default 1)
   --cpus LIST       pin load thread i to CPU LIST[i % len]
+  --ramp SECS       closed loop: spread the connections' first requests over SECS
+  --idle N          also hold N idle keep-alive connections through the run: each sends one
+                    GET of --idle-path (with the --header lines) before the load and one more
+                    on the same socket after it; the report counts those still open
+The open-file limit is raised to the hard limit so that many connections fit.
 A body makes the method POST (default GET) with Content-Type: application/json unless a
 header sets one.";
 
@@ -91,6 +97,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String
     let mut label = None;
     let mut threads = 1;
     let mut cpus = None;
+    let mut ramp = None;
+    let mut idle = 0;
+    let mut idle_path = None;
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -151,6 +160,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String
                     .collect::<Result<Vec<_>, _>>()?;
                 cpus = Some(list);
             }
+            "--ramp" => ramp = Some(secs(&flag, &v)?),
+            "--idle" => idle = num(&flag, &v)?,
+            "--idle-path" => idle_path = Some(v),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -180,6 +192,16 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String
     }
     config.threads = threads;
     config.cpus = cpus;
+    if let Some(r) = ramp {
+        config.ramp = r;
+    }
+    config.idle = idle;
+    if let Some(p) = idle_path {
+        if idle == 0 {
+            return Err("--idle-path needs --idle N".into());
+        }
+        config.idle_path = p;
+    }
     config.validate()?;
     Ok(Cli { config, json })
 }
@@ -236,5 +258,30 @@ mod tests {
         assert!(parse("--url http://127.0.0.1:1/ --rate -5").is_err());
         assert!(parse("--url http://127.0.0.1:1/ --rate 5 --bogus 1").is_err());
         assert_eq!(parse("--help").unwrap_err(), "");
+    }
+
+    #[test]
+    fn idle_connections_and_ramp() {
+        let cli = parse(
+            "--url http://127.0.0.1:1/v1/chat/completions --rate 2000 --idle 10000 \
+             --header authorization:Bearer-k",
+        )
+        .unwrap();
+        let c = &cli.config;
+        assert_eq!((c.idle, c.idle_path.as_str()), (10_000, "/v1/models"));
+        assert_eq!(c.ramp, Duration::ZERO);
+        let cli = parse(
+            "--url http://127.0.0.1:1/ --concurrency 2000 --stream --ramp 1.3 --idle=5 \
+             --idle-path /health",
+        )
+        .unwrap();
+        let c = &cli.config;
+        assert_eq!(c.ramp, Duration::from_millis(1300));
+        assert_eq!((c.idle, c.idle_path.as_str()), (5, "/health"));
+        assert!(parse("--url http://127.0.0.1:1/ --rate 5 --ramp 1").is_err());
+        assert!(parse("--url http://127.0.0.1:1/ --rate 5 --idle -1").is_err());
+        assert!(parse("--url http://127.0.0.1:1/ --rate 5 --idle x").is_err());
+        assert!(parse("--url http://127.0.0.1:1/ --rate 5 --idle-path /x").is_err());
+        assert!(parse("--url http://127.0.0.1:1/ --rate 5 --idle 2 --idle-path x").is_err());
     }
 }

@@ -18,6 +18,8 @@ use super::http::{BodyDecoder, parse_head};
 use super::sse::SseScanner;
 
 const READ_BUF: usize = 16 * 1024;
+/// The smallest read a full buffer grows by.
+const MIN_READ: usize = 1024;
 
 /// How an exchange failed.
 #[derive(Debug)]
@@ -70,12 +72,17 @@ fn io_err(e: impl std::fmt::Display) -> Failure {
 
 impl Conn {
     pub fn new(addr: SocketAddr, slot: usize, request: Vec<u8>) -> Conn {
+        Conn::with_buffer(addr, slot, request, READ_BUF)
+    }
+
+    /// A connection whose read buffer starts at `capacity` bytes (it grows as responses need).
+    pub fn with_buffer(addr: SocketAddr, slot: usize, request: Vec<u8>, capacity: usize) -> Conn {
         Conn {
             addr,
             slot,
             stream: None,
             req: Some(request),
-            buf: Vec::with_capacity(READ_BUF),
+            buf: Vec::with_capacity(capacity),
             pos: 0,
             read_at: Instant::now(),
             sse: SseScanner::default(),
@@ -97,6 +104,19 @@ impl Conn {
         Ok(())
     }
 
+    pub fn is_open(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Gives the read buffer back if nothing in it is left to read (an idle connection then
+    /// costs a few hundred bytes, not `READ_BUF`).
+    pub fn release_buffer(&mut self) {
+        if self.pos == self.buf.len() {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
+    }
+
     /// Closes the connection (forgetting its socket in `fds` first).
     pub fn close(&mut self, fds: &FdSlots) {
         fds.borrow_mut()[self.slot] = None;
@@ -108,14 +128,13 @@ impl Conn {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-        } else if self.buf.len() == self.buf.capacity() {
-            if self.pos > 0 {
-                self.buf.copy_within(self.pos.., 0);
-                self.buf.truncate(self.buf.len() - self.pos);
-                self.pos = 0;
-            } else {
-                self.buf.reserve(self.buf.capacity());
-            }
+        } else if self.buf.len() == self.buf.capacity() && self.pos > 0 {
+            self.buf.copy_within(self.pos.., 0);
+            self.buf.truncate(self.buf.len() - self.pos);
+            self.pos = 0;
+        }
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve(self.buf.capacity().max(MIN_READ));
         }
         let stream = self.stream.as_mut().ok_or(io::ErrorKind::NotConnected)?;
         let mut buf = std::mem::take(&mut self.buf);
@@ -146,6 +165,20 @@ impl Conn {
             self.close(fds);
             r = self.exchange_inner(fds, sse).await;
         }
+        if let Err(Failure::Io(_) | Failure::Stale(_)) = r {
+            self.close(fds);
+        }
+        r
+    }
+
+    /// One exchange on the connection as it is, with no reconnect and no retry: fails if the
+    /// connection is not open or the server closed it. Any failure but a non-2xx status closes it.
+    pub async fn probe(&mut self, fds: &FdSlots) -> Result<Reply, Failure> {
+        if self.stream.is_none() {
+            let e = io::Error::new(io::ErrorKind::NotConnected, "connection already closed");
+            return Err(Failure::Stale(e));
+        }
+        let r = self.exchange_inner(fds, false).await;
         if let Err(Failure::Io(_) | Failure::Stale(_)) = r {
             self.close(fds);
         }

@@ -7,17 +7,25 @@
 //! the end of the run; outstanding responses get `grace` (5 s) and are then counted as timeouts.
 //!
 //! Closed loop (`Load::Closed`): each connection sends its next request as soon as the previous
-//! response is complete.
+//! response is complete. Its connections' first requests may be spread over a `ramp`
+//! (connection `c` of `C` starts at `t0 + ramp * c / C`), so that long requests such as streams
+//! do not all start, and then tick, in step.
 //!
 //! With `stream`, responses are read as SSE: time to first body byte and the gaps between events
 //! are recorded too. Requests started (or scheduled) during the warm-up are not measured.
+//!
+//! With `idle`, that many more keep-alive connections are opened (one small request each) before
+//! the load starts and held idle through it on their own thread; after the load each is asked
+//! once more on the same socket, and the report says how many still answered (`idle.rs`).
 
 mod args;
 mod conn;
 pub mod http;
+mod idle;
 mod report;
 pub mod schedule;
 pub mod sse;
+pub mod sys;
 mod worker;
 
 use std::net::SocketAddr;
@@ -25,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use args::{Cli, USAGE, parse_args, parse_url};
+pub use idle::IdleOutcome;
 pub use report::{Report, Summary};
 
 use schedule::Schedule;
@@ -61,6 +70,12 @@ pub struct Config {
     pub threads: usize,
     /// CPUs to pin the load threads to (thread `i` on `cpus[i % len]`).
     pub cpus: Option<Vec<usize>>,
+    /// Closed loop: the connections' first requests are spread over this long.
+    pub ramp: Duration,
+    /// Keep-alive connections held idle beside the load (0: none).
+    pub idle: usize,
+    /// What an idle connection asks for (GET, with `headers`), when opened and when checked.
+    pub idle_path: String,
 }
 
 impl Config {
@@ -83,6 +98,9 @@ impl Config {
             stream: false,
             threads: 1,
             cpus: None,
+            ramp: Duration::ZERO,
+            idle: 0,
+            idle_path: "/v1/models".to_string(),
         })
     }
 
@@ -95,6 +113,19 @@ impl Config {
             &self.headers,
             &self.body,
         )
+    }
+
+    /// The request an idle connection sends.
+    pub fn idle_request_bytes(&self) -> Vec<u8> {
+        http::build_request("GET", &self.host, &self.idle_path, &self.headers, &[])
+    }
+
+    /// Connections of the load itself (idle ones not counted).
+    fn load_connections(&self) -> usize {
+        match self.load {
+            Load::Open { .. } => self.connections,
+            Load::Closed { concurrency } => concurrency,
+        }
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -111,6 +142,12 @@ impl Config {
         if self.duration.is_zero() {
             return Err("duration must be positive".into());
         }
+        if !self.ramp.is_zero() && matches!(self.load, Load::Open { .. }) {
+            return Err("a ramp is for a closed loop (an open loop is paced by its rate)".into());
+        }
+        if self.idle > 0 && !self.idle_path.starts_with('/') {
+            return Err(format!("idle path {:?} must start with /", self.idle_path));
+        }
         Ok(())
     }
 }
@@ -125,9 +162,18 @@ fn share(n: usize, parts: usize, k: usize) -> usize {
 pub fn run(cfg: &Config) -> std::io::Result<Report> {
     cfg.validate().map_err(std::io::Error::other)?;
     let cfg = Arc::new(cfg.clone());
-    let total_conns = match cfg.load {
-        Load::Open { .. } => cfg.connections,
-        Load::Closed { concurrency } => concurrency,
+    let total_conns = cfg.load_connections();
+    check_fd_limit(total_conns + cfg.idle)?;
+    let first_cpu = cfg.cpus.as_ref().and_then(|c| c.first().copied());
+    let held = match cfg.idle {
+        0 => None,
+        count => Some(idle::Holder::open(idle::Spec {
+            addr: cfg.addr,
+            count,
+            request: Arc::new(cfg.idle_request_bytes()),
+            grace: cfg.grace,
+            cpu: first_cpu,
+        })?),
     };
     let threads = cfg.threads.clamp(1, total_conns);
     let request = Arc::new(cfg.request_bytes());
@@ -172,7 +218,24 @@ pub fn run(cfg: &Config) -> std::io::Result<Report> {
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok(Report::build(&cfg, total))
+    let idle = held.map(idle::Holder::check).transpose()?;
+    Ok(Report::build(&cfg, total, idle))
+}
+
+/// Files the process needs beside its sockets (stdio, runtimes, timers, listeners of a test).
+const FD_HEADROOM: usize = 64;
+
+/// Raises the open-file limit so `sockets` connections fit, or says why they cannot.
+fn check_fd_limit(sockets: usize) -> std::io::Result<()> {
+    let need = (sockets + FD_HEADROOM) as u64;
+    let limit = sys::raise_fd_limit(need)?;
+    if limit < need {
+        return Err(std::io::Error::other(format!(
+            "{sockets} connections need about {need} open files but the limit is {limit} \
+             (raise the hard limit, e.g. `ulimit -Hn {need}` as root)"
+        )));
+    }
+    Ok(())
 }
 
 fn pin(cpu: Option<usize>) {
@@ -211,5 +274,40 @@ mod tests {
         assert!(c.validate().is_err());
         let c = Config::new(url, Load::Closed { concurrency: 1 }, Duration::ZERO).unwrap();
         assert!(c.validate().is_err());
+        let mut c = Config::new(url, Load::Open { rate: 1.0 }, d).unwrap();
+        c.ramp = d;
+        assert!(c.validate().is_err());
+        let mut c = Config::new(url, Load::Closed { concurrency: 1 }, d).unwrap();
+        c.ramp = d;
+        assert!(c.validate().is_ok());
+        c.idle = 1;
+        c.idle_path = "v1/models".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn idle_connections_send_a_small_get_with_the_headers() {
+        let d = Duration::from_secs(1);
+        let mut c = Config::new(
+            "http://127.0.0.1:9/v1/chat",
+            Load::Closed { concurrency: 1 },
+            d,
+        )
+        .unwrap();
+        c.method = "POST".into();
+        c.body = b"{}".to_vec();
+        c.headers = vec![("authorization".into(), "Bearer k".into())];
+        let req = String::from_utf8(c.idle_request_bytes()).unwrap();
+        assert_eq!(
+            req,
+            "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:9\r\nauthorization: Bearer k\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn an_impossible_number_of_sockets_is_refused_up_front() {
+        let e = check_fd_limit(usize::MAX / 2).unwrap_err();
+        assert!(e.to_string().contains("open files"), "{e}");
+        assert!(check_fd_limit(10).is_ok());
     }
 }

@@ -197,10 +197,29 @@ pub struct Report {
     pub send_lag_us: Option<Summary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Idle keep-alive connections asked for (`--idle`); the four `idle_*` fields below are
+    /// present only with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_connections: Option<usize>,
+    /// Idle connections that answered their first request and were held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_opened: Option<usize>,
+    /// Idle connections that still answered on the same socket after the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_open: Option<usize>,
+    /// `idle_connections - idle_open`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_failed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_first_error: Option<String>,
 }
 
 impl Report {
-    pub(crate) fn build(cfg: &super::Config, rec: Recorder) -> Report {
+    pub(crate) fn build(
+        cfg: &super::Config,
+        rec: Recorder,
+        idle: Option<super::IdleOutcome>,
+    ) -> Report {
         let duration_s = cfg.duration.as_secs_f64();
         let (mode, rate_target, connections) = match cfg.load {
             super::Load::Open { rate } => ("open", Some(rate), cfg.connections),
@@ -226,6 +245,11 @@ impl Report {
             event_gap_us: cfg.stream.then(|| Summary::of(&rec.gap)),
             send_lag_us: rate_target.map(|_| Summary::of(&rec.lag)),
             first_error: rec.first_error,
+            idle_connections: idle.as_ref().map(|i| i.requested),
+            idle_opened: idle.as_ref().map(|i| i.opened),
+            idle_open: idle.as_ref().map(|i| i.open),
+            idle_failed: idle.as_ref().map(|i| i.failed),
+            idle_first_error: idle.and_then(|i| i.first_error),
         }
     }
 
@@ -258,6 +282,20 @@ impl Report {
         );
         if let Some(e) = &self.first_error {
             s += &format!("first error: {e}\n");
+        }
+        if let (Some(n), Some(opened), Some(open), Some(failed)) = (
+            self.idle_connections,
+            self.idle_opened,
+            self.idle_open,
+            self.idle_failed,
+        ) {
+            s += &format!(
+                "idle connections {n}: opened {opened}, still open after the run {open}, \
+                 failed {failed}\n"
+            );
+            if let Some(e) = &self.idle_first_error {
+                s += &format!("first idle error: {e}\n");
+            }
         }
         s += &format!(
             "{:<12}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
@@ -309,5 +347,41 @@ mod tests {
         assert_eq!(r.latency.max(), 2000);
         assert_eq!(r.gap.len(), 2);
         assert_eq!(r.ttfb.len(), 1);
+    }
+
+    #[test]
+    fn idle_fields_appear_only_with_idle_connections() {
+        let d = Duration::from_secs(1);
+        let cfg = crate::load::Config::new(
+            "http://127.0.0.1:1/",
+            crate::load::Load::Open { rate: 10.0 },
+            d,
+        )
+        .unwrap();
+        let plain = Report::build(&cfg, Recorder::new(), None);
+        let j: serde_json::Value = serde_json::from_str(&plain.json()).unwrap();
+        assert!(j.get("idle_open").is_none() && j.get("idle_connections").is_none());
+        assert!(!plain.table().contains("idle"));
+        let outcome = crate::load::IdleOutcome {
+            requested: 10,
+            opened: 9,
+            open: 8,
+            failed: 2,
+            first_error: Some("opening: connect: refused".into()),
+        };
+        let held = Report::build(&cfg, Recorder::new(), Some(outcome));
+        let j: serde_json::Value = serde_json::from_str(&held.json()).unwrap();
+        assert_eq!(
+            (
+                &j["idle_connections"],
+                &j["idle_opened"],
+                &j["idle_open"],
+                &j["idle_failed"]
+            ),
+            (&10.into(), &9.into(), &8.into(), &2.into())
+        );
+        assert_eq!(j["idle_first_error"], "opening: connect: refused");
+        let t = held.table();
+        assert!(t.contains("idle connections 10: opened 9, still open after the run 8, failed 2"));
     }
 }

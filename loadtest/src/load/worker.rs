@@ -227,10 +227,16 @@ async fn open_connection(local: &Local, c: usize) {
 
 async fn closed_connection(local: &Local, c: usize) {
     let mut conn = Conn::new(local.plan.cfg.addr, c, local.plan.request.to_vec());
-    let _ = conn.connect(&local.fds).await;
+    let ramp = local.plan.cfg.ramp;
+    // Without a ramp, connect ahead of the start. With one, connect when this connection's turn
+    // comes: thousands of connects at once would overflow a small accept queue.
+    if ramp.is_zero() {
+        let _ = conn.connect(&local.fds).await;
+    }
+    let first = local.plan.t0 + ramp_offset(ramp, c, local.plan.conns);
     let now = Instant::now();
-    if local.plan.t0 > now {
-        monoio::time::sleep(local.plan.t0 - now).await;
+    if first > now {
+        monoio::time::sleep(first - now).await;
     }
     loop {
         let start = Instant::now();
@@ -247,4 +253,26 @@ async fn closed_connection(local: &Local, c: usize) {
         }
     }
     conn.close(&local.fds);
+}
+
+/// When connection `c` of `n` sends its first request, relative to the start.
+fn ramp_offset(ramp: Duration, c: usize, n: usize) -> Duration {
+    ramp.mul_f64(c as f64 / n.max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ramp_spreads_first_requests_evenly() {
+        let ramp = Duration::from_millis(1000);
+        let starts: Vec<_> = (0..4).map(|c| ramp_offset(ramp, c, 4)).collect();
+        assert_eq!(
+            starts,
+            [0, 250, 500, 750].map(Duration::from_millis).to_vec()
+        );
+        assert_eq!(ramp_offset(Duration::ZERO, 3, 4), Duration::ZERO);
+        assert_eq!(ramp_offset(ramp, 0, 0), Duration::ZERO);
+    }
 }
