@@ -54,6 +54,7 @@ fn splice(c: &mut Criterion) {
                 out.clear();
                 let r = openai::Request {
                     provider,
+                    api_key: provider.api_key.as_ref(),
                     origin,
                     endpoint: Endpoint::Chat,
                     body: b,

@@ -35,11 +35,13 @@ pub enum Kind {
     UpstreamRateLimited,
     /// The provider rejected the gateway's credentials for it (its 401/403).
     UpstreamAuth,
+    /// Every target of the alias (and its fallbacks) is down or benched: nothing was tried.
+    NoHealthyTarget,
     ClientDisconnected,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::BadRequest,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -58,6 +60,7 @@ impl Kind {
         Kind::UpstreamContentPolicy,
         Kind::UpstreamRateLimited,
         Kind::UpstreamAuth,
+        Kind::NoHealthyTarget,
         Kind::ClientDisconnected,
     ];
 
@@ -80,6 +83,7 @@ impl Kind {
             | Kind::UpstreamProtocol
             | Kind::UpstreamAuth => 502,
             Kind::UpstreamTimeout => 504,
+            Kind::NoHealthyTarget => 503,
             // nginx's convention: the client went away, nothing was sent.
             Kind::ClientDisconnected => 499,
         }
@@ -105,7 +109,8 @@ impl Kind {
             | Kind::UpstreamServer
             | Kind::UpstreamProtocol
             | Kind::UpstreamTimeout
-            | Kind::UpstreamAuth => "upstream_error",
+            | Kind::UpstreamAuth
+            | Kind::NoHealthyTarget => "upstream_error",
             Kind::ClientDisconnected => "server_error",
         }
     }
@@ -131,6 +136,7 @@ impl Kind {
             Kind::UpstreamContentPolicy => "content_policy_violation",
             Kind::UpstreamRateLimited => "rate_limit_exceeded",
             Kind::UpstreamAuth => "upstream_auth_failed",
+            Kind::NoHealthyTarget => "no_healthy_target",
             Kind::ClientDisconnected => "client_disconnected",
         }
     }
@@ -154,6 +160,7 @@ impl Kind {
             | Kind::UpstreamServer
             | Kind::UpstreamProtocol
             | Kind::UpstreamAuth
+            | Kind::NoHealthyTarget
             | Kind::ClientDisconnected => "api_error",
         }
     }

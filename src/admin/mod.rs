@@ -63,6 +63,7 @@ async fn serve(mut stream: TcpStream, control: Arc<Control>, shards: usize) {
             request_id: b"admin",
             keep_alive,
             timing: None,
+            route: None,
         };
         let mut out = Vec::with_capacity(body.len() + 256);
         response::full(&mut out, status, ctype, &body, &meta, &[]);

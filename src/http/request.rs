@@ -26,6 +26,8 @@ pub struct Head {
     /// The token of `Authorization: Bearer <token>`, or `x-api-key`.
     pub api_key: Option<Range<usize>>,
     pub request_id: Option<Range<usize>>,
+    /// `x-shardgate-tags`: a comma list routing rules match on.
+    pub tags: Option<Range<usize>>,
 }
 
 const MAX_HEADERS: usize = 100;
@@ -70,6 +72,7 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
         keep_alive: !http10,
         api_key: None,
         request_id: None,
+        tags: None,
     };
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -113,6 +116,8 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
             }
         } else if name.eq_ignore_ascii_case(b"x-request-id") && valid_request_id(value) {
             head.request_id = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case(b"x-shardgate-tags") {
+            head.tags = Some(range_of(buf, value));
         }
     }
     if head.chunked && head.content_length.is_some() {

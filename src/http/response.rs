@@ -10,6 +10,9 @@ pub struct Meta<'a> {
     pub keep_alive: bool,
     /// `server-timing`: the gateway's own time and the upstream's, in microseconds.
     pub timing: Option<(u64, Option<u64>)>,
+    /// `x-shardgate-target` and `x-shardgate-attempts`: the target that served (or failed
+    /// last) and how many upstream attempts the request made.
+    pub route: Option<(&'a str, u8)>,
 }
 
 pub fn reason(status: u16) -> &'static str {
@@ -75,6 +78,12 @@ pub fn head(
             out.extend_from_slice(b", upstream;dur=");
             push_ms(out, u);
         }
+    }
+    if let Some((target, attempts)) = meta.route {
+        out.extend_from_slice(b"\r\nx-shardgate-target: ");
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b"\r\nx-shardgate-attempts: ");
+        out.extend_from_slice(num.format(attempts).as_bytes());
     }
     for (name, value) in extra {
         out.extend_from_slice(b"\r\n");
@@ -142,6 +151,7 @@ mod tests {
             request_id: b"req-1",
             keep_alive: true,
             timing: Some((52, Some(12_301))),
+            route: None,
         };
         full(&mut out, 200, JSON, b"{}", &meta, &[]);
         let s = String::from_utf8(out).unwrap();

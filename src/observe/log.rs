@@ -49,6 +49,8 @@ pub struct Record<'a> {
     pub total_us: u64,
     pub upstream_us: Option<u64>,
     pub error: Option<&'a str>,
+    /// Each upstream attempt: target name, error code (`None`: it served), duration.
+    pub attempts: &'a [(&'a str, Option<&'a str>, u64)],
 }
 
 impl Record<'_> {
@@ -106,7 +108,23 @@ impl Record<'_> {
             Some(e) => json::push_str(out, e),
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(b"}\n");
+        out.extend_from_slice(b",\"attempts\":[");
+        for (i, (target, error, us)) in self.attempts.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"target\":");
+            json::push_str(out, target);
+            out.extend_from_slice(b",\"error\":");
+            match error {
+                Some(e) => json::push_str(out, e),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"us\":");
+            json::push_u64(out, *us);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}\n");
     }
 }
 
@@ -222,6 +240,7 @@ mod tests {
             total_us: 90,
             upstream_us: Some(40),
             error: Some("upstream_timeout"),
+            attempts: &[("up/m", Some("upstream_timeout"), 1200)],
         }
         .write(&mut out);
         assert_eq!(out.last(), Some(&b'\n'));

@@ -28,6 +28,14 @@ pub struct ShardMetrics {
     ttfb: Vec<Histogram<u64>>,
     overhead: Histogram<u64>,
     tokens: Vec<(u64, u64)>,
+    /// Upstream attempts by (alias, target, result code or "ok").
+    attempts: HashMap<(u32, u16, &'static str), u64>,
+    /// Attempts after the first, by alias.
+    retries: HashMap<u32, u64>,
+    /// Fallbacks by (from alias, to alias).
+    fallbacks: HashMap<(u32, u32), u64>,
+    /// Circuit-breaker trips by (alias, target).
+    breaker_trips: HashMap<(u32, u16), u64>,
     pub inflight: i64,
     pub connections_open: i64,
     pub connections_total: u64,
@@ -57,6 +65,10 @@ impl ShardMetrics {
             ttfb: snapshot.providers.iter().map(|_| histogram()).collect(),
             overhead: histogram(),
             tokens: vec![(0, 0); snapshot.models.len()],
+            attempts: HashMap::new(),
+            retries: HashMap::new(),
+            fallbacks: HashMap::new(),
+            breaker_trips: HashMap::new(),
             inflight: 0,
             connections_open: 0,
             connections_total: 0,
@@ -95,7 +107,42 @@ impl ShardMetrics {
         }
     }
 
+    /// One upstream attempt: its result, whether it was a retry, whether it tripped a breaker.
+    pub fn attempt(
+        &mut self,
+        model: u32,
+        target: u16,
+        error: Option<Kind>,
+        retry: bool,
+        tripped: bool,
+    ) {
+        let result = error.map_or("ok", Kind::code);
+        *self.attempts.entry((model, target, result)).or_default() += 1;
+        if retry {
+            *self.retries.entry(model).or_default() += 1;
+        }
+        if tripped {
+            *self.breaker_trips.entry((model, target)).or_default() += 1;
+        }
+    }
+
+    pub fn fallback(&mut self, from: u32, to: u32) {
+        *self.fallbacks.entry((from, to)).or_default() += 1;
+    }
+
     pub fn merge(&mut self, o: &ShardMetrics) {
+        for (k, v) in &o.attempts {
+            *self.attempts.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.retries {
+            *self.retries.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.fallbacks {
+            *self.fallbacks.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.breaker_trips {
+            *self.breaker_trips.entry(*k).or_default() += v;
+        }
         for (k, v) in &o.requests {
             *self.requests.entry(*k).or_default() += v;
         }
@@ -120,6 +167,68 @@ impl ShardMetrics {
         self.connections_open += o.connections_open;
         self.connections_total += o.connections_total;
         self.access_log_dropped += o.access_log_dropped;
+    }
+
+    /// Attempts, retries, fallbacks and breaker trips, by alias and target.
+    fn render_routing(&self, o: &mut String, snap: &Snapshot) {
+        let alias = |m: u32| esc(&snap.models[m as usize].alias);
+        let target = |m: u32, t: u16| esc(&snap.models[m as usize].targets[t as usize].name);
+        header(
+            o,
+            "shardgate_attempts_total",
+            "counter",
+            "Upstream attempts by alias, target and result (ok or error kind).",
+        );
+        let mut rows: Vec<_> = self.attempts.iter().collect();
+        rows.sort();
+        for ((m, t, r), v) in rows {
+            let (a, n) = (alias(*m), target(*m, *t));
+            let _ = writeln!(
+                o,
+                "shardgate_attempts_total{{model=\"{a}\",target=\"{n}\",result=\"{r}\"}} {v}"
+            );
+        }
+        header(
+            o,
+            "shardgate_retries_total",
+            "counter",
+            "Attempts after a request's first, by alias.",
+        );
+        let mut rows: Vec<_> = self.retries.iter().collect();
+        rows.sort();
+        for (m, v) in rows {
+            let _ = writeln!(o, "shardgate_retries_total{{model=\"{}\"}} {v}", alias(*m));
+        }
+        header(
+            o,
+            "shardgate_fallbacks_total",
+            "counter",
+            "Requests moved to a fallback alias.",
+        );
+        let mut rows: Vec<_> = self.fallbacks.iter().collect();
+        rows.sort();
+        for ((f, t), v) in rows {
+            let (f, t) = (alias(*f), alias(*t));
+            let _ = writeln!(
+                o,
+                "shardgate_fallbacks_total{{from=\"{f}\",to=\"{t}\"}} {v}"
+            );
+        }
+        header(
+            o,
+            "shardgate_breaker_trips_total",
+            "counter",
+            "Circuit breakers opened, by target.",
+        );
+        let mut rows: Vec<_> = self.breaker_trips.iter().collect();
+        rows.sort();
+        for ((m, t), v) in rows {
+            let (a, n) = (alias(*m), target(*m, *t));
+            let _ = writeln!(
+                o,
+                "shardgate_breaker_trips_total{{model=\"{a}\",target=\"{n}\"}} {v}"
+            );
+        }
     }
 
     /// Prometheus text exposition of merged metrics.
@@ -186,6 +295,7 @@ impl ShardMetrics {
                 k.code()
             );
         }
+        self.render_routing(o, snap);
         header(
             o,
             "shardgate_request_duration_seconds",

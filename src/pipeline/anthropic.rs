@@ -73,8 +73,10 @@ pub(super) async fn run(
         return estimate(conn, ctx, &body_at).await;
     }
     ctx.stream = decoded.stream && endpoint.streams();
-    attempt::run(
-        shard, conn, scratch, ctx, endpoint, &body_at, &decoded, target,
+    let rf = super::route_facts(shard, conn, head, &body_at, &decoded);
+    let facts = rf.facts(ctx, snap);
+    attempt::route(
+        shard, conn, scratch, ctx, endpoint, &body_at, &decoded, &facts,
     )
     .await
 }
@@ -99,6 +101,7 @@ async fn estimate(
         request_id: ctx.id(),
         keep_alive: ctx.keep_alive,
         timing: Some((ctx.elapsed_us(), None)),
+        route: None,
     };
     response::full(
         &mut conn.wbuf,

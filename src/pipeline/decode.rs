@@ -43,6 +43,11 @@ pub struct Decoded {
     pub stream_options: StreamOptions,
     /// Offset of the body's opening `{`.
     pub open: usize,
+    /// The end user, for routing rules: OpenAI `user` or Anthropic `metadata.user_id` (the
+    /// string's content in the body; strings with escapes are not matched).
+    pub user: Option<Range<usize>>,
+    /// `max_tokens` (or `max_completion_tokens`), for cost estimates.
+    pub max_tokens: Option<u64>,
     /// Where each of [`family::REJECTABLE`]'s fields is, when present: the member's span from
     /// its key's opening quote to the end of its value.
     pub rejectable: [Option<Range<usize>>; family::REJECTABLE.len()],
@@ -137,6 +142,8 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
     let mut stream = false;
     let mut stream_options = StreamOptions::Absent;
     let mut rejectable = [const { None }; family::REJECTABLE.len()];
+    let mut user = None;
+    let mut max_tokens = None;
     for (key, value) in obj.iter() {
         match key {
             "model" => {
@@ -186,6 +193,15 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
                     None => StreamOptions::Other(vstart..scalar_end(body, vstart)),
                 };
             }
+            "user" => user = value.as_str().map(|s| offset(s)..offset(s) + s.len()),
+            "metadata" => {
+                if let Some(v) = value.get("user_id")
+                    && let Some(s) = v.as_str()
+                {
+                    user = Some(offset(s)..offset(s) + s.len());
+                }
+            }
+            "max_tokens" | "max_completion_tokens" => max_tokens = value.as_u64(),
             _ => {
                 if let Some(i) = family::REJECTABLE.iter().position(|f| *f == key) {
                     let k = offset(key);
@@ -207,6 +223,8 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
         stream,
         stream_options,
         open,
+        user: user.filter(|r: &Range<usize>| !body[r.clone()].contains(&b'\\')),
+        max_tokens,
         rejectable,
     })
 }

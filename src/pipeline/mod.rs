@@ -62,6 +62,7 @@ pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head:
                     request_id: ctx.id(),
                     keep_alive: ctx.keep_alive,
                     timing: None,
+                    route: ctx.route(&shard.snapshot),
                 };
                 response::error(&mut conn.wbuf, &e, &meta, wire);
                 if conn.flush().await.is_err() {
@@ -129,6 +130,23 @@ pub struct Ctx {
     pub wire: Wire,
     /// Request fields a translation could not carry, for the `x-shardgate-dropped` header.
     pub dropped: String,
+    /// The alias whose target served (the requested one, or a fallback).
+    pub served_model: u32,
+    /// Upstream attempts made, and the first few of them for the access log.
+    pub attempts: u8,
+    tried: [Tried; MAX_LOGGED_ATTEMPTS],
+}
+
+/// How many attempts the access log lists (later ones are counted, not listed).
+const MAX_LOGGED_ATTEMPTS: usize = 8;
+
+/// One upstream attempt, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct Tried {
+    pub model: u32,
+    pub target: u16,
+    pub error: Option<Kind>,
+    pub us: u64,
 }
 
 impl Ctx {
@@ -150,6 +168,14 @@ impl Ctx {
             body_read: false,
             wire: Wire::OpenAi,
             dropped: String::new(),
+            served_model: NONE,
+            attempts: 0,
+            tried: [Tried {
+                model: NONE,
+                target: 0,
+                error: None,
+                us: 0,
+            }; MAX_LOGGED_ATTEMPTS],
         };
         match client_id {
             Some(id) => {
@@ -169,6 +195,37 @@ impl Ctx {
     pub fn elapsed_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
+
+    /// Counts an upstream attempt as it starts (its response head reports the count).
+    pub fn begin_attempt(&mut self) {
+        self.attempts = self.attempts.saturating_add(1);
+    }
+
+    /// Records how the attempt begun last ended, for the access log.
+    pub fn tried(&mut self, t: Tried) {
+        if let Some(slot) = self
+            .tried
+            .get_mut((self.attempts as usize).saturating_sub(1))
+        {
+            *slot = t;
+        }
+    }
+
+    fn tried_list(&self) -> &[Tried] {
+        &self.tried[..(self.attempts as usize).min(MAX_LOGGED_ATTEMPTS)]
+    }
+
+    /// The routing headers' values: the target that served (or failed last), and attempts.
+    pub fn route<'s>(&self, snap: &'s crate::config::Snapshot) -> Option<(&'s str, u8)> {
+        if self.attempts == 0 || self.served_model == NONE {
+            return None;
+        }
+        let m = &snap.models[self.served_model as usize];
+        Some((
+            m.targets.get(self.target as usize)?.name.as_str(),
+            self.attempts,
+        ))
+    }
 }
 
 /// How a request ended.
@@ -179,6 +236,70 @@ pub struct Outcome {
     pub usage: Option<Usage>,
     pub upstream_us: Option<u64>,
     pub ttfb_us: Option<u64>,
+}
+
+/// What routing rules match on, copied out of the request buffer (which the relay then needs
+/// mutably): the `x-shardgate-tags` header and the end user, bounded, on the stack.
+pub struct RouteFacts {
+    tags: [u8; 256],
+    tags_len: usize,
+    user: [u8; 128],
+    user_len: usize,
+    prompt_tokens: u64,
+    max_tokens: Option<u64>,
+    hash: u64,
+}
+
+impl RouteFacts {
+    pub fn facts<'a>(
+        &'a self,
+        ctx: &Ctx,
+        snap: &'a crate::config::Snapshot,
+    ) -> crate::routing::Facts<'a> {
+        crate::routing::Facts {
+            tags: &self.tags[..self.tags_len],
+            user: std::str::from_utf8(&self.user[..self.user_len])
+                .ok()
+                .filter(|u| !u.is_empty()),
+            team: ctx.key.map(|k| snap.keys.name(k)),
+            prompt_tokens: self.prompt_tokens,
+            max_tokens: self.max_tokens,
+            hash: self.hash,
+        }
+    }
+}
+
+/// Gathers the routing facts of a decoded request.
+fn route_facts(
+    shard: &Shard,
+    conn: &Conn,
+    head: &Head,
+    body_at: &crate::http::conn::Body,
+    decoded: &decode::Decoded,
+) -> RouteFacts {
+    let mut f = RouteFacts {
+        tags: [0; 256],
+        tags_len: 0,
+        user: [0; 128],
+        user_len: 0,
+        // About four bytes a token: a rough size for rules and cost estimates.
+        prompt_tokens: conn.body(body_at).len() as u64 / 4,
+        max_tokens: decoded.max_tokens,
+        hash: shard.rand(),
+    };
+    if let Some(r) = head.tags.clone() {
+        let t = &conn.rbuf[r];
+        f.tags_len = t.len().min(f.tags.len());
+        f.tags[..f.tags_len].copy_from_slice(&t[..f.tags_len]);
+    }
+    if let Some(r) = decoded.user.clone() {
+        let u = &conn.body(body_at)[r];
+        if u.len() <= f.user.len() {
+            f.user_len = u.len();
+            f.user[..u.len()].copy_from_slice(u);
+        }
+    }
+    f
 }
 
 /// The admit stage: the alias exists (404) and the key may use it (403).
@@ -223,17 +344,26 @@ fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
         return;
     }
     let snap = &shard.snapshot;
-    let (model, upstream_model) = match ctx.model {
-        NONE => ("", ""),
-        i => {
-            let m = &snap.models[i as usize];
-            let t = m
-                .targets
-                .get(ctx.target as usize)
-                .map_or("", |t| t.model.as_str());
-            (m.alias.as_str(), if ctx.provider == NONE { "" } else { t })
-        }
+    let model = match ctx.model {
+        NONE => "",
+        i => snap.models[i as usize].alias.as_str(),
     };
+    let target = |m: u32, t: u16| {
+        snap.models
+            .get(m as usize)
+            .and_then(|m| m.targets.get(t as usize))
+    };
+    let upstream_model = match ctx.provider {
+        NONE => "",
+        _ => target(ctx.served_model, ctx.target as u16).map_or("", |t| t.model.as_str()),
+    };
+    let mut tried: [(&str, Option<&str>, u64); MAX_LOGGED_ATTEMPTS] =
+        [("", None, 0); MAX_LOGGED_ATTEMPTS];
+    let list = ctx.tried_list();
+    for (slot, t) in tried.iter_mut().zip(list) {
+        let name = target(t.model, t.target).map_or("", |t| t.name.as_str());
+        *slot = (name, t.error.map(Kind::code), t.us);
+    }
     let mut line = Vec::with_capacity(400);
     Record {
         request_id: ctx.id(),
@@ -253,6 +383,7 @@ fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
         total_us,
         upstream_us: outcome.upstream_us,
         error: error.map(Kind::code),
+        attempts: &tried[..list.len()],
     }
     .write(&mut line);
     if !shard.log.push(line) {

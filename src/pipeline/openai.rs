@@ -93,12 +93,13 @@ pub(super) async fn run(
     ctx.body_read = true;
     let body = conn.body(&body_at);
     let decoded = scratch.decoder.decode(body)?;
-    let model = super::admit(snap, ctx, key, decoded.alias(body))?;
+    super::admit(snap, ctx, key, decoded.alias(body))?;
 
-    let target = &model.targets[0];
     ctx.stream = decoded.stream && endpoint.streams();
-    attempt::run(
-        shard, conn, scratch, ctx, endpoint, &body_at, &decoded, target,
+    let rf = super::route_facts(shard, conn, head, &body_at, &decoded);
+    let facts = rf.facts(ctx, snap);
+    attempt::route(
+        shard, conn, scratch, ctx, endpoint, &body_at, &decoded, &facts,
     )
     .await
 }
@@ -145,6 +146,7 @@ async fn models(
         request_id: ctx.id(),
         keep_alive: ctx.keep_alive,
         timing: Some((ctx.elapsed_us(), None)),
+        route: None,
     };
     response::full(&mut conn.wbuf, 200, response::JSON, &body, &meta, &[]);
     conn.flush().await?;

@@ -12,7 +12,7 @@ use std::pin::pin;
 use std::time::Instant;
 
 use super::{Ctx, Outcome, Scratch};
-use crate::config::{Origin, Provider};
+use crate::config::{Origin, Provider, Snapshot, Timeouts};
 use crate::error::{GatewayError, Kind};
 use crate::http::chunked;
 use crate::http::conn::Conn;
@@ -107,19 +107,21 @@ fn retry_after_secs(v: Option<&str>) -> Option<u64> {
         .or_else(|| v.parse::<f64>().ok().map(|f| f.max(0.0).ceil() as u64))
 }
 
-fn meta<'a>(ctx: &'a Ctx, upstream_us: Option<u64>) -> Meta<'a> {
+fn meta<'a>(ctx: &'a Ctx, snap: &'a Snapshot, upstream_us: Option<u64>) -> Meta<'a> {
     let total = ctx.elapsed_us();
     let own = total.saturating_sub(upstream_us.unwrap_or(0));
     Meta {
         request_id: ctx.id(),
         keep_alive: ctx.keep_alive,
         timing: Some((own, upstream_us)),
+        route: ctx.route(snap),
     }
 }
 
 /// A reply produced in-process (the built-in mock provider), in OpenAI's shapes; an Anthropic
 /// client gets it translated like any OpenAI-protocol upstream's.
 pub async fn local(
+    snap: &Snapshot,
     conn: &mut Conn,
     ctx: &mut Ctx,
     mut reply: mock::Reply,
@@ -148,7 +150,7 @@ pub async fn local(
             200,
             response::SSE,
             None,
-            &meta(ctx, None),
+            &meta(ctx, snap, None),
             &[],
         );
         chunked::frame(&mut conn.wbuf, &reply.body);
@@ -159,7 +161,7 @@ pub async fn local(
             200,
             response::JSON,
             &reply.body,
-            &meta(ctx, None),
+            &meta(ctx, snap, None),
             &[],
         );
     }
@@ -175,6 +177,8 @@ pub async fn local(
 pub struct Leg<'a> {
     pub provider: &'a Provider,
     pub origin: &'a Origin,
+    /// The provider's timeouts with the alias's overrides.
+    pub timeouts: Timeouts,
     /// The target's upstream model (reported when the upstream names none).
     pub model: &'a str,
     pub passage: Passage,
@@ -191,13 +195,14 @@ pub async fn proxy(
     let Leg {
         provider,
         origin,
+        timeouts,
         model,
         passage,
     } = leg;
     let upstream_wire = provider.protocol.wire();
-    let deadline = monoio::time::Instant::now() + provider.timeouts.total;
+    let deadline = monoio::time::Instant::now() + timeouts.total;
     let total_timeout = || {
-        let ms = provider.timeouts.total.as_millis();
+        let ms = timeouts.total.as_millis();
         GatewayError::new(
             Kind::UpstreamTimeout,
             format!(
@@ -212,7 +217,10 @@ pub async fn proxy(
     let wants_stream = ctx.stream;
     let (upstream, body) = (&mut scratch.upstream, &mut scratch.body);
     let exchange = async move {
-        let mut resp = shard.upstream.send(provider, origin, upstream).await?;
+        let mut resp = shard
+            .upstream
+            .send(provider, origin, &timeouts, upstream)
+            .await?;
         let ttfb_us = sent.elapsed().as_micros() as u64;
         let status = resp.status;
         let is_sse = resp
@@ -266,8 +274,12 @@ pub async fn proxy(
     shard.upstream.release(resp, origin);
     let ok = (200..300).contains(&status);
     let same = matches!(passage, Passage::Same { .. });
-    if !(ok || same && status < 500) {
-        // Server errors, and any error across protocols, become the client's own error shape.
+    // A same-protocol client error passes through as the provider wrote it. Server errors,
+    // rate limits, rejected credentials and timeouts are classified instead (so the route stage
+    // can retry, cool the target down or bench it), as is any error across protocols.
+    let passthrough =
+        same && (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429);
+    if !(ok || passthrough) {
         let mut e = translate::classify(upstream_wire, status, &scratch.body)
             .retry_after(retry_after_secs(retry_after.as_deref()));
         e.message = format!(
@@ -308,7 +320,7 @@ pub async fn proxy(
         status,
         ct,
         &scratch.body,
-        &meta(ctx, Some(upstream_us)),
+        &meta(ctx, &shard.snapshot, Some(upstream_us)),
         &extra[..n],
     );
     conn.flush().await?;
@@ -351,7 +363,7 @@ async fn stream(
         200,
         response::SSE,
         None,
-        &meta(ctx, Some(ttfb_us)),
+        &meta(ctx, &shard.snapshot, Some(ttfb_us)),
         &extra[..n],
     );
     conn.flush().await?;

@@ -2,15 +2,18 @@
 //! host, framing, accept, the vendor's auth header and the provider's extra headers.
 
 use super::family::{Auth, PathStyle};
-use crate::config::{Origin, Provider};
+use crate::config::{Origin, Provider, Secret};
 use crate::json;
 
 /// Writes `POST … HTTP/1.1` and the headers, up to and including the blank line.
 /// `path` is the protocol's path under the base URL (`/chat/completions`, `/v1/messages`);
-/// `model` is the target model (Azure puts it in the URL as the deployment).
+/// `model` is the target model (Azure puts it in the URL as the deployment); `api_key` the
+/// target's own credentials or the provider's.
+#[allow(clippy::too_many_arguments)]
 pub fn write(
     out: &mut Vec<u8>,
     provider: &Provider,
+    api_key: Option<&Secret>,
     origin: &Origin,
     path: &str,
     model: &str,
@@ -42,7 +45,7 @@ pub fn write(
     });
     out.extend_from_slice(b"\r\nuser-agent: shardgate/");
     out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    if let Some(key) = &provider.api_key {
+    if let Some(key) = api_key {
         match provider.vendor.auth {
             Auth::Bearer => out.extend_from_slice(b"\r\nauthorization: Bearer "),
             Auth::Header(name) => {

@@ -146,6 +146,7 @@ fn blame(kind: Kind) -> Blame {
         | Kind::UpstreamBadRequest
         | Kind::UpstreamContextWindow
         | Kind::UpstreamContentPolicy
+        | Kind::NoHealthyTarget
         | Kind::ClientDisconnected => Blame::Nobody,
     }
 }

@@ -31,6 +31,9 @@ pub struct Shard {
     next_conn: Cell<u64>,
     next_id: Cell<u64>,
     id_prefix: u32,
+    /// Routing state of this shard: plans, breakers, latency estimates, in-flight counts.
+    pub router: RefCell<crate::routing::Router>,
+    rng: Cell<u64>,
     /// Request scratch buffers not in use; bounded by the peak of concurrent requests.
     scratch_pool: RefCell<Vec<pipeline::Scratch>>,
 }
@@ -39,6 +42,16 @@ pub struct Shard {
 const SCRATCH_POOL_MAX: usize = 1024;
 
 impl Shard {
+    /// A pseudo-random number (xorshift64*) for routing choices and backoff jitter.
+    pub fn rand(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
     fn take_scratch(&self) -> pipeline::Scratch {
         self.scratch_pool.borrow_mut().pop().unwrap_or_default()
     }
@@ -68,6 +81,7 @@ impl Shard {
         Shard {
             id,
             metrics: RefCell::new(ShardMetrics::new(&snapshot)),
+            router: RefCell::new(crate::routing::Router::new(&snapshot)),
             snapshot,
             upstream,
             log,
@@ -76,6 +90,7 @@ impl Shard {
             drain_waiters: RefCell::new(std::collections::HashMap::new()),
             next_conn: Cell::new(0),
             scratch_pool: RefCell::new(Vec::new()),
+            rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ ((id_prefix as u64) << 8 | id as u64)),
             next_id: Cell::new(0),
             id_prefix,
         }
@@ -187,6 +202,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                         request_id: &id[..n],
                         keep_alive: false,
                         timing: None,
+                        route: None,
                     };
                     // The head did not parse, so the ingress is unknown: OpenAI's shape.
                     response::error(&mut conn.wbuf, &e, &meta, Wire::OpenAi);

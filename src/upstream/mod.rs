@@ -143,15 +143,16 @@ impl Client {
         Ok(Conn::new(io, idx))
     }
 
-    /// Sends `request` (a whole HTTP/1.1 request) and waits for the response head.
+    /// Sends `request` (a whole HTTP/1.1 request) and waits for the response head, within
+    /// `t`'s connect and first-byte limits (the provider's, or the alias's overrides).
     pub async fn send(
         &self,
         provider: &Provider,
         origin: &Origin,
+        t: &Timeouts,
         request: &mut Vec<u8>,
     ) -> Result<Response, GatewayError> {
         let idx = provider.origin.expect("network provider has an origin");
-        let t: &Timeouts = &provider.timeouts;
         let mut fresh_only = false;
         loop {
             let pooled = if fresh_only {

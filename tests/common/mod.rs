@@ -59,6 +59,7 @@ models:
   gpt-4o-mini:
     targets:
       - {{ provider: up, model: upstream-mini }}
+    retry: {{ attempts: 1 }}
   text-embedding-3-small:
     targets:
       - {{ provider: up, model: upstream-embed }}

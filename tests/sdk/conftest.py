@@ -58,6 +58,16 @@ providers:
     protocol: openai
     base_url: http://{mock}/mock/tools=2/v1
     api_key: {{ env: UPSTREAM_KEY }}
+  # Targets the 429 tests make rate-limited: the gateway then cools them down for the
+  # provider's Retry-After, so each such test has its own.
+  up-limited-a:
+    protocol: openai
+    base_url: http://{mock}/v1
+    api_key: {{ env: UPSTREAM_KEY }}
+  up-limited-b:
+    protocol: openai
+    base_url: http://{mock}/v1
+    api_key: {{ env: UPSTREAM_KEY }}
   claude:
     protocol: anthropic
     base_url: http://{mock}
@@ -80,6 +90,8 @@ models:
   gpt-4o-mini:
     targets:
       - {{ provider: up, model: upstream-mini }}
+    # The suite makes this target fail on purpose (mock directives): its breaker must not open.
+    breaker: {{ failures: 1000, failure_rate: 1.0, window: 64 }}
   text-embedding-3-small:
     targets:
       - {{ provider: up, model: upstream-embed }}
@@ -95,6 +107,12 @@ models:
   claude-tools:
     targets:
       - {{ provider: claude-tools, model: claude-sonnet-4-5 }}
+  gpt-limited-a:
+    targets:
+      - {{ provider: up-limited-a, model: upstream-mini }}
+  gpt-limited-b:
+    targets:
+      - {{ provider: up-limited-b, model: upstream-mini }}
   claude-busy:
     targets:
       - {{ provider: claude-busy, model: claude-sonnet-4-5 }}
@@ -105,7 +123,7 @@ keys:
   - name: team-a
     key: {{ env: TEAM_A_KEY }}
     models: [gpt-4o-mini, text-embedding-3-small, gpt-tools, claude, claude-tools, claude-busy,
-             gpt-busy]
+             gpt-busy, gpt-limited-a, gpt-limited-b]
 """
 
 

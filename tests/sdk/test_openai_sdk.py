@@ -240,7 +240,8 @@ def test_embeddings_list_input(client):
 def test_models_list(client):
     ids = [m.id for m in client.models.list()]
     # Exactly the aliases the key may use (test_translation.py adds the cross-protocol ones).
-    allowed = [CHAT, EMBED, "gpt-tools", "claude", "claude-tools", "claude-busy", "gpt-busy"]
+    allowed = [CHAT, EMBED, "gpt-tools", "claude", "claude-tools", "claude-busy", "gpt-busy",
+               "gpt-limited-a", "gpt-limited-b"]
     assert sorted(ids) == sorted(allowed), ids
     assert "restricted" not in ids
 
@@ -325,7 +326,7 @@ def test_missing_model_is_bad_request_error(client):
 def test_upstream_429_is_rate_limit_error(client):
     with pytest.raises(openai.RateLimitError) as ei:
         client.chat.completions.create(
-            model=CHAT, messages=MESSAGES, extra_body=mock(status=429, retry_after="7")
+            model="gpt-limited-a", messages=MESSAGES, extra_body=mock(status=429, retry_after="7")
         )
     e = ei.value
     assert e.status_code == 429
@@ -335,7 +336,7 @@ def test_upstream_429_is_rate_limit_error(client):
 def test_upstream_429_on_stream_request(client):
     with pytest.raises(openai.RateLimitError) as ei:
         client.chat.completions.create(
-            model=CHAT,
+            model="gpt-limited-b",
             messages=MESSAGES,
             stream=True,
             extra_body=mock(status=429, retry_after="3"),

@@ -11,14 +11,16 @@ pub const API_VERSION: &str = "2023-06-01";
 use simd_json::prelude::*;
 
 use super::{Endpoint, Usage, head};
-use crate::config::{Origin, Provider};
+use crate::config::{Origin, Provider, Secret};
 use crate::json;
 use crate::pipeline::decode::{Decoded, Decoder};
 
 /// Writes a same-protocol upstream request: the client's bytes with only `model` replaced.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     out: &mut Vec<u8>,
     provider: &Provider,
+    api_key: Option<&Secret>,
     origin: &Origin,
     endpoint: Endpoint,
     body: &[u8],
@@ -31,6 +33,7 @@ pub fn build(
     head::write(
         out,
         provider,
+        api_key,
         origin,
         endpoint.path(),
         model,

@@ -9,13 +9,15 @@ pub mod upstream;
 use simd_json::prelude::*;
 
 use super::{Endpoint, Usage, family, head};
-use crate::config::{Origin, Provider};
+use crate::config::{Origin, Provider, Secret};
 use crate::json;
 use crate::pipeline::decode::{Decoded, Decoder, StreamOptions};
 
 /// Everything needed to build one upstream request.
 pub struct Request<'a> {
     pub provider: &'a Provider,
+    /// The target's own key, or the provider's.
+    pub api_key: Option<&'a Secret>,
     pub origin: &'a Origin,
     pub endpoint: Endpoint,
     pub body: &'a [u8],
@@ -96,6 +98,7 @@ pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
     head::write(
         out,
         r.provider,
+        r.api_key,
         r.origin,
         r.endpoint.path(),
         r.model,
@@ -248,6 +251,7 @@ mod tests {
         let mut out = Vec::new();
         let r = Request {
             provider: &p,
+            api_key: p.api_key.as_ref(),
             origin: &o,
             endpoint,
             body: body.as_bytes(),

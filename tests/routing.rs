@@ -1,0 +1,308 @@
+//! Black-box routing and reliability: the real binary in front of several mock upstreams, each a
+//! target with its own programmed behaviour (through the mock's `/mock/k=v/` path prefix, or a
+//! tiny switchable server for a target that recovers). Decisions are read from the response
+//! headers (`x-shardgate-target`, `x-shardgate-attempts`), the metrics and the access log.
+//! The router's time logic is unit-tested with injected instants (src/routing); here only the
+//! breaker's cooldown is waited out, configured at 150 ms.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::http::{self, Client, sse_data};
+use common::{ADMIN, Driver, Gateway, MockServer, mock};
+
+const CHAT: &str = "/v1/chat/completions";
+
+fn config(providers: &str, models: &str) -> String {
+    format!(
+        r#"
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  shards: 1
+  pin: false
+providers:
+{providers}
+models:
+{models}
+keys:
+  - name: admin
+    key: {{ env: ADMIN_KEY }}
+"#
+    )
+}
+
+/// An OpenAI-protocol provider named `name` on `m`, with mock directives in its path.
+fn provider(name: &str, m: &MockServer, directives: &str) -> String {
+    let prefix = if directives.is_empty() {
+        String::new()
+    } else {
+        format!("/mock/{directives}")
+    };
+    format!(
+        "  {name}:\n    protocol: openai\n    base_url: {}{prefix}/v1\n    timeouts: {{ connect_ms: 500, first_byte_ms: 1000, total_ms: 4000 }}\n",
+        m.base_url()
+    )
+}
+
+fn chat(gw: &Gateway, model: &str) -> http::Response {
+    let auth = format!("Bearer {ADMIN}");
+    let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
+    http::request(
+        gw.api,
+        "POST",
+        CHAT,
+        &[("authorization", &auth)],
+        body.as_bytes(),
+    )
+}
+
+fn served_by(r: &http::Response) -> (String, u32) {
+    (
+        r.header("x-shardgate-target").unwrap_or("").to_string(),
+        r.header("x-shardgate-attempts")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+#[test]
+fn weighted_split_follows_the_weights() {
+    let (a, b) = (mock(), mock());
+    let cfg = config(
+        &(provider("a", &a, "") + &provider("b", &b, "")),
+        "  split:\n    targets:\n      - { provider: a, model: m, weight: 3 }\n      - { provider: b, model: m, weight: 1 }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for _ in 0..200 {
+        let r = chat(&gw, "split");
+        assert_eq!(r.status, 200, "{}", r.text());
+        *seen.entry(served_by(&r).0).or_default() += 1;
+    }
+    // Smooth weighted round-robin on one shard is exact over whole cycles.
+    assert_eq!(seen.get("a/m"), Some(&150), "{seen:?}");
+    assert_eq!(seen.get("b/m"), Some(&50), "{seen:?}");
+    assert_eq!(a.stats().requests, 150);
+}
+
+#[test]
+fn least_latency_moves_traffic_away_from_a_slow_target() {
+    let (fast, slow) = (mock(), mock());
+    let cfg = config(
+        &(provider("fast", &fast, "") + &provider("slow", &slow, "latency_ms=40")),
+        "  quick:\n    strategy: least-latency\n    targets:\n      - { provider: fast, model: m }\n      - { provider: slow, model: m }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    for _ in 0..10 {
+        assert_eq!(chat(&gw, "quick").status, 200);
+    }
+    slow.reset_stats();
+    for _ in 0..60 {
+        assert_eq!(chat(&gw, "quick").status, 200);
+    }
+    let to_slow = slow.stats().requests;
+    assert!(
+        to_slow <= 6,
+        "{to_slow} of 60 requests still went to the slow target"
+    );
+}
+
+fn retries_go_to_another_target_after_a_500(d: Driver) {
+    let (bad, good) = (mock(), mock());
+    let cfg = config(
+        &(provider("bad", &bad, "status=500") + &provider("good", &good, "")),
+        "  m:\n    strategy: priority\n    retry: { attempts: 3, backoff_ms: 1, max_backoff_ms: 5 }\n    targets:\n      - { provider: bad, model: x }\n      - { provider: good, model: x }\n",
+    );
+    let gw = Gateway::start(&cfg, d);
+    let r = chat(&gw, "m");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(served_by(&r), ("good/x".to_string(), 2));
+    assert_eq!((bad.stats().requests, good.stats().requests), (1, 1));
+    let metrics = gw.wait_metric("shardgate_retries_total{model=\"m\"} 1");
+    assert!(metrics.contains(
+        "shardgate_attempts_total{model=\"m\",target=\"bad/x\",result=\"upstream_server_error\"} 1"
+    ));
+    assert!(common::eventually(Duration::from_secs(5), || {
+        gw.stdout
+            .lock()
+            .unwrap()
+            .contains("\"attempts\":[{\"target\":\"bad/x\",\"error\":\"upstream_server_error\"")
+    }));
+}
+
+#[test]
+fn a_429_is_honoured_not_hammered() {
+    let (busy, good) = (mock(), mock());
+    let cfg = config(
+        &(provider("busy", &busy, "status=429,retry_after=30") + &provider("good", &good, "")),
+        "  solo:\n    retry: { attempts: 3, backoff_ms: 1, max_backoff_ms: 5 }\n    targets:\n      - { provider: busy, model: x }\n  pair:\n    strategy: priority\n    retry: { attempts: 3, backoff_ms: 1, max_backoff_ms: 5 }\n    targets:\n      - { provider: busy, model: x }\n      - { provider: good, model: x }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let r = chat(&gw, "solo");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("30"));
+    assert_eq!(
+        busy.stats().requests,
+        1,
+        "the target asked for 30 s: no retry on it"
+    );
+    // While it cools down the gateway answers for it, without calling it.
+    let r = chat(&gw, "solo");
+    assert_eq!(r.status, 429);
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().unwrap() >= 29)
+    );
+    assert_eq!(busy.stats().requests, 1);
+    // An alias with a sibling routes around it.
+    let r = chat(&gw, "pair");
+    assert_eq!(r.status, 200);
+    assert_eq!(served_by(&r).0, "good/x");
+}
+
+/// A one-connection-at-a-time HTTP server answering 500, or a chat completion once `healthy`.
+fn switchable() -> (String, Arc<AtomicBool>, Arc<AtomicU64>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    let healthy = Arc::new(AtomicBool::new(false));
+    let hits = Arc::new(AtomicU64::new(0));
+    let (h, n) = (healthy.clone(), hits.clone());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 8192];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                }
+            }
+            n.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = if h.load(Ordering::SeqCst) {
+                (
+                    200,
+                    r#"{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+                )
+            } else {
+                (500, r#"{"error":{"message":"down","type":"server_error"}}"#)
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, healthy, hits)
+}
+
+#[test]
+fn breaker_opens_after_failures_and_closes_after_a_good_probe() {
+    let good = mock();
+    let (flaky_url, healthy, hits) = switchable();
+    let providers = format!(
+        "  flaky:\n    protocol: openai\n    base_url: {flaky_url}\n{}",
+        provider("good", &good, "")
+    );
+    let cfg = config(
+        &providers,
+        "  m:\n    strategy: priority\n    retry: { attempts: 2, backoff_ms: 0, max_backoff_ms: 1 }\n    breaker: { failures: 2, cooldown_ms: 150 }\n    targets:\n      - { provider: flaky, model: x }\n      - { provider: good, model: x }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    for _ in 0..2 {
+        let r = chat(&gw, "m");
+        assert_eq!(served_by(&r), ("good/x".to_string(), 2), "{}", r.text());
+    }
+    // Open: the flaky target is not tried at all.
+    let before = hits.load(Ordering::SeqCst);
+    let r = chat(&gw, "m");
+    assert_eq!(served_by(&r), ("good/x".to_string(), 1));
+    assert_eq!(hits.load(Ordering::SeqCst), before);
+    gw.wait_metric("shardgate_breaker_trips_total{model=\"m\",target=\"flaky/x\"} 1");
+    // It recovers; after the cooldown one probe goes through and closes the breaker.
+    healthy.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        let r = chat(&gw, "m");
+        assert_eq!(served_by(&r), ("flaky/x".to_string(), 1), "{}", r.text());
+    }
+}
+
+#[test]
+fn fallback_alias_serves_when_every_target_fails() {
+    let (bad, backup) = (mock(), mock());
+    let cfg = config(
+        &(provider("bad", &bad, "status=503") + &provider("backup", &backup, "")),
+        "  primary:\n    retry: { attempts: 1 }\n    fallbacks: [spare]\n    targets:\n      - { provider: bad, model: x }\n  spare:\n    targets:\n      - { provider: backup, model: y }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let r = chat(&gw, "primary");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(served_by(&r), ("backup/y".to_string(), 2));
+    assert_eq!(r.json()["model"], "y");
+    gw.wait_metric("shardgate_fallbacks_total{from=\"primary\",to=\"spare\"} 1");
+}
+
+fn no_retry_after_the_first_byte_was_streamed(d: Driver) {
+    let (dropper, good) = (mock(), mock());
+    let cfg = config(
+        &(provider("dropper", &dropper, "drop_after=2") + &provider("good", &good, "")),
+        "  m:\n    strategy: priority\n    retry: { attempts: 3, backoff_ms: 0, max_backoff_ms: 1 }\n    targets:\n      - { provider: dropper, model: x }\n      - { provider: good, model: x }\n",
+    );
+    let gw = Gateway::start(&cfg, d);
+    let auth = format!("Bearer {ADMIN}");
+    let mut c = Client::connect(gw.api);
+    c.send(
+        "POST",
+        CHAT,
+        &[("authorization", &auth)],
+        br#"{"model":"m","stream":true,"messages":[]}"#,
+    );
+    let (status, headers) = c.read_head().unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "x-shardgate-attempts" && v == "1")
+    );
+    let (chunks, clean) = c.read_stream();
+    assert!(clean);
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
+    let last = sse_data(&all).pop().unwrap();
+    assert!(last.contains("\"error\""), "{last}");
+    assert_eq!(
+        good.stats().requests,
+        0,
+        "nothing was retried after bytes reached the client"
+    );
+}
+
+#[test]
+fn a_401_benches_one_target_while_its_sibling_serves() {
+    let (locked, good) = (mock(), mock());
+    let cfg = config(
+        &(provider("locked", &locked, "status=401") + &provider("good", &good, "")),
+        "  m:\n    retry: { attempts: 2, backoff_ms: 0, max_backoff_ms: 1 }\n    targets:\n      - { provider: locked, model: x }\n      - { provider: good, model: x }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    for _ in 0..10 {
+        let r = chat(&gw, "m");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(served_by(&r).0, "good/x");
+    }
+    assert_eq!(locked.stats().requests, 1, "benched after its first 401");
+    assert_eq!(good.stats().requests, 10);
+}
+
+both_drivers!(
+    retries_go_to_another_target_after_a_500,
+    no_retry_after_the_first_byte_was_streamed,
+);
