@@ -171,6 +171,7 @@ pub fn serve(snapshot: Snapshot) -> anyhow::Result<()> {
                         TcpListener::from_std(std_listener).expect("adopting the listener");
                     let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
                     monoio::spawn(shard::accept_loop(shard.clone(), listener));
+                    monoio::spawn(shard::trim_when_idle(shard.clone()));
                     ready.fetch_add(1, Ordering::SeqCst);
                     control_loop(&shard, &rx, fd, drain).await;
                 });

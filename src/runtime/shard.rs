@@ -34,12 +34,18 @@ pub struct Shard {
     /// Routing state of this shard: plans, breakers, latency estimates, in-flight counts.
     pub router: RefCell<crate::routing::Router>,
     rng: Cell<u64>,
+    /// Requests handled so far (the idle trim's activity signal).
+    served: Cell<u64>,
     /// Request scratch buffers not in use; bounded by the peak of concurrent requests.
     scratch_pool: RefCell<Vec<pipeline::Scratch>>,
 }
 
 /// Free scratch buffers a shard keeps at most (more concurrent requests allocate, then free).
 const SCRATCH_POOL_MAX: usize = 1024;
+/// Free scratch buffers an idle shard keeps.
+const SCRATCH_POOL_IDLE: usize = 16;
+/// How often a shard checks whether it went idle.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Shard {
     /// A pseudo-random number (xorshift64*) for routing choices and backoff jitter.
@@ -90,6 +96,7 @@ impl Shard {
             drain_waiters: RefCell::new(std::collections::HashMap::new()),
             next_conn: Cell::new(0),
             scratch_pool: RefCell::new(Vec::new()),
+            served: Cell::new(0),
             rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ ((id_prefix as u64) << 8 | id as u64)),
             next_id: Cell::new(0),
             id_prefix,
@@ -174,6 +181,22 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
+/// Gives memory back after a burst: when a shard served requests since its last check and has
+/// none in flight now, it drops surplus pooled scratch buffers and has the allocator return
+/// freed pages to the OS. A busy shard never pays for this.
+pub async fn trim_when_idle(shard: Rc<Shard>) {
+    let mut served = shard.served.get();
+    loop {
+        monoio::time::sleep(IDLE_CHECK).await;
+        let now = shard.served.get();
+        if now != served && shard.metrics.borrow().inflight == 0 {
+            shard.scratch_pool.borrow_mut().truncate(SCRATCH_POOL_IDLE);
+            crate::sys::allocator_collect();
+            served = now;
+        }
+    }
+}
+
 /// Serves one client connection: requests in order until close, error, or drain.
 async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     {
@@ -212,6 +235,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
+        shard.served.set(shard.served.get() + 1);
         let mut scratch = shard.take_scratch();
         // Boxed: the request's future is large (the relay's states), and an idle keep-alive
         // connection should not carry its space while it waits for the next head.
