@@ -171,6 +171,48 @@ fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
     }
 }
 
+/// Every SSE fixture of both directions, with its wires and the usage setting its request asks.
+fn stream_cases() -> Vec<(Wire, Wire, String, bool, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (dir, upstream, ingress) in [
+        ("anthropic", Wire::Anthropic, Wire::OpenAi),
+        ("openai", Wire::OpenAi, Wire::Anthropic),
+    ] {
+        for case in cases(dir) {
+            let Some(sse) = read(&case, "upstream.sse") else {
+                continue;
+            };
+            let want = json(&read(&case, "upstream_request.json").unwrap(), "model");
+            let model = want["model"].as_str().unwrap().to_string();
+            let mut body = read(&case, "request.json").unwrap();
+            let stamp = Stamp {
+                model: &model,
+                created: CREATED,
+                default_max_tokens: 4096,
+            };
+            let t =
+                translate::request(ingress, upstream, &mut body, &stamp, &mut Vec::new()).unwrap();
+            out.push((upstream, ingress, model, t.include_usage, sse));
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever byte boundaries a stream arrives in, every decoder gives the same output.
+    #[test]
+    fn streams_translate_the_same_at_any_split(cuts in proptest::collection::vec(1usize..200, 1..12)) {
+        for (upstream, ingress, model, usage, sse) in stream_cases() {
+            let stamp = Stamp { model: &model, created: CREATED, default_max_tokens: 4096 };
+            let whole = translate_stream((upstream, ingress), &stamp, usage, &sse, &[sse.len()]);
+            let split = translate_stream((upstream, ingress), &stamp, usage, &sse, &cuts);
+            proptest::prop_assert_eq!(split, whole);
+        }
+    }
+}
+
 #[test]
 fn openai_client_to_anthropic_provider() {
     for dir in cases("anthropic") {
