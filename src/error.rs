@@ -165,6 +165,20 @@ impl Kind {
         }
     }
 
+    /// The kind of an upstream's HTTP error status, before its protocol's adapter refines it
+    /// (a 400 that is really a context-window or content-policy error). Upstream statuses are
+    /// mapped here and nowhere else.
+    pub fn from_upstream_status(status: u16) -> Kind {
+        match status {
+            401 | 403 => Kind::UpstreamAuth,
+            429 => Kind::UpstreamRateLimited,
+            408 | 504 => Kind::UpstreamTimeout,
+            400..=499 => Kind::UpstreamBadRequest,
+            500..=599 => Kind::UpstreamServer,
+            _ => Kind::UpstreamProtocol,
+        }
+    }
+
     /// Whether another attempt (another connection, target or provider) could succeed.
     pub fn retryable(self) -> bool {
         matches!(
@@ -240,6 +254,49 @@ impl GatewayError {
 
 pub type Result<T> = std::result::Result<T, GatewayError>;
 
+/// Longest provider message passed on to a client.
+const MAX_UPSTREAM_MESSAGE: usize = 1024;
+
+/// A provider's error message as a client may see it: `<protocol>: <message>`, trimmed, cut
+/// at 1 KiB, with anything that looks like a credential masked (OpenAI quotes part of the key
+/// on a 401; the gateway's upstream key must not reach a client, even masked). Without a
+/// message: `<protocol>: HTTP <status>`, or `<protocol>: stream error` mid-stream.
+pub fn upstream_message(protocol: &str, message: Option<&str>, status: Option<u16>) -> String {
+    match (message.map(str::trim).filter(|m| !m.is_empty()), status) {
+        (Some(m), _) => {
+            let mut end = m.len().min(MAX_UPSTREAM_MESSAGE);
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{protocol}: {}", redact(&m[..end]))
+        }
+        (None, Some(s)) => format!("{protocol}: HTTP {s}"),
+        (None, None) => format!("{protocol}: stream error"),
+    }
+}
+
+/// Masks words that look like API keys or bearer tokens.
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, word) in message.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let core = word.trim_end_matches(['.', ',', ';', ':', ')', '"', '\'']);
+        let keyish = ["sk-", "sk_", "gsk_", "xai-", "Bearer"]
+            .iter()
+            .any(|p| core.starts_with(p))
+            || core.contains("***");
+        if keyish {
+            out.push_str("[redacted]");
+            out.push_str(&word[core.len()..]);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +310,26 @@ mod tests {
         assert_eq!(v["error"]["code"].as_str(), Some("model_not_found"));
         assert_eq!(v["error"]["message"].as_str(), Some("no model \"x\""));
         assert_eq!(v["error"]["type"].as_str(), Some("invalid_request_error"));
+    }
+
+    #[test]
+    fn upstream_messages_are_bounded_and_masked() {
+        let m = upstream_message(
+            "openai",
+            Some(" Incorrect API key provided: sk-abc***xyz. "),
+            Some(401),
+        );
+        assert_eq!(m, "openai: Incorrect API key provided: [redacted].");
+        assert_eq!(
+            upstream_message("anthropic", None, Some(529)),
+            "anthropic: HTTP 529"
+        );
+        assert_eq!(upstream_message("x", Some(""), None), "x: stream error");
+        let long = "é".repeat(2000);
+        assert!(upstream_message("x", Some(&long), None).len() <= 3 + MAX_UPSTREAM_MESSAGE);
+        assert_eq!(Kind::from_upstream_status(422), Kind::UpstreamBadRequest);
+        assert_eq!(Kind::from_upstream_status(529), Kind::UpstreamServer);
+        assert_eq!(Kind::from_upstream_status(302), Kind::UpstreamProtocol);
     }
 
     #[test]

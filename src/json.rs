@@ -41,6 +41,18 @@ pub fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// Appends a float so that it stays a float (`1.0`, not `1`); `1e-7` is valid JSON. A
+/// non-finite value has no JSON form and is written as `null` (a parsed body never holds one).
+pub fn push_f64(out: &mut Vec<u8>, x: f64) {
+    use std::io::Write;
+    if x.is_finite() {
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{x:?}");
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +64,15 @@ mod tests {
         push_str(&mut out, s);
         let back: String = simd_json::from_slice(&mut out).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn floats_stay_floats() {
+        let mut out = Vec::new();
+        for x in [1.0, 0.25, 1e-7, f64::NAN] {
+            push_f64(&mut out, x);
+            out.push(b' ');
+        }
+        assert_eq!(out, b"1.0 0.25 1e-7 null ");
     }
 }

@@ -260,3 +260,32 @@ pub struct Stamp<'s> {
     /// `max_tokens` to send when the target requires one and the client gave none.
     pub default_max_tokens: u64,
 }
+
+/// Adds a name to [`ChatRequest::ignored`] unless it is there already (each is reported once).
+pub fn note_once<'a>(ignored: &mut Vec<Cow<'a, str>>, name: Cow<'a, str>) {
+    if !ignored.contains(&name) {
+        ignored.push(name);
+    }
+}
+
+/// Adds a name to an encoder's dropped list unless it is there already.
+pub fn note_dropped(dropped: &mut Vec<String>, name: &str) {
+    if !dropped.iter().any(|d| d == name) {
+        dropped.push(name.to_owned());
+    }
+}
+
+/// A tool call's arguments as a JSON object, which Anthropic's `input` must be: the text itself
+/// when it is one, `{}` when it is empty, `None` when it is something else (broken JSON from a
+/// model must not break the next parser).
+pub fn arguments_object(arguments: &str) -> Option<&str> {
+    let text = arguments.trim();
+    if text.is_empty() {
+        return Some("{}");
+    }
+    use simd_json::prelude::*;
+    let mut copy = text.as_bytes().to_vec();
+    simd_json::to_borrowed_value(&mut copy)
+        .is_ok_and(|v| v.is_object())
+        .then_some(text)
+}

@@ -17,7 +17,7 @@ use crate::json::{push_str, push_u64};
 use crate::providers::Usage;
 use crate::providers::canonical::{
     ChatRequest, ChatResponse, Event, Finish, Image, Json, Message, Part, Reasoning, Role, Stamp,
-    Tool, ToolChoice,
+    Tool, ToolChoice, arguments_object, note_once,
 };
 
 // === request ===
@@ -70,12 +70,6 @@ fn opt_u64(v: Json<'_>, at: &dyn fmt::Display, key: &str) -> Result<Option<u64>,
                 .ok_or_else(|| bad(format!("{at}{key}: must be a non-negative integer")))
         })
         .transpose()
-}
-
-fn ignore_once<'a>(ignored: &mut Vec<Cow<'a, str>>, name: Cow<'a, str>) {
-    if !ignored.contains(&name) {
-        ignored.push(name);
-    }
 }
 
 /// Decodes a Messages API request body.
@@ -148,7 +142,7 @@ pub fn decode_request<'a>(v: Json<'a>) -> Result<ChatRequest<'a>, GatewayError> 
         "context_management",
     ] {
         if opt(v, name).is_some() {
-            ignore_once(&mut r.ignored, Cow::Borrowed(name));
+            note_once(&mut r.ignored, Cow::Borrowed(name));
         }
     }
     Ok(r)
@@ -167,7 +161,7 @@ fn decode_system<'a>(s: Json<'a>, r: &mut ChatRequest<'a>) -> Result<(), Gateway
     for (j, b) in blocks.iter().enumerate() {
         let at = At::System(j);
         if opt(b, "cache_control").is_some() {
-            ignore_once(&mut r.ignored, Cow::Borrowed("cache_control"));
+            note_once(&mut r.ignored, Cow::Borrowed("cache_control"));
         }
         match req_str(b, &at, "type")?.as_ref() {
             "text" => r.system.push(req_str(b, &at, "text")?),
@@ -257,7 +251,7 @@ fn decode_block<'a>(
     ignored: &mut Vec<Cow<'a, str>>,
 ) -> Result<Part<'a>, GatewayError> {
     if opt(b, "cache_control").is_some() {
-        ignore_once(ignored, Cow::Borrowed("cache_control"));
+        note_once(ignored, Cow::Borrowed("cache_control"));
     }
     let ty = req_str(b, &at, "type")?;
     let placed = |wanted: Role| {
@@ -362,7 +356,7 @@ fn decode_tool_result<'a>(
             for (k, nb) in blocks.iter().enumerate() {
                 let nat = At::Nested(i, j, k);
                 if opt(nb, "cache_control").is_some() {
-                    ignore_once(ignored, Cow::Borrowed("cache_control"));
+                    note_once(ignored, Cow::Borrowed("cache_control"));
                 }
                 match req_str(nb, &nat, "type")?.as_ref() {
                     "text" => content.push(Part::Text(req_str(nb, &nat, "text")?)),
@@ -394,11 +388,11 @@ fn decode_tools<'a>(tools: Json<'a>, r: &mut ChatRequest<'a>) -> Result<(), Gate
         if let Some(ty) = opt(t, "type").and_then(|x| x.as_str())
             && ty != "custom"
         {
-            ignore_once(&mut r.ignored, Cow::Owned(format!("tools[].{ty}")));
+            note_once(&mut r.ignored, Cow::Owned(format!("tools[].{ty}")));
             continue;
         }
         if opt(t, "cache_control").is_some() {
-            ignore_once(&mut r.ignored, Cow::Borrowed("cache_control"));
+            note_once(&mut r.ignored, Cow::Borrowed("cache_control"));
         }
         let at = At::Tool(i);
         let parameters = match opt(t, "input_schema") {
@@ -447,7 +441,7 @@ fn decode_thinking<'a>(
         "disabled" => Some(Reasoning::Disabled),
         // A newer mode this gateway does not know: leave thinking to the upstream's default.
         _ => {
-            ignore_once(ignored, Cow::Borrowed("thinking"));
+            note_once(ignored, Cow::Borrowed("thinking"));
             None
         }
     })
@@ -486,16 +480,9 @@ fn push_usage(out: &mut Vec<u8>, u: &Usage) {
     out.push(b'}');
 }
 
-/// A tool call's arguments as a JSON object: the text itself when it is one, else `{}` (a
-/// model that emitted broken JSON must not break the client's parser).
+/// A tool call's arguments as a JSON object (`{}` when they are not one).
 fn push_input(out: &mut Vec<u8>, arguments: &str) {
-    let mut copy = arguments.as_bytes().to_vec();
-    let is_object = simd_json::to_borrowed_value(&mut copy).is_ok_and(|v| v.is_object());
-    if is_object {
-        out.extend_from_slice(arguments.as_bytes());
-    } else {
-        out.extend_from_slice(b"{}");
-    }
+    out.extend_from_slice(arguments_object(arguments).unwrap_or("{}").as_bytes());
 }
 
 /// Writes a whole response as an Anthropic `message`.

@@ -9,17 +9,16 @@
 //! expressed is named in `dropped`, once per name.
 
 use std::borrow::Cow;
-use std::io::Write as _;
 
 use simd_json::BorrowedValue;
 use simd_json::prelude::*;
 
-use crate::error::{GatewayError, Kind};
+use crate::error::{GatewayError, Kind, upstream_message};
 use crate::json::{push_escaped, push_str, push_u64};
 use crate::providers::Usage;
 use crate::providers::canonical::{
     ChatRequest, ChatResponse, Event, Finish, Image, Json, Message, Part, Reasoning,
-    ResponseFormat, Role, Stamp, ToolChoice,
+    ResponseFormat, Role, Stamp, ToolChoice, arguments_object, note_dropped,
 };
 
 const ARGS_NOT_OBJECT: &str = "tool_calls[].function.arguments (not a JSON object)";
@@ -27,8 +26,6 @@ const THINKING_UNSIGNED: &str = "thinking (no signature)";
 const TEMPERATURE_CLAMPED: &str = "temperature (clamped to 1)";
 /// Anthropic's `temperature` ceiling (OpenAI's is 2).
 const MAX_TEMPERATURE: f64 = 1.0;
-/// Provider messages are quoted to clients; a runaway body must not become a runaway header.
-const MAX_MESSAGE: usize = 1024;
 
 // === impl encode_request ===
 
@@ -83,18 +80,6 @@ pub fn encode_request(
     }
     drop_untranslatable(r, dropped);
     out.push(b'}');
-}
-
-fn note(dropped: &mut Vec<String>, name: &str) {
-    if !dropped.iter().any(|d| d == name) {
-        dropped.push(name.to_owned());
-    }
-}
-
-fn push_f64(out: &mut Vec<u8>, x: f64) {
-    // Writing to a Vec cannot fail. `{:?}` keeps a float a float (`1.0`, not `1`) and its
-    // exponent form (`1e-7`) is valid JSON; JSON input has no NaN or infinity.
-    let _ = write!(out, "{x:?}");
 }
 
 fn write_strings(list: &[Cow<'_, str>], out: &mut Vec<u8>) {
@@ -169,7 +154,7 @@ fn turns<'r, 'a>(messages: &'r [Message<'a>], dropped: &mut Vec<String>) -> Vec<
                 Part::Thinking {
                     signature: None, ..
                 } => {
-                    note(dropped, THINKING_UNSIGNED);
+                    note_dropped(dropped, THINKING_UNSIGNED);
                     continue;
                 }
                 _ => {}
@@ -282,18 +267,12 @@ fn write_image(img: &Image<'_>, out: &mut Vec<u8>) {
 
 /// `input` must be an object: the client's argument text goes as is when it is one.
 fn write_tool_input(arguments: &str, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
-    let text = arguments.trim();
-    if text.is_empty() {
-        out.extend_from_slice(b"{}");
-        return;
-    }
-    let mut copy = text.as_bytes().to_vec();
-    let is_object = simd_json::to_borrowed_value(&mut copy).is_ok_and(|v| v.is_object());
-    if is_object {
-        out.extend_from_slice(text.as_bytes());
-    } else {
-        out.extend_from_slice(b"{}");
-        note(dropped, ARGS_NOT_OBJECT);
+    match arguments_object(arguments) {
+        Some(text) => out.extend_from_slice(text.as_bytes()),
+        None => {
+            out.extend_from_slice(b"{}");
+            note_dropped(dropped, ARGS_NOT_OBJECT);
+        }
     }
 }
 
@@ -343,23 +322,23 @@ fn write_sampling(
             ("top_k", r.top_k.is_some()),
         ];
         for (name, _) in given.iter().filter(|(_, set)| *set) {
-            note(dropped, name);
+            note_dropped(dropped, name);
         }
         return;
     }
     if let Some(t) = r.temperature {
         let t = if t > MAX_TEMPERATURE {
-            note(dropped, TEMPERATURE_CLAMPED);
+            note_dropped(dropped, TEMPERATURE_CLAMPED);
             MAX_TEMPERATURE
         } else {
             t
         };
         out.extend_from_slice(b",\"temperature\":");
-        push_f64(out, t);
+        crate::json::push_f64(out, t);
     }
     if let Some(p) = r.top_p {
         out.extend_from_slice(b",\"top_p\":");
-        push_f64(out, p);
+        crate::json::push_f64(out, p);
     }
     if let Some(k) = r.top_k {
         out.extend_from_slice(b",\"top_k\":");
@@ -420,16 +399,16 @@ fn write_tools(r: &ChatRequest<'_>, out: &mut Vec<u8>) {
 /// change nothing, so they are not reported.
 fn drop_untranslatable(r: &ChatRequest<'_>, dropped: &mut Vec<String>) {
     if r.n.is_some_and(|n| n > 1) {
-        note(dropped, "n");
+        note_dropped(dropped, "n");
     }
     if r.seed.is_some() {
-        note(dropped, "seed");
+        note_dropped(dropped, "seed");
     }
     if r.presence_penalty.is_some_and(|p| p != 0.0) {
-        note(dropped, "presence_penalty");
+        note_dropped(dropped, "presence_penalty");
     }
     if r.frequency_penalty.is_some_and(|p| p != 0.0) {
-        note(dropped, "frequency_penalty");
+        note_dropped(dropped, "frequency_penalty");
     }
 }
 
@@ -664,7 +643,11 @@ fn stream_error<'a>(v: &'a BorrowedValue<'a>) -> Event<'a> {
         .map_or(Kind::UpstreamServer, kind_of_type);
     Event::Error {
         kind,
-        message: Cow::Owned(provider_message(e.and_then(|e| str_at(e, "message")), None)),
+        message: Cow::Owned(upstream_message(
+            "anthropic",
+            e.and_then(|e| str_at(e, "message")),
+            None,
+        )),
     }
 }
 
@@ -681,21 +664,6 @@ fn kind_of_type(t: &str) -> Kind {
     }
 }
 
-/// `anthropic: <message>`, or `anthropic: HTTP <status>` when the provider said nothing.
-fn provider_message(message: Option<&str>, status: Option<u16>) -> String {
-    match (message.map(str::trim).filter(|m| !m.is_empty()), status) {
-        (Some(m), _) => {
-            let mut end = m.len().min(MAX_MESSAGE);
-            while !m.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("anthropic: {}", &m[..end])
-        }
-        (None, Some(s)) => format!("anthropic: HTTP {s}"),
-        (None, None) => "anthropic: stream error".to_owned(),
-    }
-}
-
 // === impl classify ===
 
 /// Classifies a non-2xx Messages answer; `retry_after_s` is left to the caller's headers.
@@ -706,18 +674,12 @@ pub fn classify(status: u16, body: &[u8]) -> GatewayError {
     let message = error.and_then(|e| str_at(e, "message"));
     let kind = match status {
         400 if message.is_some_and(too_long) => Kind::UpstreamContextWindow,
-        400 | 404 | 413 | 422 => Kind::UpstreamBadRequest,
-        401 | 403 => Kind::UpstreamAuth,
-        429 => Kind::UpstreamRateLimited,
-        408 | 504 => Kind::UpstreamTimeout,
-        500..=599 => Kind::UpstreamServer,
-        _ => match error.and_then(|e| str_at(e, "type")) {
-            Some(t) => kind_of_type(t),
-            None if (400..500).contains(&status) => Kind::UpstreamBadRequest,
-            None => Kind::UpstreamProtocol,
-        },
+        400..=599 => Kind::from_upstream_status(status),
+        _ => error
+            .and_then(|e| str_at(e, "type"))
+            .map_or(Kind::UpstreamProtocol, kind_of_type),
     };
-    GatewayError::new(kind, provider_message(message, Some(status)))
+    GatewayError::new(kind, upstream_message("anthropic", message, Some(status)))
 }
 
 /// Whether a 400's message says the prompt does not fit the model's context window

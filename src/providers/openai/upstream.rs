@@ -7,16 +7,15 @@
 //! upstream sends can make these functions panic: a malformed shape is `UpstreamProtocol`.
 
 use std::borrow::Cow;
-use std::io::Write as _;
 
 use simd_json::prelude::*;
 
-use crate::error::{GatewayError, Kind};
+use crate::error::{GatewayError, Kind, upstream_message};
 use crate::json::{push_escaped, push_str, push_u64};
 use crate::providers::Usage;
 use crate::providers::canonical::{
     ChatRequest, ChatResponse, Effort, Event, Finish, Image, Json, Message, Part, Reasoning,
-    ResponseFormat, Role, Stamp, ToolChoice,
+    ResponseFormat, Role, Stamp, ToolChoice, note_dropped,
 };
 
 // === request ===
@@ -49,7 +48,7 @@ pub fn encode_request(
         out.push(b']');
     }
     if r.top_k.is_some() {
-        drop_once(dropped, "top_k");
+        note_dropped(dropped, "top_k");
     }
     if r.stream {
         out.extend_from_slice(b",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
@@ -93,13 +92,7 @@ fn float_field(out: &mut Vec<u8>, name: &str, v: Option<f64>) {
     // A non-finite number has no JSON form; it cannot come from a parsed body anyway.
     if let Some(v) = v.filter(|v| v.is_finite()) {
         key(out, name);
-        let _ = write!(out, "{v}");
-    }
-}
-
-fn drop_once(dropped: &mut Vec<String>, name: &str) {
-    if !dropped.iter().any(|d| d == name) {
-        dropped.push(name.to_string());
+        crate::json::push_f64(out, v);
     }
 }
 
@@ -170,7 +163,7 @@ fn write_user(m: &Message<'_>, c: &mut Commas, out: &mut Vec<u8>, dropped: &mut 
                 push_texts(out, content);
                 out.push(b'}');
                 if content.iter().any(|p| matches!(p, Part::Image(_))) {
-                    drop_once(dropped, "tool_result image");
+                    note_dropped(dropped, "tool_result image");
                 }
             }
             Part::Text(_) => rest += 1,
@@ -178,8 +171,8 @@ fn write_user(m: &Message<'_>, c: &mut Commas, out: &mut Vec<u8>, dropped: &mut 
                 rest += 1;
                 only_text = false;
             }
-            Part::Thinking { .. } | Part::RedactedThinking(_) => drop_once(dropped, "thinking"),
-            Part::ToolCall { .. } => drop_once(dropped, "user tool_use"),
+            Part::Thinking { .. } | Part::RedactedThinking(_) => note_dropped(dropped, "thinking"),
+            Part::ToolCall { .. } => note_dropped(dropped, "user tool_use"),
         }
     }
     let had_results = m.parts.iter().any(|p| matches!(p, Part::ToolResult { .. }));
@@ -266,9 +259,9 @@ fn write_assistant(m: &Message<'_>, c: &mut Commas, out: &mut Vec<u8>, dropped: 
     out.push(b'}');
     for p in &m.parts {
         match p {
-            Part::Thinking { .. } | Part::RedactedThinking(_) => drop_once(dropped, "thinking"),
-            Part::Image(_) => drop_once(dropped, "assistant image"),
-            Part::ToolResult { .. } => drop_once(dropped, "assistant tool_result"),
+            Part::Thinking { .. } | Part::RedactedThinking(_) => note_dropped(dropped, "thinking"),
+            Part::Image(_) => note_dropped(dropped, "assistant image"),
+            Part::ToolResult { .. } => note_dropped(dropped, "assistant tool_result"),
             Part::Text(_) | Part::ToolCall { .. } => {}
         }
     }
@@ -634,12 +627,7 @@ fn described(status: Option<u16>, e: Json<'_>) -> (Kind, String) {
     let code = code.and_then(|c| c.as_str()).unwrap_or_default();
     let ty = e.get("type").and_then(|t| t.as_str()).unwrap_or_default();
     let kind = kind_of(status, code, ty, message.unwrap_or_default());
-    let message = match (message, status) {
-        (Some(m), _) => format!("openai: {}", redact(m)),
-        (None, Some(s)) => format!("openai: HTTP {s}"),
-        (None, None) => "openai: stream error".to_string(),
-    };
-    (kind, message)
+    (kind, upstream_message("openai", message, status))
 }
 
 fn kind_of(status: Option<u16>, code: &str, ty: &str, message: &str) -> Kind {
@@ -656,12 +644,7 @@ fn kind_of(status: Option<u16>, code: &str, ty: &str, message: &str) -> Kind {
         return Kind::UpstreamContentPolicy;
     }
     match status {
-        Some(400 | 404 | 409 | 413 | 422) => Kind::UpstreamBadRequest,
-        Some(401 | 403) => Kind::UpstreamAuth,
-        Some(429) => Kind::UpstreamRateLimited,
-        Some(408 | 504) => Kind::UpstreamTimeout,
-        Some(400..=499) => Kind::UpstreamBadRequest,
-        Some(_) => Kind::UpstreamServer,
+        Some(s) => Kind::from_upstream_status(s),
         None => match (ty, code) {
             ("invalid_request_error", _) => Kind::UpstreamBadRequest,
             ("authentication_error" | "permission_error", _) | (_, "invalid_api_key") => {
@@ -674,29 +657,6 @@ fn kind_of(status: Option<u16>, code: &str, ty: &str, message: &str) -> Kind {
             _ => Kind::UpstreamServer,
         },
     }
-}
-
-/// Masks anything in a provider's message that looks like a credential: OpenAI quotes part
-/// of the key on a 401, and the gateway's upstream key must not reach a client even masked.
-fn redact(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for (i, word) in message.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let core = word.trim_end_matches(['.', ',', ';', ':', ')', '"', '\'']);
-        let keyish = ["sk-", "sk_", "gsk_", "xai-", "Bearer"]
-            .iter()
-            .any(|p| core.starts_with(p))
-            || core.contains("***");
-        if keyish {
-            out.push_str("[redacted]");
-            out.push_str(&word[core.len()..]);
-        } else {
-            out.push_str(word);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
