@@ -15,9 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use routes::{
-    BreakerPolicy, FallbackOn, Hedge, RetryPolicy, RouteTimeouts, Rule, Strategy, When,
-};
+pub use routes::{BreakerPolicy, FallbackOn, RetryPolicy, RouteTimeouts, Rule, Strategy, When};
 pub use secret::Secret;
 
 use crate::auth::KeyTable;
@@ -151,7 +149,6 @@ pub struct Model {
     pub retry: RetryPolicy,
     pub timeouts: RouteTimeouts,
     pub breaker: BreakerPolicy,
-    pub hedge: Option<Hedge>,
     /// Evaluated in order; the first match restricts the eligible targets.
     pub rules: Vec<Rule>,
 }
@@ -168,7 +165,6 @@ impl Model {
             retry: RetryPolicy::default(),
             timeouts: RouteTimeouts::default(),
             breaker: BreakerPolicy::default(),
-            hedge: None,
             rules: Vec::new(),
         }
     }

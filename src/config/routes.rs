@@ -14,7 +14,6 @@
 //!     retry: { attempts: 2, backoff_ms: 50, max_backoff_ms: 2000 }
 //!     timeouts: { first_byte_ms: 20000, total_ms: 600000 }
 //!     breaker: { failures: 5, failure_rate: 0.5, window: 20, cooldown_ms: 30000, half_open_probes: 1 }
-//!     hedge: { after_ms: 300 }    # or { p95: true }
 //!     rules:
 //!       - { when: { tag: batch }, targets: [haiku] }
 //! ```
@@ -126,15 +125,6 @@ impl Default for BreakerPolicy {
             half_open_probes: 1,
         }
     }
-}
-
-/// When to send a second, concurrent attempt if the first has not answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hedge {
-    /// After a fixed delay.
-    After(Duration),
-    /// After the first target's observed p95 time to first byte.
-    P95,
 }
 
 /// Aliases for specific error classes, tried before the general `fallbacks`.
@@ -301,8 +291,12 @@ impl Walker<'_> {
         if let Some(y) = get(h, "breaker") {
             m.breaker = self.breaker(y, &join(path, "breaker"));
         }
-        if let Some(y) = get(h, "hedge") {
-            m.hedge = self.hedge(y, &join(path, "hedge"));
+        if get(h, "hedge").is_some() {
+            // Named so that a config written for hedging fails loudly instead of running without.
+            self.problem(
+                &join(path, "hedge"),
+                "hedging is not built yet; remove `hedge` (retries and fallbacks still apply)",
+            );
         }
         if let Some(y) = get(h, "rules") {
             m.rules = self.rules(y, &join(path, "rules"), &m.targets);
@@ -546,30 +540,6 @@ impl Walker<'_> {
             b.half_open_probes = n as u32;
         }
         b
-    }
-
-    fn hedge(&mut self, y: &Yaml, path: &str) -> Option<Hedge> {
-        let h = self.mapping(y, path, &["after_ms", "p95"])?;
-        match (get(h, "after_ms"), get(h, "p95")) {
-            (Some(ms), None) => self
-                .uint(ms, &join(path, "after_ms"), 1)
-                .map(|n| Hedge::After(Duration::from_millis(n))),
-            (None, Some(Yaml::Boolean(true))) => Some(Hedge::P95),
-            (None, Some(_)) => {
-                self.problem(
-                    &join(path, "p95"),
-                    "expected true (leave out `hedge` to turn hedging off)",
-                );
-                None
-            }
-            _ => {
-                self.problem(
-                    path,
-                    "expected exactly one of { after_ms: N } or { p95: true }",
-                );
-                None
-            }
-        }
     }
 
     fn rules(&mut self, y: &Yaml, path: &str, targets: &[Target]) -> Vec<Rule> {

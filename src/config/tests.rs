@@ -275,7 +275,6 @@ models:
     retry: { attempts: 3, backoff_ms: 0, max_backoff_ms: 1000 }
     timeouts: { first_byte_ms: 20000, total_ms: 600000 }
     breaker: { failures: 3, failure_rate: 0.25, window: 40, cooldown_ms: 5000, half_open_probes: 2 }
-    hedge: { after_ms: 300 }
     rules:
       - { when: { tag: batch }, targets: [haiku] }
       - { when: { min_prompt_tokens: 100000, max_prompt_tokens: 200000 }, targets: [haiku, openai/my-deployment] }
@@ -284,7 +283,6 @@ models:
   backup:
     targets:
       - { provider: claude, model: claude-sonnet-4-5 }
-    hedge: { p95: true }
   big:
     strategy: priority
     targets:
@@ -349,7 +347,6 @@ fn every_route_field_loads() {
             half_open_probes: 2
         }
     );
-    assert_eq!(fast.hedge, Some(Hedge::After(Duration::from_millis(300))));
     let r = &fast.rules;
     assert_eq!(r.len(), 4);
     assert_eq!(r[0].when.tag.as_deref(), Some("batch"));
@@ -372,7 +369,6 @@ fn every_route_field_loads() {
     assert_eq!(b.breaker, BreakerPolicy::default());
     assert_eq!((b.breaker.failures, b.breaker.window), (5, 20));
     assert_eq!(b.timeouts, RouteTimeouts::default());
-    assert_eq!(b.hedge, Some(Hedge::P95));
     assert!(b.rules.is_empty() && b.fallbacks.is_empty());
     assert_eq!(s.model("big").unwrap().1.fallbacks, [s.model_index["fast"]]);
     assert_eq!(s.model("big").unwrap().1.strategy, Strategy::Priority);
@@ -397,7 +393,7 @@ models:
     retry: { attempts: 0, backoff_ms: 500, max_backoff_ms: 100 }
     timeouts: { first_byte_ms: 9000, total_ms: 1000, connect_ms: 5 }
     breaker: { failures: 0, failure_rate: 1.5, window: 65, cooldown_ms: 0, half_open_probes: 0 }
-    hedge: { after_ms: 10, p95: true }
+    hedge: { after_ms: 10 }
     rules:
       - { when: {}, targets: [p/m] }
       - { when: { tag: "a,b", canary: 101, weekday: mon }, targets: [] }
@@ -405,7 +401,6 @@ models:
       - { targets: [p/m] }
   b:
     targets: { provider: p, model: m }
-    hedge: { p95: false }
     rules: { when: { tag: x } }
   c:
     strategy: 3
@@ -428,7 +423,6 @@ models:
       - { provider: p, model: m15 }
       - { provider: p, model: m16 }
     fallbacks: b
-    hedge: {}
 "#;
     let p = load_str(bad, &env).unwrap_err().0;
     let expect = [
@@ -455,7 +449,7 @@ models:
         "models.a.breaker.window: must be at most 64, found 65",
         "models.a.breaker.cooldown_ms: must be at least 1, found 0",
         "models.a.breaker.half_open_probes: must be at least 1, found 0",
-        "models.a.hedge: expected exactly one of { after_ms: N } or { p95: true }",
+        "models.a.hedge: hedging is not built yet; remove `hedge`",
         "models.a.rules[0].when: needs at least one condition",
         "models.a.rules[1].when.weekday: unknown field",
         "models.a.rules[1].when.tag: a tag must not contain commas",
@@ -465,12 +459,10 @@ models:
         "models.a.rules[2].targets[0]: no target named \"nope\" in this alias (targets: p/m, ",
         "models.a.rules[3].when: missing",
         "models.b.targets: expected a list, found a mapping",
-        "models.b.hedge.p95: expected true (leave out `hedge` to turn hedging off)",
         "models.b.rules: expected a list, found a mapping",
         "models.c.strategy: expected a string, found an integer",
         "models.c.targets: at most 16 targets, found 17",
         "models.c.fallbacks: expected a list of aliases, found a string",
-        "models.c.hedge: expected exactly one of",
     ];
     for e in expect {
         assert!(

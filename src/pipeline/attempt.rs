@@ -31,28 +31,28 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Routes the request through `model_idx`'s targets and fallbacks until one answers.
-#[allow(clippy::too_many_arguments)]
+/// The request as every attempt sees it.
+pub struct Call<'a> {
+    pub endpoint: Endpoint,
+    pub body_at: &'a Body,
+    pub decoded: &'a Decoded,
+    pub facts: Facts<'a>,
+}
+
+/// Routes the request through `ctx.model`'s targets and fallbacks until one answers.
 pub async fn route(
     shard: &Shard,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
-    endpoint: Endpoint,
-    body_at: &Body,
-    decoded: &Decoded,
-    facts: &Facts<'_>,
+    call: &Call<'_>,
 ) -> Result<Outcome, GatewayError> {
     let snap = &shard.snapshot;
     let first = ctx.model as usize;
     let mut alias = first;
     let mut next_fallback = 0;
     for _ in 0..=MAX_FALLBACK_DEPTH {
-        let e = match try_alias(
-            shard, conn, scratch, ctx, endpoint, body_at, decoded, facts, alias,
-        )
-        .await
-        {
+        let e = match try_alias(shard, conn, scratch, ctx, call, alias).await {
             Ok(o) => return Ok(o),
             Err(e) => e,
         };
@@ -94,24 +94,24 @@ pub async fn route(
 }
 
 /// Tries one alias's plan: up to `retry.attempts` targets, with backoff between them.
-#[allow(clippy::too_many_arguments)]
 async fn try_alias(
     shard: &Shard,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
-    endpoint: Endpoint,
-    body_at: &Body,
-    decoded: &Decoded,
-    facts: &Facts<'_>,
+    call: &Call<'_>,
     alias: usize,
 ) -> Result<Outcome, GatewayError> {
     let model = &shard.snapshot.models[alias];
     let mut plan = Plan::default();
-    shard
-        .router
-        .borrow_mut()
-        .plan(alias, model, facts, Instant::now(), shard.rand(), &mut plan);
+    shard.router.borrow_mut().plan(
+        alias,
+        model,
+        &call.facts,
+        Instant::now(),
+        shard.rand(),
+        &mut plan,
+    );
     let mut last: Option<GatewayError> = None;
     let mut tries = 0u32;
     // Each target once in plan order, then around again while the retry budget lasts: a retry
@@ -157,10 +157,7 @@ async fn try_alias(
         let retry = ctx.attempts > 0;
         ctx.begin_attempt();
         let began = Instant::now();
-        let result = attempt(
-            shard, conn, scratch, ctx, endpoint, body_at, decoded, alias, t,
-        )
-        .await;
+        let result = attempt(shard, conn, scratch, ctx, call, alias, t).await;
         let error = match &result {
             Ok(o) => o.error.as_ref(),
             Err(e) => Some(e),
@@ -176,14 +173,10 @@ async fn try_alias(
             },
         };
         let kind = error.map(|e| e.kind);
-        let tripped = {
-            let mut router = shard.router.borrow_mut();
-            let trips =
-                |r: &routing::Router| r.status(alias, t, Instant::now()).map_or(0, |s| s.trips);
-            let before = trips(&router);
-            router.finished(alias, t, outcome, Instant::now());
-            trips(&router) > before
-        };
+        let tripped = shard
+            .router
+            .borrow_mut()
+            .finished(alias, t, outcome, Instant::now());
         shard
             .metrics
             .borrow_mut()
@@ -233,18 +226,16 @@ fn shortfall(model: &Model, plan: &Plan) -> GatewayError {
 }
 
 /// Sends the request to one target and relays the answer.
-#[allow(clippy::too_many_arguments)]
 async fn attempt(
     shard: &Shard,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
-    endpoint: Endpoint,
-    body_at: &Body,
-    decoded: &Decoded,
+    call: &Call<'_>,
     alias: usize,
     target_idx: usize,
 ) -> Result<Outcome, GatewayError> {
+    let (endpoint, body_at, decoded) = (call.endpoint, call.body_at, call.decoded);
     let model = &shard.snapshot.models[alias];
     let target = &model.targets[target_idx];
     let snap = &shard.snapshot;
@@ -254,6 +245,10 @@ async fn attempt(
     let provider = &snap.providers[target.provider];
     let api_key = target.api_key.as_ref().or(provider.api_key.as_ref());
     let upstream = provider.protocol.wire();
+    if endpoint == Endpoint::CountTokens && provider.protocol != Protocol::Anthropic {
+        // Only Anthropic counts tokens; any other target's answer is the gateway's estimate.
+        return relay::estimate(snap, conn, ctx, body_at).await;
+    }
     let body = conn.body(body_at);
     if upstream != ctx.wire && !endpoint.is_chat() {
         return Err(GatewayError::new(

@@ -302,6 +302,37 @@ fn route_facts(
     f
 }
 
+/// Stages 3–8 of a proxied request, the same for every ingress: authenticate, read and decode
+/// the body, admit the alias, gather the routing facts, then route and relay.
+async fn proxy(
+    shard: &Shard,
+    conn: &mut Conn,
+    scratch: &mut Scratch,
+    head: &Head,
+    ctx: &mut Ctx,
+    endpoint: crate::providers::Endpoint,
+) -> Result<Outcome, GatewayError> {
+    let snap = &shard.snapshot;
+    let key = snap
+        .keys
+        .authenticate(head.api_key.clone().map(|r| &conn.rbuf[r]))?;
+    ctx.key = Some(key);
+    let body_at = conn.read_body(head, &shard.limits).await?;
+    ctx.body_read = true;
+    let body = conn.body(&body_at);
+    let decoded = scratch.decoder.decode(body)?;
+    admit(snap, ctx, key, decoded.alias(body))?;
+    ctx.stream = decoded.stream && endpoint.streams();
+    let rf = route_facts(shard, conn, head, &body_at, &decoded);
+    let call = attempt::Call {
+        endpoint,
+        body_at: &body_at,
+        decoded: &decoded,
+        facts: rf.facts(ctx, snap),
+    };
+    attempt::route(shard, conn, scratch, ctx, &call).await
+}
+
 /// The admit stage: the alias exists (404) and the key may use it (403).
 fn admit<'s>(
     snap: &'s crate::config::Snapshot,

@@ -1,7 +1,8 @@
 //! The OpenAI ingress: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/models`.
-//! `run` is the whole lifecycle of one request, top to bottom.
+//! `run` routes the path; proxied endpoints go through the shared stages ([`super::proxy`]),
+//! `/v1/models` is answered here.
 
-use super::{Ctx, Outcome, Scratch, attempt};
+use super::{Ctx, Outcome, Scratch};
 use crate::auth::Principal;
 use crate::config::Snapshot;
 use crate::error::{GatewayError, Kind};
@@ -57,7 +58,7 @@ fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
     Ok(route)
 }
 
-/// The OpenAI ingress, stage by stage.
+/// The OpenAI ingress: the path, then the shared proxy stages or the models list.
 pub(super) async fn run(
     shard: &Shard,
     conn: &mut Conn,
@@ -67,41 +68,28 @@ pub(super) async fn run(
 ) -> Result<Outcome, GatewayError> {
     let snap: &Snapshot = &shard.snapshot;
     let route = route(head.method, &conn.rbuf[head.path.clone()])?;
+    if let Route::Proxy(endpoint) = route {
+        return super::proxy(shard, conn, scratch, head, ctx, endpoint).await;
+    }
     let key = snap
         .keys
         .authenticate(head.api_key.clone().map(|r| &conn.rbuf[r]))?;
     ctx.key = Some(key);
-    if !matches!(route, Route::Proxy(_)) {
-        // GET routes ignore a body; a connection whose body was not read cannot be reused.
-        ctx.body_read = !head.chunked && head.content_length.unwrap_or(0) == 0;
-        if !ctx.body_read {
-            ctx.keep_alive = false;
-            conn.mark_unframed();
-        }
+    // GET routes ignore a body; a connection whose body was not read cannot be reused.
+    ctx.body_read = !head.chunked && head.content_length.unwrap_or(0) == 0;
+    if !ctx.body_read {
+        ctx.keep_alive = false;
+        conn.mark_unframed();
     }
-    let endpoint = match route {
-        Route::Models => return models(conn, ctx, snap, key, None).await,
+    match route {
+        Route::Models => models(conn, ctx, snap, key, None).await,
         Route::Model(r) => {
             let start = head.path.start + r.start;
             let id = String::from_utf8_lossy(&conn.rbuf[start..start + r.len()]).into_owned();
-            return models(conn, ctx, snap, key, Some(&id)).await;
+            models(conn, ctx, snap, key, Some(&id)).await
         }
-        Route::Proxy(e) => e,
-    };
-
-    let body_at = conn.read_body(head, &shard.limits).await?;
-    ctx.body_read = true;
-    let body = conn.body(&body_at);
-    let decoded = scratch.decoder.decode(body)?;
-    super::admit(snap, ctx, key, decoded.alias(body))?;
-
-    ctx.stream = decoded.stream && endpoint.streams();
-    let rf = super::route_facts(shard, conn, head, &body_at, &decoded);
-    let facts = rf.facts(ctx, snap);
-    attempt::route(
-        shard, conn, scratch, ctx, endpoint, &body_at, &decoded, &facts,
-    )
-    .await
+        Route::Proxy(_) => unreachable!("proxied above"),
+    }
 }
 
 /// `GET /v1/models` (the aliases this key may use) and `GET /v1/models/{id}`.

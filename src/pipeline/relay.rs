@@ -173,6 +173,38 @@ pub async fn local(
     })
 }
 
+/// `count_tokens` for a target that cannot count (not Anthropic): a local estimate, marked.
+pub async fn estimate(
+    snap: &Snapshot,
+    conn: &mut Conn,
+    ctx: &mut Ctx,
+    body_at: &crate::http::conn::Body,
+) -> Result<Outcome, GatewayError> {
+    let tokens = anthropic::estimate_input_tokens(conn.body(body_at)).ok_or_else(|| {
+        GatewayError::new(
+            Kind::BadRequest,
+            "messages: field required (an array of messages)",
+        )
+    })?;
+    let mut body = Vec::with_capacity(32);
+    body.extend_from_slice(b"{\"input_tokens\":");
+    crate::json::push_u64(&mut body, tokens);
+    body.push(b'}');
+    response::full(
+        &mut conn.wbuf,
+        200,
+        response::JSON,
+        &body,
+        &meta(ctx, snap, None),
+        &[("x-shardgate-estimated", b"true")],
+    );
+    conn.flush().await?;
+    Ok(Outcome {
+        status: 200,
+        ..Outcome::default()
+    })
+}
+
 /// Where the request in `scratch.upstream` goes, and how its answer comes back.
 pub struct Leg<'a> {
     pub provider: &'a Provider,

@@ -1,5 +1,4 @@
-//! Latency estimates per target: a peak-sensitive, time-decayed EWMA for ranking targets, and a
-//! mean-plus-deviation tail estimate for hedging.
+//! Latency estimates per target: a peak-sensitive, time-decayed EWMA for ranking targets.
 //!
 //! Time is an input: every update and read takes `now`. Nothing here allocates.
 
@@ -52,41 +51,6 @@ fn decay(elapsed: Duration) -> f64 {
     (-elapsed.as_secs_f64() / DECAY.as_secs_f64()).exp()
 }
 
-/// Results before [`Tail::p95`] gives an estimate.
-const TAIL_MIN_SAMPLES: u32 = 8;
-
-/// A p95 estimate without a reservoir: an EWMA of the value (gain 1/8) and of its absolute
-/// deviation from that mean (gain 1/4), as TCP estimates its retransmission timeout. For a
-/// roughly normal spread the mean absolute deviation is ~0.8σ, and p95 is ~1.65σ above the mean,
-/// so the estimate is `mean + 2·deviation`. Cheap, per-sample (not time-decayed), and good enough
-/// to decide when a request is late enough to hedge.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tail {
-    mean: f64,
-    dev: f64,
-    samples: u32,
-}
-
-impl Tail {
-    pub fn observe(&mut self, sample: Duration) {
-        let s = sample.as_nanos() as f64;
-        if self.samples == 0 {
-            self.mean = s;
-            self.dev = s / 2.0;
-        } else {
-            self.dev += ((s - self.mean).abs() - self.dev) / 4.0;
-            self.mean += (s - self.mean) / 8.0;
-        }
-        self.samples = self.samples.saturating_add(1);
-    }
-
-    /// `None` until enough results have been seen to say anything.
-    pub fn p95(&self) -> Option<Duration> {
-        (self.samples >= TAIL_MIN_SAMPLES)
-            .then(|| Duration::from_nanos((self.mean + 2.0 * self.dev) as u64))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,25 +86,5 @@ mod tests {
         assert!((at(0) - 1000.0).abs() < 1e-6);
         assert!((at(10) - 367.9).abs() < 1.0, "{}", at(10));
         assert!(at(60) < 3.0);
-    }
-
-    #[test]
-    fn tail_tracks_spread() {
-        let mut t = Tail::default();
-        for _ in 0..7 {
-            t.observe(MS(100));
-        }
-        assert_eq!(t.p95(), None);
-        for i in 0..200u64 {
-            t.observe(MS(if i % 10 == 0 { 300 } else { 100 }));
-        }
-        let p = t.p95().unwrap();
-        assert!(p > MS(120) && p < MS(400), "{p:?}");
-        let mut steady = Tail::default();
-        for _ in 0..200 {
-            steady.observe(MS(100));
-        }
-        let p = steady.p95().unwrap();
-        assert!(p >= MS(100) && p < MS(105), "{p:?}");
     }
 }

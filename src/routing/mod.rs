@@ -15,8 +15,7 @@
 //!    (down), or to move on to the fallbacks.
 //!
 //! What counts against a target: connect failures, 5xx, protocol errors and timeouts trip its
-//! breaker; a 401/403 benches its credentials for [`AUTH_BENCH`] (or until the next config
-//! reload, see [`Router::reloaded`]) without touching its siblings; a 429 cools it down for the
+//! breaker; a 401/403 benches its credentials for [`AUTH_BENCH`] without touching its siblings; a 429 cools it down for the
 //! provider's `Retry-After` (default [`RATE_LIMIT_COOLDOWN`]) without counting as a failure.
 //! Errors that are the client's (bad request, context window, content policy, disconnect) say
 //! nothing about the target.
@@ -37,10 +36,10 @@ pub use plan::{MAX_TARGETS, Plan, Shortfall, TargetSet};
 pub use price::{Price, cost};
 pub use rules::Facts;
 
-use crate::config::{BreakerPolicy, Hedge, Model, Snapshot, Target};
+use crate::config::{BreakerPolicy, Model, Snapshot, Target};
 use crate::error::Kind;
 use breaker::{Admit, Circuit};
-use latency::{PeakEwma, Tail};
+use latency::PeakEwma;
 
 /// How long a target whose credentials were rejected (401/403) is left out.
 pub const AUTH_BENCH: Duration = Duration::from_secs(300);
@@ -75,8 +74,6 @@ pub struct TargetStatus {
     /// Peak-EWMA time to first byte and total time, as last updated.
     pub ttfb: Option<Duration>,
     pub total: Option<Duration>,
-    /// The p95 estimate of time to first byte used for hedging.
-    pub ttfb_p95: Option<Duration>,
 }
 
 /// Per-shard routing state for every alias of one snapshot.
@@ -98,7 +95,6 @@ struct TargetState {
     in_flight: u32,
     ttfb: PeakEwma,
     total: PeakEwma,
-    tail: Tail,
     circuit: Circuit,
     benched_until: Option<Instant>,
     cooling_until: Option<Instant>,
@@ -171,44 +167,6 @@ impl Router {
         }
     }
 
-    /// A router for `new` that keeps what this one (built for `old`) learned about targets that
-    /// are still there, matched by alias, target name, provider name and upstream model:
-    /// latency estimates, breaker state and rate-limit cooldowns. Credential benches are dropped
-    /// (a reload may carry new keys), and so are in-flight counts: requests in flight report to
-    /// the router of the snapshot they started with.
-    pub fn reloaded(&self, old: &Snapshot, new: &Snapshot) -> Router {
-        let mut next = Router::new(new);
-        let same = |a: &Target, a_snap: &Snapshot, b: &Target, b_snap: &Snapshot| {
-            a.name == b.name
-                && a.model == b.model
-                && a_snap.providers[a.provider].name == b_snap.providers[b.provider].name
-        };
-        for (mi, model) in new.models.iter().enumerate() {
-            let Some((oi, old_model)) = old.model(&model.alias) else {
-                continue;
-            };
-            let Some(old_state) = self.models.get(oi) else {
-                continue;
-            };
-            for (ti, t) in model.targets.iter().enumerate() {
-                let found = old_model
-                    .targets
-                    .iter()
-                    .position(|o| same(o, old, t, new))
-                    .and_then(|oti| old_state.targets.get(oti));
-                if let Some(o) = found {
-                    next.models[mi].targets[ti] = TargetState {
-                        swrr: 0,
-                        in_flight: 0,
-                        benched_until: None,
-                        ..*o
-                    };
-                }
-            }
-        }
-        next
-    }
-
     /// Fills `plan` with the targets of alias `model_idx` to try, best first.
     ///
     /// The first matching rule picks the eligible targets; of those, any that is down (breaker
@@ -277,27 +235,28 @@ impl Router {
         }
     }
 
-    /// The attempt started with [`Router::started`] has ended.
+    /// The attempt started with [`Router::started`] has ended. Returns whether this outcome
+    /// tripped the target's breaker (for the trips metric).
     pub fn finished(
         &mut self,
         model_idx: usize,
         target_idx: usize,
         outcome: Outcome,
         now: Instant,
-    ) {
+    ) -> bool {
         let Some(alias) = self.models.get_mut(model_idx) else {
-            return;
+            return false;
         };
         let policy = alias.breaker;
         let Some(s) = alias.targets.get_mut(target_idx) else {
-            return;
+            return false;
         };
+        let trips = s.circuit.trips();
         s.in_flight = s.in_flight.saturating_sub(1);
         match outcome {
             Outcome::Success { ttfb, total } => {
                 s.ttfb.observe(ttfb, now);
                 s.total.observe(total, now);
-                s.tail.observe(ttfb);
                 s.circuit.on_success(now);
             }
             Outcome::Failure { kind, retry_after } => match blame(kind) {
@@ -317,21 +276,7 @@ impl Router {
                 Blame::Nobody => s.circuit.on_neutral(now),
             },
         }
-    }
-
-    /// How long to wait for the first byte from `target_idx` before hedging to another target;
-    /// `None` when the alias does not hedge, or hedges at p95 and the target has too few results
-    /// for an estimate yet. The p95 is [`latency::Tail`]'s mean + 2·deviation, not a reservoir.
-    pub fn hedge_delay(
-        &self,
-        model_idx: usize,
-        model: &Model,
-        target_idx: usize,
-    ) -> Option<Duration> {
-        match model.hedge? {
-            Hedge::After(d) => Some(d),
-            Hedge::P95 => self.state(model_idx, target_idx)?.tail.p95(),
-        }
+        s.circuit.trips() > trips
     }
 
     pub fn status(
@@ -350,7 +295,6 @@ impl Router {
             cooling_for: left(s.cooling_until),
             ttfb: s.ttfb.last(),
             total: s.total.last(),
-            ttfb_p95: s.tail.p95(),
         })
     }
 
