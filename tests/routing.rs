@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::http::{self, Client, sse_data};
-use common::{ADMIN, Driver, Gateway, MockServer, mock};
+use common::{ADMIN, Driver, Gateway, MockServer, eventually, mock};
 
 const CHAT: &str = "/v1/chat/completions";
 
@@ -302,7 +302,147 @@ fn a_401_benches_one_target_while_its_sibling_serves() {
     assert_eq!(good.stats().requests, 10);
 }
 
+/// `slow` first (priority), hedged to `quick` after 50 ms.
+fn hedged_pair(
+    slow: &MockServer,
+    slow_directives: &str,
+    quick: &MockServer,
+    quick_directives: &str,
+) -> String {
+    config(
+        &(provider("slow", slow, slow_directives) + &provider("quick", quick, quick_directives)),
+        "  m:\n    strategy: priority\n    hedge: { after_ms: 50, max_percent: 100 }\n    targets:\n      - { provider: slow, model: x }\n      - { provider: quick, model: x }\n",
+    )
+}
+
+fn hedging_returns_the_faster_answer_and_closes_the_slower(d: Driver) {
+    let (slow, quick) = (mock(), mock());
+    let gw = Gateway::start(&hedged_pair(&slow, "latency_ms=3000", &quick, ""), d);
+    let auth = format!("Bearer {ADMIN}");
+    let mut c = Client::connect(gw.api);
+    c.send(
+        "POST",
+        CHAT,
+        &[("authorization", &auth)],
+        br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    let (status, headers) = c.read_head().unwrap();
+    assert_eq!(status, 200);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-shardgate-target").as_deref(), Some("quick/x"));
+    assert_eq!(header("x-shardgate-attempts").as_deref(), Some("2"));
+    let (chunks, clean) = c.read_stream();
+    assert!(clean);
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
+    assert_eq!(sse_data(&all).last().map(String::as_str), Some("[DONE]"));
+    // The slow upstream saw its stream abandoned long before its 3 s were up.
+    assert!(
+        eventually(Duration::from_millis(2000), || {
+            let s = slow.stats();
+            s.streams_aborted == 1 && s.open_connections == 0
+        }),
+        "the slower upstream connection was not closed: {:?}",
+        slow.stats()
+    );
+    assert_eq!(quick.stats().requests, 1);
+    gw.wait_metric("shardgate_hedges_total{model=\"m\",target=\"quick/x\",won=\"true\"} 1");
+    gw.wait_metric(
+        "shardgate_attempts_total{model=\"m\",target=\"slow/x\",result=\"cancelled\"} 1",
+    );
+    // Non-streaming too: the loser's connection is closed, not pooled.
+    let r = chat(&gw, "m");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(served_by(&r), ("quick/x".to_string(), 2));
+    assert!(
+        eventually(Duration::from_millis(2000), || slow
+            .stats()
+            .open_connections
+            == 0),
+        "{:?}",
+        slow.stats()
+    );
+}
+
+#[test]
+fn a_first_answer_in_time_sends_no_hedge() {
+    let (first, spare) = (mock(), mock());
+    let gw = Gateway::start(&hedged_pair(&first, "", &spare, ""), Driver::Uring);
+    for _ in 0..5 {
+        let r = chat(&gw, "m");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(served_by(&r), ("slow/x".to_string(), 1));
+    }
+    assert_eq!(spare.stats().requests, 0);
+    let m = gw.admin_get("/metrics").text();
+    assert!(!m.contains("shardgate_hedges_total{"), "{m}");
+}
+
+#[test]
+fn a_failed_hedge_leaves_the_race_to_the_first() {
+    let (first, broken) = (mock(), mock());
+    let gw = Gateway::start(
+        &hedged_pair(&first, "latency_ms=300", &broken, "status=500"),
+        Driver::Uring,
+    );
+    let r = chat(&gw, "m");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(served_by(&r), ("slow/x".to_string(), 2));
+    assert_eq!(broken.stats().requests, 1);
+    gw.wait_metric("shardgate_hedges_total{model=\"m\",target=\"quick/x\",won=\"false\"} 1");
+    gw.wait_metric(
+        "shardgate_attempts_total{model=\"m\",target=\"quick/x\",result=\"upstream_server_error\"} 1",
+    );
+}
+
 both_drivers!(
     retries_go_to_another_target_after_a_500,
     no_retry_after_the_first_byte_was_streamed,
+    hedging_returns_the_faster_answer_and_closes_the_slower,
 );
+
+#[test]
+fn health_checks_take_a_failing_target_out_before_users_hit_it() {
+    let good = mock();
+    let (flaky_url, healthy, hits) = switchable();
+    let providers = format!(
+        "  flaky:\n    protocol: openai\n    base_url: {flaky_url}\n{}",
+        provider("good", &good, "")
+    );
+    let cfg = config(
+        &providers,
+        "  m:\n    strategy: priority\n    health: { interval_ms: 100, timeout_ms: 500, failures: 2 }\n    targets:\n      - { provider: flaky, model: x }\n      - { provider: good, model: x }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    // Two failed probes, and no user request made yet.
+    gw.wait_metric(
+        "shardgate_health_probes_total{model=\"m\",target=\"flaky/x\",result=\"upstream_server_error\"} 2",
+    );
+    let probes = hits.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        let r = chat(&gw, "m");
+        assert_eq!(served_by(&r), ("good/x".to_string(), 1), "{}", r.text());
+    }
+    // Only probes reached the flaky target (each probe is one connection to it).
+    let m = gw.admin_get("/metrics").text();
+    let probed: u64 = m
+        .lines()
+        .filter(|l| l.starts_with("shardgate_health_probes_total{model=\"m\",target=\"flaky/x\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(hits.load(Ordering::SeqCst) >= probes);
+    assert!(hits.load(Ordering::SeqCst) <= probed + 1, "{m}");
+    assert!(
+        !m.contains("shardgate_attempts_total{model=\"m\",target=\"flaky/x\""),
+        "{m}"
+    );
+    // It recovers: one good probe puts it back first in line.
+    healthy.store(true, Ordering::SeqCst);
+    gw.wait_metric("shardgate_health_probes_total{model=\"m\",target=\"flaky/x\",result=\"ok\"} 1");
+    let r = chat(&gw, "m");
+    assert_eq!(served_by(&r), ("flaky/x".to_string(), 1), "{}", r.text());
+}

@@ -15,7 +15,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use routes::{BreakerPolicy, FallbackOn, RetryPolicy, RouteTimeouts, Rule, Strategy, When};
+pub use routes::{
+    BreakerPolicy, FallbackOn, HealthPolicy, HedgePolicy, Probe, RetryPolicy, RouteTimeouts, Rule,
+    Strategy, When,
+};
 pub use secret::Secret;
 
 use crate::auth::KeyTable;
@@ -149,6 +152,10 @@ pub struct Model {
     pub retry: RetryPolicy,
     pub timeouts: RouteTimeouts,
     pub breaker: BreakerPolicy,
+    /// Hedging, when configured.
+    pub hedge: Option<HedgePolicy>,
+    /// Active health checks of the targets, when configured.
+    pub health: Option<HealthPolicy>,
     /// Evaluated in order; the first match restricts the eligible targets.
     pub rules: Vec<Rule>,
 }
@@ -165,6 +172,8 @@ impl Model {
             retry: RetryPolicy::default(),
             timeouts: RouteTimeouts::default(),
             breaker: BreakerPolicy::default(),
+            hedge: None,
+            health: None,
             rules: Vec::new(),
         }
     }

@@ -127,6 +127,60 @@ impl Default for BreakerPolicy {
     }
 }
 
+/// Hedging: when the first target has not answered within a delay, the same request also goes
+/// to the plan's next target, and whichever answers first is kept (the other is cancelled).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HedgePolicy {
+    /// The fixed delay; with `quantile`, the delay until the target has enough samples.
+    pub after: Duration,
+    /// Hedge after this quantile (e.g. 0.95) of the first target's recent times to first byte.
+    pub quantile: Option<f64>,
+    /// At most this share of the alias's requests (0..=1) is hedged, per shard.
+    pub max_share: f64,
+}
+
+impl Default for HedgePolicy {
+    fn default() -> Self {
+        HedgePolicy {
+            after: Duration::from_millis(500),
+            quantile: None,
+            max_share: 0.1,
+        }
+    }
+}
+
+/// What an active health check sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Probe {
+    /// `GET …/models`: free, proves the provider is reachable and the credentials work.
+    #[default]
+    Models,
+    /// A one-token chat to the target's model: costs a token, proves the model answers.
+    Chat,
+}
+
+/// Active health checks of every target of an alias, from each shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    pub interval: Duration,
+    /// Limit on each probe, connect included.
+    pub timeout: Duration,
+    /// Consecutive failed probes that mark a target down (one good probe marks it up).
+    pub failures: u32,
+    pub probe: Probe,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        HealthPolicy {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(3),
+            failures: 2,
+            probe: Probe::Models,
+        }
+    }
+}
+
 /// Aliases for specific error classes, tried before the general `fallbacks`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FallbackOn {
@@ -174,7 +228,7 @@ enum Slot {
     ContentPolicy,
 }
 
-const MODEL_FIELDS: [&str; 9] = [
+const MODEL_FIELDS: [&str; 10] = [
     "strategy",
     "targets",
     "fallbacks",
@@ -183,6 +237,7 @@ const MODEL_FIELDS: [&str; 9] = [
     "timeouts",
     "breaker",
     "hedge",
+    "health",
     "rules",
 ];
 
@@ -291,12 +346,20 @@ impl Walker<'_> {
         if let Some(y) = get(h, "breaker") {
             m.breaker = self.breaker(y, &join(path, "breaker"));
         }
-        if get(h, "hedge").is_some() {
-            // Named so that a config written for hedging fails loudly instead of running without.
-            self.problem(
-                &join(path, "hedge"),
-                "hedging is not built yet; remove `hedge` (retries and fallbacks still apply)",
-            );
+        if let Some(y) = get(h, "hedge") {
+            let hp = join(path, "hedge");
+            m.hedge = self.hedge(y, &hp);
+            if m.hedge.is_some() && m.targets.len() < 2 {
+                self.problem(&hp, "needs at least two targets to hedge between");
+            } else if m.hedge.is_some() && m.retry.attempts < 2 {
+                self.problem(
+                    &hp,
+                    "needs retry.attempts of at least 2 (the hedge is the second attempt)",
+                );
+            }
+        }
+        if let Some(y) = get(h, "health") {
+            m.health = self.health(y, &join(path, "health"));
         }
         if let Some(y) = get(h, "rules") {
             m.rules = self.rules(y, &join(path, "rules"), &m.targets);
@@ -503,6 +566,65 @@ impl Walker<'_> {
             );
         }
         t
+    }
+
+    fn hedge(&mut self, y: &Yaml, path: &str) -> Option<HedgePolicy> {
+        let h = self.mapping(y, path, &["after", "after_ms", "max_percent"])?;
+        let mut p = HedgePolicy::default();
+        if get(h, "after").is_none() && get(h, "after_ms").is_none() {
+            self.problem(path, "needs `after` (a quantile such as p95) or `after_ms`");
+        }
+        p.after = self.millis(h, "after_ms", path, p.after);
+        if let Some(y) = get(h, "after") {
+            let ap = join(path, "after");
+            let q = self.string(y, &ap)?;
+            match q.strip_prefix('p').and_then(|n| n.parse::<f64>().ok()) {
+                Some(n) if (50.0..100.0).contains(&n) => p.quantile = Some(n / 100.0),
+                _ => self.problem(
+                    &ap,
+                    format_args!("expected a quantile from p50 to p99.9, found {q:?}"),
+                ),
+            }
+        }
+        if let Some(y) = get(h, "max_percent") {
+            let mp = join(path, "max_percent");
+            match self.number(y, &mp, 100.0) {
+                Some(n) if n > 0.0 => p.max_share = n / 100.0,
+                Some(_) => self.problem(&mp, "must be greater than 0"),
+                None => {}
+            }
+        }
+        Some(p)
+    }
+
+    fn health(&mut self, y: &Yaml, path: &str) -> Option<HealthPolicy> {
+        let fields = ["interval_ms", "timeout_ms", "failures", "probe"];
+        let h = self.mapping(y, path, &fields)?;
+        let mut p = HealthPolicy::default();
+        if let Some(n) =
+            get(h, "interval_ms").and_then(|y| self.uint(y, &join(path, "interval_ms"), 100))
+        {
+            p.interval = Duration::from_millis(n);
+        }
+        p.timeout = self.millis(h, "timeout_ms", path, p.timeout);
+        if let Some(n) =
+            get(h, "failures").and_then(|y| self.bounded(y, &join(path, "failures"), 1, 100))
+        {
+            p.failures = n as u32;
+        }
+        if let Some(y) = get(h, "probe") {
+            let pp = join(path, "probe");
+            match self.string(y, &pp).as_deref() {
+                Some("models") => p.probe = Probe::Models,
+                Some("chat") => p.probe = Probe::Chat,
+                Some(other) => self.problem(
+                    &pp,
+                    format_args!("expected `models` or `chat`, found {other:?}"),
+                ),
+                None => {}
+            }
+        }
+        Some(p)
     }
 
     fn breaker(&mut self, y: &Yaml, path: &str) -> BreakerPolicy {

@@ -393,7 +393,8 @@ models:
     retry: { attempts: 0, backoff_ms: 500, max_backoff_ms: 100 }
     timeouts: { first_byte_ms: 9000, total_ms: 1000, connect_ms: 5 }
     breaker: { failures: 0, failure_rate: 1.5, window: 65, cooldown_ms: 0, half_open_probes: 0 }
-    hedge: { after_ms: 10 }
+    hedge: { after: p100, max_percent: 0 }
+    health: { interval_ms: 50, probe: ping, every: 3 }
     rules:
       - { when: {}, targets: [p/m] }
       - { when: { tag: "a,b", canary: 101, weekday: mon }, targets: [] }
@@ -402,6 +403,11 @@ models:
   b:
     targets: { provider: p, model: m }
     rules: { when: { tag: x } }
+    hedge: { after_ms: 5 }
+  d:
+    retry: { attempts: 1 }
+    hedge: {}
+    targets: [{ provider: p, model: m }, { provider: p, model: n }]
   c:
     strategy: 3
     targets:
@@ -449,7 +455,14 @@ models:
         "models.a.breaker.window: must be at most 64, found 65",
         "models.a.breaker.cooldown_ms: must be at least 1, found 0",
         "models.a.breaker.half_open_probes: must be at least 1, found 0",
-        "models.a.hedge: hedging is not built yet; remove `hedge`",
+        "models.a.hedge.after: expected a quantile from p50 to p99.9, found \"p100\"",
+        "models.a.hedge.max_percent: must be greater than 0",
+        "models.b.hedge: needs at least two targets to hedge between",
+        "models.a.health.interval_ms: must be at least 100, found 50",
+        "models.a.health.probe: expected `models` or `chat`, found \"ping\"",
+        "models.a.health.every: unknown field",
+        "models.d.hedge: needs `after` (a quantile such as p95) or `after_ms`",
+        "models.d.hedge: needs retry.attempts of at least 2",
         "models.a.rules[0].when: needs at least one condition",
         "models.a.rules[1].when.weekday: unknown field",
         "models.a.rules[1].when.tag: a tag must not contain commas",
@@ -476,6 +489,45 @@ models:
         "a valid forward reference is fine:\n{}",
         p.join("\n")
     );
+}
+
+#[test]
+fn hedge_takes_a_quantile_or_a_fixed_delay() {
+    let text = r#"
+providers:
+  p: { protocol: mock }
+models:
+  tail:
+    hedge: { after: p95, after_ms: 200, max_percent: 5 }
+    targets: [{ provider: p, model: m }, { provider: p, model: n }]
+  fixed:
+    hedge: { after_ms: 40 }
+    health: { interval_ms: 250, probe: chat }
+    targets: [{ provider: p, model: m }, { provider: p, model: n }]
+  none:
+    targets: [{ provider: p, model: m }]
+"#;
+    let s = load_str(text, &env).unwrap();
+    let by = |a: &str| s.models.iter().find(|m| m.alias == a).unwrap().hedge;
+    let tail = by("tail").unwrap();
+    assert_eq!(tail.quantile, Some(0.95));
+    assert_eq!(tail.after, Duration::from_millis(200));
+    assert!((tail.max_share - 0.05).abs() < 1e-12);
+    let fixed = by("fixed").unwrap();
+    assert_eq!(
+        (fixed.quantile, fixed.after),
+        (None, Duration::from_millis(40))
+    );
+    assert!((fixed.max_share - 0.1).abs() < 1e-12);
+    assert_eq!(by("none"), None);
+    let health = |a: &str| s.models.iter().find(|m| m.alias == a).unwrap().health;
+    let h = health("fixed").unwrap();
+    assert_eq!(
+        (h.interval, h.probe),
+        (Duration::from_millis(250), Probe::Chat)
+    );
+    assert_eq!((h.timeout, h.failures), (Duration::from_secs(3), 2));
+    assert_eq!(health("tail"), None);
 }
 
 #[test]

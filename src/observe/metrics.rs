@@ -36,6 +36,10 @@ pub struct ShardMetrics {
     fallbacks: HashMap<(u32, u32), u64>,
     /// Circuit-breaker trips by (alias, target).
     breaker_trips: HashMap<(u32, u16), u64>,
+    /// Hedges sent by (alias, target hedged to, whether the hedge won the race).
+    hedges: HashMap<(u32, u16, bool), u64>,
+    /// Health-check probes by (alias, target, result).
+    probes: HashMap<(u32, u16, &'static str), u64>,
     pub inflight: i64,
     pub connections_open: i64,
     pub connections_total: u64,
@@ -69,6 +73,8 @@ impl ShardMetrics {
             retries: HashMap::new(),
             fallbacks: HashMap::new(),
             breaker_trips: HashMap::new(),
+            hedges: HashMap::new(),
+            probes: HashMap::new(),
             inflight: 0,
             connections_open: 0,
             connections_total: 0,
@@ -107,16 +113,16 @@ impl ShardMetrics {
         }
     }
 
-    /// One upstream attempt: its result, whether it was a retry, whether it tripped a breaker.
+    /// One upstream attempt: its result (`ok`, an error kind's code, or `cancelled`), whether
+    /// it was a retry, whether it tripped a breaker.
     pub fn attempt(
         &mut self,
         model: u32,
         target: u16,
-        error: Option<Kind>,
+        result: &'static str,
         retry: bool,
         tripped: bool,
     ) {
-        let result = error.map_or("ok", Kind::code);
         *self.attempts.entry((model, target, result)).or_default() += 1;
         if retry {
             *self.retries.entry(model).or_default() += 1;
@@ -124,6 +130,16 @@ impl ShardMetrics {
         if tripped {
             *self.breaker_trips.entry((model, target)).or_default() += 1;
         }
+    }
+
+    /// A hedge was sent to `target`; `won`: its answer was the one kept.
+    pub fn hedge(&mut self, model: u32, target: u16, won: bool) {
+        *self.hedges.entry((model, target, won)).or_default() += 1;
+    }
+
+    /// A health-check probe of a target ended with `result` (`ok` or an error kind's code).
+    pub fn probe(&mut self, model: u32, target: u16, result: &'static str) {
+        *self.probes.entry((model, target, result)).or_default() += 1;
     }
 
     pub fn fallback(&mut self, from: u32, to: u32) {
@@ -142,6 +158,12 @@ impl ShardMetrics {
         }
         for (k, v) in &o.breaker_trips {
             *self.breaker_trips.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.hedges {
+            *self.hedges.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.probes {
+            *self.probes.entry(*k).or_default() += v;
         }
         for (k, v) in &o.requests {
             *self.requests.entry(*k).or_default() += v;
@@ -227,6 +249,36 @@ impl ShardMetrics {
             let _ = writeln!(
                 o,
                 "shardgate_breaker_trips_total{{model=\"{a}\",target=\"{n}\"}} {v}"
+            );
+        }
+        header(
+            o,
+            "shardgate_hedges_total",
+            "counter",
+            "Hedged requests by alias and the target hedged to; won: the hedge answered first.",
+        );
+        let mut rows: Vec<_> = self.hedges.iter().collect();
+        rows.sort();
+        for ((m, t, won), v) in rows {
+            let (a, n) = (alias(*m), target(*m, *t));
+            let _ = writeln!(
+                o,
+                "shardgate_hedges_total{{model=\"{a}\",target=\"{n}\",won=\"{won}\"}} {v}"
+            );
+        }
+        header(
+            o,
+            "shardgate_health_probes_total",
+            "counter",
+            "Active health-check probes by alias, target and result (ok or error kind).",
+        );
+        let mut rows: Vec<_> = self.probes.iter().collect();
+        rows.sort();
+        for ((m, t, r), v) in rows {
+            let (a, n) = (alias(*m), target(*m, *t));
+            let _ = writeln!(
+                o,
+                "shardgate_health_probes_total{{model=\"{a}\",target=\"{n}\",result=\"{r}\"}} {v}"
             );
         }
     }

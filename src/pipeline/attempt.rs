@@ -3,10 +3,13 @@
 //! alias's retry budget, and moves to fallback aliases when every target failed — all before the
 //! first byte reaches the client, since a relay that started answering never returns an error.
 //!
-//! `attempt` turns the client's request into one target's upstream request and hands it to the
-//! relay. When the client and the provider speak the same protocol the upstream gets the
-//! client's own bytes with the model spliced in; otherwise the body goes through the canonical
-//! form ([`translate`]). The built-in mock answers in-process.
+//! A hedged alias may run two attempts at once ([`super::hedge`]); each attempt, raced or not,
+//! is reported once through [`record`] to the router, the metrics and the access log.
+//!
+//! `prepare` turns the client's request into one target's upstream request. When the client
+//! and the provider speak the same protocol the upstream gets the client's own bytes with the
+//! model spliced in; otherwise the body goes through the canonical form ([`translate`]). The
+//! built-in mock answers in-process.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -114,6 +117,10 @@ async fn try_alias(
     );
     let mut last: Option<GatewayError> = None;
     let mut tries = 0u32;
+    let hedging = model.hedge.is_some() && call.endpoint != Endpoint::CountTokens;
+    if hedging {
+        shard.router.borrow_mut().earn_hedge(alias);
+    }
     // Each target once in plan order, then around again while the retry budget lasts: a retry
     // prefers another target, and repeats one only when no other is left.
     let order = plan.targets();
@@ -151,42 +158,33 @@ async fn try_alias(
         {
             continue;
         }
-        shard.router.borrow_mut().started(alias, t, Instant::now());
         tries += 1;
         idle_round = false;
-        let retry = ctx.attempts > 0;
-        ctx.begin_attempt();
-        let began = Instant::now();
-        let result = attempt(shard, conn, scratch, ctx, call, alias, t).await;
-        let error = match &result {
-            Ok(o) => o.error.as_ref(),
-            Err(e) => Some(e),
+        // A hedge goes to the plan's next other target, within the retry budget.
+        let partner = order[i % order.len() + 1..]
+            .iter()
+            .chain(&order[..i % order.len()])
+            .map(|&p| p as usize)
+            .find(|&p| p != t)
+            .filter(|&p| {
+                hedging
+                    && tries < model.retry.attempts
+                    && networked(shard, model, t)
+                    && networked(shard, model, p)
+            });
+        let result = match partner {
+            Some(p) => {
+                let raced = super::hedge::race(shard, conn, scratch, ctx, call, alias, t, p).await;
+                tries += u32::from(raced.hedged);
+                raced.result
+            }
+            None => {
+                let at = Attempt::start(shard, ctx, alias, t);
+                let result = attempt(shard, conn, scratch, ctx, call, alias, t).await;
+                record(shard, ctx, &at, Ended::Done(&result));
+                result
+            }
         };
-        let outcome = match error {
-            None => routing::Outcome::Success {
-                ttfb: Duration::from_micros(result.as_ref().map_or(0, |o| o.ttfb_us.unwrap_or(0))),
-                total: began.elapsed(),
-            },
-            Some(e) => routing::Outcome::Failure {
-                kind: e.kind,
-                retry_after: e.retry_after_s.map(Duration::from_secs),
-            },
-        };
-        let kind = error.map(|e| e.kind);
-        let tripped = shard
-            .router
-            .borrow_mut()
-            .finished(alias, t, outcome, Instant::now());
-        shard
-            .metrics
-            .borrow_mut()
-            .attempt(alias as u32, t as u16, kind, retry, tripped);
-        ctx.tried(Tried {
-            model: alias as u32,
-            target: t as u16,
-            error: kind,
-            us: began.elapsed().as_micros() as u64,
-        });
         match result {
             Ok(o) => return Ok(o),
             // Nothing reached the client: another target may still serve it.
@@ -195,6 +193,120 @@ async fn try_alias(
         }
     }
     Err(last.unwrap_or_else(|| shortfall(model, &plan)))
+}
+
+/// Whether the target is reached over the network (the built-in mock answers in-process).
+fn networked(shard: &Shard, model: &Model, t: usize) -> bool {
+    let p = model.targets[t].provider;
+    shard.snapshot.providers[p].protocol != Protocol::Mock
+}
+
+/// An attempt under way: what [`record`] needs to report it.
+pub struct Attempt {
+    alias: usize,
+    pub target: usize,
+    slot: usize,
+    began: Instant,
+    retry: bool,
+}
+
+impl Attempt {
+    /// Counts the attempt in flight on the router and in the request's attempt list.
+    pub fn start(shard: &Shard, ctx: &mut Ctx, alias: usize, target: usize) -> Attempt {
+        let now = Instant::now();
+        shard.router.borrow_mut().started(alias, target, now);
+        let retry = ctx.attempts > 0;
+        Attempt {
+            alias,
+            target,
+            slot: ctx.begin_attempt(),
+            began: now,
+            retry,
+        }
+    }
+
+    /// A hedge the router already counted in flight when it went out at `began`: listed like
+    /// any attempt, but not as a retry.
+    pub fn launched(ctx: &mut Ctx, alias: usize, target: usize, began: Instant) -> Attempt {
+        Attempt {
+            alias,
+            target,
+            slot: ctx.begin_attempt(),
+            began,
+            retry: false,
+        }
+    }
+
+    /// Makes this attempt's target the one the response names.
+    pub fn serve(&self, shard: &Shard, ctx: &mut Ctx) {
+        let target = &shard.snapshot.models[self.alias].targets[self.target];
+        ctx.served_model = self.alias as u32;
+        ctx.target = self.target as u32;
+        ctx.provider = target.provider as u32;
+    }
+}
+
+/// How an attempt ended.
+pub enum Ended<'r> {
+    /// It ran to its end: relayed (`Ok`, perhaps with a mid-stream error) or failed.
+    Done(&'r Result<Outcome, GatewayError>),
+    /// It failed before anything reached the client.
+    Failed(&'r GatewayError),
+    /// It lost a hedge race and was cancelled.
+    Cancelled,
+}
+
+/// Reports a finished attempt to the router (health, latency), the metrics and the access log.
+pub fn record(shard: &Shard, ctx: &mut Ctx, at: &Attempt, ended: Ended<'_>) {
+    let now = Instant::now();
+    let error = match ended {
+        Ended::Done(Ok(o)) => o.error.as_ref(),
+        Ended::Done(Err(e)) | Ended::Failed(e) => Some(e),
+        Ended::Cancelled => None,
+    };
+    let (outcome, result) = match (&ended, error) {
+        (Ended::Cancelled, _) => (
+            routing::Outcome::Cancelled {
+                waited: now - at.began,
+            },
+            Some("cancelled"),
+        ),
+        (Ended::Done(r), None) => (
+            routing::Outcome::Success {
+                ttfb: Duration::from_micros(r.as_ref().map_or(0, |o| o.ttfb_us.unwrap_or(0))),
+                total: now - at.began,
+            },
+            None,
+        ),
+        (_, Some(e)) => (
+            routing::Outcome::Failure {
+                kind: e.kind,
+                retry_after: e.retry_after_s.map(Duration::from_secs),
+            },
+            Some(e.kind.code()),
+        ),
+        (Ended::Failed(_), None) => unreachable!("a failure has an error"),
+    };
+    let tripped = shard
+        .router
+        .borrow_mut()
+        .finished(at.alias, at.target, outcome, now);
+    shard.metrics.borrow_mut().attempt(
+        at.alias as u32,
+        at.target as u16,
+        result.unwrap_or("ok"),
+        at.retry,
+        tripped,
+    );
+    ctx.tried(
+        at.slot,
+        Tried {
+            model: at.alias as u32,
+            target: at.target as u16,
+            result,
+            us: (now - at.began).as_micros() as u64,
+        },
+    );
 }
 
 /// The error when a plan had nothing to try.
@@ -235,21 +347,67 @@ async fn attempt(
     alias: usize,
     target_idx: usize,
 ) -> Result<Outcome, GatewayError> {
-    let (endpoint, body_at, decoded) = (call.endpoint, call.body_at, call.decoded);
-    let model = &shard.snapshot.models[alias];
-    let target = &model.targets[target_idx];
     let snap = &shard.snapshot;
+    let target = &snap.models[alias].targets[target_idx];
     ctx.served_model = alias as u32;
     ctx.target = target_idx as u32;
     ctx.provider = target.provider as u32;
     let provider = &snap.providers[target.provider];
+    if call.endpoint == Endpoint::CountTokens && provider.protocol != Protocol::Anthropic {
+        // Only Anthropic counts tokens; any other target's answer is the gateway's estimate.
+        return relay::estimate(snap, conn, ctx, call.body_at).await;
+    }
+    if provider.protocol == Protocol::Mock {
+        let decoded = call.decoded;
+        let include_usage =
+            ctx.wire == Wire::Anthropic || decoded.stream_options == StreamOptions::IncludeUsage;
+        let id = String::from_utf8_lossy(ctx.id()).into_owned();
+        let as_openai = match call.endpoint {
+            Endpoint::Messages => Endpoint::Chat,
+            e => e,
+        };
+        let reply = mock::respond(
+            as_openai,
+            ctx.stream,
+            include_usage,
+            &target.model,
+            conn.body(call.body_at).len(),
+            &id,
+        );
+        return relay::local(snap, conn, ctx, reply, &target.model).await;
+    }
+    let (leg, dropped) = prepare(
+        shard,
+        conn.body(call.body_at),
+        ctx,
+        call,
+        alias,
+        target_idx,
+        scratch,
+    )?;
+    ctx.dropped = dropped;
+    relay::proxy(shard, conn, scratch, ctx, leg).await
+}
+
+/// Builds target `target_idx`'s upstream request into `scratch.upstream` (using its other
+/// buffers as working space), for a network provider. Returns the leg and the request fields
+/// a translation dropped (for `ctx.dropped`, once this leg is the one that serves).
+pub fn prepare<'s>(
+    shard: &'s Shard,
+    body: &[u8],
+    ctx: &Ctx,
+    call: &Call<'_>,
+    alias: usize,
+    target_idx: usize,
+    scratch: &mut Scratch,
+) -> Result<(relay::Leg<'s>, String), GatewayError> {
+    let (endpoint, decoded) = (call.endpoint, call.decoded);
+    let snap = &shard.snapshot;
+    let model = &snap.models[alias];
+    let target = &model.targets[target_idx];
+    let provider = &snap.providers[target.provider];
     let api_key = target.api_key.as_ref().or(provider.api_key.as_ref());
     let upstream = provider.protocol.wire();
-    if endpoint == Endpoint::CountTokens && provider.protocol != Protocol::Anthropic {
-        // Only Anthropic counts tokens; any other target's answer is the gateway's estimate.
-        return relay::estimate(snap, conn, ctx, body_at).await;
-    }
-    let body = conn.body(body_at);
     if upstream != ctx.wire && !endpoint.is_chat() {
         return Err(GatewayError::new(
             Kind::BadRequest,
@@ -261,27 +419,9 @@ async fn attempt(
             ),
         ));
     }
-    if provider.protocol == Protocol::Mock {
-        let include_usage =
-            ctx.wire == Wire::Anthropic || decoded.stream_options == StreamOptions::IncludeUsage;
-        let id = String::from_utf8_lossy(ctx.id()).into_owned();
-        let as_openai = if endpoint == Endpoint::Messages {
-            Endpoint::Chat
-        } else {
-            endpoint
-        };
-        let reply = mock::respond(
-            as_openai,
-            ctx.stream,
-            include_usage,
-            &target.model,
-            body.len(),
-            &id,
-        );
-        return relay::local(snap, conn, ctx, reply, &target.model).await;
-    }
     let origin = &snap.origins[provider.origin.expect("network providers have an origin")];
     scratch.upstream.clear();
+    let mut dropped = String::new();
     let passage = if upstream == ctx.wire {
         match upstream {
             Wire::OpenAi => {
@@ -331,12 +471,11 @@ async fn attempt(
             &mut scratch.events,
         )?;
         if !t.dropped.is_empty() {
-            ctx.dropped = t.dropped.join(", ");
+            dropped = t.dropped.join(", ");
             log::debug!(
-                "request {}: {} cannot carry {}; dropped",
+                "request {}: {} cannot carry {dropped}; dropped",
                 String::from_utf8_lossy(ctx.id()),
                 provider.protocol.name(),
-                ctx.dropped
             );
         }
         let path = match upstream {
@@ -365,5 +504,5 @@ async fn attempt(
         model: &target.model,
         passage,
     };
-    relay::proxy(shard, conn, scratch, ctx, leg).await
+    Ok((leg, dropped))
 }

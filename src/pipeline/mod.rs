@@ -18,6 +18,7 @@
 mod anthropic;
 mod attempt;
 pub mod decode;
+mod hedge;
 mod openai;
 mod relay;
 
@@ -145,7 +146,8 @@ const MAX_LOGGED_ATTEMPTS: usize = 8;
 pub struct Tried {
     pub model: u32,
     pub target: u16,
-    pub error: Option<Kind>,
+    /// `None` when it served; else the error kind's code, or `cancelled` for a lost hedge.
+    pub result: Option<&'static str>,
     pub us: u64,
 }
 
@@ -173,7 +175,7 @@ impl Ctx {
             tried: [Tried {
                 model: NONE,
                 target: 0,
-                error: None,
+                result: None,
                 us: 0,
             }; MAX_LOGGED_ATTEMPTS],
         };
@@ -196,18 +198,17 @@ impl Ctx {
         self.start.elapsed().as_micros() as u64
     }
 
-    /// Counts an upstream attempt as it starts (its response head reports the count).
-    pub fn begin_attempt(&mut self) {
+    /// Counts an upstream attempt as it starts (its response head reports the count);
+    /// returns its slot for [`Ctx::tried`].
+    pub fn begin_attempt(&mut self) -> usize {
         self.attempts = self.attempts.saturating_add(1);
+        self.attempts as usize - 1
     }
 
-    /// Records how the attempt begun last ended, for the access log.
-    pub fn tried(&mut self, t: Tried) {
-        if let Some(slot) = self
-            .tried
-            .get_mut((self.attempts as usize).saturating_sub(1))
-        {
-            *slot = t;
+    /// Records how the attempt in `slot` ended, for the access log.
+    pub fn tried(&mut self, slot: usize, t: Tried) {
+        if let Some(s) = self.tried.get_mut(slot) {
+            *s = t;
         }
     }
 
@@ -393,7 +394,7 @@ fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
     let list = ctx.tried_list();
     for (slot, t) in tried.iter_mut().zip(list) {
         let name = target(t.model, t.target).map_or("", |t| t.name.as_str());
-        *slot = (name, t.error.map(Kind::code), t.us);
+        *slot = (name, t.result, t.us);
     }
     let mut line = Vec::with_capacity(400);
     Record {

@@ -27,7 +27,7 @@ use crate::runtime::shard::Shard;
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
 
 /// Runs `fut` unless the client closes first (`None`).
-async fn unless_client_closes<F: Future>(conn: &Conn, fut: F) -> Option<F::Output> {
+pub async fn unless_client_closes<F: Future>(conn: &Conn, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     let mut watching = true;
     loop {
@@ -44,7 +44,7 @@ async fn unless_client_closes<F: Future>(conn: &Conn, fut: F) -> Option<F::Outpu
     }
 }
 
-fn gone() -> GatewayError {
+pub fn gone() -> GatewayError {
     GatewayError::new(Kind::ClientDisconnected, "client closed the connection")
 }
 
@@ -205,7 +205,8 @@ pub async fn estimate(
     })
 }
 
-/// Where the request in `scratch.upstream` goes, and how its answer comes back.
+/// Where an upstream request goes, and how its answer comes back.
+#[derive(Clone, Copy)]
 pub struct Leg<'a> {
     pub provider: &'a Provider,
     pub origin: &'a Origin,
@@ -216,42 +217,37 @@ pub struct Leg<'a> {
     pub passage: Passage,
 }
 
-/// Sends the request in `scratch.upstream` and relays the answer.
-pub async fn proxy(
+/// The upstream's answer, before any of it reaches the client: a head ready to stream from,
+/// or a whole body in the exchange's body buffer.
+pub struct Answer {
+    resp: crate::upstream::Response,
+    streaming: bool,
+    /// When the request went out, and the time from then to the response head.
+    sent: Instant,
+    ttfb_us: u64,
+    /// When the leg's total timeout runs out.
+    deadline: monoio::time::Instant,
+}
+
+/// Sends `request` on the leg and waits for its answer: the head of a stream, or a whole body
+/// (into `body`). Any answer the client must not get as it is — a server error, a rate limit,
+/// rejected credentials, any error across protocols — comes back as the classified error, so
+/// the route stage can retry, hedge, cool the target down or bench it. Bounded by the leg's
+/// total timeout; does not watch the client (the caller does, once for all legs).
+pub async fn exchange(
     shard: &Shard,
-    conn: &mut Conn,
-    scratch: &mut Scratch,
-    ctx: &mut Ctx,
-    leg: Leg<'_>,
-) -> Result<Outcome, GatewayError> {
-    let Leg {
-        provider,
-        origin,
-        timeouts,
-        model,
-        passage,
-    } = leg;
-    let upstream_wire = provider.protocol.wire();
-    let deadline = monoio::time::Instant::now() + timeouts.total;
-    let total_timeout = || {
-        let ms = timeouts.total.as_millis();
-        GatewayError::new(
-            Kind::UpstreamTimeout,
-            format!(
-                "upstream provider {:?} did not finish within {ms} ms",
-                provider.name
-            ),
-        )
-    };
-    // One watch over the whole exchange (send, head, and a JSON body): one readiness wait on
-    // the client socket per request instead of one per phase.
+    request: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+    leg: &Leg<'_>,
+    wants_stream: bool,
+) -> Result<Answer, GatewayError> {
+    let (provider, origin) = (leg.provider, leg.origin);
     let sent = Instant::now();
-    let wants_stream = ctx.stream;
-    let (upstream, body) = (&mut scratch.upstream, &mut scratch.body);
-    let exchange = async move {
+    let deadline = monoio::time::Instant::now() + leg.timeouts.total;
+    let exchange = async {
         let mut resp = shard
             .upstream
-            .send(provider, origin, &timeouts, upstream)
+            .send(provider, origin, &leg.timeouts, request)
             .await?;
         let ttfb_us = sent.elapsed().as_micros() as u64;
         let status = resp.status;
@@ -272,12 +268,94 @@ pub async fn proxy(
         }
         Ok((resp, ttfb_us, false))
     };
-    let (mut resp, ttfb_us, streaming) =
-        match unless_client_closes(conn, monoio::time::timeout_at(deadline, exchange)).await {
-            None => return Err(gone()),
-            Some(Err(_)) => return Err(total_timeout()),
-            Some(Ok(r)) => r?,
-        };
+    let (resp, ttfb_us, streaming) = match monoio::time::timeout_at(deadline, exchange).await {
+        Ok(r) => r?,
+        Err(_) => {
+            let ms = leg.timeouts.total.as_millis();
+            return Err(GatewayError::new(
+                Kind::UpstreamTimeout,
+                format!(
+                    "upstream provider {:?} did not finish within {ms} ms",
+                    provider.name
+                ),
+            ));
+        }
+    };
+    let status = resp.status;
+    let ok = (200..300).contains(&status);
+    // A same-protocol client error passes through as the provider wrote it. Server errors,
+    // rate limits, rejected credentials and timeouts are classified instead, as is any error
+    // across protocols.
+    let same = matches!(leg.passage, Passage::Same { .. });
+    let passthrough =
+        same && (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429);
+    if !(ok || passthrough) {
+        let retry_after = retry_after_secs(resp.retry_after.as_deref());
+        shard.upstream.release(resp, origin);
+        let mut e =
+            translate::classify(provider.protocol.wire(), status, body).retry_after(retry_after);
+        e.message = format!(
+            "upstream provider {:?} ({origin}) returned HTTP {status}: {}",
+            provider.name, e.message
+        );
+        return Err(e);
+    }
+    Ok(Answer {
+        resp,
+        streaming,
+        sent,
+        ttfb_us,
+        deadline,
+    })
+}
+
+/// Sends the request in `scratch.upstream` and relays the answer, unless the client leaves.
+pub async fn proxy(
+    shard: &Shard,
+    conn: &mut Conn,
+    scratch: &mut Scratch,
+    ctx: &mut Ctx,
+    leg: Leg<'_>,
+) -> Result<Outcome, GatewayError> {
+    // One watch over the whole exchange (send, head, and a JSON body): one readiness wait on
+    // the client socket per request instead of one per phase.
+    let exchange = exchange(
+        shard,
+        &mut scratch.upstream,
+        &mut scratch.body,
+        &leg,
+        ctx.stream,
+    );
+    let answer = unless_client_closes(conn, exchange)
+        .await
+        .ok_or_else(gone)??;
+    deliver(shard, conn, scratch, ctx, &leg, answer).await
+}
+
+/// Relays an answer from [`exchange`] (whose body, if whole, is in `scratch.body`).
+pub async fn deliver(
+    shard: &Shard,
+    conn: &mut Conn,
+    scratch: &mut Scratch,
+    ctx: &mut Ctx,
+    leg: &Leg<'_>,
+    answer: Answer,
+) -> Result<Outcome, GatewayError> {
+    let Leg {
+        provider,
+        origin,
+        model,
+        passage,
+        ..
+    } = *leg;
+    let upstream_wire = provider.protocol.wire();
+    let Answer {
+        mut resp,
+        streaming,
+        sent,
+        ttfb_us,
+        deadline,
+    } = answer;
     if streaming {
         let scan = match passage {
             Passage::Same { injected_usage } => Scan::Same {
@@ -305,21 +383,6 @@ pub async fn proxy(
     let retry_after = resp.retry_after.take();
     shard.upstream.release(resp, origin);
     let ok = (200..300).contains(&status);
-    let same = matches!(passage, Passage::Same { .. });
-    // A same-protocol client error passes through as the provider wrote it. Server errors,
-    // rate limits, rejected credentials and timeouts are classified instead (so the route stage
-    // can retry, cool the target down or bench it), as is any error across protocols.
-    let passthrough =
-        same && (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429);
-    if !(ok || passthrough) {
-        let mut e = translate::classify(upstream_wire, status, &scratch.body)
-            .retry_after(retry_after_secs(retry_after.as_deref()));
-        e.message = format!(
-            "upstream provider {:?} ({origin}) returned HTTP {status}: {}",
-            provider.name, e.message
-        );
-        return Err(e);
-    }
     let usage = match (ok, passage, upstream_wire) {
         (false, _, _) => None,
         (true, Passage::Same { .. }, Wire::OpenAi) => {

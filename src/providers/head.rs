@@ -5,6 +5,31 @@ use super::family::{Auth, PathStyle};
 use crate::config::{Origin, Provider, Secret};
 use crate::json;
 
+/// Writes `GET {base}{path}` with the vendor's auth and the provider's headers (a health
+/// check's models list; Azure's is account-wide, under `/openai`).
+pub fn write_get(
+    out: &mut Vec<u8>,
+    provider: &Provider,
+    api_key: Option<&Secret>,
+    origin: &Origin,
+    path: &str,
+) {
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(provider.base_path.as_bytes());
+    if provider.vendor.path == PathStyle::AzureDeployment {
+        out.extend_from_slice(b"/openai");
+    }
+    out.extend_from_slice(path.as_bytes());
+    if let Some(v) = &provider.api_version {
+        out.extend_from_slice(b"?api-version=");
+        push_path_segment(out, v);
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(origin.authority.as_bytes());
+    out.extend_from_slice(b"\r\naccept: application/json");
+    auth_and_extras(out, provider, api_key);
+}
+
 /// Writes `POST … HTTP/1.1` and the headers, up to and including the blank line.
 /// `path` is the protocol's path under the base URL (`/chat/completions`, `/v1/messages`);
 /// `model` is the target model (Azure puts it in the URL as the deployment); `api_key` the
@@ -43,6 +68,11 @@ pub fn write(
     } else {
         b"\r\naccept: application/json"
     });
+    auth_and_extras(out, provider, api_key);
+}
+
+/// The user agent, the vendor's auth header, the provider's own headers and the blank line.
+fn auth_and_extras(out: &mut Vec<u8>, provider: &Provider, api_key: Option<&Secret>) {
     out.extend_from_slice(b"\r\nuser-agent: shardgate/");
     out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     if let Some(key) = api_key {

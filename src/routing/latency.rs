@@ -1,4 +1,5 @@
-//! Latency estimates per target: a peak-sensitive, time-decayed EWMA for ranking targets.
+//! Latency estimates per target: a peak-sensitive, time-decayed EWMA for ranking targets, and
+//! a small decaying histogram of recent times to first byte for hedging's "after the p95".
 //!
 //! Time is an input: every update and read takes `now`. Nothing here allocates.
 
@@ -47,6 +48,76 @@ impl PeakEwma {
     }
 }
 
+/// Buckets of [`Recent`]; bucket `i` holds samples up to `FLOOR × GROWTH^i`.
+const BUCKETS: usize = 128;
+/// The first bucket's upper bound in microseconds.
+const FLOOR_US: f64 = 100.0;
+/// Each bucket's bound over the previous one's: quantiles are read within 12.5%.
+const GROWTH: f64 = 1.125;
+/// When the count reaches this, every bucket is halved: old samples fade, recent ones rule.
+const HALVE_AT: u32 = 1024;
+
+/// Recent times to first byte as a log-bucketed histogram (100 µs … ~5 min in 12.5% steps),
+/// with counts halved every [`HALVE_AT`] samples so it follows the last few hundred requests.
+/// Fixed size; recording and reading never allocate.
+#[derive(Debug, Clone, Copy)]
+pub struct Recent {
+    counts: [u16; BUCKETS],
+    total: u32,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Recent {
+            counts: [0; BUCKETS],
+            total: 0,
+        }
+    }
+}
+
+impl Recent {
+    pub fn record(&mut self, sample: Duration) {
+        let us = sample.as_secs_f64() * 1e6;
+        let i = if us <= FLOOR_US {
+            0
+        } else {
+            ((us / FLOOR_US).ln() / GROWTH.ln()).ceil() as usize
+        };
+        let slot = &mut self.counts[i.min(BUCKETS - 1)];
+        *slot = slot.saturating_add(1);
+        self.total += 1;
+        if self.total >= HALVE_AT {
+            self.total = 0;
+            for c in &mut self.counts {
+                *c /= 2;
+                self.total += u32::from(*c);
+            }
+        }
+    }
+
+    /// Samples currently weighing in.
+    pub fn samples(&self) -> u32 {
+        self.total
+    }
+
+    /// The upper bound of the bucket holding quantile `q` (in (0, 1]); `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * f64::from(self.total)).ceil().max(1.0) as u32;
+        let mut seen = 0u32;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += u32::from(c);
+            if seen >= rank {
+                let us = FLOOR_US * GROWTH.powi(i as i32);
+                return Some(Duration::from_nanos((us * 1e3) as u64));
+            }
+        }
+        None
+    }
+}
+
 fn decay(elapsed: Duration) -> f64 {
     (-elapsed.as_secs_f64() / DECAY.as_secs_f64()).exp()
 }
@@ -75,6 +146,40 @@ mod tests {
         }
         let est = e.last().unwrap();
         assert!(est > MS(100) && est < MS(420), "{est:?}");
+    }
+
+    #[test]
+    fn recent_quantiles_are_within_a_bucket() {
+        let mut r = Recent::default();
+        assert_eq!(r.quantile(0.95), None);
+        // 95 fast samples at 2 ms and 5 slow ones at 80 ms: p50 is ~2 ms, p99 ~80 ms.
+        for i in 0..100 {
+            r.record(if i % 20 == 0 { MS(80) } else { MS(2) });
+        }
+        let p = |q| r.quantile(q).unwrap().as_secs_f64() * 1e3;
+        assert!((2.0..2.25).contains(&p(0.5)), "{}", p(0.5));
+        assert!((2.0..2.25).contains(&p(0.95)), "{}", p(0.95));
+        assert!((80.0..90.0).contains(&p(0.99)), "{}", p(0.99));
+        assert!(r.quantile(1.0).unwrap() >= MS(80));
+        assert_eq!(r.samples(), 100);
+    }
+
+    #[test]
+    fn recent_follows_a_change_and_clamps_its_range() {
+        let mut r = Recent::default();
+        for _ in 0..2000 {
+            r.record(MS(100));
+        }
+        for _ in 0..2000 {
+            r.record(MS(10));
+        }
+        // Halving keeps the count bounded; after 2000 fast samples the old ones are a few %.
+        assert!(r.samples() < HALVE_AT);
+        let p90 = r.quantile(0.9).unwrap();
+        assert!(p90 < MS(12), "{p90:?}");
+        r.record(Duration::ZERO);
+        r.record(Duration::from_secs(100_000));
+        assert!(r.quantile(1.0).unwrap() > Duration::from_secs(100));
     }
 
     #[test]

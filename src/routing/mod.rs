@@ -12,7 +12,13 @@
 //! 2. for each target tried: `admits` (health may have changed since the plan was made), then
 //!    `started`, then exactly one `finished` with the outcome;
 //! 3. an empty plan's [`Plan::shortfall`] says whether to answer 429 (busy, rate-limited) or 503
-//!    (down), or to move on to the fallbacks.
+//!    (down), or to move on to the fallbacks;
+//! 4. for a hedged alias, `hedge_delay` says how long the first attempt runs alone and
+//!    `may_hedge` whether this request may send a second one (a per-shard share of requests);
+//!    the attempt that loses the race ends as [`Outcome::Cancelled`].
+//!
+//! Active health checks (run by the shard, reported through `probed`) take a target out of every
+//! plan while its probes fail, whatever its breaker says.
 //!
 //! What counts against a target: connect failures, 5xx, protocol errors and timeouts trip its
 //! breaker; a 401/403 benches its credentials for [`AUTH_BENCH`] without touching its siblings; a 429 cools it down for the
@@ -36,10 +42,10 @@ pub use plan::{MAX_TARGETS, Plan, Shortfall, TargetSet};
 pub use price::{Price, cost};
 pub use rules::Facts;
 
-use crate::config::{BreakerPolicy, Model, Snapshot, Target};
+use crate::config::{BreakerPolicy, HedgePolicy, Model, Snapshot, Target};
 use crate::error::Kind;
 use breaker::{Admit, Circuit};
-use latency::PeakEwma;
+use latency::{PeakEwma, Recent};
 
 /// How long a target whose credentials were rejected (401/403) is left out.
 pub const AUTH_BENCH: Duration = Duration::from_secs(300);
@@ -47,6 +53,11 @@ pub const AUTH_BENCH: Duration = Duration::from_secs(300);
 pub const RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(1);
 /// The longest cooldown a provider's `Retry-After` can impose on a target.
 pub const MAX_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(300);
+/// Times to first byte a target needs before a hedge waits for its quantile rather than the
+/// policy's fixed delay.
+pub const HEDGE_MIN_SAMPLES: u32 = 20;
+/// Hedges an alias may save up while traffic is quiet, so a burst after a pause can hedge.
+const HEDGE_BURST: f64 = 10.0;
 
 /// How one attempt against a target ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +69,9 @@ pub enum Outcome {
         kind: Kind,
         retry_after: Option<Duration>,
     },
+    /// A hedged attempt lost the race and was cancelled after `waited` without a first byte:
+    /// no verdict on the target, but its time to first byte is at least that.
+    Cancelled { waited: Duration },
 }
 
 /// One target's health, for metrics and the admin API.
@@ -74,6 +88,8 @@ pub struct TargetStatus {
     /// Peak-EWMA time to first byte and total time, as last updated.
     pub ttfb: Option<Duration>,
     pub total: Option<Duration>,
+    /// Marked down by failed health-check probes.
+    pub probed_down: bool,
 }
 
 /// Per-shard routing state for every alias of one snapshot.
@@ -85,6 +101,9 @@ pub struct Router {
 #[derive(Debug, Clone)]
 struct AliasState {
     breaker: BreakerPolicy,
+    hedge: Option<HedgePolicy>,
+    /// Hedges this shard may still send for the alias: each request earns `max_share` of one.
+    hedge_tokens: f64,
     targets: Vec<TargetState>,
 }
 
@@ -95,9 +114,14 @@ struct TargetState {
     in_flight: u32,
     ttfb: PeakEwma,
     total: PeakEwma,
+    /// Recent times to first byte, for a hedge's quantile delay.
+    recent: Recent,
     circuit: Circuit,
     benched_until: Option<Instant>,
     cooling_until: Option<Instant>,
+    /// Active health checks: consecutive failed probes, and whether they marked it down.
+    probe_failures: u32,
+    probed_down: bool,
 }
 
 /// Whether a target can take a request now, and if not, why.
@@ -161,6 +185,8 @@ impl Router {
                 .iter()
                 .map(|m| AliasState {
                     breaker: m.breaker,
+                    hedge: m.hedge,
+                    hedge_tokens: 1.0,
                     targets: vec![TargetState::default(); m.targets.len()],
                 })
                 .collect(),
@@ -257,7 +283,23 @@ impl Router {
             Outcome::Success { ttfb, total } => {
                 s.ttfb.observe(ttfb, now);
                 s.total.observe(total, now);
+                if alias.hedge.is_some() {
+                    s.recent.record(ttfb);
+                }
                 s.circuit.on_success(now);
+            }
+            Outcome::Cancelled { waited } => {
+                // A lower bound only: it may raise the estimate, never lower it.
+                if s.ttfb
+                    .estimate(now)
+                    .is_some_and(|e| e < waited.as_nanos() as f64)
+                {
+                    s.ttfb.observe(waited, now);
+                }
+                if alias.hedge.is_some() {
+                    s.recent.record(waited);
+                }
+                s.circuit.on_neutral(now);
             }
             Outcome::Failure { kind, retry_after } => match blame(kind) {
                 Blame::Target => s.circuit.on_failure(now, &policy),
@@ -279,6 +321,69 @@ impl Router {
         s.circuit.trips() > trips
     }
 
+    /// A health-check probe of the target ended: `Some(true)` good, `Some(false)` failed,
+    /// `None` neither (the provider rate-limited the probe). `failures` consecutive failed
+    /// probes mark the target down; one good probe marks it up. Returns whether that changed.
+    pub fn probed(
+        &mut self,
+        model_idx: usize,
+        target_idx: usize,
+        healthy: Option<bool>,
+        failures: u32,
+    ) -> bool {
+        let Some(s) = self.state_mut(model_idx, target_idx) else {
+            return false;
+        };
+        let was = s.probed_down;
+        match healthy {
+            Some(true) => {
+                s.probe_failures = 0;
+                s.probed_down = false;
+            }
+            Some(false) => {
+                s.probe_failures = s.probe_failures.saturating_add(1);
+                s.probed_down |= s.probe_failures >= failures;
+            }
+            None => {}
+        }
+        s.probed_down != was
+    }
+
+    /// How long the first attempt on `target_idx` runs alone before a hedge is sent: the
+    /// policy's quantile of the target's recent times to first byte once it has
+    /// [`HEDGE_MIN_SAMPLES`], else the fixed `after`. `None` when the alias does not hedge.
+    pub fn hedge_delay(&self, model_idx: usize, target_idx: usize) -> Option<Duration> {
+        let alias = self.models.get(model_idx)?;
+        let policy = alias.hedge?;
+        let s = alias.targets.get(target_idx)?;
+        Some(match policy.quantile {
+            Some(q) if s.recent.samples() >= HEDGE_MIN_SAMPLES => {
+                s.recent.quantile(q).unwrap_or(policy.after)
+            }
+            _ => policy.after,
+        })
+    }
+
+    /// Counts a request of a hedged alias; call once per request, before `may_hedge`.
+    pub fn earn_hedge(&mut self, model_idx: usize) {
+        if let Some(a) = self.models.get_mut(model_idx)
+            && let Some(p) = a.hedge
+        {
+            a.hedge_tokens = (a.hedge_tokens + p.max_share).min(HEDGE_BURST);
+        }
+    }
+
+    /// Whether a hedge may be sent now (spending one from the alias's share if so).
+    pub fn may_hedge(&mut self, model_idx: usize) -> bool {
+        match self.models.get_mut(model_idx) {
+            Some(a) if a.hedge.is_some() && a.hedge_tokens >= 1.0 => {
+                a.hedge_tokens -= 1.0;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn status(
         &self,
         model_idx: usize,
@@ -295,6 +400,7 @@ impl Router {
             cooling_for: left(s.cooling_until),
             ttfb: s.ttfb.last(),
             total: s.total.last(),
+            probed_down: s.probed_down,
         })
     }
 
@@ -311,6 +417,9 @@ impl Router {
 
 impl TargetState {
     fn availability(&mut self, t: &Target, policy: &BreakerPolicy, now: Instant) -> Availability {
+        if self.probed_down {
+            return Availability::Down(None);
+        }
         if let Some(until) = self.benched_until {
             if now < until {
                 return Availability::Down(Some(until - now));

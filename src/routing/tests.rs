@@ -637,3 +637,117 @@ mod properties {
         }
     }
 }
+
+fn hedged(quantile: Option<f64>, max_share: f64) -> Model {
+    let mut m = alias(Strategy::Priority, &[("a", 1), ("b", 1)]);
+    m.hedge = Some(crate::config::HedgePolicy {
+        after: MS(250),
+        quantile,
+        max_share,
+    });
+    m
+}
+
+#[test]
+fn hedge_delay_is_fixed_until_the_target_has_samples_then_its_quantile() {
+    let t0 = Instant::now();
+    let plain = alias(Strategy::Priority, &[("a", 1), ("b", 1)]);
+    let r = Router::from_models(std::slice::from_ref(&plain));
+    assert_eq!(r.hedge_delay(0, 0), None, "no policy, no hedge");
+
+    let m = hedged(Some(0.9), 1.0);
+    let mut r = Router::from_models(std::slice::from_ref(&m));
+    assert_eq!(r.hedge_delay(0, 0), Some(MS(250)));
+    // 18 fast and 2 slow: the p90 is the fast bucket once there are enough samples.
+    for i in 0..HEDGE_MIN_SAMPLES as u64 {
+        assert_eq!(r.hedge_delay(0, 0), Some(MS(250)), "sample {i}");
+        attempt(&mut r, 0, ok(if i % 10 == 0 { 900 } else { 20 }), t0);
+    }
+    let d = r.hedge_delay(0, 0).unwrap();
+    assert!(d >= MS(20) && d < MS(23), "{d:?}");
+    assert_eq!(r.hedge_delay(0, 1), Some(MS(250)), "per target");
+
+    let fixed = hedged(None, 1.0);
+    let mut r = Router::from_models(std::slice::from_ref(&fixed));
+    for _ in 0..50 {
+        attempt(&mut r, 0, ok(5), t0);
+    }
+    assert_eq!(r.hedge_delay(0, 0), Some(MS(250)));
+}
+
+#[test]
+fn hedges_are_limited_to_their_share_of_requests() {
+    let m = hedged(None, 0.1);
+    let mut r = Router::from_models(std::slice::from_ref(&m));
+    let mut sent = 0;
+    for _ in 0..1000 {
+        r.earn_hedge(0);
+        if r.may_hedge(0) {
+            sent += 1;
+        }
+    }
+    // One saved at start, then one per ten requests.
+    assert!((100..=101).contains(&sent), "{sent}");
+    // A quiet spell saves up a small burst, no more.
+    let mut r = Router::from_models(std::slice::from_ref(&m));
+    for _ in 0..10_000 {
+        r.earn_hedge(0);
+    }
+    let burst = (0..100).filter(|_| r.may_hedge(0)).count();
+    assert_eq!(burst, 10);
+    let plain = alias(Strategy::Priority, &[("a", 1), ("b", 1)]);
+    let mut r = Router::from_models(std::slice::from_ref(&plain));
+    r.earn_hedge(0);
+    assert!(!r.may_hedge(0));
+}
+
+#[test]
+fn a_cancelled_hedge_loser_is_neutral_but_looks_no_faster() {
+    let t0 = Instant::now();
+    let m = hedged(None, 1.0);
+    let mut r = Router::from_models(std::slice::from_ref(&m));
+    attempt(&mut r, 0, ok(10), t0);
+    r.started(0, 0, t0);
+    let tripped = r.finished(0, 0, Outcome::Cancelled { waited: MS(400) }, t0);
+    assert!(!tripped);
+    let s = r.status(0, 0, t0).unwrap();
+    assert_eq!(s.in_flight, 0);
+    assert_eq!(s.breaker, BreakerState::Closed);
+    assert_eq!(s.ttfb, Some(MS(400)), "raised to the time it waited");
+    // A cancel sooner than the estimate leaves it alone.
+    r.started(0, 0, t0);
+    r.finished(0, 0, Outcome::Cancelled { waited: MS(5) }, t0);
+    assert_eq!(r.status(0, 0, t0).unwrap().ttfb, Some(MS(400)));
+}
+
+#[test]
+fn failed_probes_take_a_target_out_until_one_succeeds() {
+    let t0 = Instant::now();
+    let m = alias(Strategy::Priority, &[("a", 1), ("b", 1)]);
+    let mut r = Router::from_models(std::slice::from_ref(&m));
+    let mut plan = Plan::default();
+    assert!(!r.probed(0, 0, Some(false), 2), "one failure is not enough");
+    r.plan(0, &m, &Facts::default(), t0, 0, &mut plan);
+    assert_eq!(names(&m, &plan), ["a", "b"]);
+    assert!(
+        !r.probed(0, 0, None, 2),
+        "a rate-limited probe says nothing"
+    );
+    assert!(r.probed(0, 0, Some(false), 2), "second consecutive failure");
+    r.plan(0, &m, &Facts::default(), t0, 0, &mut plan);
+    assert_eq!(names(&m, &plan), ["b"]);
+    assert!(!r.admits(0, &m, 0, t0));
+    assert!(r.status(0, 0, t0).unwrap().probed_down);
+    // Both down: the plan is empty and says so.
+    r.probed(0, 1, Some(false), 1);
+    r.plan(0, &m, &Facts::default(), t0, 0, &mut plan);
+    assert_eq!(plan.shortfall(), Some(Shortfall::Unavailable));
+    assert!(
+        r.probed(0, 0, Some(true), 2),
+        "one good probe brings it back"
+    );
+    r.plan(0, &m, &Facts::default(), t0, 0, &mut plan);
+    assert_eq!(names(&m, &plan), ["a"]);
+    // The count restarts after a good probe.
+    assert!(!r.probed(0, 0, Some(false), 2));
+}

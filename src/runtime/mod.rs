@@ -5,6 +5,7 @@
 //! Shards and the control side talk only through per-shard bounded channels: the control side
 //! sends `Drain` and metrics requests; shards answer with copies of their metrics.
 
+mod health;
 mod listener;
 pub mod shard;
 
@@ -172,6 +173,7 @@ pub fn serve(snapshot: Snapshot) -> anyhow::Result<()> {
                     let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
                     monoio::spawn(shard::accept_loop(shard.clone(), listener));
                     monoio::spawn(shard::trim_when_idle(shard.clone()));
+                    health::start(&shard, n);
                     ready.fetch_add(1, Ordering::SeqCst);
                     control_loop(&shard, &rx, fd, drain).await;
                 });

@@ -58,11 +58,11 @@ impl Shard {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn take_scratch(&self) -> pipeline::Scratch {
+    pub(crate) fn take_scratch(&self) -> pipeline::Scratch {
         self.scratch_pool.borrow_mut().pop().unwrap_or_default()
     }
 
-    fn put_scratch(&self, mut scratch: pipeline::Scratch) {
+    pub(crate) fn put_scratch(&self, mut scratch: pipeline::Scratch) {
         let mut pool = self.scratch_pool.borrow_mut();
         if pool.len() < SCRATCH_POOL_MAX {
             scratch.trim();

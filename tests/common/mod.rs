@@ -225,14 +225,18 @@ impl Gateway {
     }
 
     /// Polls `/metrics` until `line` appears (metrics are merged on scrape; the request that
-    /// produced them may still be settling).
+    /// produced them may still be settling); fails the test if it does not within 5 s.
     pub fn wait_metric(&self, line: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let text = self.admin_get("/metrics").text();
-            if text.lines().any(|l| l == line) || Instant::now() > deadline {
+            if text.lines().any(|l| l == line) {
                 return text;
             }
+            assert!(
+                Instant::now() < deadline,
+                "metric line {line:?} never appeared in:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
