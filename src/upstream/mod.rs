@@ -6,6 +6,7 @@
 
 mod conn;
 mod dns;
+mod ratelimit;
 mod response;
 pub mod tls;
 

@@ -47,6 +47,7 @@ impl Response {
                     }
                     let mut content_type = None;
                     let mut retry_after = None;
+                    let mut reset = (status == 429).then(super::ratelimit::Reset::default);
                     let mut keep_alive = resp.version == Some(1);
                     let mut chunked = false;
                     let mut length = None;
@@ -69,7 +70,15 @@ impl Response {
                             content_type = Some(String::from_utf8_lossy(v).into_owned());
                         } else if name.eq_ignore_ascii_case(b"retry-after") {
                             retry_after = Some(String::from_utf8_lossy(v).into_owned());
+                        } else if let Some(r) = &mut reset {
+                            r.observe(name, v);
                         }
+                    }
+                    // A 429 without Retry-After: the provider's own reset headers say when.
+                    if retry_after.is_none()
+                        && let Some(secs) = reset.and_then(|r| r.wait_secs())
+                    {
+                        retry_after = Some(secs.to_string());
                     }
                     let framing = match length {
                         _ if status == 204 || status == 304 => Framing::Done,

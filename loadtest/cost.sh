@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Per-request cost of two shardgate binaries (a before/after of a change) under the same
+# closed-loop load against the same mock upstream, in alternating rounds so that drift in a
+# shared machine's load falls on both alike.
+#
+# usage: loadtest/cost.sh BEFORE_BIN AFTER_BIN
+#   e.g. git worktree add /tmp/before <commit> && cargo build --release --bin shardgate \
+#          --manifest-path /tmp/before/Cargo.toml --target-dir /tmp/before/target
+#        loadtest/cost.sh /tmp/before/target/release/shardgate target/release/shardgate
+#
+# Each round runs each binary for DURATION s (default 5) at CONCURRENCY (64) connections with a
+# ~1 KB chat request to a single-target alias, after a 1 s warm-up, and reads the gateway's CPU
+# time (utime + stime) and, where `perf` works, its instructions over the measured run. Output:
+# one line per run and the medians per binary (CPU µs and instructions per request, req/s).
+# ROUNDS (default 5). Pinning as compare.sh: gateway on GATEWAY_CPUS, mock and load on LOAD_CPUS.
+# Only 127.0.0.1 is contacted; every process started here is stopped on exit (by its PID).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+SCRIPT=cost.sh
+# shellcheck source=loadtest/common.sh
+. "$ROOT/loadtest/common.sh"
+
+(($# == 2)) || die "usage: loadtest/cost.sh BEFORE_BIN AFTER_BIN"
+NAMES=(before after)
+BINS=("$(realpath "$1")" "$(realpath "$2")")
+for b in "${BINS[@]}"; do [[ -x $b ]] || die "$b is not an executable"; done
+DURATION=${DURATION:-5} CONCURRENCY=${CONCURRENCY:-64} ROUNDS=${ROUNDS:-5}
+PIDS=() LOADGEN_PID=""
+setup_tmp shardgate-cost
+raise_nofile 4096
+say "building the load generator and mock (release)..."
+cargo build --release -p loadtest --bins >&2
+BIN="$ROOT/target/release"
+pinning_plan
+start_mock "$LOAD_CPUS"
+PERF=""
+if command -v perf >/dev/null && perf stat -e instructions -x, -- true 2>/dev/null; then
+    PERF=perf
+else
+    say "perf is not usable here: CPU time only"
+fi
+
+body="$TMP/body.json"
+printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' \
+    "$(head -c 950 /dev/zero | tr '\0' x)" >"$body"
+gateway_config "$TMP/gw.yaml" 1 false 256
+
+# run NAME BIN: one warm-up and one measured run; appends "cpu_us_per_req instr_per_req rps".
+run() {
+    local name=$1 bin=$2 pid api t0 t1 json reqs instr=""
+    taskset -c "$GATEWAY_CPUS" "$bin" serve --config "$TMP/gw.yaml" >"$TMP/$name.out" 2>"$TMP/$name.log" &
+    pid=$!
+    PIDS+=("$pid")
+    api=$(wait_for "$TMP/$name.log" 'ready: api=' 20 "$pid") || die "$name did not start"
+    [[ $api =~ ready:\ api=([^ ]+) ]] && api=${BASH_REMATCH[1]}
+    local load=(taskset -c "$LOAD_CPUS" "$BIN/loadgen" --url "http://$api/v1/chat/completions"
+        --concurrency "$CONCURRENCY" --body-file "$body" --json --warmup 0)
+    "${load[@]}" --duration 1 >/dev/null 2>&1
+    t0=$(cpu_ticks "$pid")
+    if [[ -n $PERF ]]; then
+        perf stat -x, -e instructions -p "$pid" -o "$TMP/perf.$name" &
+        local perf_pid=$!
+    fi
+    json=$("${load[@]}" --duration "$DURATION" 2>/dev/null)
+    t1=$(cpu_ticks "$pid")
+    if [[ -n $PERF ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        instr=$(awk -F, '/instructions/ {print $1}' "$TMP/perf.$name" | head -1)
+    fi
+    stop_pid "$pid"
+    reqs=$(jget "$json" requests)
+    if ! [[ $reqs =~ ^[0-9]+$ ]] || ((reqs == 0)); then die "$name: no requests completed: $json"; fi
+    # Row: name, CPU µs per request, instructions per request ("-" without perf), req/s.
+    awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" -v i="${instr:-}" -v d="$DURATION" -v who="$name" \
+        'BEGIN { printf "%-7s %8.2f %10s %9.0f\n", who, t * 1e6 / hz / n,
+                 (i ~ /^[0-9]+$/ ? sprintf("%.0f", i / n) : "-"), n / d }' | tee -a "$TMP/rows"
+}
+
+say "rounds: $ROUNDS x (before, after), ${DURATION}s each at $CONCURRENCY connections"
+printf '%-7s %8s %10s %9s\n' binary "cpu_us" "instr" "req/s"
+for ((r = 1; r <= ROUNDS; r++)); do
+    # Alternate which goes first, so neither always runs on a warmer machine.
+    if ((r % 2)); then order=(0 1); else order=(1 0); fi
+    for i in "${order[@]}"; do run "${NAMES[i]}" "${BINS[i]}"; done
+done
+echo
+echo "medians over $ROUNDS rounds (per request: gateway CPU µs, instructions; and req/s):"
+for name in "${NAMES[@]}"; do
+    awk -v who="$name" '$1 == who { cpu[n] = $2; ins[n] = $3; rps[n] = $4; n++ }
+        function med(a, n,   i, j, t) { for (i = 0; i < n; i++) for (j = i + 1; j < n; j++)
+            if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }; return a[int(n / 2)] }
+        END { printf "%-7s %8s %10s %9s\n", who, med(cpu, n), med(ins, n), med(rps, n) }' \
+        "$TMP/rows"
+done
