@@ -354,6 +354,24 @@ fn hedging_returns_the_faster_answer_and_closes_the_slower(d: Driver) {
     gw.wait_metric(
         "shardgate_attempts_total{model=\"m\",target=\"slow/x\",result=\"cancelled\"} 1",
     );
+    // The access log lists both legs; the hedge's head start is upstream time, not overhead.
+    assert!(eventually(Duration::from_secs(5), || gw
+        .stdout
+        .lock()
+        .unwrap()
+        .contains("\"cancelled\"")));
+    let log = gw.stdout.lock().unwrap().clone();
+    let v = common::json(
+        log.lines()
+            .find(|l| l.contains("cancelled"))
+            .unwrap()
+            .as_bytes(),
+    );
+    assert_eq!(v["attempts"][0]["target"], "slow/x");
+    assert_eq!(v["attempts"][0]["error"], "cancelled");
+    assert_eq!(v["attempts"][1]["target"], "quick/x");
+    assert!(v["attempts"][1]["error"].is_null());
+    assert!(v["upstream_us"].as_u64().unwrap() >= 50_000, "{v}");
     // Non-streaming too: the loser's connection is closed, not pooled.
     let r = chat(&gw, "m");
     assert_eq!(r.status, 200, "{}", r.text());

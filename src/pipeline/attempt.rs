@@ -215,6 +215,7 @@ impl Attempt {
     pub fn start(shard: &Shard, ctx: &mut Ctx, alias: usize, target: usize) -> Attempt {
         let now = Instant::now();
         shard.router.borrow_mut().started(alias, target, now);
+        ctx.upstream_since.get_or_insert(now);
         let retry = ctx.attempts > 0;
         Attempt {
             alias,

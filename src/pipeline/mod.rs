@@ -135,6 +135,9 @@ pub struct Ctx {
     pub served_model: u32,
     /// Upstream attempts made, and the first few of them for the access log.
     pub attempts: u8,
+    /// When the first attempt began: from then on the request waits on upstreams (failed
+    /// attempts, backoff and a hedge's head start are not the gateway's own time).
+    pub upstream_since: Option<Instant>,
     tried: [Tried; MAX_LOGGED_ATTEMPTS],
 }
 
@@ -172,6 +175,7 @@ impl Ctx {
             dropped: String::new(),
             served_model: NONE,
             attempts: 0,
+            upstream_since: None,
             tried: [Tried {
                 model: NONE,
                 target: 0,
@@ -196,6 +200,16 @@ impl Ctx {
 
     pub fn elapsed_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
+    }
+
+    /// Microseconds waited on upstreams so far: since the serving request was `sent` when it
+    /// is the only attempt, else since the first attempt began.
+    pub fn upstream_us(&self, sent: Instant) -> u64 {
+        let since = match self.upstream_since {
+            Some(first) if self.attempts > 1 => first,
+            _ => sent,
+        };
+        since.elapsed().as_micros() as u64
     }
 
     /// Counts an upstream attempt as it starts (its response head reports the count);

@@ -378,7 +378,7 @@ pub async fn deliver(
         .await;
     }
     let status = resp.status;
-    let upstream_us = sent.elapsed().as_micros() as u64;
+    let upstream_us = ctx.upstream_us(sent);
     let content_type = resp.content_type.take();
     let retry_after = resp.retry_after.take();
     shard.upstream.release(resp, origin);
@@ -458,7 +458,7 @@ async fn stream(
         200,
         response::SSE,
         None,
-        &meta(ctx, &shard.snapshot, Some(ttfb_us)),
+        &meta(ctx, &shard.snapshot, Some(ctx.upstream_us(sent))),
         &extra[..n],
     );
     conn.flush().await?;
@@ -543,7 +543,7 @@ async fn stream(
             break None;
         }
     };
-    let upstream_us = Some(sent.elapsed().as_micros() as u64);
+    let upstream_us = Some(ctx.upstream_us(sent));
     let mut outcome = Outcome {
         status: 200,
         usage,
