@@ -464,3 +464,18 @@ fn health_checks_take_a_failing_target_out_before_users_hit_it() {
     let r = chat(&gw, "m");
     assert_eq!(served_by(&r), ("flaky/x".to_string(), 1), "{}", r.text());
 }
+
+#[test]
+fn retries_stop_at_the_requests_deadline() {
+    let hang = mock();
+    let cfg = config(
+        &provider("hang", &hang, "hang"),
+        // Three attempts of up to 300 ms each would take 900 ms; the request has 500.
+        "  m:\n    retry: { attempts: 3, backoff_ms: 0, max_backoff_ms: 1 }\n    timeouts: { first_byte_ms: 300, total_ms: 500 }\n    targets:\n      - { provider: hang, model: x }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let r = chat(&gw, "m");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "upstream_timeout");
+    assert_eq!(served_by(&r), ("hang/x".to_string(), 2));
+}

@@ -27,6 +27,8 @@ use crate::runtime::shard::Shard;
 
 /// Fallback aliases followed at most, so a cycle in the config cannot loop.
 const MAX_FALLBACK_DEPTH: usize = 4;
+/// Time a retry needs at least before the request's deadline to be worth starting.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(1);
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -52,6 +54,18 @@ pub async fn route(
 ) -> Result<Outcome, GatewayError> {
     let snap = &shard.snapshot;
     let first = ctx.model as usize;
+    // The whole request — retries, backoff and fallbacks included — ends by the requested
+    // alias's total timeout (or its slowest provider's).
+    let model = &snap.models[first];
+    let total = model.timeouts.total.unwrap_or_else(|| {
+        model
+            .targets
+            .iter()
+            .map(|t| snap.providers[t.provider].timeouts.total)
+            .max()
+            .unwrap_or_default()
+    });
+    ctx.deadline = Some(ctx.start + total);
     let mut alias = first;
     let mut next_fallback = 0;
     for _ in 0..=MAX_FALLBACK_DEPTH {
@@ -60,6 +74,9 @@ pub async fn route(
             Err(e) => e,
         };
         if !e.kind.is_upstream() && e.kind != Kind::NoHealthyTarget {
+            return Err(e);
+        }
+        if ctx.time_left().is_some_and(|d| d < MIN_ATTEMPT_TIME) {
             return Err(e);
         }
         // A class-specific fallback of the alias that failed, else the requested alias's list.
@@ -150,6 +167,13 @@ async fn try_alias(
             } else if !wait.is_zero() {
                 monoio::time::sleep(wait).await;
             }
+            if ctx.time_left().is_some_and(|d| d < MIN_ATTEMPT_TIME) {
+                log::debug!(
+                    "request {}: no time left for another attempt",
+                    String::from_utf8_lossy(ctx.id())
+                );
+                break;
+            }
         }
         if !shard
             .router
@@ -193,6 +217,16 @@ async fn try_alias(
         }
     }
     Err(last.unwrap_or_else(|| shortfall(model, &plan)))
+}
+
+/// An attempt's limits, cut to what is left of the request's deadline.
+fn within(mut t: crate::config::Timeouts, left: Option<Duration>) -> crate::config::Timeouts {
+    if let Some(left) = left {
+        t.connect = t.connect.min(left);
+        t.first_byte = t.first_byte.min(left);
+        t.total = t.total.min(left);
+    }
+    t
 }
 
 /// Whether the target is reached over the network (the built-in mock answers in-process).
@@ -501,7 +535,7 @@ pub fn prepare<'s>(
     let leg = relay::Leg {
         provider,
         origin,
-        timeouts: model.timeouts_for(provider),
+        timeouts: within(model.timeouts_for(provider), ctx.time_left()),
         model: &target.model,
         passage,
     };

@@ -22,7 +22,7 @@ mod hedge;
 mod openai;
 mod relay;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::auth::Principal;
 use crate::error::{GatewayError, Kind};
@@ -138,6 +138,8 @@ pub struct Ctx {
     /// When the first attempt began: from then on the request waits on upstreams (failed
     /// attempts, backoff and a hedge's head start are not the gateway's own time).
     pub upstream_since: Option<Instant>,
+    /// When the whole request (every attempt, backoff and fallback) must be over.
+    pub deadline: Option<Instant>,
     tried: [Tried; MAX_LOGGED_ATTEMPTS],
 }
 
@@ -176,6 +178,7 @@ impl Ctx {
             served_model: NONE,
             attempts: 0,
             upstream_since: None,
+            deadline: None,
             tried: [Tried {
                 model: NONE,
                 target: 0,
@@ -200,6 +203,12 @@ impl Ctx {
 
     pub fn elapsed_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
+    }
+
+    /// Time left before the request's deadline, if it has one.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Microseconds waited on upstreams so far: since the serving request was `sent` when it
