@@ -335,6 +335,25 @@ fn keep_alive_reuses_upstream_connections(d: Driver) {
     );
 }
 
+#[test]
+fn pooled_connections_close_after_their_idle_timeout() {
+    let m = mock();
+    let cfg = config(&m.base_url(), "").replace(
+        "    api_key: { env: UPSTREAM_KEY }\n",
+        "    api_key: { env: UPSTREAM_KEY }\n    pool: { idle_timeout_ms: 300 }\n",
+    );
+    assert!(cfg.contains("idle_timeout_ms"));
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    assert_eq!(post(&gw, CHAT, r#"{"model":"gpt-4o-mini"}"#).status, 200);
+    assert_eq!(m.stats().open_connections, 1, "kept for reuse");
+    // No further request: the shard's periodic check closes it once it has idled too long.
+    assert!(
+        common::eventually(Duration::from_secs(4), || m.stats().open_connections == 0),
+        "{:?}",
+        m.stats()
+    );
+}
+
 fn dead_pooled_connection_is_retried_once(d: Driver) {
     // An upstream that answers once with keep-alive, then closes the idle connection.
     use std::io::{Read, Write};

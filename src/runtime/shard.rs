@@ -183,11 +183,13 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
 
 /// Gives memory back after a burst: when a shard served requests since its last check and has
 /// none in flight now, it drops surplus pooled scratch buffers and has the allocator return
-/// freed pages to the OS. A busy shard never pays for this.
+/// freed pages to the OS. A busy shard never pays for this. Every check also closes pooled
+/// upstream connections past their idle timeout.
 pub async fn trim_when_idle(shard: Rc<Shard>) {
     let mut served = shard.served.get();
     loop {
         monoio::time::sleep(IDLE_CHECK).await;
+        shard.upstream.evict_expired(&shard.snapshot);
         let now = shard.served.get();
         if now != served && shard.metrics.borrow().inflight == 0 {
             shard.scratch_pool.borrow_mut().truncate(SCRATCH_POOL_IDLE);

@@ -67,6 +67,15 @@ impl Client {
         None
     }
 
+    /// Closes pooled connections idle longer than their origin allows (the provider has
+    /// likely closed its end already); run periodically so they do not linger until popped.
+    pub fn evict_expired(&self, snapshot: &Snapshot) {
+        let mut pools = self.pools.borrow_mut();
+        for (pool, origin) in pools.iter_mut().zip(&snapshot.origins) {
+            pool.retain(|c| c.idle_since.elapsed() < origin.idle_timeout);
+        }
+    }
+
     /// Returns a finished response's connection to the pool when it can be reused.
     pub fn release(&self, resp: Response, origin: &Origin) {
         if let Some(mut c) = resp.into_reusable() {
