@@ -5,11 +5,12 @@
 //! upstream errors classified into the client's own error shape.
 //!
 //! While waiting on the upstream, the client socket is watched (readiness and a peek, never a
-//! read), so a client that goes away closes the upstream connection at once.
+//! read), so a client that goes away closes the upstream connection; the watch starts only
+//! once a wait has lasted [`WATCH_AFTER`] (a stream's writes notice a gone client sooner).
 
 use std::future::Future;
 use std::pin::pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Ctx, Outcome, Scratch};
 use crate::config::{Origin, Provider, Snapshot, Timeouts};
@@ -26,9 +27,18 @@ use crate::runtime::shard::Shard;
 /// Largest non-streamed upstream body the gateway will hold.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
 
+/// How long an upstream wait runs before the client socket is watched. Most waits (a fast
+/// answer, a stream's next event) end sooner, and each watch costs the shard an io_uring poll
+/// and its cancellation: once per event, that was most of its work at 2,000 streams.
+const WATCH_AFTER: Duration = Duration::from_millis(100);
+
 /// Runs `fut` unless the client closes first (`None`).
 pub async fn unless_client_closes<F: Future>(conn: &Conn, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
+    monoio::select! {
+        out = &mut fut => return Some(out),
+        _ = monoio::time::sleep(WATCH_AFTER) => {}
+    }
     let mut watching = true;
     loop {
         monoio::select! {
@@ -461,7 +471,13 @@ async fn stream(
         &meta(ctx, &shard.snapshot, Some(ctx.upstream_us(sent))),
         &extra[..n],
     );
-    conn.flush().await?;
+    // When the first events came in with the upstream's head, the head goes out with them in
+    // one write; otherwise at once. `head_unsent`: its length while it waits in `wbuf`.
+    let mut head_unsent = conn.wbuf.len();
+    if !resp.has_buffered() {
+        conn.flush().await?;
+        head_unsent = 0;
+    }
     let mut splitter = sse::Splitter::default();
     let mut usage: Option<Usage> = None;
     let failure = loop {
@@ -539,6 +555,7 @@ async fn stream(
         if !conn.wbuf.is_empty() && conn.flush().await.is_err() {
             break Some(gone());
         }
+        head_unsent = 0;
         if !more {
             break None;
         }
@@ -560,9 +577,9 @@ async fn stream(
             if e.kind == Kind::ClientDisconnected {
                 outcome.status = 499;
             } else {
-                // The head went out already: end the stream with an in-band error and a clean end.
-                // Events translated before the failure still go out first.
-                conn.wbuf.clear();
+                // The head went out already (or waits in `wbuf`, and is kept): end the stream with
+                // an in-band error and a clean end. Events translated before the failure go first.
+                conn.wbuf.truncate(head_unsent);
                 let mut event = std::mem::take(&mut scratch.events);
                 error_event(ctx.wire, &e, &mut event);
                 chunked::frame(&mut conn.wbuf, &event);

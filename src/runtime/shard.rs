@@ -181,20 +181,26 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// Gives memory back after a burst: when a shard served requests since its last check and has
-/// none in flight now, it drops surplus pooled scratch buffers and has the allocator return
-/// freed pages to the OS. A busy shard never pays for this. Every check also closes pooled
-/// upstream connections past their idle timeout.
+/// Gives memory back after a burst: once a shard that served requests has taken no new one for
+/// a whole check interval and has none in flight, it drops surplus pooled scratch buffers and
+/// has the allocator return freed pages to the OS, once. A busy shard never pays for this
+/// (under steady light load "none in flight" alone is true most of the time: it used to
+/// trim every second mid-load, and the requests after each trim refilled the pool). Every
+/// check also closes pooled upstream connections past their idle timeout.
 pub async fn trim_when_idle(shard: Rc<Shard>) {
     let mut served = shard.served.get();
+    let mut trimmed = true;
     loop {
         monoio::time::sleep(IDLE_CHECK).await;
         shard.upstream.evict_expired(&shard.snapshot);
         let now = shard.served.get();
-        if now != served && shard.metrics.borrow().inflight == 0 {
+        if now != served {
+            served = now;
+            trimmed = false;
+        } else if !trimmed && shard.metrics.borrow().inflight == 0 {
             shard.scratch_pool.borrow_mut().truncate(SCRATCH_POOL_IDLE);
             crate::sys::allocator_collect();
-            served = now;
+            trimmed = true;
         }
     }
 }

@@ -133,6 +133,11 @@ impl Response {
         }
     }
 
+    /// Body bytes already read (they came with the head or an earlier event).
+    pub fn has_buffered(&self) -> bool {
+        !self.conn.rbuf.is_empty()
+    }
+
     pub fn is_done(&self) -> bool {
         matches!(self.framing, Framing::Done)
     }
