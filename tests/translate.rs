@@ -23,6 +23,10 @@ fn translate_config(base: &str) -> String {
     protocol: anthropic
     base_url: {base}/mock/drop_after=2,interval_ms=5
     api_key: {{ env: UPSTREAM_KEY }}
+  claude-bad:
+    protocol: anthropic
+    base_url: {base}/mock/malformed
+    api_key: {{ env: UPSTREAM_KEY }}
   up-down:
     protocol: openai
     base_url: {base}/mock/status=503/v1
@@ -36,6 +40,9 @@ models:
   claude-drop:
     targets:
       - {{ provider: claude-drop, model: claude-up }}
+  claude-bad:
+    targets:
+      - {{ provider: claude-bad, model: claude-up }}
 "#
     );
     cfg.replacen("models:\n", &extra, 1)
@@ -129,6 +136,38 @@ fn broken_translated_stream_ends_with_an_error_event(d: Driver) {
     assert!(events.iter().all(|e| e != "[DONE]"));
 }
 
+/// The upstream's head and a broken event arrive together, so the translation fails before the
+/// client's head has been written: the client still gets the head, then the error event.
+fn stream_broken_in_its_first_read_keeps_the_head(d: Driver) {
+    let m = mock();
+    let gw = Gateway::start(&translate_config(&m.base_url()), d);
+    let mut c = Client::connect(gw.api);
+    let auth = format!("Bearer {ADMIN}");
+    c.send(
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        br#"{"model":"claude-bad","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+    );
+    let (status, headers) = c.read_head().unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream")),
+        "{headers:?}"
+    );
+    let (chunks, clean) = c.read_stream();
+    assert!(clean, "the client's stream ends cleanly");
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
+    let events = sse_data(&all);
+    let last = common::json(events.last().expect("events").as_bytes());
+    assert_eq!(
+        last["error"]["code"], "upstream_protocol_error",
+        "{events:?}"
+    );
+}
+
 fn openai_upstream_errors_reach_anthropic_clients_in_their_shape(d: Driver) {
     let m = mock();
     let gw = Gateway::start(&translate_config(&m.base_url()), d);
@@ -168,5 +207,6 @@ fn openai_upstream_errors_reach_anthropic_clients_in_their_shape(d: Driver) {
 
 both_drivers!(
     broken_translated_stream_ends_with_an_error_event,
+    stream_broken_in_its_first_read_keeps_the_head,
     openai_upstream_errors_reach_anthropic_clients_in_their_shape,
 );
