@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak: shardgate (release build, SHARDS shards) under open-loop load at a fixed rate for
 # SOAK_SECONDS while its RSS is sampled every SAMPLE_SECONDS; then idle for SETTLE_SECONDS and
-# the RSS once more. Answers: does memory grow under steady load (first minute against the last),
+# the RSS once more. Answers: does memory grow under steady load (second minute against the last),
 # and does it come back down after the load (post-load RSS against pre-load RSS)?
 #
 # usage: loadtest/soak.sh                      (10 minutes at 2000 req/s)
@@ -13,7 +13,7 @@
 # mock upstream on CPU 0).
 #
 # Results: a table on stdout and loadtest/results/<date>-<commit>-soak.{md,json} with the RSS
-# series, the growth from the first minute to the last (the first and last third for runs
+# series, the growth from the second minute to the last (the first and last third for runs
 # shorter than 3 minutes), post-load / pre-load RSS, and the latency percentiles of the soak.
 # Only 127.0.0.1 is contacted; every process started here is stopped on exit (by its PID).
 set -euo pipefail
@@ -107,14 +107,16 @@ wait $! || true
 RSS_POST=$(rss_kb "$GW_PID")
 
 # ---------------------------------------------------------------- figures
-# The windows compared: the first and the last minute, or thirds of a run under 3 minutes.
+# The windows compared: the second minute (the first is warm-up: pools and buffers fill) and the
+# last minute; or, in a run under 3 minutes, the first and the last third.
 WINDOW=$((SOAK_SECONDS >= 180 ? 60 : SOAK_SECONDS / 3))
 ((WINDOW >= SAMPLE_SECONDS)) || WINDOW=$SAMPLE_SECONDS
-# Mean RSS of the samples in (0, WINDOW] and in [end - WINDOW, end]; least-squares slope over all
-# samples after the start, in KiB per minute.
-read -r FIRST LAST SLOPE MAX N < <(awk -v w="$WINDOW" -v end="$SOAK_SECONDS" '
-    $1 > 0 { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2; if ($2 > max) max = $2
-             if ($1 <= w) { fs += $2; fn++ }
+WARM=$((SOAK_SECONDS >= 180 ? WINDOW : 0))
+# Mean RSS of the samples in (WARM, WARM + WINDOW] and in [end - WINDOW, end]; least-squares
+# slope over the samples after the warm-up, in KiB per minute.
+read -r FIRST LAST SLOPE MAX N < <(awk -v w="$WINDOW" -v warm="$WARM" -v end="$SOAK_SECONDS" '
+    $1 > warm { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2; if ($2 > max) max = $2
+             if ($1 <= warm + w) { fs += $2; fn++ }
              if ($1 >= end - w) { ls += $2; ln++ } }
     END {
         first = fn ? fs / fn : 0; last = ln ? ls / ln : 0
@@ -146,7 +148,7 @@ MD="$TMP/soak.md"
     echo "- pinning: shardgate ($SHARDS shards) on CPU $GATEWAY_CPUS; loadgen + mock upstream on CPU $LOAD_CPUS"
     echo "- load: open loop $RATE req/s over $CONNECTIONS connections for $SOAK_SECONDS s (no warm-up: the whole soak is measured);" \
         "chat body $(wc -c <"$TMP/chat.json") B; upstream latency $LATENCY_MS ms"
-    echo "- RSS (KiB) sampled every $SAMPLE_SECONDS s; growth compares the mean of the first $WINDOW s with the last $WINDOW s"
+    echo "- RSS (KiB) sampled every $SAMPLE_SECONDS s; growth compares the mean over $WARM–$((WARM + WINDOW)) s (after $WARM s of warm-up) with the last $WINDOW s"
     echo
     echo "| requests | req/s | p50 µs | p90 | p99 | p99.9 | max | errors | CPU µs/req |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -156,7 +158,7 @@ MD="$TMP/soak.md"
     echo "| memory | KiB | target | |"
     echo "|---|---:|---|---|"
     echo "| idle, before the load ($SHARDS shards) | $RSS_PRE | < 12288 (12 MiB) with 2 shards | $V_IDLE |"
-    echo "| mean over the first $WINDOW s of load | $FIRST | | |"
+    echo "| mean over $WARM–$((WARM + WINDOW)) s of load | $FIRST | | |"
     echo "| mean over the last $WINDOW s of load | $LAST | | |"
     echo "| growth, last − first | $GROWTH ($GROWTH_PCT %) | no growth (≤ 2 %) | $V_GROWTH |"
     echo "| trend over the soak (least squares) | $SLOPE KiB/min | | |"
