@@ -42,8 +42,9 @@ pub struct Shard {
 
 /// Free scratch buffers a shard keeps at most (more concurrent requests allocate, then free).
 const SCRATCH_POOL_MAX: usize = 1024;
-/// Free scratch buffers an idle shard keeps.
-const SCRATCH_POOL_IDLE: usize = 16;
+/// Free scratch buffers an idle shard keeps (each is ~25 KiB, mostly parser storage; a burst
+/// after an idle second allocates the rest again).
+const SCRATCH_POOL_IDLE: usize = 2;
 /// How often a shard checks whether it went idle.
 const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
