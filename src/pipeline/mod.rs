@@ -6,9 +6,10 @@
 //! 3. authenticate — the bearer key → a principal (401)
 //! 4. decode     — the body, once, with simd-json into the connection's arena (400/413)
 //! 5. admit      — the alias exists (404) and the key may use it (403)
-//! 6. route      — the alias → a target (provider + upstream model)
+//! 6. route      — the alias → a plan of targets, tried in order within the retry budget and
+//!    the request's deadline, with fallback aliases after (`attempt`)
 //! 7. attempt    — the client's bytes spliced, or translated across protocols; the pooled
-//!    client sends them
+//!    client sends them; a hedged alias may race two targets (`hedge`)
 //! 8. relay      — JSON back whole, or SSE events forwarded as they arrive
 //! 9. settle     — always: metrics, one access-log line
 //!

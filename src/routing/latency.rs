@@ -58,7 +58,7 @@ const GROWTH: f64 = 1.125;
 const HALVE_AT: u32 = 1024;
 
 /// Recent times to first byte as a log-bucketed histogram (100 µs … ~5 min in 12.5% steps),
-/// with counts halved every [`HALVE_AT`] samples so it follows the last few hundred requests.
+/// with counts halved every 1024 samples so it follows the last few hundred requests.
 /// Fixed size; recording and reading never allocate.
 #[derive(Debug, Clone, Copy)]
 pub struct Recent {
