@@ -204,8 +204,10 @@ fn switchable() -> (String, Arc<AtomicBool>, Arc<AtomicU64>) {
     (url, healthy, hits)
 }
 
-#[test]
-fn breaker_opens_after_failures_and_closes_after_a_good_probe() {
+/// Alias `m`: a switchable target `flaky/x` (failing until `healthy` is set) first, then
+/// `good/x`, with `settings` (indented YAML lines) for the alias. Returns the gateway, the switch
+/// and the flaky server's count of connections.
+fn flaky_then_good(settings: &str) -> (Gateway, MockServer, Arc<AtomicBool>, Arc<AtomicU64>) {
     let good = mock();
     let (flaky_url, healthy, hits) = switchable();
     let providers = format!(
@@ -214,9 +216,18 @@ fn breaker_opens_after_failures_and_closes_after_a_good_probe() {
     );
     let cfg = config(
         &providers,
-        "  m:\n    strategy: priority\n    retry: { attempts: 2, backoff_ms: 0, max_backoff_ms: 1 }\n    breaker: { failures: 2, cooldown_ms: 150 }\n    targets:\n      - { provider: flaky, model: x }\n      - { provider: good, model: x }\n",
+        &format!(
+            "  m:\n    strategy: priority\n{settings}    targets:\n      - {{ provider: flaky, model: x }}\n      - {{ provider: good, model: x }}\n"
+        ),
     );
-    let gw = Gateway::start(&cfg, Driver::Uring);
+    (Gateway::start(&cfg, Driver::Uring), good, healthy, hits)
+}
+
+#[test]
+fn breaker_opens_after_failures_and_closes_after_a_good_probe() {
+    let (gw, _good, healthy, hits) = flaky_then_good(
+        "    retry: { attempts: 2, backoff_ms: 0, max_backoff_ms: 1 }\n    breaker: { failures: 2, cooldown_ms: 150 }\n",
+    );
     for _ in 0..2 {
         let r = chat(&gw, "m");
         assert_eq!(served_by(&r), ("good/x".to_string(), 2), "{}", r.text());
@@ -425,17 +436,8 @@ both_drivers!(
 
 #[test]
 fn health_checks_take_a_failing_target_out_before_users_hit_it() {
-    let good = mock();
-    let (flaky_url, healthy, hits) = switchable();
-    let providers = format!(
-        "  flaky:\n    protocol: openai\n    base_url: {flaky_url}\n{}",
-        provider("good", &good, "")
-    );
-    let cfg = config(
-        &providers,
-        "  m:\n    strategy: priority\n    health: { interval_ms: 100, timeout_ms: 500, failures: 2 }\n    targets:\n      - { provider: flaky, model: x }\n      - { provider: good, model: x }\n",
-    );
-    let gw = Gateway::start(&cfg, Driver::Uring);
+    let (gw, _good, healthy, hits) =
+        flaky_then_good("    health: { interval_ms: 100, timeout_ms: 500, failures: 2 }\n");
     // Two failed probes, and no user request made yet.
     gw.wait_metric(
         "shardgate_health_probes_total{model=\"m\",target=\"flaky/x\",result=\"upstream_server_error\"} 2",

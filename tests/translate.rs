@@ -112,27 +112,38 @@ fn anthropic_to_anthropic_is_a_byte_passthrough() {
     );
 }
 
-fn broken_translated_stream_ends_with_an_error_event(d: Driver) {
-    let m = mock();
-    let gw = Gateway::start(&translate_config(&m.base_url()), d);
+/// Streams a chat for `model` from an OpenAI client; asserts a 200 and a clean end, and returns
+/// the response headers and the SSE data lines.
+fn stream_chat(gw: &Gateway, model: &str) -> (Vec<(String, String)>, Vec<String>) {
     let mut c = Client::connect(gw.api);
     let auth = format!("Bearer {ADMIN}");
+    let body = format!(
+        r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}],"stream":true}}"#
+    );
     c.send(
         "POST",
         "/v1/chat/completions",
         &[("authorization", &auth)],
-        br#"{"model":"claude-drop","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        body.as_bytes(),
     );
-    assert_eq!(c.read_head().unwrap().0, 200);
+    let (status, headers) = c.read_head().unwrap();
+    assert_eq!(status, 200);
     let (chunks, clean) = c.read_stream();
     assert!(clean, "the client's stream ends cleanly");
     let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
-    let events = sse_data(&all);
+    (headers, sse_data(&all))
+}
+
+fn assert_ends_with_error(events: &[String], code: &str) {
     let last = common::json(events.last().expect("events").as_bytes());
-    assert_eq!(
-        last["error"]["code"], "upstream_protocol_error",
-        "{events:?}"
-    );
+    assert_eq!(last["error"]["code"], code, "{events:?}");
+}
+
+fn broken_translated_stream_ends_with_an_error_event(d: Driver) {
+    let m = mock();
+    let gw = Gateway::start(&translate_config(&m.base_url()), d);
+    let (_, events) = stream_chat(&gw, "claude-drop");
+    assert_ends_with_error(&events, "upstream_protocol_error");
     assert!(events.iter().all(|e| e != "[DONE]"));
 }
 
@@ -141,31 +152,14 @@ fn broken_translated_stream_ends_with_an_error_event(d: Driver) {
 fn stream_broken_in_its_first_read_keeps_the_head(d: Driver) {
     let m = mock();
     let gw = Gateway::start(&translate_config(&m.base_url()), d);
-    let mut c = Client::connect(gw.api);
-    let auth = format!("Bearer {ADMIN}");
-    c.send(
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        br#"{"model":"claude-bad","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
-    );
-    let (status, headers) = c.read_head().unwrap();
-    assert_eq!(status, 200);
+    let (headers, events) = stream_chat(&gw, "claude-bad");
     assert!(
         headers
             .iter()
             .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream")),
         "{headers:?}"
     );
-    let (chunks, clean) = c.read_stream();
-    assert!(clean, "the client's stream ends cleanly");
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
-    let events = sse_data(&all);
-    let last = common::json(events.last().expect("events").as_bytes());
-    assert_eq!(
-        last["error"]["code"], "upstream_protocol_error",
-        "{events:?}"
-    );
+    assert_ends_with_error(&events, "upstream_protocol_error");
 }
 
 fn openai_upstream_errors_reach_anthropic_clients_in_their_shape(d: Driver) {

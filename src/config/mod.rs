@@ -151,6 +151,9 @@ pub struct Model {
     pub fallback_on: FallbackOn,
     pub retry: RetryPolicy,
     pub timeouts: RouteTimeouts,
+    /// How long a whole request for this alias may take, retries, backoff and fallbacks
+    /// included: `timeouts.total`, else the slowest of its providers' totals.
+    pub request_timeout: Duration,
     pub breaker: BreakerPolicy,
     /// Hedging, when configured.
     pub hedge: Option<HedgePolicy>,
@@ -171,6 +174,7 @@ impl Model {
             fallback_on: FallbackOn::default(),
             retry: RetryPolicy::default(),
             timeouts: RouteTimeouts::default(),
+            request_timeout: Timeouts::default().total,
             breaker: BreakerPolicy::default(),
             hedge: None,
             health: None,
@@ -221,6 +225,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The credentials this target is sent with: its own, else its provider's.
+    pub fn api_key<'a>(&'a self, provider: &'a Provider) -> Option<&'a Secret> {
+        self.api_key.as_ref().or(provider.api_key.as_ref())
+    }
+
     /// A target with weight 1, no limit, the provider's credentials and the shipped price.
     pub fn new(provider: usize, provider_name: &str, model: impl Into<String>) -> Target {
         let model = model.into();

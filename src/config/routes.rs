@@ -343,6 +343,13 @@ impl Walker<'_> {
         if let Some(y) = get(h, "timeouts") {
             m.timeouts = self.route_timeouts(y, &join(path, "timeouts"));
         }
+        m.request_timeout = m.timeouts.total.unwrap_or_else(|| {
+            let totals = m
+                .targets
+                .iter()
+                .map(|t| providers[t.provider].timeouts.total);
+            totals.max().unwrap_or(m.request_timeout)
+        });
         if let Some(y) = get(h, "breaker") {
             m.breaker = self.breaker(y, &join(path, "breaker"));
         }

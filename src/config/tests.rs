@@ -503,6 +503,7 @@ models:
   fixed:
     hedge: { after_ms: 40 }
     health: { interval_ms: 250, probe: chat }
+    timeouts: { total_ms: 9000 }
     targets: [{ provider: p, model: m }, { provider: p, model: n }]
   none:
     targets: [{ provider: p, model: m }]
@@ -528,6 +529,13 @@ models:
     );
     assert_eq!((h.timeout, h.failures), (Duration::from_secs(3), 2));
     assert_eq!(health("tail"), None);
+    // The whole request's budget: the alias's total, else its providers' (the default here).
+    let budget = |a: &str| {
+        let m = s.models.iter().find(|m| m.alias == a).unwrap();
+        m.request_timeout
+    };
+    assert_eq!(budget("fixed"), Duration::from_secs(9));
+    assert_eq!(budget("tail"), Timeouts::default().total);
 }
 
 #[test]

@@ -147,33 +147,15 @@ impl ShardMetrics {
     }
 
     pub fn merge(&mut self, o: &ShardMetrics) {
-        for (k, v) in &o.attempts {
-            *self.attempts.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.retries {
-            *self.retries.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.fallbacks {
-            *self.fallbacks.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.breaker_trips {
-            *self.breaker_trips.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.hedges {
-            *self.hedges.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.probes {
-            *self.probes.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.requests {
-            *self.requests.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.errors {
-            *self.errors.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.upstream_errors {
-            *self.upstream_errors.entry(*k).or_default() += v;
-        }
+        add_counts(&mut self.attempts, &o.attempts);
+        add_counts(&mut self.retries, &o.retries);
+        add_counts(&mut self.fallbacks, &o.fallbacks);
+        add_counts(&mut self.breaker_trips, &o.breaker_trips);
+        add_counts(&mut self.hedges, &o.hedges);
+        add_counts(&mut self.probes, &o.probes);
+        add_counts(&mut self.requests, &o.requests);
+        add_counts(&mut self.errors, &o.errors);
+        add_counts(&mut self.upstream_errors, &o.upstream_errors);
         for (a, b) in self.duration.iter_mut().zip(&o.duration) {
             let _ = a.add(b);
         }
@@ -195,21 +177,13 @@ impl ShardMetrics {
     fn render_routing(&self, o: &mut String, snap: &Snapshot) {
         let alias = |m: u32| esc(&snap.models[m as usize].alias);
         let target = |m: u32, t: u16| esc(&snap.models[m as usize].targets[t as usize].name);
-        header(
+        per_target(
             o,
-            "shardgate_attempts_total",
-            "counter",
+            snap,
+            ("shardgate_attempts_total", "result"),
             "Upstream attempts by alias, target and result (ok or error kind).",
+            &self.attempts,
         );
-        let mut rows: Vec<_> = self.attempts.iter().collect();
-        rows.sort();
-        for ((m, t, r), v) in rows {
-            let (a, n) = (alias(*m), target(*m, *t));
-            let _ = writeln!(
-                o,
-                "shardgate_attempts_total{{model=\"{a}\",target=\"{n}\",result=\"{r}\"}} {v}"
-            );
-        }
         header(
             o,
             "shardgate_retries_total",
@@ -251,36 +225,20 @@ impl ShardMetrics {
                 "shardgate_breaker_trips_total{{model=\"{a}\",target=\"{n}\"}} {v}"
             );
         }
-        header(
+        per_target(
             o,
-            "shardgate_hedges_total",
-            "counter",
+            snap,
+            ("shardgate_hedges_total", "won"),
             "Hedged requests by alias and the target hedged to; won: the hedge answered first.",
+            &self.hedges,
         );
-        let mut rows: Vec<_> = self.hedges.iter().collect();
-        rows.sort();
-        for ((m, t, won), v) in rows {
-            let (a, n) = (alias(*m), target(*m, *t));
-            let _ = writeln!(
-                o,
-                "shardgate_hedges_total{{model=\"{a}\",target=\"{n}\",won=\"{won}\"}} {v}"
-            );
-        }
-        header(
+        per_target(
             o,
-            "shardgate_health_probes_total",
-            "counter",
+            snap,
+            ("shardgate_health_probes_total", "result"),
             "Active health-check probes by alias, target and result (ok or error kind).",
+            &self.probes,
         );
-        let mut rows: Vec<_> = self.probes.iter().collect();
-        rows.sort();
-        for ((m, t, r), v) in rows {
-            let (a, n) = (alias(*m), target(*m, *t));
-            let _ = writeln!(
-                o,
-                "shardgate_health_probes_total{{model=\"{a}\",target=\"{n}\",result=\"{r}\"}} {v}"
-            );
-        }
     }
 
     /// Prometheus text exposition of merged metrics.
@@ -455,6 +413,34 @@ fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Adds one shard's counters into the merged ones.
+fn add_counts<K: Copy + Eq + std::hash::Hash>(into: &mut HashMap<K, u64>, from: &HashMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(*k).or_default() += v;
+    }
+}
+
+/// A counter family by alias, target and one more label (`name`, `label`), rows sorted.
+fn per_target<L: Ord + Copy + std::fmt::Display>(
+    o: &mut String,
+    snap: &Snapshot,
+    (name, label): (&str, &str),
+    help: &str,
+    counts: &HashMap<(u32, u16, L), u64>,
+) {
+    header(o, name, "counter", help);
+    let mut rows: Vec<_> = counts.iter().collect();
+    rows.sort();
+    for ((m, t, l), v) in rows {
+        let model = &snap.models[*m as usize];
+        let (a, n) = (esc(&model.alias), esc(&model.targets[*t as usize].name));
+        let _ = writeln!(
+            o,
+            "{name}{{model=\"{a}\",target=\"{n}\",{label}=\"{l}\"}} {v}"
+        );
+    }
 }
 
 fn header(o: &mut String, name: &str, kind: &str, help: &str) {

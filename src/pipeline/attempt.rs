@@ -54,18 +54,8 @@ pub async fn route(
 ) -> Result<Outcome, GatewayError> {
     let snap = &shard.snapshot;
     let first = ctx.model as usize;
-    // The whole request — retries, backoff and fallbacks included — ends by the requested
-    // alias's total timeout (or its slowest provider's).
-    let model = &snap.models[first];
-    let total = model.timeouts.total.unwrap_or_else(|| {
-        model
-            .targets
-            .iter()
-            .map(|t| snap.providers[t.provider].timeouts.total)
-            .max()
-            .unwrap_or_default()
-    });
-    ctx.deadline = Some(ctx.start + total);
+    // The whole request — retries, backoff and fallbacks included — ends by then.
+    ctx.deadline = Some(ctx.start + snap.models[first].request_timeout);
     let mut alias = first;
     let mut next_fallback = 0;
     for _ in 0..=MAX_FALLBACK_DEPTH {
@@ -204,7 +194,7 @@ async fn try_alias(
             }
             None => {
                 let at = Attempt::start(shard, ctx, alias, t);
-                let result = attempt(shard, conn, scratch, ctx, call, alias, t).await;
+                let result = attempt(shard, conn, scratch, ctx, call, &at).await;
                 record(shard, ctx, &at, Ended::Done(&result));
                 result
             }
@@ -238,7 +228,7 @@ fn networked(shard: &Shard, model: &Model, t: usize) -> bool {
 /// An attempt under way: what [`record`] needs to report it.
 pub struct Attempt {
     alias: usize,
-    pub target: usize,
+    target: usize,
     slot: usize,
     began: Instant,
     retry: bool,
@@ -294,33 +284,33 @@ pub enum Ended<'r> {
 /// Reports a finished attempt to the router (health, latency), the metrics and the access log.
 pub fn record(shard: &Shard, ctx: &mut Ctx, at: &Attempt, ended: Ended<'_>) {
     let now = Instant::now();
-    let error = match ended {
-        Ended::Done(Ok(o)) => o.error.as_ref(),
-        Ended::Done(Err(e)) | Ended::Failed(e) => Some(e),
-        Ended::Cancelled => None,
-    };
-    let (outcome, result) = match (&ended, error) {
-        (Ended::Cancelled, _) => (
+    let (outcome, result) = match ended {
+        Ended::Cancelled => (
             routing::Outcome::Cancelled {
                 waited: now - at.began,
             },
             Some("cancelled"),
         ),
-        (Ended::Done(r), None) => (
+        Ended::Done(Ok(Outcome {
+            error: None,
+            ttfb_us,
+            ..
+        })) => (
             routing::Outcome::Success {
-                ttfb: Duration::from_micros(r.as_ref().map_or(0, |o| o.ttfb_us.unwrap_or(0))),
+                ttfb: Duration::from_micros(ttfb_us.unwrap_or(0)),
                 total: now - at.began,
             },
             None,
         ),
-        (_, Some(e)) => (
+        Ended::Done(Ok(Outcome { error: Some(e), .. }))
+        | Ended::Done(Err(e))
+        | Ended::Failed(e) => (
             routing::Outcome::Failure {
                 kind: e.kind,
                 retry_after: e.retry_after_s.map(Duration::from_secs),
             },
             Some(e.kind.code()),
         ),
-        (Ended::Failed(_), None) => unreachable!("a failure has an error"),
     };
     let tripped = shard
         .router
@@ -379,14 +369,11 @@ async fn attempt(
     scratch: &mut Scratch,
     ctx: &mut Ctx,
     call: &Call<'_>,
-    alias: usize,
-    target_idx: usize,
+    at: &Attempt,
 ) -> Result<Outcome, GatewayError> {
     let snap = &shard.snapshot;
-    let target = &snap.models[alias].targets[target_idx];
-    ctx.served_model = alias as u32;
-    ctx.target = target_idx as u32;
-    ctx.provider = target.provider as u32;
+    let target = &snap.models[at.alias].targets[at.target];
+    at.serve(shard, ctx);
     let provider = &snap.providers[target.provider];
     if call.endpoint == Endpoint::CountTokens && provider.protocol != Protocol::Anthropic {
         // Only Anthropic counts tokens; any other target's answer is the gateway's estimate.
@@ -416,8 +403,8 @@ async fn attempt(
         conn.body(call.body_at),
         ctx,
         call,
-        alias,
-        target_idx,
+        at.alias,
+        at.target,
         scratch,
     )?;
     ctx.dropped = dropped;
@@ -441,7 +428,7 @@ pub fn prepare<'s>(
     let model = &snap.models[alias];
     let target = &model.targets[target_idx];
     let provider = &snap.providers[target.provider];
-    let api_key = target.api_key.as_ref().or(provider.api_key.as_ref());
+    let api_key = target.api_key(provider);
     let upstream = provider.protocol.wire();
     if upstream != ctx.wire && !endpoint.is_chat() {
         return Err(GatewayError::new(

@@ -11,7 +11,6 @@
 //! Each leg builds its request in its own scratch buffers (the second from the shard's pool);
 //! the winner's become the request's, so the relay that follows is the ordinary one.
 
-use std::cell::Cell;
 use std::pin::pin;
 use std::time::Instant;
 
@@ -33,17 +32,12 @@ pub struct Raced {
 enum Finish {
     /// The first leg ended before a hedge went out.
     Alone(Result<Answer, GatewayError>),
-    /// One leg answered; `loser` is how the other had ended (`None`: it is cancelled).
-    Won {
-        hedge_won: bool,
-        answer: Answer,
-        loser: Option<GatewayError>,
-    },
-    /// A leg failed and ended the race (the other failed before it, or is cancelled because
-    /// this failure was the request's own fault).
-    Lost {
-        hedge_failed: bool,
-        error: GatewayError,
+    /// Both legs ran and `hedge`'s (or the first's) `result` decided the race: an answer, or a
+    /// failure after the other had failed too (or one that was the request's own fault).
+    /// `other`: how the other leg had ended; `None` if it is being cancelled.
+    Raced {
+        hedge: bool,
+        result: Result<Answer, GatewayError>,
         other: Option<GatewayError>,
     },
 }
@@ -78,9 +72,8 @@ pub async fn race(
         .hedge_delay(alias, a)
         .unwrap_or_default();
     let mut other = shard.take_scratch();
-    // Set when the hedge goes out: when, and its leg with what its translation dropped.
-    let launched: Cell<Option<Instant>> = Cell::new(None);
-    let mut leg_b: Option<(Leg<'_>, String)> = None;
+    // Set when the hedge goes out: its leg, what its translation dropped, and when.
+    let mut hedge_leg: Option<(Leg<'_>, String, Instant)> = None;
     let (wants_stream, body) = (ctx.stream, conn.body(call.body_at));
     let ctx_view: &Ctx = ctx;
     let run = async {
@@ -103,22 +96,22 @@ pub async fn race(
         if !may {
             return Finish::Alone(fa.await);
         }
-        match attempt::prepare(shard, body, ctx_view, call, alias, b, &mut other) {
-            Ok(p) => leg_b = Some(p),
+        let leg = match attempt::prepare(shard, body, ctx_view, call, alias, b, &mut other) {
+            Ok((leg, dropped)) => {
+                let now = Instant::now();
+                shard.router.borrow_mut().started(alias, b, now);
+                hedge_leg.insert((leg, dropped, now)).0
+            }
             Err(e) => {
                 log::debug!("hedge to target {b} of alias {alias} not sent: {e}");
                 return Finish::Alone(fa.await);
             }
-        }
-        let now = Instant::now();
-        shard.router.borrow_mut().started(alias, b, now);
-        launched.set(Some(now));
-        let leg = &leg_b.as_ref().expect("prepared above").0;
+        };
         let mut fb = pin!(relay::exchange(
             shard,
             &mut other.upstream,
             &mut other.body,
-            leg,
+            &leg,
             wants_stream,
         ));
         // The leg that failed first (`true`: the hedge), while the other still runs.
@@ -131,101 +124,78 @@ pub async fn race(
                 r = &mut fb, if b_live => (true, r),
             };
             match r {
-                Ok(answer) => {
-                    return Finish::Won {
-                        hedge_won: hedge,
-                        answer,
-                        loser: failed.map(|(_, e)| e),
-                    };
-                }
-                Err(e) if failed.is_some() || !e.kind.retryable() => {
-                    return Finish::Lost {
-                        hedge_failed: hedge,
-                        error: e,
+                Err(e) if failed.is_none() && e.kind.retryable() => failed = Some((hedge, e)),
+                result => {
+                    return Finish::Raced {
+                        hedge,
+                        result,
                         other: failed.map(|(_, e)| e),
                     };
                 }
-                Err(e) => failed = Some((hedge, e)),
             }
         }
     };
     let finish = relay::unless_client_closes(conn, run).await;
-    let second = launched
-        .get()
-        .map(|at| Attempt::launched(ctx, alias, b, at));
+    let second = hedge_leg
+        .as_ref()
+        .map(|&(_, _, at)| Attempt::launched(ctx, alias, b, at));
     let hedged = second.is_some();
-    let result = match finish {
-        None => {
-            let e = relay::gone();
-            attempt::record(shard, ctx, &first, Ended::Failed(&e));
-            if let Some(s) = &second {
-                attempt::record(shard, ctx, s, Ended::Failed(&e));
-            }
-            Err(e)
+    let Some(finish) = finish else {
+        let e = relay::gone();
+        for at in std::iter::once(&first).chain(&second) {
+            attempt::record(shard, ctx, at, Ended::Failed(&e));
         }
-        Some(Finish::Alone(Err(e))) => {
-            attempt::record(shard, ctx, &first, Ended::Failed(&e));
-            Err(e)
-        }
-        Some(Finish::Alone(Ok(answer))) => {
-            first.serve(shard, ctx);
-            ctx.dropped = dropped_a;
-            let r = relay::deliver(shard, conn, scratch, ctx, &leg_a, answer).await;
-            attempt::record(shard, ctx, &first, Ended::Done(&r));
-            r
-        }
-        Some(Finish::Lost {
-            hedge_failed,
-            error,
+        shard.put_scratch(other);
+        return Raced {
+            result: Err(e),
+            hedged,
+        };
+    };
+    let (hedge, result) = match finish {
+        Finish::Alone(result) => (false, result),
+        Finish::Raced {
+            hedge,
+            result,
             other,
-        }) => {
-            let second = second.expect("a race has two legs");
-            let (last, earlier) = if hedge_failed {
-                (&second, &first)
-            } else {
-                (&first, &second)
-            };
+        } => {
+            let second = second.as_ref().expect("a raced hedge went out");
+            let other_at = if hedge { &first } else { second };
             match &other {
-                Some(e) => attempt::record(shard, ctx, earlier, Ended::Failed(e)),
-                None => attempt::record(shard, ctx, earlier, Ended::Cancelled),
+                Some(e) => attempt::record(shard, ctx, other_at, Ended::Failed(e)),
+                None => attempt::record(shard, ctx, other_at, Ended::Cancelled),
             }
-            attempt::record(shard, ctx, last, Ended::Failed(&error));
+            let won = hedge && result.is_ok();
             shard
                 .metrics
                 .borrow_mut()
-                .hedge(alias as u32, b as u16, false);
-            Err(error)
+                .hedge(alias as u32, b as u16, won);
+            (hedge, result)
         }
-        Some(Finish::Won {
-            hedge_won,
-            answer,
-            loser,
-        }) => {
-            let second = second.expect("a race has two legs");
-            let (winner, loser_at) = if hedge_won {
-                (&second, &first)
-            } else {
-                (&first, &second)
+    };
+    let decider = match &second {
+        Some(s) if hedge => s,
+        _ => &first,
+    };
+    let result = match result {
+        Err(e) => {
+            attempt::record(shard, ctx, decider, Ended::Failed(&e));
+            Err(e)
+        }
+        Ok(answer) => {
+            decider.serve(shard, ctx);
+            let leg = match hedge_leg.take() {
+                Some((leg, dropped, _)) if hedge => {
+                    ctx.dropped = dropped;
+                    std::mem::swap(scratch, &mut other);
+                    leg
+                }
+                _ => {
+                    ctx.dropped = dropped_a;
+                    leg_a
+                }
             };
-            match &loser {
-                Some(e) => attempt::record(shard, ctx, loser_at, Ended::Failed(e)),
-                None => attempt::record(shard, ctx, loser_at, Ended::Cancelled),
-            }
-            shard
-                .metrics
-                .borrow_mut()
-                .hedge(alias as u32, b as u16, hedge_won);
-            winner.serve(shard, ctx);
-            let r = if hedge_won {
-                let (leg, dropped) = leg_b.take().expect("the hedge ran");
-                ctx.dropped = dropped;
-                std::mem::swap(scratch, &mut other);
-                relay::deliver(shard, conn, scratch, ctx, &leg, answer).await
-            } else {
-                ctx.dropped = dropped_a;
-                relay::deliver(shard, conn, scratch, ctx, &leg_a, answer).await
-            };
-            attempt::record(shard, ctx, winner, Ended::Done(&r));
+            let r = relay::deliver(shard, conn, scratch, ctx, &leg, answer).await;
+            attempt::record(shard, ctx, decider, Ended::Done(&r));
             r
         }
     };

@@ -14,18 +14,7 @@ pub fn write_get(
     origin: &Origin,
     path: &str,
 ) {
-    out.extend_from_slice(b"GET ");
-    out.extend_from_slice(provider.base_path.as_bytes());
-    if provider.vendor.path == PathStyle::AzureDeployment {
-        out.extend_from_slice(b"/openai");
-    }
-    out.extend_from_slice(path.as_bytes());
-    if let Some(v) = &provider.api_version {
-        out.extend_from_slice(b"?api-version=");
-        push_path_segment(out, v);
-    }
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(origin.authority.as_bytes());
+    request_line(out, "GET", provider, origin, path, None);
     out.extend_from_slice(b"\r\naccept: application/json");
     auth_and_extras(out, provider, api_key);
 }
@@ -45,22 +34,7 @@ pub fn write(
     content_length: usize,
     stream: bool,
 ) {
-    out.extend_from_slice(b"POST ");
-    out.extend_from_slice(provider.base_path.as_bytes());
-    match provider.vendor.path {
-        PathStyle::Plain => out.extend_from_slice(path.as_bytes()),
-        PathStyle::AzureDeployment => {
-            out.extend_from_slice(b"/openai/deployments/");
-            push_path_segment(out, model);
-            out.extend_from_slice(path.as_bytes());
-        }
-    }
-    if let Some(v) = &provider.api_version {
-        out.extend_from_slice(b"?api-version=");
-        push_path_segment(out, v);
-    }
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(origin.authority.as_bytes());
+    request_line(out, "POST", provider, origin, path, Some(model));
     out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
     json::push_u64(out, content_length as u64);
     out.extend_from_slice(if stream {
@@ -69,6 +43,35 @@ pub fn write(
         b"\r\naccept: application/json"
     });
     auth_and_extras(out, provider, api_key);
+}
+
+/// `METHOD {base}{vendor prefix}{path}?api-version=… HTTP/1.1` and the host header. Azure puts
+/// its paths under `/openai`, and a model's under `/openai/deployments/{deployment}`.
+fn request_line(
+    out: &mut Vec<u8>,
+    method: &str,
+    provider: &Provider,
+    origin: &Origin,
+    path: &str,
+    deployment: Option<&str>,
+) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(provider.base_path.as_bytes());
+    if provider.vendor.path == PathStyle::AzureDeployment {
+        out.extend_from_slice(b"/openai");
+        if let Some(d) = deployment {
+            out.extend_from_slice(b"/deployments/");
+            push_path_segment(out, d);
+        }
+    }
+    out.extend_from_slice(path.as_bytes());
+    if let Some(v) = &provider.api_version {
+        out.extend_from_slice(b"?api-version=");
+        push_path_segment(out, v);
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(origin.authority.as_bytes());
 }
 
 /// The user agent, the vendor's auth header, the provider's own headers and the blank line.

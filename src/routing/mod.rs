@@ -105,6 +105,9 @@ struct AliasState {
     /// Hedges this shard may still send for the alias: each request earns `max_share` of one.
     hedge_tokens: f64,
     targets: Vec<TargetState>,
+    /// Recent times to first byte per target, for a hedge's quantile delay; empty unless the
+    /// alias hedges (so other aliases' target state stays small).
+    recent: Vec<Recent>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -114,8 +117,6 @@ struct TargetState {
     in_flight: u32,
     ttfb: PeakEwma,
     total: PeakEwma,
-    /// Recent times to first byte, for a hedge's quantile delay.
-    recent: Recent,
     circuit: Circuit,
     benched_until: Option<Instant>,
     cooling_until: Option<Instant>,
@@ -188,6 +189,10 @@ impl Router {
                     hedge: m.hedge,
                     hedge_tokens: 1.0,
                     targets: vec![TargetState::default(); m.targets.len()],
+                    recent: match m.hedge {
+                        Some(_) => vec![Recent::default(); m.targets.len()],
+                        None => Vec::new(),
+                    },
                 })
                 .collect(),
         }
@@ -283,8 +288,8 @@ impl Router {
             Outcome::Success { ttfb, total } => {
                 s.ttfb.observe(ttfb, now);
                 s.total.observe(total, now);
-                if alias.hedge.is_some() {
-                    s.recent.record(ttfb);
+                if let Some(r) = alias.recent.get_mut(target_idx) {
+                    r.record(ttfb);
                 }
                 s.circuit.on_success(now);
             }
@@ -296,8 +301,8 @@ impl Router {
                 {
                     s.ttfb.observe(waited, now);
                 }
-                if alias.hedge.is_some() {
-                    s.recent.record(waited);
+                if let Some(r) = alias.recent.get_mut(target_idx) {
+                    r.record(waited);
                 }
                 s.circuit.on_neutral(now);
             }
@@ -355,10 +360,10 @@ impl Router {
     pub fn hedge_delay(&self, model_idx: usize, target_idx: usize) -> Option<Duration> {
         let alias = self.models.get(model_idx)?;
         let policy = alias.hedge?;
-        let s = alias.targets.get(target_idx)?;
+        let recent = alias.recent.get(target_idx)?;
         Some(match policy.quantile {
-            Some(q) if s.recent.samples() >= HEDGE_MIN_SAMPLES => {
-                s.recent.quantile(q).unwrap_or(policy.after)
+            Some(q) if recent.samples() >= HEDGE_MIN_SAMPLES => {
+                recent.quantile(q).unwrap_or(policy.after)
             }
             _ => policy.after,
         })

@@ -90,7 +90,7 @@ async fn probe(
     let target = &snap.models[alias].targets[t];
     let provider = &snap.providers[target.provider];
     let origin = &snap.origins[provider.origin.expect("network providers have an origin")];
-    let api_key = target.api_key.as_ref().or(provider.api_key.as_ref());
+    let api_key = target.api_key(provider);
     let wire = provider.protocol.wire();
     request.clear();
     match policy.probe {

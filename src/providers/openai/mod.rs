@@ -347,6 +347,19 @@ mod tests {
         );
         assert!(head.contains("\r\napi-key: sk-up"));
         assert!(!head.contains("authorization"));
+        // A health check's models list is account-wide: no deployment in its path.
+        let (mut p, o) = provider();
+        p.vendor = crate::providers::family::find("azure").unwrap();
+        p.base_path = String::new();
+        p.api_version = Some("2024-10-21".into());
+        let mut get = Vec::new();
+        crate::providers::head::write_get(&mut get, &p, p.api_key.as_ref(), &o, "/models");
+        let get = String::from_utf8(get).unwrap();
+        assert!(
+            get.starts_with("GET /openai/models?api-version=2024-10-21 HTTP/1.1\r\nhost: "),
+            "{get}"
+        );
+        assert!(get.contains("\r\napi-key: sk-up") && get.ends_with("\r\n\r\n"));
     }
 
     #[test]
