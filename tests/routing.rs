@@ -63,6 +63,33 @@ fn chat(gw: &Gateway, model: &str) -> http::Response {
     )
 }
 
+/// Streams a chat for alias `m`; asserts a 200 and a clean end. Returns the routing headers
+/// (as [`served_by`]) and the SSE data lines.
+fn stream_m(gw: &Gateway) -> ((String, u32), Vec<String>) {
+    let auth = format!("Bearer {ADMIN}");
+    let mut c = Client::connect(gw.api);
+    c.send(
+        "POST",
+        CHAT,
+        &[("authorization", &auth)],
+        br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    let (status, headers) = c.read_head().unwrap();
+    assert_eq!(status, 200);
+    let header = |name: &str| {
+        let v = headers.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        v.cloned().unwrap_or_default()
+    };
+    let routed = (
+        header("x-shardgate-target"),
+        header("x-shardgate-attempts").parse().unwrap_or(0),
+    );
+    let (chunks, clean) = c.read_stream();
+    assert!(clean);
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
+    (routed, sse_data(&all))
+}
+
 fn served_by(r: &http::Response) -> (String, u32) {
     (
         r.header("x-shardgate-target").unwrap_or("").to_string(),
@@ -269,25 +296,9 @@ fn no_retry_after_the_first_byte_was_streamed(d: Driver) {
         "  m:\n    strategy: priority\n    retry: { attempts: 3, backoff_ms: 0, max_backoff_ms: 1 }\n    targets:\n      - { provider: dropper, model: x }\n      - { provider: good, model: x }\n",
     );
     let gw = Gateway::start(&cfg, d);
-    let auth = format!("Bearer {ADMIN}");
-    let mut c = Client::connect(gw.api);
-    c.send(
-        "POST",
-        CHAT,
-        &[("authorization", &auth)],
-        br#"{"model":"m","stream":true,"messages":[]}"#,
-    );
-    let (status, headers) = c.read_head().unwrap();
-    assert_eq!(status, 200);
-    assert!(
-        headers
-            .iter()
-            .any(|(k, v)| k == "x-shardgate-attempts" && v == "1")
-    );
-    let (chunks, clean) = c.read_stream();
-    assert!(clean);
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
-    let last = sse_data(&all).pop().unwrap();
+    let (head, events) = stream_m(&gw);
+    assert_eq!(head, ("dropper/x".to_string(), 1));
+    let last = events.last().unwrap();
     assert!(last.contains("\"error\""), "{last}");
     assert_eq!(
         good.stats().requests,
@@ -329,28 +340,9 @@ fn hedged_pair(
 fn hedging_returns_the_faster_answer_and_closes_the_slower(d: Driver) {
     let (slow, quick) = (mock(), mock());
     let gw = Gateway::start(&hedged_pair(&slow, "latency_ms=3000", &quick, ""), d);
-    let auth = format!("Bearer {ADMIN}");
-    let mut c = Client::connect(gw.api);
-    c.send(
-        "POST",
-        CHAT,
-        &[("authorization", &auth)],
-        br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
-    );
-    let (status, headers) = c.read_head().unwrap();
-    assert_eq!(status, 200);
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(header("x-shardgate-target").as_deref(), Some("quick/x"));
-    assert_eq!(header("x-shardgate-attempts").as_deref(), Some("2"));
-    let (chunks, clean) = c.read_stream();
-    assert!(clean);
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
-    assert_eq!(sse_data(&all).last().map(String::as_str), Some("[DONE]"));
+    let (head, events) = stream_m(&gw);
+    assert_eq!(head, ("quick/x".to_string(), 2));
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     // The slow upstream saw its stream abandoned long before its 3 s were up.
     assert!(
         eventually(Duration::from_millis(2000), || {
