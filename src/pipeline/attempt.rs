@@ -188,7 +188,10 @@ async fn try_alias(
             });
         let result = match partner {
             Some(p) => {
-                let raced = super::hedge::race(shard, conn, scratch, ctx, call, alias, t, p).await;
+                // Boxed: a race holds two exchanges, and inline it would double the state of
+                // every request, hedged or not.
+                let race = super::hedge::race(shard, conn, scratch, ctx, call, alias, t, p);
+                let raced = Box::pin(race).await;
                 tries += u32::from(raced.hedged);
                 raced.result
             }

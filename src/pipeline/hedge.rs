@@ -135,7 +135,7 @@ pub async fn race(
             }
         }
     };
-    let finish = relay::unless_client_closes(conn, run).await;
+    let finish = relay::unless_client_closes(conn, pin!(run)).await;
     let second = hedge_leg
         .as_ref()
         .map(|&(_, _, at)| Attempt::launched(ctx, alias, b, at));

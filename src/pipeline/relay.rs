@@ -9,7 +9,7 @@
 //! once a wait has lasted [`WATCH_AFTER`] (a stream's writes notice a gone client sooner).
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::time::{Duration, Instant};
 
 use super::{Ctx, Outcome, Scratch};
@@ -32,9 +32,13 @@ const MAX_UPSTREAM_BODY: usize = 64 << 20;
 /// and its cancellation: once per event, that was most of its work at 2,000 streams.
 const WATCH_AFTER: Duration = Duration::from_millis(100);
 
-/// Runs `fut` unless the client closes first (`None`).
-pub async fn unless_client_closes<F: Future>(conn: &Conn, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
+/// Runs `fut` unless the client closes first (`None`). The future is pinned by the caller: taken
+/// by value, an async fn's argument is stored twice in its state (the argument, then the pinned
+/// local), and this wraps the largest futures of a request.
+pub async fn unless_client_closes<F: Future>(
+    conn: &Conn,
+    mut fut: Pin<&mut F>,
+) -> Option<F::Output> {
     monoio::select! {
         out = &mut fut => return Some(out),
         _ = monoio::time::sleep(WATCH_AFTER) => {}
@@ -329,16 +333,17 @@ pub async fn proxy(
 ) -> Result<Outcome, GatewayError> {
     // One watch over the whole exchange (send, head, and a JSON body): one readiness wait on
     // the client socket per request instead of one per phase.
-    let exchange = exchange(
-        shard,
-        &mut scratch.upstream,
-        &mut scratch.body,
-        &leg,
-        ctx.stream,
-    );
-    let answer = unless_client_closes(conn, exchange)
-        .await
-        .ok_or_else(gone)??;
+    let answer = {
+        let exchange = pin!(exchange(
+            shard,
+            &mut scratch.upstream,
+            &mut scratch.body,
+            &leg,
+            ctx.stream,
+        ));
+        unless_client_closes(conn, exchange).await
+    };
+    let answer = answer.ok_or_else(gone)??;
     deliver(shard, conn, scratch, ctx, &leg, answer).await
 }
 
@@ -483,9 +488,14 @@ async fn stream(
     let failure = loop {
         scratch.body.clear();
         scratch.events.clear();
-        let next = resp.next(&mut scratch.body);
-        let more = match unless_client_closes(conn, monoio::time::timeout_at(deadline, next)).await
-        {
+        let next = {
+            let next = pin!(monoio::time::timeout_at(
+                deadline,
+                resp.next(&mut scratch.body)
+            ));
+            unless_client_closes(conn, next).await
+        };
+        let more = match next {
             None => break Some(gone()),
             Some(Err(_)) => {
                 break Some(GatewayError::new(

@@ -257,3 +257,42 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     shard.drain_waiters.borrow_mut().remove(&number);
     shard.metrics.borrow_mut().connections_open -= 1;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every in-flight request holds its future on the heap: at thousands of concurrent streams
+    /// its size is most of the gateway's memory per stream. Large states belong behind a `Box`
+    /// on the rare paths that need them (a hedge race, say), not inline in every request.
+    #[test]
+    fn a_request_future_stays_small() {
+        let cfg = "server: { listen: 127.0.0.1:0, admin_listen: off, shards: 1, access_log: off }\n\
+                   providers: { up: { protocol: openai, base_url: \"http://127.0.0.1:9/v1\" } }\n\
+                   models: { m: { targets: [ { provider: up, model: m } ] } }\n";
+        let snapshot = Arc::new(crate::config::load_str(cfg, &|_| None).unwrap());
+        let (_writer, mut sinks) =
+            crate::observe::log::start(&crate::config::AccessLog::Off, 1).unwrap();
+        let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        let size = rt.block_on(async {
+            let tls = upstream::tls::configs(&snapshot).unwrap();
+            let client = upstream::Client::new(&snapshot, &tls);
+            let shard = Shard::new(0, snapshot.clone(), client, sinks.remove(0), 1);
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let stream = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let mut conn = Conn::new(stream);
+            let bytes = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n\r\n";
+            let head = crate::http::request::parse(bytes, 8192).unwrap().unwrap();
+            let mut scratch = shard.take_scratch();
+            let fut = pipeline::handle(&shard, &mut conn, &mut scratch, head);
+            std::mem::size_of_val(&fut)
+        });
+        eprintln!("request future: {size} bytes");
+        assert!(size <= 8 * 1024, "the request future grew to {size} bytes");
+    }
+}

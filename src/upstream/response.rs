@@ -32,84 +32,113 @@ pub enum HeadError {
     Malformed(String),
 }
 
+/// A parsed response head.
+struct Head {
+    status: u16,
+    content_type: Option<String>,
+    retry_after: Option<String>,
+    keep_alive: bool,
+    framing: Framing,
+}
+
+/// Parses a response head from the start of `rbuf`, dropping it (and any 1xx before it) from
+/// the buffer; `None` until the head is complete. Kept out of `read_head` so the header array
+/// is not held in the read's future across its await.
+fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(rbuf) {
+            Ok(httparse::Status::Complete(n)) => {
+                let status = resp.code.unwrap_or(0);
+                if (100..200).contains(&status) && status != 101 {
+                    rbuf.drain(..n);
+                    continue;
+                }
+                let mut content_type = None;
+                let mut retry_after = None;
+                let mut reset = (status == 429).then(super::ratelimit::Reset::default);
+                let mut keep_alive = resp.version == Some(1);
+                let mut chunked = false;
+                let mut length = None;
+                // Compared in place: no allocation per header on the hot path.
+                for h in resp.headers.iter() {
+                    let (name, v) = (h.name.as_bytes(), trim(h.value));
+                    if name.eq_ignore_ascii_case(b"content-length") {
+                        length = std::str::from_utf8(v)
+                            .ok()
+                            .and_then(|s| s.parse::<u64>().ok());
+                    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                        chunked = has_token(v, b"chunked");
+                    } else if name.eq_ignore_ascii_case(b"connection") {
+                        if has_token(v, b"close") {
+                            keep_alive = false;
+                        } else if has_token(v, b"keep-alive") {
+                            keep_alive = true;
+                        }
+                    } else if name.eq_ignore_ascii_case(b"content-type") {
+                        content_type = Some(String::from_utf8_lossy(v).into_owned());
+                    } else if name.eq_ignore_ascii_case(b"retry-after") {
+                        retry_after = Some(String::from_utf8_lossy(v).into_owned());
+                    } else if let Some(r) = &mut reset {
+                        r.observe(name, v);
+                    }
+                }
+                // A 429 without Retry-After: the provider's own reset headers say when.
+                if retry_after.is_none()
+                    && let Some(secs) = reset.and_then(|r| r.wait_secs())
+                {
+                    retry_after = Some(secs.to_string());
+                }
+                let framing = match length {
+                    _ if status == 204 || status == 304 => Framing::Done,
+                    _ if chunked => Framing::Chunked(chunked::Decoder::default()),
+                    Some(0) => Framing::Done,
+                    Some(n) => Framing::Length(n),
+                    None => {
+                        keep_alive = false;
+                        Framing::UntilClose
+                    }
+                };
+                rbuf.drain(..n);
+                return Ok(Some(Head {
+                    status,
+                    content_type,
+                    retry_after,
+                    keep_alive,
+                    framing,
+                }));
+            }
+            Ok(httparse::Status::Partial) if rbuf.len() > MAX_HEAD => {
+                return Err(HeadError::Malformed("response head too large".into()));
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => {
+                return Err(HeadError::Malformed(format!(
+                    "malformed response head: {e}"
+                )));
+            }
+        }
+    }
+}
+
 impl Response {
     /// Reads the head. Bytes after it stay in the connection's buffer for `next`.
     pub(super) async fn read_head(mut conn: Conn) -> Result<Response, (HeadError, Conn)> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&conn.rbuf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    if (100..200).contains(&status) && status != 101 {
-                        conn.rbuf.drain(..n);
-                        continue;
-                    }
-                    let mut content_type = None;
-                    let mut retry_after = None;
-                    let mut reset = (status == 429).then(super::ratelimit::Reset::default);
-                    let mut keep_alive = resp.version == Some(1);
-                    let mut chunked = false;
-                    let mut length = None;
-                    // Compared in place: no allocation per header on the hot path.
-                    for h in resp.headers.iter() {
-                        let (name, v) = (h.name.as_bytes(), trim(h.value));
-                        if name.eq_ignore_ascii_case(b"content-length") {
-                            length = std::str::from_utf8(v)
-                                .ok()
-                                .and_then(|s| s.parse::<u64>().ok());
-                        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                            chunked = has_token(v, b"chunked");
-                        } else if name.eq_ignore_ascii_case(b"connection") {
-                            if has_token(v, b"close") {
-                                keep_alive = false;
-                            } else if has_token(v, b"keep-alive") {
-                                keep_alive = true;
-                            }
-                        } else if name.eq_ignore_ascii_case(b"content-type") {
-                            content_type = Some(String::from_utf8_lossy(v).into_owned());
-                        } else if name.eq_ignore_ascii_case(b"retry-after") {
-                            retry_after = Some(String::from_utf8_lossy(v).into_owned());
-                        } else if let Some(r) = &mut reset {
-                            r.observe(name, v);
-                        }
-                    }
-                    // A 429 without Retry-After: the provider's own reset headers say when.
-                    if retry_after.is_none()
-                        && let Some(secs) = reset.and_then(|r| r.wait_secs())
-                    {
-                        retry_after = Some(secs.to_string());
-                    }
-                    let framing = match length {
-                        _ if status == 204 || status == 304 => Framing::Done,
-                        _ if chunked => Framing::Chunked(chunked::Decoder::default()),
-                        Some(0) => Framing::Done,
-                        Some(n) => Framing::Length(n),
-                        None => {
-                            keep_alive = false;
-                            Framing::UntilClose
-                        }
-                    };
-                    conn.rbuf.drain(..n);
+            match parse_head(&mut conn.rbuf) {
+                Ok(Some(h)) => {
                     return Ok(Response {
-                        status,
-                        content_type,
-                        retry_after,
-                        keep_alive,
-                        framing,
+                        status: h.status,
+                        content_type: h.content_type,
+                        retry_after: h.retry_after,
+                        keep_alive: h.keep_alive,
+                        framing: h.framing,
                         conn,
                     });
                 }
-                Ok(httparse::Status::Partial) if conn.rbuf.len() > MAX_HEAD => {
-                    return Err((HeadError::Malformed("response head too large".into()), conn));
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => {
-                    return Err((
-                        HeadError::Malformed(format!("malformed response head: {e}")),
-                        conn,
-                    ));
-                }
+                Ok(None) => {}
+                Err(e) => return Err((e, conn)),
             }
             let had = conn.rbuf.len();
             match conn.fill().await {
