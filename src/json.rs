@@ -9,6 +9,11 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends the bytes of a JSON string body (without quotes), escaping what JSON requires.
+/// Whether `s` has a byte a JSON string must escape (`push_escaped` would change it).
+pub fn needs_escape(s: &[u8]) -> bool {
+    s.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20)
+}
+
 pub fn push_escaped(out: &mut Vec<u8>, s: &[u8]) {
     let mut start = 0;
     for (i, &b) in s.iter().enumerate() {
@@ -64,6 +69,22 @@ mod tests {
         push_str(&mut out, s);
         let back: String = simd_json::from_slice(&mut out).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn needs_escape_agrees_with_push_escaped() {
+        for s in [
+            "gpt-4o-mini",
+            "a\"b",
+            "back\\slash",
+            "tab\t",
+            "\u{1f}",
+            "é/ü:1",
+        ] {
+            let mut out = Vec::new();
+            push_escaped(&mut out, s.as_bytes());
+            assert_eq!(needs_escape(s.as_bytes()), out != s.as_bytes(), "{s:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use monoio::io::AsyncWriteRentExt;
+use monoio::io::{AsyncWriteRentExt, Canceller};
 use monoio::net::TcpStream;
 
 use super::chunked;
@@ -33,6 +33,8 @@ pub struct Conn {
     chunked_body: Vec<u8>,
     /// Bytes of the current request (head and body) at the front of `rbuf`.
     consumed: usize,
+    /// Cancels a read that timed out (see `io::read_more_within`).
+    canceller: Canceller,
 }
 
 /// Where the current request's body is.
@@ -56,6 +58,7 @@ impl Conn {
             wbuf: Vec::new(),
             chunked_body: Vec::new(),
             consumed: 0,
+            canceller: Canceller::new(),
         }
     }
 
@@ -69,7 +72,8 @@ impl Conn {
     /// Reads more bytes into `rbuf` within `limit`. `Ok(0)` is EOF. The read is cancelled
     /// (not dropped) on timeout, so `rbuf` and the ranges into it stay valid for the error path.
     async fn fill(&mut self, limit: Duration) -> Result<usize, GatewayError> {
-        match super::io::read_more_within(&mut self.io, &mut self.rbuf, limit).await {
+        let (io, rbuf, canceller) = (&mut self.io, &mut self.rbuf, &mut self.canceller);
+        match super::io::read_more_within(io, rbuf, limit, canceller).await {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(GatewayError::new(
                 Kind::RequestTimeout,

@@ -30,17 +30,20 @@ pub async fn read_more<R: AsyncReadRent>(r: &mut R, buf: &mut Vec<u8>) -> io::Re
 
 /// Like [`read_more`], giving up after `limit` with `TimedOut`. On timeout the read is cancelled
 /// and awaited, so `buf` always comes back intact (with any bytes that raced the cancel).
+/// `canceller` is the connection's own, reused read after read: a new one per read costs two
+/// allocations (its shared state, and the set it files the read in).
 pub async fn read_more_within<R: CancelableAsyncReadRent>(
     r: &mut R,
     buf: &mut Vec<u8>,
     limit: Duration,
+    canceller: &mut Canceller,
 ) -> io::Result<usize> {
-    let canceller = Canceller::new();
     let mut read = pin!(r.cancelable_read(spare(buf), canceller.handle()));
     let (res, slice) = match monoio::time::timeout(limit, read.as_mut()).await {
         Ok(out) => out,
         Err(_) => {
-            let _ = canceller.cancel();
+            // Cancelling spends the canceller; it hands back a fresh one (with the same set).
+            *canceller = std::mem::take(canceller).cancel();
             let (res, slice) = read.await;
             match res {
                 Ok(n) => (Ok(n), slice),

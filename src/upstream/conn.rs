@@ -14,6 +14,9 @@ pub enum Io {
     Tls(Box<ClientTlsStream<TcpStream>>),
 }
 
+/// A connection's read buffer to start with (a response head and its first events fit).
+pub const RBUF: usize = 4096;
+
 pub struct Conn {
     pub io: Io,
     pub origin: usize,
@@ -31,7 +34,7 @@ impl Conn {
         Conn {
             io,
             origin,
-            rbuf: Vec::with_capacity(4096),
+            rbuf: Vec::with_capacity(RBUF),
             reused: false,
             idle_since: Instant::now(),
             broken: false,

@@ -61,6 +61,9 @@ impl Client {
         while let Some(mut c) = pool.pop() {
             if c.idle_since.elapsed() < origin.idle_timeout {
                 c.reused = true;
+                if c.rbuf.capacity() == 0 {
+                    c.rbuf.reserve(conn::RBUF);
+                }
                 return Some(c);
             }
         }
@@ -76,6 +79,16 @@ impl Client {
         }
     }
 
+    /// Drops the read buffers of pooled connections (an idle shard's trim): a connection
+    /// waiting in the pool needs none until it is taken again.
+    pub fn release_idle_buffers(&self) {
+        for pool in self.pools.borrow_mut().iter_mut() {
+            for c in pool.iter_mut().filter(|c| c.rbuf.is_empty()) {
+                c.rbuf = Vec::new();
+            }
+        }
+    }
+
     /// Returns a finished response's connection to the pool when it can be reused.
     pub fn release(&self, resp: Response, origin: &Origin) {
         if let Some(mut c) = resp.into_reusable() {
@@ -85,7 +98,7 @@ impl Client {
                 c.idle_since = std::time::Instant::now();
                 // A large body grew the buffer: an idle connection does not keep that.
                 if c.rbuf.is_empty() && c.rbuf.capacity() > 64 * 1024 {
-                    c.rbuf = Vec::with_capacity(4096);
+                    c.rbuf = Vec::with_capacity(conn::RBUF);
                 }
                 pool.push(c);
             }
@@ -172,7 +185,9 @@ impl Client {
             };
             let mut conn = match pooled {
                 Some(c) => c,
-                None => self.connect(idx, provider, origin, t.connect).await?,
+                // Boxed: resolving, connecting and a TLS handshake make a large state that
+                // only a new connection needs; inline, every request's future would carry it.
+                None => Box::pin(self.connect(idx, provider, origin, t.connect)).await?,
             };
             let reused = conn.reused;
             let (res, buf) = conn.write_all(std::mem::take(request)).await;

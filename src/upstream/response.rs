@@ -1,6 +1,7 @@
 //! Reading an upstream response: the head (skipping 1xx), then the body as it arrives,
 //! de-chunked, so streamed events reach the client the moment the upstream sends them.
 
+use std::borrow::Cow;
 use std::io;
 
 use super::conn::Conn;
@@ -18,7 +19,7 @@ enum Framing {
 
 pub struct Response {
     pub status: u16,
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'static, str>>,
     pub retry_after: Option<String>,
     keep_alive: bool,
     framing: Framing,
@@ -32,10 +33,28 @@ pub enum HeadError {
     Malformed(String),
 }
 
+/// The content types providers send, kept without an allocation per response.
+const COMMON_TYPES: [&str; 4] = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/event-stream",
+    "text/event-stream; charset=utf-8",
+];
+
+fn media_type(v: &[u8]) -> Cow<'static, str> {
+    match COMMON_TYPES
+        .iter()
+        .find(|t| t.as_bytes().eq_ignore_ascii_case(v))
+    {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Owned(String::from_utf8_lossy(v).into_owned()),
+    }
+}
+
 /// A parsed response head.
 struct Head {
     status: u16,
-    content_type: Option<String>,
+    content_type: Option<Cow<'static, str>>,
     retry_after: Option<String>,
     keep_alive: bool,
     framing: Framing,
@@ -77,7 +96,7 @@ fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> {
                             keep_alive = true;
                         }
                     } else if name.eq_ignore_ascii_case(b"content-type") {
-                        content_type = Some(String::from_utf8_lossy(v).into_owned());
+                        content_type = Some(media_type(v));
                     } else if name.eq_ignore_ascii_case(b"retry-after") {
                         retry_after = Some(String::from_utf8_lossy(v).into_owned());
                     } else if let Some(r) = &mut reset {
@@ -249,5 +268,34 @@ impl Response {
         let reusable =
             self.keep_alive && self.is_done() && !self.conn.broken && self.conn.rbuf.is_empty();
         reusable.then_some(self.conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_content_types_need_no_allocation() {
+        let sse = media_type(b"Text/Event-Stream");
+        assert!(matches!(sse, Cow::Borrowed("text/event-stream")));
+        let json = media_type(b"application/json; charset=utf-8");
+        assert!(matches!(json, Cow::Borrowed(_)));
+        let other = media_type(b"application/x-ndjson");
+        assert!(matches!(&other, Cow::Owned(s) if s == "application/x-ndjson"));
+    }
+
+    #[test]
+    fn a_head_in_pieces_parses_once_complete() {
+        let mut buf =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                .to_vec();
+        assert!(parse_head(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n5\r\nhello");
+        let head = parse_head(&mut buf).unwrap().unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.content_type.as_deref(), Some("text/event-stream"));
+        assert!(matches!(head.framing, Framing::Chunked(_)));
+        assert_eq!(buf, b"5\r\nhello");
     }
 }

@@ -32,12 +32,20 @@ const INCLUDE_USAGE_MEMBER: &[u8] = b"\"stream_options\":{\"include_usage\":true
 /// `stream_options.include_usage` forced on so usage can be accounted. Returns whether the
 /// gateway added `include_usage` (the client did not ask).
 pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
-    let mut model = Vec::with_capacity(r.model.len() + 8);
-    json::push_escaped(&mut model, r.model.as_bytes());
+    // A model name is plain almost always: it goes in as it is, with no buffer to escape into.
+    let escaped;
+    let model: &[u8] = if json::needs_escape(r.model.as_bytes()) {
+        let mut m = Vec::with_capacity(r.model.len() + 8);
+        json::push_escaped(&mut m, r.model.as_bytes());
+        escaped = m;
+        &escaped
+    } else {
+        r.model.as_bytes()
+    };
     const NONE: (usize, usize, &[u8]) = (0, 0, b"");
     let mut edits: [(usize, usize, &[u8]); 2 + family::REJECTABLE.len()] =
         [NONE; 2 + family::REJECTABLE.len()];
-    edits[0] = (r.decoded.model.start, r.decoded.model.end, &model);
+    edits[0] = (r.decoded.model.start, r.decoded.model.end, model);
     let mut n = 1;
     let mut injected = false;
     if r.decoded.stream && r.endpoint.streams() {
