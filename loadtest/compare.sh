@@ -23,6 +23,8 @@
 # e.g. DURATION=2 SCENARIOS=idle loadtest/compare.sh
 #
 # Environment: DURATION (s, default 10), WARMUP (1), RATE (2000 req/s), STREAM_RATE (50 streams/s),
+# STREAM_SAMPLES (2000: the stream scenario runs at least this many streams/STREAM_RATE seconds,
+# so that its TTFB p99 rests on ~20 streams rather than on the 2 or 3 slowest),
 # CONNECTIONS (64), STREAM_CONNECTIONS (256), IDLE_CONNECTIONS (10000), STREAMS (2000),
 # LATENCY_MS (0: instant upstream), MOCK_PORT (0: any free port), GATEWAY_CPUS / LOAD_CPUS
 # (taskset lists; default 1 and 0 on a machine with >= 2 CPUs).
@@ -42,6 +44,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 RATE=${RATE:-2000}
 STREAM_RATE=${STREAM_RATE:-50}
+STREAM_SAMPLES=${STREAM_SAMPLES:-2000}
 CONNECTIONS=${CONNECTIONS:-64}
 STREAM_CONNECTIONS=${STREAM_CONNECTIONS:-256}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
@@ -84,9 +87,11 @@ done
 for v in DURATION WARMUP RATE STREAM_RATE; do
     [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v=${!v} is not a number"
 done
-for v in CONNECTIONS STREAM_CONNECTIONS IDLE_CONNECTIONS STREAMS LATENCY_MS MOCK_PORT; do
+for v in CONNECTIONS STREAM_CONNECTIONS IDLE_CONNECTIONS STREAMS LATENCY_MS MOCK_PORT STREAM_SAMPLES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v=${!v} is not an integer"
 done
+STREAM_DURATION=$(awk -v d="$DURATION" -v n="$STREAM_SAMPLES" -v r="$STREAM_RATE" \
+    'BEGIN { s = r > 0 ? n / r : d; s = s > d ? s : d; printf "%d", (s == int(s)) ? s : int(s) + 1 }')
 ((STREAMS > 0)) || die "STREAMS must be at least 1"
 [[ $SCENARIOS != all ]] || SCENARIOS=$ALL_SCENARIOS
 for s in ${SCENARIOS//,/ }; do
@@ -336,17 +341,19 @@ add_run() {
 }
 
 # ---------------------------------------------------------------- scenarios against every target
-S_KEYS=() S_NAMES=() S_IDS=() S_KINDS=() S_BODIES=() S_ARGS=() S_WARMUPS=()
-# scenario KEY ID KIND TITLE BODY LOADGEN_ARGS WARMUP
+S_KEYS=() S_NAMES=() S_IDS=() S_KINDS=() S_BODIES=() S_ARGS=() S_WARMUPS=() S_DURATIONS=()
+# scenario KEY ID KIND TITLE BODY LOADGEN_ARGS WARMUP [DURATION]
 scenario() {
     S_KEYS+=("$1") S_IDS+=("$2") S_KINDS+=("$3") S_NAMES+=("$4") S_BODIES+=("$5") S_ARGS+=("$6") S_WARMUPS+=("$7")
+    S_DURATIONS+=("${8:-$DURATION}")
 }
 scenario open chat-open chat "chat, open loop $RATE req/s, $CONNECTIONS connections" \
     "$TMP/chat.json" "--rate $RATE --connections $CONNECTIONS" "$WARMUP"
 scenario one chat-closed-1 chat "chat, closed loop, 1 connection" "$TMP/chat.json" "--concurrency 1" "$WARMUP"
 scenario closed chat-closed-64 chat "chat, closed loop, 64 connections" "$TMP/chat.json" "--concurrency 64" "$WARMUP"
-scenario stream stream-open stream "stream (64 chunks 20 ms apart, with usage), open loop $STREAM_RATE streams/s" \
-    "$TMP/stream.json" "--rate $STREAM_RATE --connections $STREAM_CONNECTIONS --stream" "$WARMUP"
+scenario stream stream-open stream \
+    "stream (64 chunks 20 ms apart, with usage), open loop $STREAM_RATE streams/s for $STREAM_DURATION s" \
+    "$TMP/stream.json" "--rate $STREAM_RATE --connections $STREAM_CONNECTIONS --stream" "$WARMUP" "$STREAM_DURATION"
 scenario idle chat-open-idle idle \
     "chat, open loop $RATE req/s, $CONNECTIONS connections, with $IDLE_CONNECTIONS idle keep-alive connections held" \
     "$TMP/chat.json" "--rate $RATE --connections $CONNECTIONS --idle $IDLE_CONNECTIONS" "$WARMUP"
@@ -361,8 +368,8 @@ table_head() {
             echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             ;;
         stream)
-            echo "| target | streams/s | p50 µs | p90 | p99 | p99.9 | +p50 | +p99 | TTFB p50 | TTFB p99 | +TTFB p50 | gap p50 | gap p99 | CPU µs/req | RSS after | errors |"
-            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            echo "| target | streams/s | p50 µs | p90 | p99 | p99.9 | +p50 | +p99 | TTFB p50 | TTFB p99 | +TTFB p50 | +TTFB p99 | gap p50 | gap p99 | CPU µs/req | RSS after | errors |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             ;;
         idle)
             echo "| target | req/s | p50 µs | p90 | p99 | p99.9 | +p50 | +p99 | idle open | idle failed | CPU µs/req | RSS peak | RSS after | errors |"
@@ -404,7 +411,7 @@ run_scenario() {
             rss_peak_reset "$pid" && peak_ok=true
         fi
         # shellcheck disable=SC2086 # S_ARGS holds several arguments
-        loadgen "$name" "$url" "${S_BODIES[s]}" ${S_ARGS[s]} --duration "$DURATION" --warmup "${S_WARMUPS[s]}"
+        loadgen "$name" "$url" "${S_BODIES[s]}" ${S_ARGS[s]} --duration "${S_DURATIONS[s]}" --warmup "${S_WARMUPS[s]}"
         j=$J
         cpu="-" rss="-" peak="-" cpu_pct="-"
         if [[ -n $pid ]]; then
@@ -432,7 +439,7 @@ run_scenario() {
             chat | stream | idle)
                 row="| $name | $(jget "$j" rps) | $p50 | $(jget "$j" latency_us.p90) | $p99 | $(jget "$j" latency_us.p999) | $d50 | $d99"
                 [[ $kind != stream ]] ||
-                    row+=" | $ttfb | $ttfb99 | $dttfb | $(jget "$j" event_gap_us.p50) | $(jget "$j" event_gap_us.p99)"
+                    row+=" | $ttfb | $ttfb99 | $dttfb | $dttfb99 | $(jget "$j" event_gap_us.p50) | $(jget "$j" event_gap_us.p99)"
                 [[ $kind != idle ]] || row+=" | $(jget "$j" idle_open) | $(jget "$j" idle_failed)"
                 row+=" | $cpu"
                 [[ $kind != idle ]] || row+=" | $peak"
@@ -558,8 +565,8 @@ cp "$MD" "$OUT/$STAMP.md"
 {
     printf '{"date":%s,"commit":%s,"dirty":%s,' "$(json_str "$DATE")" "$(json_str "$COMMIT")" "$DIRTY"
     printf '"machine":{"nproc":%s,"kernel":%s,"cpu":%s},' "$NPROC" "$(json_str "$KERNEL")" "$(json_str "${CPU_MODEL:-unknown}")"
-    printf '"config":{"duration_s":%s,"warmup_s":%s,"rate":%s,"stream_rate":%s,"connections":%s,' \
-        "$DURATION" "$WARMUP" "$RATE" "$STREAM_RATE" "$CONNECTIONS"
+    printf '"config":{"duration_s":%s,"warmup_s":%s,"rate":%s,"stream_rate":%s,"stream_duration_s":%s,"connections":%s,' \
+        "$DURATION" "$WARMUP" "$RATE" "$STREAM_RATE" "$STREAM_DURATION" "$CONNECTIONS"
     printf '"stream_connections":%s,"latency_ms":%s,"chat_body_bytes":%s,"gateway_cpus":%s,"load_cpus":%s,"nginx":%s,' \
         "$STREAM_CONNECTIONS" "$LATENCY_MS" "$CHAT_BYTES" "$(json_str "$GATEWAY_CPUS")" "$(json_str "$LOAD_CPUS")" \
         "$(if [[ -n $NGINX_PID ]]; then json_str "$NGINX_NOTE"; else echo null; fi)"

@@ -36,14 +36,47 @@ pub struct Shard {
     rng: Cell<u64>,
     /// Requests handled so far (the idle trim's activity signal).
     served: Cell<u64>,
-    /// Request scratch buffers not in use; bounded by the peak of concurrent requests.
-    scratch_pool: RefCell<Vec<pipeline::Scratch>>,
+    /// Request scratch buffers not in use; sized to the recent peak of concurrent requests.
+    scratch_pool: RefCell<ScratchPool>,
+}
+
+/// Free scratch buffers, and how many are out: a burst's extra buffers are freed a check
+/// interval after it, not kept until the shard next goes idle (a busy shard never does).
+#[derive(Default)]
+struct ScratchPool {
+    free: Vec<pipeline::Scratch>,
+    out: usize,
+    /// Most buffers out at once since the last `shrink`.
+    peak: usize,
+}
+
+impl ScratchPool {
+    fn take(&mut self) -> pipeline::Scratch {
+        self.out += 1;
+        self.peak = self.peak.max(self.out);
+        self.free.pop().unwrap_or_default()
+    }
+
+    fn put(&mut self, mut scratch: pipeline::Scratch) {
+        self.out = self.out.saturating_sub(1);
+        if self.free.len() < SCRATCH_POOL_MAX {
+            scratch.trim();
+            self.free.push(scratch);
+        }
+    }
+
+    /// Keeps what the last interval's peak would need again (at least `floor`).
+    fn shrink(&mut self, floor: usize) {
+        let need = self.peak.saturating_sub(self.out).max(floor);
+        self.free.truncate(need);
+        self.peak = self.out;
+    }
 }
 
 /// Free scratch buffers a shard keeps at most (more concurrent requests allocate, then free).
 const SCRATCH_POOL_MAX: usize = 1024;
-/// Free scratch buffers an idle shard keeps (each is ~25 KiB, mostly parser storage; a burst
-/// after an idle second allocates the rest again).
+/// Free scratch buffers a shard keeps however quiet (each is ~25 KiB, mostly parser storage;
+/// a burst allocates the rest again).
 const SCRATCH_POOL_IDLE: usize = 2;
 /// How often a shard checks whether it went idle.
 const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -60,15 +93,11 @@ impl Shard {
     }
 
     pub(crate) fn take_scratch(&self) -> pipeline::Scratch {
-        self.scratch_pool.borrow_mut().pop().unwrap_or_default()
+        self.scratch_pool.borrow_mut().take()
     }
 
-    pub(crate) fn put_scratch(&self, mut scratch: pipeline::Scratch) {
-        let mut pool = self.scratch_pool.borrow_mut();
-        if pool.len() < SCRATCH_POOL_MAX {
-            scratch.trim();
-            pool.push(scratch);
-        }
+    pub(crate) fn put_scratch(&self, scratch: pipeline::Scratch) {
+        self.scratch_pool.borrow_mut().put(scratch);
     }
 
     pub fn new(
@@ -96,7 +125,7 @@ impl Shard {
             draining: Cell::new(false),
             drain_waiters: RefCell::new(std::collections::HashMap::new()),
             next_conn: Cell::new(0),
-            scratch_pool: RefCell::new(Vec::new()),
+            scratch_pool: RefCell::new(ScratchPool::default()),
             served: Cell::new(0),
             rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ ((id_prefix as u64) << 8 | id as u64)),
             next_id: Cell::new(0),
@@ -182,25 +211,25 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// Gives memory back after a burst: once a shard that served requests has taken no new one for
-/// a whole check interval and has none in flight, it drops surplus pooled scratch buffers and
-/// the read buffers of its pooled upstream connections, and has the allocator return freed
-/// pages to the OS, once. A busy shard never pays for this
-/// (under steady light load "none in flight" alone is true most of the time: it used to
-/// trim every second mid-load, and the requests after each trim refilled the pool). Every
-/// check also closes pooled upstream connections past their idle timeout.
+/// Gives memory back. Every check interval: free scratch buffers beyond the last interval's
+/// peak are dropped, and pooled upstream connections past their idle timeout are closed. Once
+/// a shard that served requests has taken no new one for a whole interval and has none in
+/// flight, it also drops the read buffers of its pooled upstream connections and has the
+/// allocator return freed pages to the OS, once. A busy shard never pays for that (under
+/// steady light load "none in flight" alone is true most of the time: it used to trim every
+/// second mid-load, and the requests after each trim refilled the pool).
 pub async fn trim_when_idle(shard: Rc<Shard>) {
     let mut served = shard.served.get();
     let mut trimmed = true;
     loop {
         monoio::time::sleep(IDLE_CHECK).await;
         shard.upstream.evict_expired(&shard.snapshot);
+        shard.scratch_pool.borrow_mut().shrink(SCRATCH_POOL_IDLE);
         let now = shard.served.get();
         if now != served {
             served = now;
             trimmed = false;
         } else if !trimmed && shard.metrics.borrow().inflight == 0 {
-            shard.scratch_pool.borrow_mut().truncate(SCRATCH_POOL_IDLE);
             shard.upstream.release_idle_buffers();
             crate::sys::allocator_collect();
             trimmed = true;
@@ -299,5 +328,26 @@ mod tests {
             size <= 7 * 1024 + 512,
             "the request future grew to {size} bytes"
         );
+    }
+
+    #[test]
+    fn a_burst_of_scratch_buffers_is_freed_one_interval_later() {
+        let mut pool = ScratchPool::default();
+        let burst: Vec<_> = (0..10).map(|_| pool.take()).collect();
+        burst.into_iter().for_each(|s| pool.put(s));
+        // The interval with the burst: its peak may come again, so all ten stay.
+        pool.shrink(2);
+        assert_eq!(pool.free.len(), 10);
+        // A quieter interval: three out at most, one of them still out. Two more would do.
+        let mut three: Vec<_> = (0..3).map(|_| pool.take()).collect();
+        pool.put(three.pop().unwrap());
+        pool.put(three.pop().unwrap());
+        pool.shrink(2);
+        assert_eq!(pool.free.len(), 2);
+        // The last one back, then a quiet interval: the floor.
+        pool.put(three.pop().unwrap());
+        pool.shrink(2);
+        pool.shrink(2);
+        assert_eq!((pool.free.len(), pool.out), (2, 0));
     }
 }
