@@ -100,10 +100,9 @@ fn a_dead_target_counts_errors() {
     assert!(r.errors >= 25 && r.errors == r.io_errors, "{r:?}");
 }
 
-#[test]
-fn a_connection_closed_while_idle_is_retried_once() {
+/// A server that answers one request per connection, then closes it without saying so.
+fn closes_after_one_request() -> std::net::SocketAddr {
     use std::io::{Read, Write};
-    // Answers one request per connection, then closes without saying so.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -120,6 +119,12 @@ fn a_connection_closed_while_idle_is_retried_once() {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         }
     });
+    addr
+}
+
+#[test]
+fn a_connection_closed_while_idle_is_retried_once() {
+    let addr = closes_after_one_request();
     let url = format!("http://{addr}/");
     let mut cfg = Config::new(&url, Load::Open { rate: 40.0 }, Duration::from_millis(500)).unwrap();
     cfg.warmup = Duration::ZERO;
@@ -165,24 +170,7 @@ fn idle_connections_stay_open_through_the_run() {
 
 #[test]
 fn idle_connections_the_target_closed_are_counted_as_failed() {
-    use std::io::{Read, Write};
-    // Answers one request per connection, then closes without saying so.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { return };
-            let mut buf = [0u8; 4096];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        }
-    });
+    let addr = closes_after_one_request();
     let url = format!("http://{addr}/");
     let mut cfg = Config::new(&url, Load::Open { rate: 20.0 }, Duration::from_millis(300)).unwrap();
     cfg.warmup = Duration::ZERO;

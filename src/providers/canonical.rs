@@ -115,6 +115,18 @@ pub struct Tool<'a> {
     pub parameters: Option<Json<'a>>,
 }
 
+impl Tool<'_> {
+    /// Writes the input schema; a tool without one takes any object.
+    pub fn write_schema(&self, out: &mut Vec<u8>) {
+        match &self.parameters {
+            Some(schema) => {
+                let _ = simd_json::prelude::Writable::write(*schema, out);
+            }
+            None => out.extend_from_slice(b"{\"type\":\"object\",\"properties\":{}}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToolChoice<'a> {
     Auto,

@@ -363,12 +363,7 @@ fn write_tools(r: &ChatRequest<'_>, out: &mut Vec<u8>) {
             push_str(out, d);
         }
         out.extend_from_slice(b",\"input_schema\":");
-        match t.parameters {
-            Some(schema) => {
-                let _ = schema.write(out);
-            }
-            None => out.extend_from_slice(b"{\"type\":\"object\",\"properties\":{}}"),
-        }
+        t.write_schema(out);
         out.push(b'}');
     }
     out.push(b']');

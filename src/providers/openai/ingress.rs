@@ -515,22 +515,6 @@ fn write_thinking_block(p: &Part<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn write_tool_call(index: Option<usize>, id: &str, name: &str, arguments: &str, out: &mut Vec<u8>) {
-    out.push(b'{');
-    if let Some(i) = index {
-        out.extend_from_slice(b"\"index\":");
-        push_u64(out, i as u64);
-        out.push(b',');
-    }
-    out.extend_from_slice(b"\"id\":");
-    push_str(out, id);
-    out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
-    push_str(out, name);
-    out.extend_from_slice(b",\"arguments\":");
-    push_str(out, arguments);
-    out.extend_from_slice(b"}}");
-}
-
 /// Writes a `chat.completion` body.
 pub fn encode_response(r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
@@ -611,7 +595,7 @@ fn write_message(parts: &[Part<'_>], out: &mut Vec<u8>) {
             if i > 0 {
                 out.push(b',');
             }
-            write_tool_call(None, id, name, arguments, out);
+            super::write_tool_call(None, id, name, arguments, out);
         }
         out.push(b']');
     }
@@ -757,7 +741,7 @@ fn write_delta(ev: &Event<'_>, out: &mut Vec<u8>) {
         }
         Event::ToolCall { index, id, name } => {
             out.extend_from_slice(b"{\"tool_calls\":[");
-            write_tool_call(Some(*index as usize), id, name, "", out);
+            super::write_tool_call(Some(*index as usize), id, name, "", out);
             out.extend_from_slice(b"]}");
         }
         Event::ToolArguments { index, fragment } => {

@@ -123,6 +123,24 @@ pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
     injected
 }
 
+/// A tool call in OpenAI's shape (`index` first when it is a stream delta's), as requests,
+/// responses and stream chunks all write it.
+fn write_tool_call(index: Option<usize>, id: &str, name: &str, arguments: &str, out: &mut Vec<u8>) {
+    out.push(b'{');
+    if let Some(i) = index {
+        out.extend_from_slice(b"\"index\":");
+        json::push_u64(out, i as u64);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"id\":");
+    json::push_str(out, id);
+    out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+    json::push_str(out, name);
+    out.extend_from_slice(b",\"arguments\":");
+    json::push_str(out, arguments);
+    out.extend_from_slice(b"}}");
+}
+
 /// Widens a removed member's span to take the comma that follows it; says whether there was one
 /// (there is none after the object's last member).
 fn member_with_comma(body: &[u8], span: std::ops::Range<usize>) -> (usize, usize, bool) {

@@ -245,13 +245,7 @@ fn write_assistant(m: &Message<'_>, c: &mut Commas, out: &mut Vec<u8>, dropped: 
             } = p
             {
                 calls.next(out);
-                out.extend_from_slice(b"{\"id\":");
-                push_str(out, id);
-                out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
-                push_str(out, name);
-                out.extend_from_slice(b",\"arguments\":");
-                push_str(out, arguments);
-                out.extend_from_slice(b"}}");
+                super::write_tool_call(None, id, name, arguments, out);
             }
         }
         out.push(b']');
@@ -284,12 +278,7 @@ fn write_tools(r: &ChatRequest<'_>, out: &mut Vec<u8>) {
             push_str(out, d);
         }
         key(out, "parameters");
-        match t.parameters {
-            Some(schema) => {
-                let _ = schema.write(out);
-            }
-            None => out.extend_from_slice(b"{\"type\":\"object\",\"properties\":{}}"),
-        }
+        t.write_schema(out);
         out.extend_from_slice(b"}}");
     }
     out.push(b']');
