@@ -175,7 +175,8 @@ fn sse_scan(c: &mut Criterion) {
                     {
                         usage = Some(u);
                     }
-                });
+                })
+                .expect("events within the bound");
             }
             black_box(usage)
         })

@@ -37,11 +37,18 @@ pub enum Kind {
     UpstreamAuth,
     /// Every target of the alias (and its fallbacks) is down or benched: nothing was tried.
     NoHealthyTarget,
+    /// The upstream's answer (a body, one stream event, its tool-call arguments) passed the
+    /// gateway's bound for it.
+    UpstreamTooLarge,
+    /// The shard is at its in-flight cap: the client should retry shortly.
+    Overloaded,
+    /// A bug in the gateway (a caught panic).
+    Internal,
     ClientDisconnected,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 23] = [
         Kind::BadRequest,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -61,6 +68,9 @@ impl Kind {
         Kind::UpstreamRateLimited,
         Kind::UpstreamAuth,
         Kind::NoHealthyTarget,
+        Kind::UpstreamTooLarge,
+        Kind::Overloaded,
+        Kind::Internal,
         Kind::ClientDisconnected,
     ];
 
@@ -81,7 +91,10 @@ impl Kind {
             Kind::UpstreamConnect
             | Kind::UpstreamServer
             | Kind::UpstreamProtocol
+            | Kind::UpstreamTooLarge
             | Kind::UpstreamAuth => 502,
+            Kind::Overloaded => 503,
+            Kind::Internal => 500,
             Kind::UpstreamTimeout => 504,
             Kind::NoHealthyTarget => 503,
             // nginx's convention: the client went away, nothing was sent.
@@ -110,8 +123,9 @@ impl Kind {
             | Kind::UpstreamProtocol
             | Kind::UpstreamTimeout
             | Kind::UpstreamAuth
+            | Kind::UpstreamTooLarge
             | Kind::NoHealthyTarget => "upstream_error",
-            Kind::ClientDisconnected => "server_error",
+            Kind::Overloaded | Kind::Internal | Kind::ClientDisconnected => "server_error",
         }
     }
 
@@ -137,6 +151,9 @@ impl Kind {
             Kind::UpstreamRateLimited => "rate_limit_exceeded",
             Kind::UpstreamAuth => "upstream_auth_failed",
             Kind::NoHealthyTarget => "no_healthy_target",
+            Kind::UpstreamTooLarge => "upstream_response_too_large",
+            Kind::Overloaded => "overloaded",
+            Kind::Internal => "internal_error",
             Kind::ClientDisconnected => "client_disconnected",
         }
     }
@@ -150,6 +167,7 @@ impl Kind {
             Kind::PayloadTooLarge => "request_too_large",
             Kind::UpstreamRateLimited => "rate_limit_error",
             Kind::UpstreamTimeout | Kind::RequestTimeout => "timeout_error",
+            Kind::Overloaded => "overloaded_error",
             Kind::BadRequest
             | Kind::MethodNotAllowed
             | Kind::HeaderTooLarge
@@ -160,7 +178,9 @@ impl Kind {
             | Kind::UpstreamServer
             | Kind::UpstreamProtocol
             | Kind::UpstreamAuth
+            | Kind::UpstreamTooLarge
             | Kind::NoHealthyTarget
+            | Kind::Internal
             | Kind::ClientDisconnected => "api_error",
         }
     }
@@ -204,6 +224,7 @@ impl Kind {
                 | Kind::UpstreamContentPolicy
                 | Kind::UpstreamRateLimited
                 | Kind::UpstreamAuth
+                | Kind::UpstreamTooLarge
         )
     }
 }

@@ -1,10 +1,16 @@
 //! The admin listener: `/health` (the process is alive), `/ready` (every shard is serving and
 //! the gateway is not draining) and `/metrics` (Prometheus text merged from all shards). It runs
 //! on its own thread and runtime, off the request path.
+//!
+//! It keeps the API listener's limits: a head must arrive within `server.header_timeout_ms` of
+//! its first byte (an idle connection waits `keepalive_timeout_ms`), every write must finish
+//! within `server.write_timeout_ms`, and at most [`MAX_ADMIN_CONNECTIONS`] are open at once.
+//! (It runs the epoll driver, so a read dropped by its timeout loses nothing that matters.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
@@ -14,6 +20,9 @@ use crate::http::io::read_more;
 use crate::http::request::{self, Method};
 use crate::http::response::{self, Meta};
 use crate::runtime::Control;
+
+/// Admin connections open at once; more are closed on accept (scrapers and probes need few).
+pub const MAX_ADMIN_CONNECTIONS: usize = 256;
 
 pub fn start(
     listener: std::net::TcpListener,
@@ -31,10 +40,19 @@ pub fn start(
             rt.block_on(async move {
                 let listener =
                     TcpListener::from_std(listener).expect("adopting the admin listener");
+                let open = std::rc::Rc::new(std::cell::Cell::new(0usize));
                 loop {
                     if let Ok((stream, _)) = listener.accept().await {
+                        if open.get() >= MAX_ADMIN_CONNECTIONS {
+                            continue; // dropped: closed at once
+                        }
                         let _ = stream.set_nodelay(true);
-                        monoio::spawn(serve(stream, control.clone(), shards));
+                        open.set(open.get() + 1);
+                        let (open, control) = (open.clone(), control.clone());
+                        monoio::spawn(async move {
+                            serve(stream, control, shards).await;
+                            open.set(open.get() - 1);
+                        });
                     }
                 }
             });
@@ -43,17 +61,24 @@ pub fn start(
 }
 
 async fn serve(mut stream: TcpStream, control: Arc<Control>, shards: usize) {
+    let server = &control.snapshot.server;
     let mut buf = Vec::with_capacity(4096);
     loop {
+        let mut deadline = (!buf.is_empty()).then(|| Instant::now() + server.header_timeout);
         let head = loop {
             match request::parse(&buf, 16 * 1024) {
                 Ok(Some(h)) => break h,
                 Ok(None) => {}
                 Err(_) => return,
             }
-            if !matches!(read_more(&mut stream, &mut buf).await, Ok(n) if n > 0) {
-                return;
+            let limit = deadline.map_or(server.keepalive_timeout, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            match monoio::time::timeout(limit, read_more(&mut stream, &mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
             }
+            deadline.get_or_insert_with(|| Instant::now() + server.header_timeout);
         };
         let path = String::from_utf8_lossy(&buf[head.path.clone()]).into_owned();
         let keep_alive = head.keep_alive && head.content_length.unwrap_or(0) == 0 && !head.chunked;
@@ -67,9 +92,9 @@ async fn serve(mut stream: TcpStream, control: Arc<Control>, shards: usize) {
         };
         let mut out = Vec::with_capacity(body.len() + 256);
         response::full(&mut out, status, ctype, &body, &meta, &[]);
-        let (res, _) = stream.write_all(out).await;
-        if res.is_err() || !keep_alive {
-            return;
+        match monoio::time::timeout(server.write_timeout, stream.write_all(out)).await {
+            Ok((Ok(_), _)) if keep_alive => {}
+            _ => return,
         }
     }
 }

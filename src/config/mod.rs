@@ -63,6 +63,16 @@ pub struct Server {
     pub keepalive_timeout: Duration,
     pub header_timeout: Duration,
     pub drain_timeout: Duration,
+    /// Each write to a client must finish within this (a client that stops reading).
+    pub write_timeout: Duration,
+    /// Open client connections per shard; more are closed on accept.
+    pub max_connections: usize,
+    /// Requests in flight per shard; more get 503 `overloaded`.
+    pub max_inflight: usize,
+    /// Largest non-streamed upstream body, in bytes received (and largest translated answer).
+    pub max_response_bytes: usize,
+    /// Largest single upstream SSE event.
+    pub max_event_bytes: usize,
     pub access_log: AccessLog,
 }
 

@@ -236,6 +236,11 @@ impl Walker<'_> {
             keepalive_timeout: Duration::from_secs(75),
             header_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_inflight: 4_096,
+            max_response_bytes: 64 << 20,
+            max_event_bytes: 1 << 20,
             access_log: AccessLog::Stdout,
         };
         let Some(y) = y else { return s };
@@ -252,6 +257,11 @@ impl Walker<'_> {
             "keepalive_timeout_ms",
             "header_timeout_ms",
             "drain_timeout_ms",
+            "write_timeout_ms",
+            "max_connections",
+            "max_inflight",
+            "max_response_bytes",
+            "max_event_bytes",
             "access_log",
         ];
         let Some(h) = self.mapping(y, "server", &allowed) else {
@@ -332,6 +342,18 @@ impl Walker<'_> {
         s.keepalive_timeout = self.millis(h, "keepalive_timeout_ms", "server", s.keepalive_timeout);
         s.header_timeout = self.millis(h, "header_timeout_ms", "server", s.header_timeout);
         s.drain_timeout = self.millis(h, "drain_timeout_ms", "server", s.drain_timeout);
+        s.write_timeout = self.millis(h, "write_timeout_ms", "server", s.write_timeout);
+        for (name, min, field) in [
+            ("max_connections", 1, &mut s.max_connections),
+            ("max_inflight", 1, &mut s.max_inflight),
+            ("max_response_bytes", 1024, &mut s.max_response_bytes),
+            ("max_event_bytes", 1024, &mut s.max_event_bytes),
+        ] {
+            let path = format!("server.{name}");
+            if let Some(n) = get(h, name).and_then(|y| self.uint(y, &path, min)) {
+                *field = n as usize;
+            }
+        }
         match get(h, "access_log") {
             None => {}
             Some(Yaml::String(v)) if v == "stdout" => s.access_log = AccessLog::Stdout,

@@ -1,16 +1,39 @@
 //! Incremental decoder for `Transfer-Encoding: chunked` bodies, shared by the ingress (request
 //! bodies) and the upstream client (streamed responses). Correct at any split of the input.
+//!
+//! Strict as RFC 9112 §7.1 and the parsers of nginx and Envoy are: every line ends in CRLF
+//! (a bare LF or CR is malformed), a chunk size is hex digits, whitespace only before a `;`
+//! extension, extensions and trailer fields hold no control bytes, and trailer lines are
+//! `name: value`. A size line with its extensions is bounded by [`MAX_LINE`], all trailers by
+//! [`MAX_TRAILERS`], so a peer cannot make the decoder spin on framing that never yields data.
+
+/// Longest chunk-size line, extensions included.
+pub const MAX_LINE: usize = 4096;
+/// Most bytes of trailer fields after the last chunk.
+pub const MAX_TRAILERS: usize = 8192;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Reading the hex size line (and any extension) up to CRLF.
+    /// Hex digits of a chunk size.
     Size,
+    /// Whitespace after the size: only a `;` may follow.
+    SizeSpace,
+    /// A chunk extension, up to CR.
+    Ext,
+    /// The LF after a size line's CR.
+    SizeLf,
     Data(u64),
-    /// Expecting the CRLF after a chunk's data.
-    DataEnd,
-    /// After the zero chunk: trailer lines until an empty line.
-    Trailer {
-        line_empty: bool,
+    /// The CR after a chunk's data, then its LF.
+    DataCr,
+    DataLf,
+    /// After the zero chunk: at the start of a trailer line (or the final CRLF).
+    TrailerStart,
+    /// Inside a trailer field's name (at least one byte), then its value.
+    TrailerName,
+    TrailerValue,
+    /// The LF after a trailer line's CR; `last`: that line was empty (the body's end).
+    TrailerLf {
+        last: bool,
     },
     Done,
 }
@@ -20,7 +43,8 @@ pub struct Decoder {
     state: State,
     size: u64,
     size_digits: u32,
-    in_ext: bool,
+    /// Bytes of the current size line, or of all trailers so far.
+    line: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +56,19 @@ impl Default for Decoder {
             state: State::Size,
             size: 0,
             size_digits: 0,
-            in_ext: false,
+            line: 0,
         }
     }
+}
+
+/// A token character (RFC 9110 §5.6.2), for trailer field names.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A byte allowed in an extension or a field value: visible, space, tab, or obs-text.
+fn is_field_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
 }
 
 impl Decoder {
@@ -42,80 +76,105 @@ impl Decoder {
         self.state == State::Done
     }
 
+    fn end_size_line(&mut self) -> State {
+        let next = if self.size == 0 {
+            self.line = 0;
+            State::TrailerStart
+        } else {
+            State::Data(self.size)
+        };
+        self.size = 0;
+        self.size_digits = 0;
+        next
+    }
+
     /// Consumes as much of `input` as possible, appending payload bytes to `out`.
     /// Returns the number of input bytes consumed; stops at the end of the body.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, Malformed> {
         let mut i = 0;
         while i < input.len() {
-            match self.state {
-                State::Size => {
-                    let b = input[i];
-                    i += 1;
-                    match b {
-                        b'\n' => {
-                            if self.size_digits == 0 {
-                                return Err(Malformed);
-                            }
-                            self.state = if self.size == 0 {
-                                State::Trailer { line_empty: true }
-                            } else {
-                                State::Data(self.size)
-                            };
-                            self.size = 0;
-                            self.size_digits = 0;
-                            self.in_ext = false;
-                        }
-                        b'\r' => {}
-                        _ if self.in_ext => {}
-                        b';' => self.in_ext = true,
-                        b' ' | b'\t' => {}
-                        _ => {
-                            let d = (b as char).to_digit(16).ok_or(Malformed)?;
-                            self.size_digits += 1;
-                            if self.size_digits > 15 {
-                                return Err(Malformed);
-                            }
-                            self.size = self.size * 16 + d as u64;
-                        }
+            if let State::Data(left) = self.state {
+                let n = (left as usize).min(input.len() - i);
+                out.extend_from_slice(&input[i..i + n]);
+                i += n;
+                let left = left - n as u64;
+                self.state = if left == 0 {
+                    State::DataCr
+                } else {
+                    State::Data(left)
+                };
+                continue;
+            }
+            if self.state == State::Done {
+                return Ok(i);
+            }
+            let b = input[i];
+            i += 1;
+            self.state = match self.state {
+                State::Size | State::SizeSpace | State::Ext => {
+                    self.line += 1;
+                    if self.line > MAX_LINE {
+                        return Err(Malformed);
                     }
+                    self.size_line_byte(b)?
                 }
-                State::Data(left) => {
-                    let n = (left as usize).min(input.len() - i);
-                    out.extend_from_slice(&input[i..i + n]);
-                    i += n;
-                    let left = left - n as u64;
-                    self.state = if left == 0 {
-                        State::DataEnd
-                    } else {
-                        State::Data(left)
-                    };
+                State::SizeLf if b == b'\n' => {
+                    self.line = 0;
+                    self.end_size_line()
                 }
-                State::DataEnd => {
-                    let b = input[i];
-                    i += 1;
-                    match b {
-                        b'\r' => {}
-                        b'\n' => self.state = State::Size,
+                State::DataCr if b == b'\r' => State::DataLf,
+                State::DataLf if b == b'\n' => State::Size,
+                State::TrailerStart | State::TrailerName | State::TrailerValue => {
+                    self.line += 1;
+                    if self.line > MAX_TRAILERS {
+                        return Err(Malformed);
+                    }
+                    match (self.state, b) {
+                        (State::TrailerStart, b'\r') => State::TrailerLf { last: true },
+                        (State::TrailerStart | State::TrailerName, b) if is_tchar(b) => {
+                            State::TrailerName
+                        }
+                        (State::TrailerName, b':') => State::TrailerValue,
+                        (State::TrailerValue, b'\r') => State::TrailerLf { last: false },
+                        (State::TrailerValue, b) if is_field_byte(b) => State::TrailerValue,
                         _ => return Err(Malformed),
                     }
                 }
-                State::Trailer { line_empty } => {
-                    let b = input[i];
-                    i += 1;
-                    match b {
-                        b'\r' => {}
-                        b'\n' if line_empty => {
-                            self.state = State::Done;
-                            return Ok(i);
-                        }
-                        b'\n' => self.state = State::Trailer { line_empty: true },
-                        _ => self.state = State::Trailer { line_empty: false },
-                    }
+                State::TrailerLf { last: true } if b == b'\n' => {
+                    self.state = State::Done;
+                    return Ok(i);
                 }
-                State::Done => return Ok(i),
-            }
+                State::TrailerLf { last: false } if b == b'\n' => {
+                    self.line += 1;
+                    State::TrailerStart
+                }
+                _ => return Err(Malformed),
+            };
         }
         Ok(i)
+    }
+
+    /// One byte of a chunk-size line: `1*HEXDIG [BWS ";" ext...] CR`.
+    fn size_line_byte(&mut self, b: u8) -> Result<State, Malformed> {
+        Ok(match (self.state, b) {
+            (State::Size, b) if b.is_ascii_hexdigit() => {
+                self.size_digits += 1;
+                if self.size_digits > 15 {
+                    return Err(Malformed);
+                }
+                let d = (b as char).to_digit(16).ok_or(Malformed)?;
+                self.size = self.size * 16 + d as u64;
+                State::Size
+            }
+            (State::Size, b'\r') if self.size_digits > 0 => State::SizeLf,
+            (State::Size | State::SizeSpace, b' ' | b'\t') if self.size_digits > 0 => {
+                State::SizeSpace
+            }
+            (State::Size | State::SizeSpace, b';') if self.size_digits > 0 => State::Ext,
+            (State::Ext, b'\r') => State::SizeLf,
+            (State::Ext, b) if is_field_byte(b) => State::Ext,
+            _ => return Err(Malformed),
+        })
     }
 }
 
@@ -169,6 +228,59 @@ mod tests {
         assert!(Decoder::default().decode(b"zz\r\n", &mut out).is_err());
         assert!(Decoder::default().decode(b"\r\n", &mut out).is_err());
         assert!(Decoder::default().decode(b"2\r\nabX", &mut out).is_err());
+    }
+
+    fn decode_all(body: &[u8]) -> Result<Vec<u8>, Malformed> {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.decode(body, &mut out)?;
+        assert!(
+            d.is_done(),
+            "incomplete: {:?}",
+            String::from_utf8_lossy(body)
+        );
+        Ok(out)
+    }
+
+    #[test]
+    fn lenient_framing_is_refused() {
+        for bad in [
+            &b"5\nhello\r\n0\r\n\r\n"[..],     // bare LF after the size
+            b"5\r\nhello\n0\r\n\r\n",          // bare LF after the data
+            b"5 \r\nhello\r\n0\r\n\r\n",       // space before CRLF
+            b" 5\r\nhello\r\n0\r\n\r\n",       // space before the size
+            b"+5\r\nhello\r\n0\r\n\r\n",       // a sign
+            b"5;a\x01b\r\nhello\r\n0\r\n\r\n", // control byte in an extension
+            b"0\r\nbad trailer\r\n\r\n",       // trailer without a colon
+            b"0\r\nx: a\x00b\r\n\r\n",         // NUL in a trailer value
+            b"0\r\nx: 1\n\r\n",                // bare LF in trailers
+            b"0\r\n\n",                        // bare LF at the end
+        ] {
+            assert_eq!(
+                decode_all(bad),
+                Err(Malformed),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            decode_all(b"5 ;x=1\r\nhello\r\n0\r\nx-a: 1\r\n\r\n").unwrap(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn framing_without_data_is_bounded() {
+        let mut long_ext = b"5;".to_vec();
+        long_ext.extend(std::iter::repeat_n(b'a', MAX_LINE));
+        let mut d = Decoder::default();
+        assert_eq!(d.decode(&long_ext, &mut Vec::new()), Err(Malformed));
+        let mut trailers = b"0\r\n".to_vec();
+        while trailers.len() < MAX_TRAILERS + 16 {
+            trailers.extend_from_slice(b"x-pad: aaaaaaaa\r\n");
+        }
+        let mut d = Decoder::default();
+        assert_eq!(d.decode(&trailers, &mut Vec::new()), Err(Malformed));
     }
 
     #[test]

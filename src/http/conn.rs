@@ -3,9 +3,15 @@
 //!
 //! Timed-out reads are cancelled and awaited rather than dropped (the io_uring trap: a dropped
 //! in-flight read loses its buffer), so the request's bytes stay in `rbuf` for the error path.
+//!
+//! Deadlines: an idle connection waits `keepalive_timeout` for a request's first byte; the
+//! whole head must then arrive within `header_timeout` of that byte (not per read, so a client
+//! trickling a byte at a time is cut off too); each body read waits `header_timeout`; each
+//! write must finish within `write_timeout` (a client that stops reading is cut off).
+//! Chunked bodies are bounded in bytes received, framing included, not in decoded payload.
 
 use std::ops::Range;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncWriteRentExt, Canceller};
 use monoio::net::TcpStream;
@@ -22,6 +28,7 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub keepalive_timeout: Duration,
     pub header_timeout: Duration,
+    pub write_timeout: Duration,
 }
 
 pub struct Conn {
@@ -35,6 +42,9 @@ pub struct Conn {
     consumed: usize,
     /// Cancels a read that timed out (see `io::read_more_within`).
     canceller: Canceller,
+    write_timeout: Duration,
+    /// Writes that hit the write timeout (for the shard's metric, when the connection ends).
+    pub write_timeouts: u32,
 }
 
 /// Where the current request's body is.
@@ -50,9 +60,31 @@ const IDLE_RBUF: usize = 2048;
 /// Buffers that grew past this for one large request are given back once it is answered.
 const KEEP_AFTER_REQUEST: usize = 64 * 1024;
 
+fn head_timeout() -> GatewayError {
+    GatewayError::new(
+        Kind::RequestTimeout,
+        "the request head did not arrive within the header timeout",
+    )
+}
+
+fn write_failed(e: std::io::Error) -> GatewayError {
+    GatewayError::new(Kind::ClientDisconnected, format!("write failed: {e}"))
+}
+
+/// A client that stops reading: reported as gone (nothing more can be sent to it), with a
+/// message saying why.
+fn write_timed_out() -> GatewayError {
+    GatewayError::new(
+        Kind::ClientDisconnected,
+        "write timed out: the client stopped reading",
+    )
+}
+
 impl Conn {
-    pub fn new(io: TcpStream) -> Self {
+    pub fn new(io: TcpStream, write_timeout: Duration) -> Self {
         Conn {
+            write_timeout,
+            write_timeouts: 0,
             io,
             rbuf: Vec::with_capacity(IDLE_RBUF),
             wbuf: Vec::new(),
@@ -108,6 +140,8 @@ impl Conn {
     /// (or it stayed idle past the keep-alive timeout).
     pub async fn read_head(&mut self, limits: &Limits) -> Result<Option<Head>, GatewayError> {
         self.finish_request();
+        // The head's deadline runs from its first byte (pipelined bytes: from now).
+        let mut deadline = (!self.rbuf.is_empty()).then(|| Instant::now() + limits.header_timeout);
         loop {
             if !self.rbuf.is_empty()
                 && let Some(head) = request::parse(&self.rbuf, limits.max_header_bytes)?
@@ -117,12 +151,18 @@ impl Conn {
                 return Ok(Some(head));
             }
             let idle = self.rbuf.is_empty();
-            let limit = if idle {
-                limits.keepalive_timeout
-            } else {
-                limits.header_timeout
+            let limit = match deadline {
+                None => limits.keepalive_timeout,
+                Some(d) => d.saturating_duration_since(Instant::now()),
             };
-            match self.fill(limit).await {
+            if limit.is_zero() {
+                return Err(head_timeout());
+            }
+            let result = self.fill(limit).await;
+            if deadline.is_none() && matches!(result, Ok(n) if n > 0) {
+                deadline = Some(Instant::now() + limits.header_timeout);
+            }
+            match result {
                 Ok(0) if idle => return Ok(None),
                 Ok(0) => {
                     return Err(GatewayError::new(
@@ -132,6 +172,7 @@ impl Conn {
                 }
                 Ok(_) => {}
                 Err(e) if idle && e.kind == Kind::RequestTimeout => return Ok(None),
+                Err(e) if e.kind == Kind::RequestTimeout => return Err(head_timeout()),
                 Err(e) => return Err(e),
             }
         }
@@ -169,12 +210,16 @@ impl Conn {
                         GatewayError::new(Kind::BadRequest, "malformed chunked request body")
                     })?;
                 at += n;
-                if self.chunked_body.len() > limits.max_body_bytes {
+                // Bytes received, not payload: extensions, trailers and framing all count.
+                if at - head.len > limits.max_body_bytes {
                     return Err(too_large());
                 }
                 if dec.is_done() {
                     self.consumed = at;
                     return Ok(Body::Decoded);
+                }
+                if self.rbuf.len() - head.len > limits.max_body_bytes {
+                    return Err(too_large());
                 }
                 self.read_more_body(limits).await?;
             }
@@ -203,19 +248,31 @@ impl Conn {
     }
 
     async fn write_raw(&mut self, bytes: &'static [u8]) -> Result<(), GatewayError> {
-        let (res, _) = self.io.write_all(bytes).await;
-        res.map(|_| ())
-            .map_err(|e| GatewayError::new(Kind::ClientDisconnected, format!("write failed: {e}")))
+        match monoio::time::timeout(self.write_timeout, self.io.write_all(bytes)).await {
+            Ok((res, _)) => res.map(|_| ()).map_err(write_failed),
+            Err(_) => {
+                self.write_timeouts += 1;
+                Err(write_timed_out())
+            }
+        }
     }
 
-    /// Writes and clears `wbuf`.
+    /// Writes and clears `wbuf`, within the write timeout. On a timeout the write is dropped
+    /// with its buffer (the driver keeps that until the kernel lets go) and the connection is
+    /// done: the caller closes it.
     pub async fn flush(&mut self) -> Result<(), GatewayError> {
         let buf = std::mem::take(&mut self.wbuf);
-        let (res, mut buf) = self.io.write_all(buf).await;
-        buf.clear();
-        self.wbuf = buf;
-        res.map(|_| ())
-            .map_err(|e| GatewayError::new(Kind::ClientDisconnected, format!("write failed: {e}")))
+        match monoio::time::timeout(self.write_timeout, self.io.write_all(buf)).await {
+            Ok((res, mut buf)) => {
+                buf.clear();
+                self.wbuf = buf;
+                res.map(|_| ()).map_err(write_failed)
+            }
+            Err(_) => {
+                self.write_timeouts += 1;
+                Err(write_timed_out())
+            }
+        }
     }
 
     /// Waits until the client closes (`true`) or sends more bytes, e.g. a pipelined request

@@ -32,3 +32,12 @@ pub fn has_token(v: &[u8], token: &[u8]) -> bool {
     v.split(|&b| b == b',')
         .any(|t| trim(t).eq_ignore_ascii_case(token))
 }
+
+/// A `Content-Length` value: decimal digits only (no sign, no list), as RFC 9110 §8.6 has it;
+/// `usize::from_str` alone would take `+5`.
+pub fn content_length(v: &[u8]) -> Option<usize> {
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0, |n, &d| n * 10 + (d - b'0') as usize))
+}

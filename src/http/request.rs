@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{has_token, trim};
+use super::{content_length, has_token, trim};
 use crate::error::{GatewayError, Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +78,7 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
         let name = h.name.as_bytes();
         let value = trim(h.value);
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.parse::<usize>().ok())
+            let n = content_length(value)
                 .ok_or_else(|| GatewayError::new(Kind::BadRequest, "invalid Content-Length"))?;
             if head.content_length.is_some_and(|m| m != n) {
                 return Err(GatewayError::new(
@@ -90,6 +88,20 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
             }
             head.content_length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if http10 {
+                // RFC 9112 §6.1: an HTTP/1.0 peer cannot frame chunked; a proxy that guesses
+                // is a smuggling vector.
+                return Err(GatewayError::new(
+                    Kind::BadRequest,
+                    "Transfer-Encoding is not allowed on HTTP/1.0",
+                ));
+            }
+            if head.chunked {
+                return Err(GatewayError::new(
+                    Kind::BadRequest,
+                    "Transfer-Encoding sent twice",
+                ));
+            }
             if value.eq_ignore_ascii_case(b"chunked") {
                 head.chunked = true;
             } else {
@@ -186,5 +198,24 @@ mod tests {
         assert_eq!(&raw[h.api_key.unwrap()], b"k");
         let h = parse(b"GET / HTTP/1.0\r\n\r\n", 1024).unwrap().unwrap();
         assert!(!h.keep_alive);
+    }
+
+    #[test]
+    fn lenient_framing_is_refused() {
+        for raw in [
+            &b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        ] {
+            let e = parse(raw, 1024).unwrap_err();
+            assert_eq!(e.kind, Kind::BadRequest, "{}", String::from_utf8_lossy(raw));
+        }
+        let ok = parse(b"POST / HTTP/1.1\r\nContent-Length:  7 \r\n\r\n", 1024);
+        assert_eq!(ok.unwrap().unwrap().content_length, Some(7));
     }
 }

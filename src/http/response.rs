@@ -1,4 +1,9 @@
 //! Writing response heads and whole responses into a connection's reusable write buffer.
+//!
+//! This is the one place response heads are written, so it is the one place their values are
+//! vetted: every value (request ids, target names, content types and `retry-after` from an
+//! upstream, field names from a request body) goes through [`push_value`], and no CR, LF, NUL
+//! or other control byte can reach a client's head whatever a request or an upstream sent.
 
 use crate::error::GatewayError;
 use crate::providers::translate::Wire;
@@ -61,7 +66,7 @@ pub fn head(
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: ");
-    out.extend_from_slice(content_type.as_bytes());
+    push_value(out, content_type.as_bytes());
     match body_len {
         Some(n) => {
             out.extend_from_slice(b"\r\ncontent-length: ");
@@ -70,7 +75,7 @@ pub fn head(
         None => out.extend_from_slice(b"\r\ntransfer-encoding: chunked\r\ncache-control: no-cache"),
     }
     out.extend_from_slice(b"\r\nx-request-id: ");
-    out.extend_from_slice(meta.request_id);
+    push_value(out, meta.request_id);
     if let Some((gateway, upstream)) = meta.timing {
         out.extend_from_slice(b"\r\nserver-timing: gateway;dur=");
         push_ms(out, gateway);
@@ -81,7 +86,7 @@ pub fn head(
     }
     if let Some((target, attempts)) = meta.route {
         out.extend_from_slice(b"\r\nx-shardgate-target: ");
-        out.extend_from_slice(target.as_bytes());
+        push_value(out, target.as_bytes());
         out.extend_from_slice(b"\r\nx-shardgate-attempts: ");
         out.extend_from_slice(num.format(attempts).as_bytes());
     }
@@ -89,7 +94,7 @@ pub fn head(
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
+        push_value(out, value);
     }
     out.extend_from_slice(if meta.keep_alive {
         b"\r\nconnection: keep-alive\r\n\r\n"
@@ -97,6 +102,31 @@ pub fn head(
         b"\r\nconnection: close\r\n\r\n"
     });
 }
+
+/// Appends a header value with every byte outside printable ASCII (controls, DEL, non-ASCII)
+/// percent-encoded, and leading or trailing spaces too, so a value can neither end the header
+/// nor change its meaning. Values are almost always clean: one scan, then one copy.
+pub fn push_value(out: &mut Vec<u8>, v: &[u8]) {
+    let clean = |b: u8| (0x21..0x7f).contains(&b);
+    let inner = |b: u8| clean(b) || b == b' ';
+    let ok = v.first().is_none_or(|&b| clean(b))
+        && v.last().is_none_or(|&b| clean(b))
+        && v.iter().all(|&b| inner(b));
+    if ok {
+        out.extend_from_slice(v);
+        return;
+    }
+    let last = v.len().saturating_sub(1);
+    for (i, &b) in v.iter().enumerate() {
+        if clean(b) || (b == b' ' && i != 0 && i != last) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Microseconds as milliseconds with three decimals, the unit `server-timing` uses.
 fn push_ms(out: &mut Vec<u8>, us: u64) {
@@ -143,6 +173,40 @@ pub fn error(out: &mut Vec<u8>, err: &GatewayError, meta: &Meta<'_>, wire: Wire)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_value_can_break_a_head() {
+        let mut out = Vec::new();
+        let meta = Meta {
+            request_id: b"id\r\nset-cookie: a=b",
+            keep_alive: true,
+            timing: None,
+            route: Some(("t\n\0x", 2)),
+        };
+        let extra: &[(&str, &[u8])] = &[
+            ("x-shardgate-dropped", b"a\r\n\r\nHTTP/1.1 200"),
+            ("retry-after", b" 5 \x7f\xff"),
+        ];
+        full(&mut out, 200, "text/plain\r\nx: y", b"{}", &meta, extra);
+        let head = &out[..out.len() - 2];
+        let lines: Vec<&[u8]> = head.split(|&b| b == b'\n').collect();
+        // Every line ends in CR, and no byte but CRLF is a control byte.
+        for l in &lines[..lines.len() - 1] {
+            assert_eq!(l.last(), Some(&b'\r'), "{}", String::from_utf8_lossy(l));
+            assert!(l[..l.len() - 1].iter().all(|&b| (0x20..0x7f).contains(&b)));
+        }
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.contains("x-request-id: id%0D%0Aset-cookie: a=b\r\n"),
+            "{s}"
+        );
+        assert!(s.contains("x-shardgate-target: t%0A%00x\r\n"));
+        assert!(s.contains("content-type: text/plain%0D%0Ax: y\r\n"));
+        assert!(s.contains("retry-after: %205 %7F%FF\r\n"), "{s}");
+        let mut clean = Vec::new();
+        push_value(&mut clean, b"application/json; charset=utf-8");
+        assert_eq!(clean, b"application/json; charset=utf-8");
+    }
 
     #[test]
     fn head_has_length_id_timing_and_connection() {

@@ -51,6 +51,8 @@ pub struct Record<'a> {
     pub error: Option<&'a str>,
     /// Each upstream attempt: target name, error code (`None`: it served), duration.
     pub attempts: &'a [(&'a str, Option<&'a str>, u64)],
+    /// Fallback aliases skipped because the key may not use them (written only when any were).
+    pub not_allowed: &'a [&'a str],
 }
 
 impl Record<'_> {
@@ -124,7 +126,18 @@ impl Record<'_> {
             json::push_u64(out, *us);
             out.push(b'}');
         }
-        out.extend_from_slice(b"]}\n");
+        out.push(b']');
+        if !self.not_allowed.is_empty() {
+            out.extend_from_slice(b",\"skipped_not_allowed\":[");
+            for (i, alias) in self.not_allowed.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::push_str(out, alias);
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"}\n");
     }
 }
 
@@ -241,6 +254,7 @@ mod tests {
             upstream_us: Some(40),
             error: Some("upstream_timeout"),
             attempts: &[("up/m", Some("upstream_timeout"), 1200)],
+            not_allowed: &[],
         }
         .write(&mut out);
         assert_eq!(out.last(), Some(&b'\n'));

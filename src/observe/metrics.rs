@@ -44,6 +44,12 @@ pub struct ShardMetrics {
     pub connections_open: i64,
     pub connections_total: u64,
     pub access_log_dropped: u64,
+    /// Connections closed at once because the shard was at `server.max_connections`.
+    pub connections_rejected: u64,
+    /// Writes to clients that did not finish within `server.write_timeout_ms`.
+    pub write_timeouts: u64,
+    /// Panics caught at a connection (each one a bug).
+    pub panics: u64,
 }
 
 /// One request, as the settle stage reports it.
@@ -79,6 +85,9 @@ impl ShardMetrics {
             connections_open: 0,
             connections_total: 0,
             access_log_dropped: 0,
+            connections_rejected: 0,
+            write_timeouts: 0,
+            panics: 0,
         }
     }
 
@@ -107,8 +116,8 @@ impl ShardMetrics {
             let _ = self.overhead.record(overhead.max(1));
             if let Some(u) = s.usage {
                 let t = &mut self.tokens[s.model as usize];
-                t.0 += u.input;
-                t.1 += u.output;
+                t.0 = t.0.saturating_add(u.input);
+                t.1 = t.1.saturating_add(u.output);
             }
         }
     }
@@ -164,12 +173,15 @@ impl ShardMetrics {
         }
         let _ = self.overhead.add(&o.overhead);
         for (a, b) in self.tokens.iter_mut().zip(&o.tokens) {
-            a.0 += b.0;
-            a.1 += b.1;
+            a.0 = a.0.saturating_add(b.0);
+            a.1 = a.1.saturating_add(b.1);
         }
         self.inflight += o.inflight;
         self.connections_open += o.connections_open;
         self.connections_total += o.connections_total;
+        self.connections_rejected += o.connections_rejected;
+        self.write_timeouts += o.write_timeouts;
+        self.panics += o.panics;
         self.access_log_dropped += o.access_log_dropped;
     }
 
@@ -382,6 +394,26 @@ impl ShardMetrics {
             "Client connections accepted.",
         );
         let _ = writeln!(o, "shardgate_connections_total {}", self.connections_total);
+        for (name, help, v) in [
+            (
+                "shardgate_connections_rejected_total",
+                "Client connections closed on accept: the shard was at server.max_connections.",
+                self.connections_rejected,
+            ),
+            (
+                "shardgate_client_write_timeouts_total",
+                "Client connections cut off because a write did not finish in time.",
+                self.write_timeouts,
+            ),
+            (
+                "shardgate_panics_total",
+                "Panics caught at a connection; each closed that connection.",
+                self.panics,
+            ),
+        ] {
+            header(o, name, "counter", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
         header(
             o,
             "shardgate_access_log_dropped_total",

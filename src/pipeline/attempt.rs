@@ -69,19 +69,29 @@ pub async fn route(
         if ctx.time_left().is_some_and(|d| d < MIN_ATTEMPT_TIME) {
             return Err(e);
         }
-        // A class-specific fallback of the alias that failed, else the requested alias's list.
+        // A class-specific fallback of the alias that failed, else the requested alias's list;
+        // a hop the key may not use is skipped (and named in the access log), never taken.
         let model = &snap.models[alias];
+        let key = ctx.key;
+        let may_use = |to: usize| key.is_none_or(|k| snap.keys.may_use(k, to));
         let to = match model.fallback_for(e.kind) {
-            Some(to) => to,
-            None if e.kind.retryable() || e.kind == Kind::NoHealthyTarget => {
+            Some(to) if may_use(to) => to,
+            Some(to) => {
+                ctx.skip_not_allowed(to);
+                return Err(e);
+            }
+            None if e.kind.retryable() || e.kind == Kind::NoHealthyTarget => loop {
                 match snap.models[first].fallbacks.get(next_fallback) {
                     Some(&to) => {
                         next_fallback += 1;
-                        to
+                        if may_use(to) {
+                            break to;
+                        }
+                        ctx.skip_not_allowed(to);
                     }
                     None => return Err(e),
                 }
-            }
+            },
             None => return Err(e),
         };
         shard.metrics.borrow_mut().fallback(alias as u32, to as u32);
@@ -495,6 +505,15 @@ pub fn prepare<'s>(
             &stamp,
             &mut scratch.events,
         )?;
+        // Translation re-encodes (escapes, wraps content in blocks): it may grow a body, within
+        // reason. Past twice the body limit something is wrong; nothing that large goes out.
+        let bound = 2 * shard.limits.max_body_bytes + (64 << 10);
+        if scratch.events.len() > bound {
+            return Err(GatewayError::new(
+                Kind::PayloadTooLarge,
+                format!("the translated request is larger than {bound} bytes"),
+            ));
+        }
         if !t.dropped.is_empty() {
             dropped = t.dropped.join(", ");
             log::debug!(

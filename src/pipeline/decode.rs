@@ -132,6 +132,21 @@ impl Decoder {
     }
 }
 
+/// Top-level members the gateway reads or translates: each may appear once.
+const ACTED_ON: [&str; 11] = [
+    "model",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "user",
+    "metadata",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+];
+
 fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, GatewayError> {
     let root = tape.as_value();
     let obj = root
@@ -144,7 +159,18 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
     let mut rejectable = [const { None }; family::REJECTABLE.len()];
     let mut user = None;
     let mut max_tokens = None;
+    let mut seen = 0u32;
     for (key, value) in obj.iter() {
+        // JSON allows a member twice and parsers disagree on which one wins; the router, the
+        // splice, the translator and the upstream must read the same value, so none is guessed.
+        if let Some(bit) = ACTED_ON.iter().position(|m| *m == key) {
+            if seen & (1 << bit) != 0 {
+                return Err(bad(format!(
+                    "the member `{key}` appears more than once in the request body"
+                )));
+            }
+            seen |= 1 << bit;
+        }
         match key {
             "model" => {
                 let s = value
@@ -303,6 +329,40 @@ mod tests {
 
     fn decode(s: &str) -> Result<Decoded, GatewayError> {
         Decoder::default().decode(s.as_bytes())
+    }
+
+    #[test]
+    fn a_member_the_gateway_acts_on_may_appear_once() {
+        for (body, member) in [
+            (r#"{"model":"a","messages":[],"model":"b"}"#, "model"),
+            (r#"{"model":"a","stream":false,"stream":true}"#, "stream"),
+            (
+                r#"{"model":"a","max_tokens":1,"max_tokens":9}"#,
+                "max_tokens",
+            ),
+            (r#"{"model":"a","user":"x","user":"y"}"#, "user"),
+            (r#"{"model":"a","metadata":{},"metadata":{}}"#, "metadata"),
+            (
+                r#"{"model":"a","stream_options":{},"stream_options":null}"#,
+                "stream_options",
+            ),
+            // An escaped key is the same member.
+            (
+                r#"{"model":"a","str\u0065am":true,"stream":false}"#,
+                "stream",
+            ),
+        ] {
+            let e = decode(body).unwrap_err();
+            assert_eq!(e.kind, Kind::BadRequest);
+            assert!(
+                e.message.contains(&format!("`{member}`")),
+                "{body}: {}",
+                e.message
+            );
+        }
+        // Members inside messages, and members the gateway does not read, are not its concern.
+        decode(r#"{"model":"a","messages":[{"role":"user"},{"role":"user"}],"x":1,"x":2}"#)
+            .unwrap();
     }
 
     #[test]

@@ -46,10 +46,16 @@ pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head:
     let client_id = head.request_id.clone().map(|r| &conn.rbuf[r]);
     let mut ctx = Ctx::new(shard, client_id, head.keep_alive);
     ctx.wire = wire;
-    shard.metrics.borrow_mut().inflight += 1;
-    let result = match wire {
-        Wire::OpenAi => openai::run(shard, conn, scratch, &head, &mut ctx).await,
-        Wire::Anthropic => anthropic::run(shard, conn, scratch, &head, &mut ctx).await,
+    #[cfg(debug_assertions)]
+    shard.inject_fault(&conn.rbuf[head.path.clone()]);
+    // The caller counted this request in flight already.
+    let result = if shard.inflight() > shard.snapshot.server.max_inflight as i64 {
+        Err(overloaded(shard))
+    } else {
+        match wire {
+            Wire::OpenAi => openai::run(shard, conn, scratch, &head, &mut ctx).await,
+            Wire::Anthropic => anthropic::run(shard, conn, scratch, &head, &mut ctx).await,
+        }
     };
     let outcome = match result {
         Ok(o) => o,
@@ -81,8 +87,19 @@ pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head:
         }
     };
     settle(shard, &ctx, &conn.rbuf[head.path.clone()], &outcome);
-    shard.metrics.borrow_mut().inflight -= 1;
     ctx.keep_alive
+}
+
+/// The in-flight cap's refusal: the body is not read, so the connection closes after it.
+fn overloaded(shard: &Shard) -> GatewayError {
+    GatewayError::new(
+        Kind::Overloaded,
+        format!(
+            "the gateway is at its limit of {} requests in flight per shard; retry shortly",
+            shard.snapshot.server.max_inflight
+        ),
+    )
+    .retry_after(Some(1))
 }
 
 /// Buffers the pipeline reuses across requests. A connection borrows one from its shard's pool
@@ -142,7 +159,13 @@ pub struct Ctx {
     /// When the whole request (every attempt, backoff and fallback) must be over.
     pub deadline: Option<Instant>,
     tried: [Tried; MAX_LOGGED_ATTEMPTS],
+    /// Fallback aliases skipped because the key may not use them, for the access log.
+    not_allowed: [u32; MAX_SKIPPED],
+    not_allowed_len: usize,
 }
+
+/// Skipped fallbacks the access log lists.
+const MAX_SKIPPED: usize = 8;
 
 /// How many attempts the access log lists (later ones are counted, not listed).
 const MAX_LOGGED_ATTEMPTS: usize = 8;
@@ -186,6 +209,8 @@ impl Ctx {
                 result: None,
                 us: 0,
             }; MAX_LOGGED_ATTEMPTS],
+            not_allowed: [NONE; MAX_SKIPPED],
+            not_allowed_len: 0,
         };
         match client_id {
             Some(id) => {
@@ -233,6 +258,14 @@ impl Ctx {
     pub fn tried(&mut self, slot: usize, t: Tried) {
         if let Some(s) = self.tried.get_mut(slot) {
             *s = t;
+        }
+    }
+
+    /// Notes a fallback alias the key may not use (skipped), for the access log.
+    pub fn skip_not_allowed(&mut self, alias: usize) {
+        if let Some(slot) = self.not_allowed.get_mut(self.not_allowed_len) {
+            *slot = alias as u32;
+            self.not_allowed_len += 1;
         }
     }
 
@@ -420,6 +453,13 @@ fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
         let name = target(t.model, t.target).map_or("", |t| t.name.as_str());
         *slot = (name, t.result, t.us);
     }
+    let mut skipped = [""; MAX_SKIPPED];
+    for (slot, &m) in skipped
+        .iter_mut()
+        .zip(&ctx.not_allowed[..ctx.not_allowed_len])
+    {
+        *slot = snap.models[m as usize].alias.as_str();
+    }
     let mut line = Vec::with_capacity(400);
     Record {
         request_id: ctx.id(),
@@ -440,6 +480,7 @@ fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
         upstream_us: outcome.upstream_us,
         error: error.map(Kind::code),
         attempts: &tried[..list.len()],
+        not_allowed: &skipped[..ctx.not_allowed_len],
     }
     .write(&mut line);
     if !shard.log.push(line) {

@@ -24,9 +24,6 @@ use crate::providers::translate::{self, StreamTranslator, Wire};
 use crate::providers::{Usage, anthropic, mock, openai};
 use crate::runtime::shard::Shard;
 
-/// Largest non-streamed upstream body the gateway will hold.
-const MAX_UPSTREAM_BODY: usize = 64 << 20;
-
 /// How long an upstream wait runs before the client socket is watched. Most waits (a fast
 /// answer, a stream's next event) end sooner, and each watch costs the shard an io_uring poll
 /// and its cancellation: once per event, that was most of its work at 2,000 streams.
@@ -273,7 +270,12 @@ pub async fn exchange(
             return Ok((resp, ttfb_us, true));
         }
         body.clear();
-        if let Err(e) = resp.read_to_end(body, MAX_UPSTREAM_BODY).await {
+        let limit = shard.snapshot.server.max_response_bytes;
+        if let Err(e) = resp.read_to_end(body, limit).await {
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                let what = format!("upstream provider {:?} ({origin}): {e}", provider.name);
+                return Err(GatewayError::new(Kind::UpstreamTooLarge, what));
+            }
             let what = format!(
                 "upstream provider {:?} ({origin}) sent a broken body: {e}",
                 provider.name
@@ -379,12 +381,8 @@ pub async fn deliver(
             },
             Passage::Translate { include_usage } => {
                 let stamp = stamp(model, provider.default_max_tokens);
-                Scan::Translate(Box::new(StreamTranslator::new(
-                    upstream_wire,
-                    ctx.wire,
-                    &stamp,
-                    include_usage,
-                )))
+                let t = StreamTranslator::new(upstream_wire, ctx.wire, &stamp, include_usage);
+                Scan::Translate(Box::new(t.bounded(shard.snapshot.server.max_event_bytes)))
             }
         };
         return stream(
@@ -416,6 +414,13 @@ pub async fn deliver(
                 &stamp,
                 &mut scratch.events,
             )?;
+            let limit = shard.snapshot.server.max_response_bytes;
+            if scratch.events.len() > limit {
+                return Err(GatewayError::new(
+                    Kind::UpstreamTooLarge,
+                    format!("the translated answer is larger than {limit} bytes"),
+                ));
+            }
             std::mem::swap(&mut scratch.body, &mut scratch.events);
             Some(usage)
         }
@@ -483,7 +488,7 @@ async fn stream(
         conn.flush().await?;
         head_unsent = 0;
     }
-    let mut splitter = sse::Splitter::default();
+    let mut splitter = sse::Splitter::new(shard.snapshot.server.max_event_bytes);
     let mut usage: Option<Usage> = None;
     let failure = loop {
         scratch.body.clear();
@@ -512,7 +517,7 @@ async fn stream(
             Some(Ok(Ok(more))) => more,
         };
         let (events, json) = (&mut scratch.events, &mut scratch.decoder);
-        match &mut scan {
+        let split = match &mut scan {
             Scan::Same {
                 wire: Wire::OpenAi,
                 injected_usage,
@@ -541,9 +546,18 @@ async fn stream(
                     break Some(e);
                 }
                 usage = t.usage();
+                Ok(())
             }
+        };
+        if let Err(e) = split {
+            break Some(translate::event_too_large(e));
         }
         if !more {
+            if let Scan::Translate(t) = &mut scan
+                && let Err(e) = t.finish(&mut scratch.events)
+            {
+                break Some(e);
+            }
             match &scan {
                 // Whatever followed the last blank line goes out unchanged.
                 Scan::Same { .. } => scratch.events.extend_from_slice(splitter.pending()),

@@ -21,6 +21,14 @@ use simd_json::BorrowedValue;
 
 use super::Usage;
 
+/// Most tool calls one answer may carry. Decoders stop tracking calls past this, and a stream
+/// translator ends the stream with an error once it sees more (a hostile upstream could
+/// otherwise make every fragment's lookup scan an ever-growing list).
+pub const MAX_TOOL_CALLS: usize = 128;
+/// Most bytes of tool-call arguments one translated answer may carry (arguments of calls
+/// queued behind an open block are held until it closes).
+pub const MAX_TOOL_ARGUMENT_BYTES: usize = 2 << 20;
+
 /// Opaque JSON carried through untouched (a tool's parameter schema, `metadata`, …).
 pub type Json<'a> = &'a BorrowedValue<'a>;
 

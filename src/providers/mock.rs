@@ -62,7 +62,7 @@ fn push_usage(out: &mut Vec<u8>, u: Usage) {
     out.extend_from_slice(b",\"completion_tokens\":");
     json::push_u64(out, u.output);
     out.extend_from_slice(b",\"total_tokens\":");
-    json::push_u64(out, u.input + u.output);
+    json::push_u64(out, u.input.saturating_add(u.output));
     out.push(b'}');
 }
 
@@ -193,7 +193,9 @@ mod tests {
     fn streams_end_with_done_and_usage_only_when_asked() {
         let r = respond(Endpoint::Chat, true, true, "m", 40, "1");
         let mut events = Vec::new();
-        sse::Splitter::default().feed(&r.body, |e| events.push(e.to_vec()));
+        sse::Splitter::default()
+            .feed(&r.body, |e| events.push(e.to_vec()))
+            .unwrap();
         assert_eq!(events.last().unwrap(), b"data: [DONE]\n\n");
         let (u, only) = openai::usage_from_event(
             &mut Default::default(),

@@ -4,7 +4,7 @@
 
 use simd_json::BorrowedValue;
 
-use super::canonical::{ChatRequest, Event, Stamp};
+use super::canonical::{ChatRequest, Event, MAX_TOOL_ARGUMENT_BYTES, MAX_TOOL_CALLS, Stamp};
 use super::{Usage, anthropic, openai};
 use crate::error::{GatewayError, Kind};
 use crate::http::sse;
@@ -102,6 +102,14 @@ pub fn response(
     Ok(r.usage)
 }
 
+/// An upstream SSE event past the splitter's bound, as the client sees it.
+pub fn event_too_large(e: sse::EventTooLarge) -> GatewayError {
+    GatewayError::new(
+        Kind::UpstreamTooLarge,
+        format!("the upstream sent a stream event larger than {} bytes", e.0),
+    )
+}
+
 enum Decoder {
     OpenAi(openai::upstream::StreamDecoder),
     Anthropic(anthropic::upstream::StreamDecoder),
@@ -121,6 +129,34 @@ pub struct StreamTranslator {
     data: Vec<u8>,
     usage: Option<Usage>,
     done: bool,
+    bounds: Bounds,
+}
+
+/// What a translated answer has carried so far, against the canonical form's bounds.
+#[derive(Default)]
+struct Bounds {
+    tool_calls: usize,
+    argument_bytes: usize,
+}
+
+impl Bounds {
+    fn exceeded(&self) -> bool {
+        self.tool_calls > MAX_TOOL_CALLS || self.argument_bytes > MAX_TOOL_ARGUMENT_BYTES
+    }
+
+    fn error(&self) -> Option<GatewayError> {
+        let what = if self.tool_calls > MAX_TOOL_CALLS {
+            format!("more than {MAX_TOOL_CALLS} tool calls")
+        } else if self.argument_bytes > MAX_TOOL_ARGUMENT_BYTES {
+            format!("more than {MAX_TOOL_ARGUMENT_BYTES} bytes of tool-call arguments")
+        } else {
+            return None;
+        };
+        Some(GatewayError::new(
+            Kind::UpstreamTooLarge,
+            format!("the upstream stream carried {what}"),
+        ))
+    }
 }
 
 impl StreamTranslator {
@@ -142,7 +178,14 @@ impl StreamTranslator {
             data: Vec::new(),
             usage: None,
             done: false,
+            bounds: Bounds::default(),
         }
+    }
+
+    /// Bounds one upstream event at `max_event` bytes (else [`sse::MAX_EVENT`]).
+    pub fn bounded(mut self, max_event: usize) -> Self {
+        self.splitter = sse::Splitter::new(max_event);
+        self
     }
 
     /// The latest usage the stream reported.
@@ -155,6 +198,20 @@ impl StreamTranslator {
         self.done
     }
 
+    /// At the end of the upstream's stream: translates an event that only its end completed.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), GatewayError> {
+        let mut last = None;
+        self.splitter.finish(|e| last = Some(e.to_vec()));
+        match last {
+            Some(mut event) => {
+                // Its final CR ends the stream; as CRLF it ends the event in any splitter.
+                event.push(b'\n');
+                self.feed(&event, out)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Feeds upstream bytes; appends translated events to `out`.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), GatewayError> {
         let StreamTranslator {
@@ -164,9 +221,10 @@ impl StreamTranslator {
             data,
             usage,
             done,
+            bounds,
         } = self;
         let mut failure = None;
-        splitter.feed(input, |event| {
+        let split = splitter.feed(input, |event| {
             if failure.is_some() {
                 return;
             }
@@ -178,7 +236,14 @@ impl StreamTranslator {
                 match &ev {
                     Event::Start { usage: u, .. } | Event::Usage(u) => *usage = Some(*u),
                     Event::Done => *done = true,
+                    Event::ToolCall { .. } => bounds.tool_calls += 1,
+                    Event::ToolArguments { fragment, .. } => {
+                        bounds.argument_bytes += fragment.len();
+                    }
                     _ => {}
+                }
+                if bounds.exceeded() {
+                    return;
                 }
                 match encoder {
                     Encoder::OpenAi(e) => e.encode(&ev, out),
@@ -191,8 +256,13 @@ impl StreamTranslator {
             };
             if let Err(e) = r {
                 failure = Some(e);
+            } else if let Some(e) = bounds.error() {
+                failure = Some(e);
             }
         });
+        if let Err(e) = split {
+            return Err(event_too_large(e));
+        }
         failure.map_or(Ok(()), Err)
     }
 }

@@ -168,6 +168,10 @@ fn blame(kind: Kind) -> Blame {
         | Kind::UpstreamContextWindow
         | Kind::UpstreamContentPolicy
         | Kind::NoHealthyTarget
+        // An answer too large is the request's doing (its max_tokens), not the target's.
+        | Kind::UpstreamTooLarge
+        | Kind::Overloaded
+        | Kind::Internal
         | Kind::ClientDisconnected => Blame::Nobody,
     }
 }

@@ -38,6 +38,9 @@ pub struct Shard {
     served: Cell<u64>,
     /// Request scratch buffers not in use; sized to the recent peak of concurrent requests.
     scratch_pool: RefCell<ScratchPool>,
+    /// Test fault injection (see `inject_fault`); always false in release builds.
+    #[cfg(debug_assertions)]
+    faults: bool,
 }
 
 /// Free scratch buffers, and how many are out: a burst's extra buffers are freed a check
@@ -113,6 +116,7 @@ impl Shard {
             max_body_bytes: s.max_body_bytes,
             keepalive_timeout: s.keepalive_timeout,
             header_timeout: s.header_timeout,
+            write_timeout: s.write_timeout,
         };
         Shard {
             id,
@@ -130,6 +134,8 @@ impl Shard {
             rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ ((id_prefix as u64) << 8 | id as u64)),
             next_id: Cell::new(0),
             id_prefix,
+            #[cfg(debug_assertions)]
+            faults: std::env::var_os("SHARDGATE_TEST_FAULTS").is_some_and(|v| v == "1"),
         }
     }
 
@@ -185,14 +191,46 @@ impl Shard {
     pub fn inflight(&self) -> i64 {
         self.metrics.borrow().inflight
     }
+
+    /// Test builds only, and only with `SHARDGATE_TEST_FAULTS=1` in the environment: a request
+    /// for `/__faults/panic` panics, so tests can prove a panic stays inside its connection.
+    #[cfg(debug_assertions)]
+    pub fn inject_fault(&self, path: &[u8]) {
+        if self.faults && path == b"/__faults/panic" {
+            panic!("injected fault: /__faults/panic");
+        }
+    }
 }
 
-/// Accepts until the listener is shut down (drain).
+/// How often at most a shard logs that it is refusing connections.
+const REJECT_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts until the listener is shut down (drain). Above `server.max_connections` a new
+/// connection is closed at once (counted, and logged at most every [`REJECT_LOG_EVERY`]):
+/// the kernel's backlog is no place to park it, and a quick close lets the client (or its load
+/// balancer) go elsewhere.
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    let max = shard.snapshot.server.max_connections as i64;
+    let mut last_log: Option<std::time::Instant> = None;
+    let mut unlogged = 0u64;
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 if shard.draining.get() {
+                    continue;
+                }
+                if shard.metrics.borrow().connections_open >= max {
+                    shard.metrics.borrow_mut().connections_rejected += 1;
+                    unlogged += 1;
+                    if last_log.is_none_or(|t| t.elapsed() >= REJECT_LOG_EVERY) {
+                        log::warn!(
+                            "shard {}: at server.max_connections ({max}); closed {unlogged} new connection(s)",
+                            shard.id
+                        );
+                        last_log = Some(std::time::Instant::now());
+                        unlogged = 0;
+                    }
+                    drop(stream);
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
@@ -246,7 +284,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     let number = shard.next_conn.get();
     shard.next_conn.set(number + 1);
-    let mut conn = Conn::new(stream);
+    let mut conn = Conn::new(stream, shard.limits.write_timeout);
     loop {
         // An idle connection closes when the shard drains; the dropped read only loses bytes
         // of a connection that is closing anyway.
@@ -277,16 +315,64 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         };
         shard.served.set(shard.served.get() + 1);
         let mut scratch = shard.take_scratch();
+        shard.metrics.borrow_mut().inflight += 1;
         // Boxed: the request's future is large (the relay's states), and an idle keep-alive
         // connection should not carry its space while it waits for the next head.
-        let keep = Box::pin(pipeline::handle(&shard, &mut conn, &mut scratch, head)).await;
+        let request = Box::pin(pipeline::handle(&shard, &mut conn, &mut scratch, head));
+        let served = CatchUnwind(request).await;
+        shard.metrics.borrow_mut().inflight -= 1;
+        let keep = match served {
+            Ok(keep) => keep,
+            Err(panic) => {
+                // A bug on this request's path: this connection closes (its bytes may be half
+                // written), the shard and every other connection on it go on.
+                shard.metrics.borrow_mut().panics += 1;
+                log::error!(
+                    "shard {}: a request panicked ({}); its connection was closed",
+                    shard.id,
+                    panic_message(&panic)
+                );
+                break;
+            }
+        };
         shard.put_scratch(scratch);
         if !keep || shard.draining.get() {
             break;
         }
     }
     shard.drain_waiters.borrow_mut().remove(&number);
-    shard.metrics.borrow_mut().connections_open -= 1;
+    let mut m = shard.metrics.borrow_mut();
+    m.connections_open -= 1;
+    m.write_timeouts += u64::from(conn.write_timeouts);
+}
+
+/// A boxed future whose panics come back as `Err` instead of unwinding through the shard's
+/// runtime (which would end every connection on the shard).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        // Unwind safety: shard state is `RefCell`/`Cell`, whose guards are released by the
+        // unwind; what the dropped request held (an upstream connection, a scratch) is dropped.
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
+    p.downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload")
 }
 
 #[cfg(test)]
@@ -316,7 +402,7 @@ mod tests {
             let stream = TcpStream::connect(listener.local_addr().unwrap())
                 .await
                 .unwrap();
-            let mut conn = Conn::new(stream);
+            let mut conn = Conn::new(stream, std::time::Duration::from_secs(1));
             let bytes = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n\r\n";
             let head = crate::http::request::parse(bytes, 8192).unwrap().unwrap();
             let mut scratch = shard.take_scratch();

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::io;
 
 use super::conn::Conn;
-use crate::http::{chunked, has_token, trim};
+use crate::http::{chunked, content_length, has_token, trim};
 
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -23,6 +23,8 @@ pub struct Response {
     pub retry_after: Option<String>,
     keep_alive: bool,
     framing: Framing,
+    /// Body bytes read off the wire so far, framing included: what bounds are counted in.
+    raw: u64,
     pub(super) conn: Conn,
 }
 
@@ -84,9 +86,15 @@ fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> {
                 for h in resp.headers.iter() {
                     let (name, v) = (h.name.as_bytes(), trim(h.value));
                     if name.eq_ignore_ascii_case(b"content-length") {
-                        length = std::str::from_utf8(v)
-                            .ok()
-                            .and_then(|s| s.parse::<u64>().ok());
+                        let n = content_length(v)
+                            .ok_or_else(|| HeadError::Malformed("invalid Content-Length".into()))?
+                            as u64;
+                        if length.is_some_and(|m| m != n) {
+                            return Err(HeadError::Malformed(
+                                "conflicting Content-Length headers".into(),
+                            ));
+                        }
+                        length = Some(n);
                     } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                         chunked = has_token(v, b"chunked");
                     } else if name.eq_ignore_ascii_case(b"connection") {
@@ -141,6 +149,13 @@ fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> {
     }
 }
 
+fn too_large(limit: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        format!("the upstream body is larger than {limit} bytes"),
+    )
+}
+
 impl Response {
     /// Reads the head. Bytes after it stay in the connection's buffer for `next`.
     pub(super) async fn read_head(mut conn: Conn) -> Result<Response, (HeadError, Conn)> {
@@ -153,6 +168,7 @@ impl Response {
                         retry_after: h.retry_after,
                         keep_alive: h.keep_alive,
                         framing: h.framing,
+                        raw: 0,
                         conn,
                     });
                 }
@@ -227,6 +243,7 @@ impl Response {
                 let n = (*left as usize).min(buf.len());
                 out.extend_from_slice(&buf[..n]);
                 buf.drain(..n);
+                self.raw += n as u64;
                 *left -= n as u64;
                 if *left == 0 {
                     self.framing = Framing::Done;
@@ -237,12 +254,14 @@ impl Response {
                     io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body")
                 })?;
                 buf.drain(..n);
+                self.raw += n as u64;
                 if dec.is_done() {
                     self.framing = Framing::Done;
                 }
             }
             Framing::UntilClose => {
                 out.extend_from_slice(buf);
+                self.raw += buf.len() as u64;
                 buf.clear();
             }
             Framing::Done => {}
@@ -250,14 +269,22 @@ impl Response {
         Ok(())
     }
 
-    /// Reads the whole remaining body into `out`, up to `limit` bytes.
+    /// Body bytes read off the wire so far (chunk framing included).
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw
+    }
+
+    /// Reads the whole remaining body into `out`, up to `limit` bytes received (framing
+    /// included). Past it: `FileTooLarge`, and the connection is not reused.
     pub async fn read_to_end(&mut self, out: &mut Vec<u8>, limit: usize) -> io::Result<()> {
+        if let Framing::Length(n) = self.framing
+            && n > limit as u64
+        {
+            return Err(too_large(limit));
+        }
         while self.next(out).await? {
-            if out.len() > limit {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "upstream body too large",
-                ));
+            if self.raw > limit as u64 {
+                return Err(too_large(limit));
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use monoio::buf::IoBufMut;
+use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 
@@ -17,6 +17,8 @@ pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Largest request body accepted.
 pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
 const MAX_HEADERS: usize = 96;
+/// Room `scratch` keeps after a large body: more than any ordinary answer needs.
+const KEEP_SCRATCH: usize = 16 * 1024 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The parts of a request head the mock uses, copied out of the read buffer.
@@ -147,6 +149,41 @@ impl Conn {
         let (res, mut buf) = self.stream.write_all(buf).await;
         buf.clear();
         self.out = buf;
+        res.map(|_| ())
+    }
+
+    /// Writes `self.out` one byte per write, each after a pause of `every` (`head_trickle_ms`;
+    /// pausing before the first byte too keeps the pace even when a long head comes in several
+    /// calls), then clears it. Fails with `BrokenPipe` if the peer goes away during a pause.
+    pub async fn trickle_out(&mut self, every: Duration) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.out);
+        let mut res = Ok(());
+        for i in 0..buf.len() {
+            if !self.sleep_watching(every).await {
+                res = Err(io::ErrorKind::BrokenPipe.into());
+                break;
+            }
+            let (r, slice) = self.stream.write_all(buf.slice(i..i + 1)).await;
+            buf = slice.into_inner();
+            if let Err(e) = r {
+                res = Err(e);
+                break;
+            }
+        }
+        buf.clear();
+        self.out = buf;
+        res
+    }
+
+    /// Writes `self.scratch` completely (a large body goes out without a copy), then clears it
+    /// and gives back the room past [`KEEP_SCRATCH`]: a `huge_body` answer must not pin hundreds
+    /// of MiB to a kept-alive connection.
+    pub async fn flush_scratch(&mut self) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.scratch);
+        let (res, mut buf) = self.stream.write_all(buf).await;
+        buf.clear();
+        buf.shrink_to(KEEP_SCRATCH);
+        self.scratch = buf;
         res.map(|_| ())
     }
 

@@ -3,7 +3,9 @@
 //! later sources win. Unknown names are a 400 error except in the query (other parameters are
 //! legitimate there). Booleans accept `1/true/yes/on` (or a bare name) and `0/false/no/off`.
 //! [`HELP`] describes every directive; `tools`, `thinking` and `stop_reason` shape what the
-//! assistant says (see `reply.rs`), the others how and when it is sent.
+//! assistant says (see `reply.rs`), the others how and when it is sent. The hostile ones (from
+//! `sse_no_blank` on) exist for the gateway's hardening tests: each breaks one bound a gateway
+//! must keep, and every size they take is capped at [`MAX_BYTES`] so the mock stays bounded.
 
 /// How the mock should answer one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +26,32 @@ pub(crate) struct Directives {
     pub thinking: Option<bool>,
     /// A forced end of the answer; `None` lets the content decide.
     pub stop_reason: Option<StopReason>,
+
+    // Hostile shapes (`stream.rs`, `wire.rs`); `None`, 0 and false are the ordinary answer.
+    /// Bytes of `data:` lines with no blank line, sent instead of the stream's events.
+    pub sse_no_blank: Option<u64>,
+    /// Size of an extra event sent second.
+    pub giant_event: Option<u64>,
+    /// Bare CR line endings in the stream.
+    pub cr_only: bool,
+    /// Size the non-stream JSON body is padded to.
+    pub huge_body: Option<u64>,
+    /// A non-stream body sent chunked.
+    pub huge_body_chunked: bool,
+    /// Size of each tool call's arguments, sent as many small fragments.
+    pub tool_args: Option<u64>,
+    /// Bytes of chunk extension on every chunk-size line (0: none).
+    pub chunk_ext: u64,
+    /// A space before the CRLF of the first chunk-size line.
+    pub chunk_size_garbage: bool,
+    /// Pause between the bytes of the response head (0: one write).
+    pub head_trickle_ms: u64,
+    /// Bytes of extra headers in the response head (0: none).
+    pub big_head: u64,
+    /// Events sent before the stream stalls.
+    pub stall_after: Option<u64>,
+    /// Usage counts of `u64::MAX`.
+    pub usage_huge: bool,
 }
 
 /// Why the answer ended, named as Anthropic does (`responses.rs` maps it to OpenAI's names).
@@ -83,12 +111,28 @@ impl Default for Directives {
             tools: 0,
             thinking: None,
             stop_reason: None,
+            sse_no_blank: None,
+            giant_event: None,
+            cr_only: false,
+            huge_body: None,
+            huge_body_chunked: false,
+            tool_args: None,
+            chunk_ext: 0,
+            chunk_size_garbage: false,
+            head_trickle_ms: 0,
+            big_head: 0,
+            stall_after: None,
+            usage_huge: false,
         }
     }
 }
 
 /// Upper bound on `chunks` and `dims`, so a typo cannot make the mock build gigabytes.
 const MAX_COUNT: u64 = 1_000_000;
+
+/// Upper bound on every size in bytes (`sse_no_blank`, `giant_event`, `huge_body`, `tool_args`,
+/// `chunk_ext`, `big_head`): larger values are clamped to it.
+pub(crate) const MAX_BYTES: u64 = 256 << 20;
 
 /// Upper bound on `tools`.
 pub(crate) const MAX_TOOLS: u8 = 8;
@@ -108,6 +152,18 @@ pub const NAMES: &[&str] = &[
     "tools",
     "thinking",
     "stop_reason",
+    "sse_no_blank",
+    "giant_event",
+    "cr_only",
+    "huge_body",
+    "huge_body_chunked",
+    "tool_args",
+    "chunk_ext",
+    "chunk_size_garbage",
+    "head_trickle_ms",
+    "big_head",
+    "stall_after",
+    "usage_huge",
 ];
 
 /// One entry per directive (continuation lines indented further), for `mock-upstream --help`.
@@ -130,6 +186,25 @@ pub const HELP: &str = concat!(
     "                   sets OpenAI `reasoning_effort`; thinking=0 turns it off)\n",
     "  stop_reason=R    max_tokens | stop_sequence | end_turn: force the finish (OpenAI length / stop);\n",
     "                   stop_sequence answers carry \"stop_sequence\":\"###\" on Anthropic\n",
+    "  sse_no_blank=N   streams: instead of the events, N bytes of 100-byte `data: aaa` lines and\n",
+    "                   never a blank line, then a proper end of the chunked body\n",
+    "  giant_event=N    streams: an extra second event of exactly N bytes, one data line padded by\n",
+    "                   a \"pad\" string (OpenAI: a chunk with no choices; Anthropic: a ping)\n",
+    "  cr_only          streams: every SSE line ends with a bare CR (events end with CR CR)\n",
+    "  huge_body=N      non-streams: the answer's text is padded with `a` until the body is N bytes\n",
+    "  huge_body_chunked  non-streams: the body sent chunked (64 KiB chunks), not with content-length\n",
+    "  tool_args=N      a tool-call answer (tools=1 unless set) whose arguments are each N bytes\n",
+    "                   ({\"city\":\"Paris\",\"call\":i,\"pad\":\"aaa\"}, at most 32 MiB), streamed in\n",
+    "                   16-byte fragments (one output token each)\n",
+    "  chunk_ext=N      chunked bodies (a non-stream one too): every chunk-size line, the last 0\n",
+    "                   included, carries an N-byte extension `;x=aaa` (at least 4 bytes)\n",
+    "  chunk_size_garbage  chunked bodies (a non-stream one too): the first chunk-size line ends\n",
+    "                   with a space before its CRLF (`5 \\r\\n`)\n",
+    "  head_trickle_ms=N  write the response head one byte every N ms\n",
+    "  big_head=N       N bytes of extra `x-pad-i: aaa` headers (1 KiB lines) in the response head\n",
+    "  stall_after=N    streams: after N events, send nothing and keep the connection open for up\n",
+    "                   to 60 s, then close it (the body unfinished)\n",
+    "  usage_huge       every reported token count is u64::MAX (18446744073709551615); totals saturate\n",
 );
 
 fn num(name: &str, value: &str) -> Result<u64, String> {
@@ -137,6 +212,11 @@ fn num(name: &str, value: &str) -> Result<u64, String> {
         .trim()
         .parse::<u64>()
         .map_err(|_| format!("mock directive {name}: {value:?} is not a non-negative integer"))
+}
+
+/// A size in bytes, clamped to [`MAX_BYTES`].
+fn bytes(name: &str, value: &str) -> Result<u64, String> {
+    Ok(num(name, value)?.min(MAX_BYTES))
 }
 
 fn flag(name: &str, value: &str) -> Result<bool, String> {
@@ -180,6 +260,18 @@ impl Directives {
             }
             "thinking" => self.thinking = Some(flag(name, value)?),
             "stop_reason" => self.stop_reason = Some(StopReason::parse(value)?),
+            "sse_no_blank" => self.sse_no_blank = Some(bytes(name, value)?),
+            "giant_event" => self.giant_event = Some(bytes(name, value)?),
+            "cr_only" => self.cr_only = flag(name, value)?,
+            "huge_body" => self.huge_body = Some(bytes(name, value)?),
+            "huge_body_chunked" => self.huge_body_chunked = flag(name, value)?,
+            "tool_args" => self.tool_args = Some(bytes(name, value)?),
+            "chunk_ext" => self.chunk_ext = bytes(name, value)?,
+            "chunk_size_garbage" => self.chunk_size_garbage = flag(name, value)?,
+            "head_trickle_ms" => self.head_trickle_ms = num(name, value)?,
+            "big_head" => self.big_head = bytes(name, value)?,
+            "stall_after" => self.stall_after = Some(num(name, value)?),
+            "usage_huge" => self.usage_huge = flag(name, value)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -306,6 +398,34 @@ mod tests {
         assert!(d.set_strict("tools", "9").is_err());
         assert!(d.set_strict("stop_reason", "tool_use").is_err());
         assert!(d.set_strict("stop_reason", "length").is_err());
+    }
+
+    #[test]
+    fn hostile_directives_parse_and_clamp() {
+        let mut d = Directives::default();
+        d.apply_path_segment(
+            "sse_no_blank=10,giant_event=999999999999,cr_only,huge_body=5,huge_body_chunked,\
+             tool_args=7,chunk_ext=3,chunk_size_garbage,head_trickle_ms=2,big_head=100,\
+             stall_after=0,usage_huge",
+        )
+        .unwrap();
+        assert_eq!(
+            (d.sse_no_blank, d.giant_event, d.huge_body, d.tool_args),
+            (Some(10), Some(MAX_BYTES), Some(5), Some(7))
+        );
+        assert_eq!((d.chunk_ext, d.head_trickle_ms, d.big_head), (3, 2, 100));
+        assert_eq!(d.stall_after, Some(0));
+        assert!(d.cr_only && d.huge_body_chunked && d.chunk_size_garbage && d.usage_huge);
+        assert!(d.set_strict("big_head", "-1").is_err());
+        assert!(d.set_strict("cr_only", "maybe").is_err());
+        assert!(d.set_strict("chunk-ext", "1e9").is_err());
+        d.apply_query("chunk_ext=999999999999").unwrap();
+        assert_eq!(d.chunk_ext, MAX_BYTES);
+        let plain = Directives::default();
+        assert_eq!(
+            (plain.chunk_ext, plain.big_head, plain.stall_after),
+            (0, 0, None)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Serves one connection: routes each request, applies its directives and writes the JSON or
-//! SSE response (one write per event, chunked encoding).
+//! Serves one connection: routes each request, applies its directives and writes the JSON
+//! response, or hands an SSE one to `stream.rs`. How the bytes are framed and paced on the wire
+//! (`big_head`, `head_trickle_ms`, chunking) is `wire.rs`'s business.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use super::reply::{Plan, Reply};
 use super::request::Body;
 use super::responses::{self as r, Api, Head, Meta, Sse};
 use super::stats::{RecordedRequest, Shared};
+use super::stream;
+use super::wire::{self, Wire};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Route {
@@ -27,7 +30,7 @@ enum Route {
 
 /// What to do with the connection after a response.
 #[derive(PartialEq, Eq)]
-enum Next {
+pub(crate) enum Next {
     KeepAlive,
     Close,
 }
@@ -57,7 +60,8 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             Err(ReadError::Bad(status, msg)) => {
                 conn.scratch.clear();
                 r::error_body(&mut conn.scratch, false, status, msg);
-                let _ = respond(&mut conn, status, "application/json", true, None).await;
+                let w = &mut Wire::plain();
+                let _ = respond(&mut conn, w, status, "application/json", true, None).await;
                 return;
             }
         };
@@ -67,25 +71,23 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-/// Writes a response head and `conn.scratch` as its body, in one write.
+/// Writes a response with `conn.scratch` as its body, framed as `w` says.
 async fn respond(
     conn: &mut Conn,
+    w: &mut Wire,
     status: u16,
     content_type: &str,
     close: bool,
     retry_after: Option<&str>,
 ) -> Next {
-    conn.out.clear();
     let h = Head {
         status,
         content_type,
-        content_length: Some(conn.scratch.len()),
+        content_length: None,
         close,
         retry_after,
     };
-    r::head(&mut conn.out, &h);
-    conn.out.extend_from_slice(&conn.scratch);
-    match conn.flush_out().await {
+    match wire::whole(conn, w, h).await {
         Ok(()) if !close => Next::KeepAlive,
         _ => Next::Close,
     }
@@ -101,13 +103,15 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
             conn.scratch.clear();
             conn.scratch
                 .extend_from_slice(shared.snapshot().to_json().as_bytes());
-            return respond(conn, 200, "application/json", close, None).await;
+            let w = &mut Wire::plain();
+            return respond(conn, w, 200, "application/json", close, None).await;
         }
         Route::Reset => {
             shared.reset();
             conn.scratch.clear();
             conn.scratch.extend_from_slice(b"{\"ok\":true}");
-            return respond(conn, 200, "application/json", close, None).await;
+            let w = &mut Wire::plain();
+            return respond(conn, w, 200, "application/json", close, None).await;
         }
         _ => {}
     }
@@ -154,9 +158,12 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         r::error_body(&mut conn.scratch, anthropic, status, msg);
     };
     if let Some(msg) = problem {
+        // Directives that did not all parse shape nothing: a plain 400.
         error(conn, 400, &msg);
-        return respond(conn, 400, "application/json", close, retry_after).await;
+        let w = &mut Wire::plain();
+        return respond(conn, w, 400, "application/json", close, retry_after).await;
     }
+    let w = &mut Wire::new(&d);
     let stream = matches!(route, Route::Api(_)) && parsed.as_ref().is_ok_and(Body::stream);
 
     if d.drop_after == Some(0) || (d.drop_after.is_some() && !stream) {
@@ -178,26 +185,29 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
     }
     if let Some(status) = d.status.filter(|&s| s != 200) {
         error(conn, status, &format!("mock: status {status} requested"));
-        return respond(conn, status, "application/json", close, retry_after).await;
+        return respond(conn, w, status, "application/json", close, retry_after).await;
     }
     if let Some(msg) = not_found {
         error(conn, 404, &msg);
-        return respond(conn, 404, "application/json", close, retry_after).await;
+        return respond(conn, w, 404, "application/json", close, retry_after).await;
     }
     let b = match parsed {
         Ok(b) => b,
         Err(_) if route == Route::Models => Body::default(),
         Err(msg) => {
             error(conn, 400, &msg);
-            return respond(conn, 400, "application/json", close, retry_after).await;
+            return respond(conn, w, 400, "application/json", close, retry_after).await;
         }
     };
     let model = b.model.as_deref().unwrap_or("mock-model");
-    let reply = match route {
+    let mut reply = match route {
         Route::Api(api) => Reply::new(api, &d, &b),
         _ => Reply::text(d.chunks),
     };
-    let meta = Meta::new(shared.next_id(), model, body_len, &reply);
+    let mut meta = Meta::new(shared.next_id(), model, body_len, &reply);
+    if d.usage_huge {
+        meta.huge_usage();
+    }
     conn.scratch.clear();
     match route {
         Route::Models => r::models(&mut conn.scratch),
@@ -209,7 +219,7 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         Route::Embeddings => {
             let Some(input) = b.input else {
                 error(conn, 400, "mock: embeddings request without input");
-                return respond(conn, 400, "application/json", close, retry_after).await;
+                return respond(conn, w, 400, "application/json", close, retry_after).await;
             };
             let dims = d.dims.or(b.dimensions).unwrap_or(8).clamp(1, 1_000_000);
             r::embeddings(&mut conn.scratch, &meta, input.0, dims);
@@ -226,74 +236,22 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
                 reply: &reply,
                 usage_null: usage,
             };
-            return send_stream(conn, shared, &sse, &plan, &d, close).await;
+            return stream::send(conn, shared, &sse, &plan, &d, close).await;
         }
-        Route::Api(api) => r::json_body(&mut conn.scratch, api, &meta, &reply),
+        Route::Api(api) => json_body(conn, api, &meta, &mut reply, d.huge_body),
         _ => unreachable!("control routes answered above"),
     }
-    respond(conn, 200, "application/json", close, retry_after).await
+    respond(conn, w, 200, "application/json", close, retry_after).await
 }
 
-/// Sends an SSE response: the head, then each event in its own chunk and its own write.
-async fn send_stream(
-    conn: &mut Conn,
-    shared: &Shared,
-    sse: &Sse<'_>,
-    plan: &Plan,
-    d: &Directives,
-    close: bool,
-) -> Next {
-    conn.out.clear();
-    let h = Head {
-        status: 200,
-        content_type: "text/event-stream",
-        content_length: None,
-        close,
-        retry_after: d.retry_after.as_deref(),
-    };
-    r::head(&mut conn.out, &h);
-    if conn.flush_out().await.is_err() {
-        shared.stream_aborted();
-        return Next::Close;
-    }
-    let interval = Duration::from_millis(d.interval_ms);
-    let total = plan.len();
-    for (k, step) in (0..total).zip(plan.steps()) {
-        if d.drop_after == Some(k) {
-            return Next::Close;
-        }
-        if k > 0 && d.interval_ms > 0 && !conn.sleep_watching(interval).await {
-            shared.stream_aborted();
-            return Next::Close;
-        }
+/// Builds a JSON answer in `conn.scratch`; with `huge_body=N`, a text answer is built again with
+/// its text padded so that the body is exactly N bytes (a tool-call answer has no text to pad).
+fn json_body(conn: &mut Conn, api: Api, meta: &Meta, reply: &mut Reply, huge: Option<u64>) {
+    r::json_body(&mut conn.scratch, api, meta, reply);
+    let len = conn.scratch.len() as u64;
+    if let Some(n) = huge.filter(|&n| n > len && reply.calls == 0) {
+        reply.pad = n - len;
         conn.scratch.clear();
-        sse.event(&mut conn.scratch, step);
-        conn.out.clear();
-        let mut hex = [0u8; 16];
-        conn.out
-            .extend_from_slice(hex_len(&mut hex, conn.scratch.len()));
-        conn.out.extend_from_slice(b"\r\n");
-        conn.out.extend_from_slice(&conn.scratch);
-        conn.out.extend_from_slice(b"\r\n");
-        if k + 1 == total {
-            conn.out.extend_from_slice(b"0\r\n\r\n");
-        }
-        if conn.flush_out().await.is_err() {
-            shared.stream_aborted();
-            return Next::Close;
-        }
-    }
-    if close { Next::Close } else { Next::KeepAlive }
-}
-
-fn hex_len(buf: &mut [u8; 16], mut n: usize) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[n & 15];
-        n >>= 4;
-        if n == 0 {
-            return &buf[i..];
-        }
+        r::json_body(&mut conn.scratch, api, meta, reply);
     }
 }

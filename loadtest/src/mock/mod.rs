@@ -18,8 +18,15 @@
 //!   `stop`); `stop_sequence` answers carry `"stop_sequence":"###"` on Anthropic.
 //!
 //! Output tokens are one per content delta: reasoning pieces plus text pieces or argument
-//! fragments. Module map: `handler` routes and sends, `reply` decides the answer and the order
-//! of its events, `responses` and `tools` build the bytes.
+//! fragments. Module map: `handler` routes and sends JSON answers, `stream` sends SSE ones,
+//! `wire` frames and paces the bytes of both, `reply` decides the answer and the order of its
+//! events, `responses` and `tools` build the bytes.
+//!
+//! Hostile directives, for a gateway's hardening tests: `sse_no_blank`, `giant_event`,
+//! `cr_only` and `stall_after` break a stream; `huge_body` and `tool_args` make an answer large;
+//! `chunk_ext`, `chunk_size_garbage`, `head_trickle_ms` and `big_head` abuse HTTP/1.1 framing;
+//! `usage_huge` reports token counts that overflow a sum. Every size is capped at 256 MiB
+//! (`tool_args` at 32 MiB a call).
 
 mod conn;
 mod directives;
@@ -28,7 +35,9 @@ mod reply;
 mod request;
 mod responses;
 mod stats;
+mod stream;
 mod tools;
+mod wire;
 
 use std::cell::RefCell;
 use std::collections::HashSet;

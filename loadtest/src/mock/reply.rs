@@ -7,18 +7,30 @@
 //! from 0 in [`Reply::blocks`] order (thinking first when present); a plan's events are exactly
 //! those of its reply, so the JSON and SSE forms of one answer agree.
 
-use super::directives::{Directives, MAX_TOOLS, StopReason};
+use super::directives::{Directives, MAX_BYTES, MAX_TOOLS, StopReason};
 use super::request::Body;
 use super::responses::Api;
 use super::tools::{self, THINKING};
 
+/// Upper bound on `tool_args`, so that even `tools=8` keeps a JSON answer within [`MAX_BYTES`].
+pub(crate) const MAX_ARGS: u64 = MAX_BYTES / MAX_TOOLS as u64;
+
 /// The tool name used when the request declares no tools.
 pub(crate) const DEFAULT_TOOL: &str = "get_weather";
+
+/// Bytes of tool-call arguments per SSE fragment under `tool_args`: small, so that a gateway
+/// translating the stream has many deltas to queue.
+pub(crate) const ARG_PIECE: u64 = 16;
 
 /// The content of one answer.
 pub(crate) struct Reply {
     /// Text pieces (`tokN `) when there are no tool calls.
     pub chunks: u64,
+    /// Filler bytes (`a`) after the text pieces of a JSON answer (`huge_body`); the caller
+    /// sizes it, since only it knows the rest of the body.
+    pub pad: u64,
+    /// `tool_args`: the size of each call's arguments, sent in [`ARG_PIECE`]-byte fragments.
+    args: Option<u64>,
     pub thinking: bool,
     /// Tool calls instead of text (0..=`MAX_TOOLS`).
     pub calls: u8,
@@ -40,6 +52,8 @@ impl Reply {
     pub fn text(chunks: u64) -> Reply {
         Reply {
             chunks,
+            pad: 0,
+            args: None,
             thinking: false,
             calls: 0,
             names: Vec::new(),
@@ -48,11 +62,16 @@ impl Reply {
     }
 
     /// The answer for an API request. Legacy completions have no tools nor reasoning, but
-    /// honour `stop_reason`.
+    /// honour `stop_reason`; elsewhere `tool_args` implies at least one call.
     pub fn new(api: Api, d: &Directives, body: &Body) -> Reply {
+        let tools = if d.tool_args.is_some() {
+            d.tools.max(1)
+        } else {
+            d.tools
+        };
         let (calls, implied) = match api {
-            Api::Chat => (d.tools, body.reasoning_requested()),
-            Api::Messages => (d.tools, body.thinking_enabled()),
+            Api::Chat => (tools, body.reasoning_requested()),
+            Api::Messages => (tools, body.thinking_enabled()),
             Api::Completion => (0, false),
         };
         let thinking = api != Api::Completion && d.thinking.unwrap_or(implied);
@@ -63,6 +82,8 @@ impl Reply {
         };
         Reply {
             chunks: d.chunks,
+            pad: 0,
+            args: d.tool_args.map(|n| n.min(MAX_ARGS)),
             thinking,
             calls: calls.min(MAX_TOOLS),
             names: if calls > 0 {
@@ -106,10 +127,21 @@ impl Reply {
         }
     }
 
-    /// SSE fragments the arguments of call `call` are split into: `chunks`, at least 2 (a
-    /// client must reassemble) and at most one per byte (none empty).
+    /// The arguments of call `call`.
+    pub fn arguments(&self, call: u8) -> tools::Arguments {
+        tools::arguments(call, self.args)
+    }
+
+    /// SSE fragments the arguments of call `call` are split into: `chunks` (or, under
+    /// `tool_args`, one per [`ARG_PIECE`] bytes), at least 2 (a client must reassemble) and at
+    /// most one per byte (none empty).
     pub fn arg_pieces(&self, call: u8) -> u64 {
-        self.chunks.clamp(2, tools::arguments(call).len() as u64)
+        let len = self.arguments(call).len();
+        let want = match self.args {
+            Some(_) => len.div_ceil(ARG_PIECE),
+            None => self.chunks,
+        };
+        want.clamp(2, len)
     }
 
     pub fn reasoning_tokens(&self) -> u64 {
@@ -360,6 +392,18 @@ mod tests {
             }
         }
         let r = reply(Api::Chat, "tools=1,chunks=1000000", "{}");
-        assert_eq!(r.arg_pieces(0), tools::arguments(0).len() as u64);
+        assert_eq!(r.arg_pieces(0), r.arguments(0).len());
+    }
+
+    #[test]
+    fn tool_args_imply_a_call_in_small_fragments() {
+        let r = reply(Api::Messages, "tool_args=1000", "{}");
+        assert_eq!((r.calls, r.stop), (1, StopReason::ToolUse));
+        assert_eq!(r.arguments(0).len(), 1000);
+        assert_eq!(r.arg_pieces(0), 1000u64.div_ceil(ARG_PIECE));
+        assert_eq!(r.output_tokens(), r.arg_pieces(0));
+        let r = reply(Api::Chat, "tool_args=300000000,tools=3", "{}");
+        assert_eq!((r.calls, r.arguments(2).len()), (3, MAX_ARGS));
+        assert_eq!(reply(Api::Completion, "tool_args=100", "{}").calls, 0);
     }
 }

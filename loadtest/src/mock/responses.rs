@@ -36,6 +36,13 @@ impl Meta {
             reasoning_tokens: reply.reasoning_tokens(),
         }
     }
+
+    /// `usage_huge`: prompt and completion counts of `u64::MAX`, so that a gateway adding them
+    /// up has to saturate (the mock's own totals do).
+    pub fn huge_usage(&mut self) {
+        self.prompt_tokens = u64::MAX;
+        self.completion_tokens = u64::MAX;
+    }
 }
 
 pub(crate) fn num(out: &mut Vec<u8>, n: u64) {
@@ -112,14 +119,16 @@ pub(crate) enum Api {
     Messages,
 }
 
-/// Appends the text answer `"tok0 tok1 ... "` of `chunks` pieces as a JSON string.
-pub(crate) fn text(out: &mut Vec<u8>, chunks: u64) {
+/// Appends the text answer `"tok0 tok1 ... "` of `reply.chunks` pieces as a JSON string, then
+/// its `pad` filler (`huge_body`).
+pub(crate) fn text(out: &mut Vec<u8>, reply: &Reply) {
     out.push(b'"');
-    for i in 0..chunks {
+    for i in 0..reply.chunks {
         out.extend_from_slice(b"tok");
         num(out, i);
         out.push(b' ');
     }
+    out.resize(out.len() + reply.pad as usize, b'a');
     out.push(b'"');
 }
 
@@ -141,7 +150,7 @@ fn openai_usage(out: &mut Vec<u8>, m: &Meta) {
     out.extend_from_slice(b",\"completion_tokens\":");
     num(out, m.completion_tokens);
     out.extend_from_slice(b",\"total_tokens\":");
-    num(out, m.prompt_tokens + m.completion_tokens);
+    num(out, m.prompt_tokens.saturating_add(m.completion_tokens));
     if m.reasoning_tokens > 0 {
         out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
         num(out, m.reasoning_tokens);
@@ -187,7 +196,7 @@ pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta, reply: &Reply) {
             }
             out.extend_from_slice(b"\"content\":");
             if reply.calls == 0 {
-                text(out, reply.chunks);
+                text(out, reply);
             } else {
                 out.extend_from_slice(b"null,");
                 tools::openai_tool_calls(out, reply);
@@ -201,7 +210,7 @@ pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta, reply: &Reply) {
         Api::Completion => {
             openai_prefix(out, m, "cmpl-mock", "text_completion");
             out.extend_from_slice(b",\"choices\":[{\"text\":");
-            text(out, reply.chunks);
+            text(out, reply);
             out.extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":");
             quoted(out, reply.stop.openai());
             out.extend_from_slice(b"}],");
@@ -310,6 +319,30 @@ impl Sse<'_> {
             out.extend_from_slice(b",\"usage\":null");
         }
         out.extend_from_slice(b"}\n\n");
+    }
+
+    /// `giant_event`: appends an event whose one `data:` line ends in a `"pad"` string left open,
+    /// and returns where its filler goes; the bytes after that close it. OpenAI: a chunk with no
+    /// choices (as the usage chunk has); Anthropic: a `ping`. Both are events a client skips.
+    pub fn giant(&self, out: &mut Vec<u8>) -> usize {
+        if self.api == Api::Messages {
+            out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\",\"pad\":\"");
+        } else {
+            out.extend_from_slice(b"data: ");
+            if self.api == Api::Chat {
+                openai_prefix(out, self.meta, "chatcmpl-mock", "chat.completion.chunk");
+            } else {
+                openai_prefix(out, self.meta, "cmpl-mock", "text_completion");
+            }
+            out.extend_from_slice(b",\"choices\":[]");
+            if self.usage_null {
+                out.extend_from_slice(b",\"usage\":null");
+            }
+            out.extend_from_slice(b",\"pad\":\"");
+        }
+        let at = out.len();
+        out.extend_from_slice(b"\"}\n\n");
+        at
     }
 
     fn anthropic_event(&self, out: &mut Vec<u8>, step: Step) {

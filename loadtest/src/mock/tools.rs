@@ -14,41 +14,95 @@ pub(crate) const THINKING_TEXT: &str = "Let me think step by step.";
 /// The `stop_sequence` reported when `stop_reason=stop_sequence`.
 pub(crate) const STOP_SEQUENCE: &str = "###";
 
-/// The arguments of one tool call as JSON text: `{"city":"Paris","call":<call>}`.
+/// The arguments of one tool call as JSON text: `{"city":"Paris","call":<call>}`, or with
+/// `tool_args=N` `{"city":"Paris","call":<call>,"pad":"aaa..."}` padded to exactly N bytes. Only
+/// the head is stored; the filler is written as it is needed, so a fragment of 256 MiB of
+/// arguments costs no more than its own bytes.
 pub(crate) struct Arguments {
-    buf: [u8; 32],
-    len: usize,
+    /// `{"city":"Paris","call":<call>`, then `,"pad":"` when padded.
+    head: [u8; 40],
+    head_len: usize,
+    /// Filler bytes after the head (padded only).
+    fill: u64,
+    padded: bool,
 }
 
-pub(crate) fn arguments(call: u8) -> Arguments {
+/// The arguments of call `call`, padded to `size` bytes when that is at least the padded form's
+/// minimum (34 bytes); `None` (or less) gives the plain 25 bytes.
+pub(crate) fn arguments(call: u8, size: Option<u64>) -> Arguments {
     const PREFIX: &[u8] = br#"{"city":"Paris","call":"#;
+    const PAD: &[u8] = br#","pad":""#;
     let mut a = Arguments {
-        buf: [0; 32],
-        len: PREFIX.len(),
+        head: [0; 40],
+        head_len: PREFIX.len(),
+        fill: 0,
+        padded: false,
     };
-    a.buf[..a.len].copy_from_slice(PREFIX);
+    a.head[..a.head_len].copy_from_slice(PREFIX);
     let mut itoa = itoa::Buffer::new();
-    for &b in itoa.format(call).as_bytes().iter().chain(b"}") {
-        a.buf[a.len] = b;
-        a.len += 1;
+    for &b in itoa.format(call).as_bytes() {
+        a.head[a.head_len] = b;
+        a.head_len += 1;
+    }
+    let padded_min = (a.head_len + PAD.len() + 2) as u64;
+    if let Some(n) = size.filter(|&n| n >= padded_min) {
+        a.head[a.head_len..a.head_len + PAD.len()].copy_from_slice(PAD);
+        a.head_len += PAD.len();
+        a.fill = n - padded_min;
+        a.padded = true;
     }
     a
 }
 
 impl Arguments {
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).expect("arguments are ASCII")
+    fn tail(&self) -> &'static [u8] {
+        if self.padded { b"\"}" } else { b"}" }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
+    pub fn len(&self) -> u64 {
+        self.head_len as u64 + self.fill + self.tail().len() as u64
     }
 
-    /// Fragment `piece` of `pieces` near-equal fragments; none is empty while `pieces <= len`.
-    pub fn piece(&self, piece: u64, pieces: u64) -> &str {
-        let len = self.len as u64;
-        let (from, to) = (piece * len / pieces, (piece + 1) * len / pieces);
-        &self.as_str()[from as usize..to as usize]
+    /// The byte range of fragment `piece` of `pieces` near-equal fragments; none is empty while
+    /// `pieces <= len`.
+    pub fn range(&self, piece: u64, pieces: u64) -> (u64, u64) {
+        let len = self.len();
+        (piece * len / pieces, (piece + 1) * len / pieces)
+    }
+
+    /// Appends bytes `from..to` of the arguments: raw JSON, or (`quoted`) as a JSON string.
+    pub fn write(&self, out: &mut Vec<u8>, (from, to): (u64, u64), quoted: bool) {
+        let put = |out: &mut Vec<u8>, bytes: &[u8]| {
+            for &b in bytes {
+                if quoted && b == b'"' {
+                    out.push(b'\\');
+                }
+                out.push(b);
+            }
+        };
+        if quoted {
+            out.push(b'"');
+        }
+        let (head, fill_end) = (self.head_len as u64, self.head_len as u64 + self.fill);
+        if from < head {
+            put(out, &self.head[from as usize..to.min(head) as usize]);
+        }
+        let (f0, f1) = (from.max(head), to.min(fill_end));
+        if f0 < f1 {
+            out.resize(out.len() + (f1 - f0) as usize, b'a');
+        }
+        if to > fill_end {
+            let t0 = from.max(fill_end) - fill_end;
+            put(out, &self.tail()[t0 as usize..(to - fill_end) as usize]);
+        }
+        if quoted {
+            out.push(b'"');
+        }
+    }
+
+    /// The whole arguments as a JSON string.
+    pub fn quoted(&self, out: &mut Vec<u8>) {
+        self.write(out, (0, self.len()), true);
     }
 }
 
@@ -57,6 +111,12 @@ fn call_id(out: &mut Vec<u8>, prefix: &[u8], call: u8) {
     out.extend_from_slice(prefix);
     num(out, call as u64);
     out.push(b'"');
+}
+
+/// Fragment `piece` of call `call`'s arguments, as a JSON string.
+fn arg_piece(out: &mut Vec<u8>, reply: &Reply, call: u8, piece: u64) {
+    let a = reply.arguments(call);
+    a.write(out, a.range(piece, reply.arg_pieces(call)), true);
 }
 
 fn signature(out: &mut Vec<u8>, m: &Meta) {
@@ -85,7 +145,7 @@ pub(crate) fn openai_tool_calls(out: &mut Vec<u8>, reply: &Reply) {
         out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
         json_str(out, reply.tool_name(c));
         out.extend_from_slice(b",\"arguments\":");
-        json_str(out, arguments(c).as_str());
+        reply.arguments(c).quoted(out);
         out.extend_from_slice(b"}}");
     }
     out.push(b']');
@@ -112,7 +172,7 @@ pub(crate) fn openai_delta(out: &mut Vec<u8>, reply: &Reply, step: Step) {
             out.extend_from_slice(b"\"tool_calls\":[{\"index\":");
             num(out, call as u64);
             out.extend_from_slice(b",\"function\":{\"arguments\":");
-            json_str(out, arguments(call).piece(piece, reply.arg_pieces(call)));
+            arg_piece(out, reply, call, piece);
             out.extend_from_slice(b"}}]");
         }
         _ => {}
@@ -144,7 +204,7 @@ pub(crate) fn anthropic_block(
         Block::Text => {
             out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
             if full {
-                text(out, reply.chunks);
+                text(out, reply);
             } else {
                 out.extend_from_slice(b"\"\"");
             }
@@ -156,7 +216,8 @@ pub(crate) fn anthropic_block(
             json_str(out, reply.tool_name(c));
             out.extend_from_slice(b",\"input\":");
             if full {
-                out.extend_from_slice(arguments(c).as_str().as_bytes());
+                let a = reply.arguments(c);
+                a.write(out, (0, a.len()), false);
             } else {
                 out.extend_from_slice(b"{}");
             }
@@ -186,7 +247,7 @@ pub(crate) fn anthropic_delta(out: &mut Vec<u8>, reply: &Reply, m: &Meta, step: 
         }
         Step::ToolArgs { call, piece } => {
             out.extend_from_slice(b"\"input_json_delta\",\"partial_json\":");
-            json_str(out, arguments(call).piece(piece, reply.arg_pieces(call)));
+            arg_piece(out, reply, call, piece);
         }
         _ => unreachable!("not a thinking or tool delta: {step:?}"),
     }
@@ -202,14 +263,48 @@ mod tests {
         assert_eq!(THINKING.concat(), THINKING_TEXT);
     }
 
+    fn raw(a: &Arguments, range: (u64, u64)) -> String {
+        let mut out = Vec::new();
+        a.write(&mut out, range, false);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn arguments_split_into_nonempty_pieces() {
-        let a = arguments(7);
-        assert_eq!(a.as_str(), r#"{"city":"Paris","call":7}"#);
-        for pieces in 2..=a.len() as u64 {
-            let parts: Vec<_> = (0..pieces).map(|p| a.piece(p, pieces)).collect();
+        let a = arguments(7, None);
+        assert_eq!(raw(&a, (0, a.len())), r#"{"city":"Paris","call":7}"#);
+        for pieces in 2..=a.len() {
+            let parts: Vec<_> = (0..pieces).map(|p| raw(&a, a.range(p, pieces))).collect();
             assert!(parts.iter().all(|p| !p.is_empty()), "{pieces}");
-            assert_eq!(parts.concat(), a.as_str());
+            assert_eq!(parts.concat(), raw(&a, (0, a.len())));
         }
+    }
+
+    #[test]
+    fn padded_arguments_are_exact_and_escape_as_strings() {
+        assert_eq!(arguments(0, Some(33)).len(), 25, "too small to pad");
+        let a = arguments(3, Some(34));
+        assert_eq!(
+            raw(&a, (0, a.len())),
+            r#"{"city":"Paris","call":3,"pad":""}"#
+        );
+        let a = arguments(3, Some(1000));
+        assert_eq!(a.len(), 1000);
+        let whole = raw(&a, (0, a.len()));
+        let v: serde_json::Value = serde_json::from_str(&whole).unwrap();
+        assert_eq!(v["call"], 3);
+        assert_eq!(v["pad"].as_str().unwrap().len(), 1000 - 34);
+        // Fragments cut anywhere (inside the head, the filler or the tail) join up again, and
+        // each one is a valid JSON string of exactly its bytes.
+        let pieces = 77;
+        let mut joined = String::new();
+        for p in 0..pieces {
+            let mut q = Vec::new();
+            a.write(&mut q, a.range(p, pieces), true);
+            let s: String = serde_json::from_slice(&q).unwrap();
+            assert_eq!(s, raw(&a, a.range(p, pieces)));
+            joined += &s;
+        }
+        assert_eq!(joined, whole);
     }
 }

@@ -54,7 +54,9 @@ fn usage_of(u: simd_json::tape::Value<'_, '_>, into: &mut Usage) {
     if let Some(input) = n("input_tokens") {
         into.cache_read = read.unwrap_or(0);
         into.cache_write = write.unwrap_or(0);
-        into.input = input + into.cache_read + into.cache_write;
+        into.input = input
+            .saturating_add(into.cache_read)
+            .saturating_add(into.cache_write);
     }
     if let Some(output) = n("output_tokens") {
         into.output = output;

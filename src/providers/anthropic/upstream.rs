@@ -17,8 +17,8 @@ use crate::error::{GatewayError, Kind, upstream_message};
 use crate::json::{push_escaped, push_str, push_u64};
 use crate::providers::Usage;
 use crate::providers::canonical::{
-    ChatRequest, ChatResponse, Event, Finish, Image, Json, Message, Part, Reasoning,
-    ResponseFormat, Role, Stamp, ToolChoice, arguments_object, note_dropped,
+    ChatRequest, ChatResponse, Event, Finish, Image, Json, MAX_TOOL_CALLS, Message, Part,
+    Reasoning, ResponseFormat, Role, Stamp, ToolChoice, arguments_object, note_dropped,
 };
 
 const ARGS_NOT_OBJECT: &str = "tool_calls[].function.arguments (not a JSON object)";
@@ -574,7 +574,7 @@ impl StreamDecoder {
                 emit(Event::Thinking(text("thinking").into()))
             }
             Some("redacted_thinking") => emit(Event::RedactedThinking(text("data").into())),
-            Some("tool_use") => {
+            Some("tool_use") if self.tools.len() <= MAX_TOOL_CALLS => {
                 let index = self.tools.len() as u32;
                 let block_index = v.get("index").and_then(|i| i.as_u64()).unwrap_or(u64::MAX);
                 self.tools.push((block_index, index));

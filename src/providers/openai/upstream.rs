@@ -548,6 +548,9 @@ impl StreamDecoder {
     /// One `delta.tool_calls[]` entry: the first one naming a call announces it, the rest
     /// (and its own `arguments`) carry argument fragments.
     fn tool_call<'v>(&mut self, call: Json<'v>, emit: &mut dyn FnMut(Event<'_>)) {
+        if self.tools.len() > super::super::canonical::MAX_TOOL_CALLS {
+            return; // the translator has ended the stream over this already
+        }
         let f = call.get("function");
         let id = text(call, "id");
         let name = f.and_then(|f| text(f, "name"));
