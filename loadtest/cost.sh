@@ -9,10 +9,17 @@
 #        loadtest/cost.sh /tmp/before/target/release/shardgate target/release/shardgate
 #
 # Each round runs each binary for DURATION s (default 5) at CONCURRENCY (64) connections with a
-# ~1 KB chat request to a single-target alias, after a 1 s warm-up, and reads the gateway's CPU
-# time (utime + stime) and, where `perf` works, its instructions over the measured run. Output:
+# ~1 KB chat request with a virtual key (access log on) to a single-target alias, after a 1 s
+# warm-up, and reads the gateway's CPU time (utime + stime) and, where `perf` works, its
+# instructions over the measured run. Output:
 # one line per run and the medians per binary (CPU µs and instructions per request, req/s).
 # ROUNDS (default 5). Pinning as compare.sh: gateway on GATEWAY_CPUS, mock and load on LOAD_CPUS.
+# CALLGRIND=1: count instructions with valgrind's callgrind instead (repeatable whatever else
+# the machine does; for VMs without hardware counters): each gateway runs under callgrind on the
+# epoll driver (valgrind does not know io_uring), instrumentation is switched on only for the
+# measured run, and the instructions column is exact; the CPU column is then valgrind's time
+# (meaningless, left out). Use a short DURATION (2) and CONCURRENCY (8): valgrind is ~50x slower.
+# CALLGRIND_KEEP=DIR keeps each run's profile there (compare with callgrind_annotate).
 # Only 127.0.0.1 is contacted; every process started here is stopped on exit (by its PID).
 set -euo pipefail
 
@@ -36,8 +43,12 @@ BIN="$ROOT/target/release"
 pinning_plan
 start_mock "$LOAD_CPUS"
 PERF=""
+CALLGRIND=${CALLGRIND:-}
 # perf counts instructions only where the CPU's counters are exposed (often not in a VM).
-if command -v perf >/dev/null && perf stat -x, -e instructions -- true 2>&1 | grep -qE '^[0-9]+,'; then
+if [[ -n $CALLGRIND ]]; then
+    command -v valgrind >/dev/null || die "CALLGRIND=1 needs valgrind (apt-get install valgrind)"
+    say "counting instructions with callgrind (epoll driver)"
+elif command -v perf >/dev/null && perf stat -x, -e instructions -- true 2>&1 | grep -qE '^[0-9]+,'; then
     PERF=perf
 else
     say "perf cannot count instructions here (no hardware counters): CPU time only"
@@ -47,18 +58,32 @@ body="$TMP/body.json"
 printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' \
     "$(head -c 950 /dev/zero | tr '\0' x)" >"$body"
 gateway_config "$TMP/gw.yaml" 1 false 256
+# As users run it: a virtual key on every request and the access log on (to a file).
+sed -i "s|access_log: off|access_log: { file: $TMP/access.log }|" "$TMP/gw.yaml"
+printf 'keys:\n  - { name: bench, key: { env: COST_KEY }, models: [gpt-4o-mini] }\n' >>"$TMP/gw.yaml"
+export COST_KEY=sg-cost-bench-key
 
 # run NAME BIN: one warm-up and one measured run; appends "cpu_us_per_req instr_per_req rps".
 run() {
     local name=$1 bin=$2 pid api t0 t1 json reqs instr=""
-    taskset -c "$GATEWAY_CPUS" "$bin" serve --config "$TMP/gw.yaml" >"$TMP/$name.out" 2>"$TMP/$name.log" &
+    local cg_out="$TMP/callgrind.$name"
+    if [[ -n $CALLGRIND ]]; then
+        rm -f "$cg_out"
+        MONOIO_FORCE_LEGACY_DRIVER=1 taskset -c "$GATEWAY_CPUS" valgrind --tool=callgrind \
+            --instr-atstart=no --callgrind-out-file="$cg_out" \
+            "$bin" serve --config "$TMP/gw.yaml" >"$TMP/$name.out" 2>"$TMP/$name.log" &
+    else
+        taskset -c "$GATEWAY_CPUS" "$bin" serve --config "$TMP/gw.yaml" >"$TMP/$name.out" 2>"$TMP/$name.log" &
+    fi
     pid=$!
     PIDS+=("$pid")
-    api=$(wait_for "$TMP/$name.log" 'ready: api=' 20 "$pid") || die "$name did not start"
+    api=$(wait_for "$TMP/$name.log" 'ready: api=' 60 "$pid") || die "$name did not start"
     [[ $api =~ ready:\ api=([^ ]+) ]] && api=${BASH_REMATCH[1]}
     local load=(taskset -c "$LOAD_CPUS" "$BIN/loadgen" --url "http://$api/v1/chat/completions"
-        --concurrency "$CONCURRENCY" --body-file "$body" --json --warmup 0)
+        --concurrency "$CONCURRENCY" --body-file "$body" --json --warmup 0
+        --header "authorization: Bearer $COST_KEY")
     "${load[@]}" --duration 1 >/dev/null 2>&1
+    [[ -z $CALLGRIND ]] || callgrind_control -i on "$pid" >/dev/null
     t0=$(cpu_ticks "$pid")
     if [[ -n $PERF ]]; then
         perf stat -x, -e instructions -p "$pid" -o "$TMP/perf.$name" &
@@ -66,12 +91,21 @@ run() {
     fi
     json=$("${load[@]}" --duration "$DURATION" 2>/dev/null)
     t1=$(cpu_ticks "$pid")
+    [[ -z $CALLGRIND ]] || callgrind_control -i off "$pid" >/dev/null
     if [[ -n $PERF ]]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
         instr=$(awk -F, '/instructions/ {print $1}' "$TMP/perf.$name" | head -1)
     fi
     stop_pid "$pid"
+    if [[ -n $CALLGRIND ]]; then
+        # The out file is written when the process exits: its totals are the measured run's.
+        for _ in $(seq 100); do [[ -s $cg_out ]] && grep -q '^totals:' "$cg_out" && break; sleep 0.1; done
+        instr=$(awk '/^totals:/ {print $2; exit}' "$cg_out")
+        # CALLGRIND_KEEP=DIR keeps the profiles, for callgrind_annotate.
+        [[ -z ${CALLGRIND_KEEP:-} ]] || cp "$cg_out" "$CALLGRIND_KEEP/callgrind.$name.$(date +%s)"
+        t1=$t0
+    fi
     reqs=$(jget "$json" requests)
     if ! [[ $reqs =~ ^[0-9]+$ ]] || ((reqs == 0)); then die "$name: no requests completed: $json"; fi
     # Row: name, CPU µs per request, instructions per request ("-" without perf), req/s.

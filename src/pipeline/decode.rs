@@ -132,20 +132,24 @@ impl Decoder {
     }
 }
 
-/// Top-level members the gateway reads or translates: each may appear once.
-const ACTED_ON: [&str; 11] = [
-    "model",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "max_completion_tokens",
-    "user",
-    "metadata",
-    "messages",
-    "system",
-    "tools",
-    "tool_choice",
-];
+/// Top-level members the gateway reads or translates, each of which may appear once: its bit
+/// in the seen-set. A `match` (length, then bytes), not a scan of a list, per member.
+fn acted_on(key: &str) -> Option<u32> {
+    Some(match key {
+        "model" => 0,
+        "stream" => 1,
+        "stream_options" => 2,
+        "max_tokens" => 3,
+        "max_completion_tokens" => 4,
+        "user" => 5,
+        "metadata" => 6,
+        "messages" => 7,
+        "system" => 8,
+        "tools" => 9,
+        "tool_choice" => 10,
+        _ => return None,
+    })
+}
 
 fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, GatewayError> {
     let root = tape.as_value();
@@ -163,7 +167,7 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
     for (key, value) in obj.iter() {
         // JSON allows a member twice and parsers disagree on which one wins; the router, the
         // splice, the translator and the upstream must read the same value, so none is guessed.
-        if let Some(bit) = ACTED_ON.iter().position(|m| *m == key) {
+        if let Some(bit) = acted_on(key) {
             if seen & (1 << bit) != 0 {
                 return Err(bad(format!(
                     "the member `{key}` appears more than once in the request body"
