@@ -373,6 +373,27 @@ keys:
     assert_eq!(v["skipped_not_allowed"], serde_json::json!(["secret"]));
 }
 
+#[test]
+fn admin_connections_get_the_same_deadlines() {
+    let m = mock();
+    let gw = Gateway::start(&config(&m.base_url(), "  header_timeout_ms: 600"), Driver::Uring);
+    let admin = gw.admin.unwrap();
+    let mut s = TcpStream::connect(admin).unwrap();
+    let started = Instant::now();
+    for b in b"GET /metrics HTTP/1.1\r\nhost: x\r\nx-pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    assert!(read_to_close(&mut s).is_empty(), "a trickled admin head got an answer");
+    assert!(started.elapsed() < Duration::from_secs(5), "the admin head was not cut off");
+    assert_eq!(gw.admin_get("/health").status, 200);
+}
+
 both_drivers!(
     trickled_head_is_cut_off_at_the_header_deadline,
     a_client_that_stops_reading_is_cut_off_and_released,
