@@ -374,9 +374,53 @@ keys:
 }
 
 #[test]
+fn config_bound_for_a_head_is_trimmed_or_refused_at_load() {
+    let m = mock();
+    let cfg = config(&m.base_url(), "");
+    // A key from an env file written by `echo`: the newline is trimmed, the key works.
+    let gw = Gateway::try_start(
+        &cfg,
+        Driver::Uring,
+        &[("UPSTREAM_KEY", "sk-upstream-secret\n")],
+    )
+    .unwrap();
+    still_serves(&gw);
+    let seen = m.stats().last_request.unwrap();
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer sk-upstream-secret")
+    );
+    drop(gw);
+    // A key that would add a header upstream is refused, with its path, without its value.
+    let err = Gateway::try_start(
+        &cfg,
+        Driver::Uring,
+        &[("UPSTREAM_KEY", "sk-1\r\nx-injected: 1")],
+    )
+    .err()
+    .expect("the gateway refused to start");
+    assert!(err.contains("providers.up.api_key"), "{err}");
+    assert!(err.contains("control character"), "{err}");
+    assert!(!err.contains("x-injected"), "the secret was echoed: {err}");
+    // So is a base URL with a line break in it (a YAML escape).
+    let bad = cfg.replace(
+        &format!("base_url: {}/v1", m.base_url()),
+        &format!("base_url: \"{}/v1\\r\\nx: y\"", m.base_url()),
+    );
+    assert_ne!(bad, cfg);
+    let err = Gateway::try_start(&bad, Driver::Uring, &[])
+        .err()
+        .expect("refused");
+    assert!(err.contains("providers.up.base_url"), "{err}");
+}
+
+#[test]
 fn admin_connections_get_the_same_deadlines() {
     let m = mock();
-    let gw = Gateway::start(&config(&m.base_url(), "  header_timeout_ms: 600"), Driver::Uring);
+    let gw = Gateway::start(
+        &config(&m.base_url(), "  header_timeout_ms: 600"),
+        Driver::Uring,
+    );
     let admin = gw.admin.unwrap();
     let mut s = TcpStream::connect(admin).unwrap();
     let started = Instant::now();
@@ -389,8 +433,14 @@ fn admin_connections_get_the_same_deadlines() {
             break;
         }
     }
-    assert!(read_to_close(&mut s).is_empty(), "a trickled admin head got an answer");
-    assert!(started.elapsed() < Duration::from_secs(5), "the admin head was not cut off");
+    assert!(
+        read_to_close(&mut s).is_empty(),
+        "a trickled admin head got an answer"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the admin head was not cut off"
+    );
     assert_eq!(gw.admin_get("/health").status, 200);
 }
 

@@ -8,6 +8,7 @@
 mod parse;
 pub mod routes;
 mod secret;
+mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -282,7 +283,11 @@ pub fn load(path: Option<&std::path::Path>) -> Result<Snapshot, Problems> {
         Some(p) => std::fs::read_to_string(p)
             .map_err(|e| Problems(vec![format!("{}: cannot read: {e}", p.display())]))?,
     };
-    load_str(&text, &|name| std::env::var(name).ok())
+    // A value that is not UTF-8 keeps its place (as U+FFFD) so the secret check can say
+    // "non-ASCII byte at offset N" instead of calling the variable unset.
+    load_str(&text, &|name| {
+        std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+    })
 }
 
 #[cfg(test)]

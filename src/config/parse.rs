@@ -9,6 +9,7 @@ use std::time::Duration;
 use yaml_rust2::Yaml;
 use yaml_rust2::yaml::Hash;
 
+use super::wire;
 use super::{AccessLog, Origin, Problems, Provider, Secret, Server, Shards, Snapshot, Timeouts};
 use crate::auth::{KeyEntry, KeyTable};
 use crate::providers::Protocol;
@@ -116,6 +117,18 @@ impl Walker<'_> {
         }
     }
 
+    /// A string that is also a valid [`wire::name`].
+    pub(super) fn name(&mut self, y: &Yaml, path: &str) -> Option<String> {
+        let s = self.string(y, path)?;
+        match wire::name(&s) {
+            Ok(()) => Some(s),
+            Err(e) => {
+                self.problem(path, e);
+                None
+            }
+        }
+    }
+
     pub(super) fn uint(&mut self, y: &Yaml, path: &str, min: u64) -> Option<u64> {
         match y {
             Yaml::Integer(i) if *i >= min as i64 => Some(*i as u64),
@@ -163,32 +176,25 @@ impl Walker<'_> {
         }
     }
 
+    /// `{ env: NAME }` or `{ file: PATH }`, trimmed and vetted by [`wire::secret`].
     pub(super) fn secret(&mut self, y: &Yaml, path: &str) -> Option<Secret> {
         let h = self.mapping(y, path, &["env", "file"])?;
-        match (get(h, "env"), get(h, "file")) {
+        let (raw, origin) = match (get(h, "env"), get(h, "file")) {
             (Some(name), None) => {
                 let name = self.string(name, &join(path, "env"))?;
-                match (self.env)(&name) {
-                    Some(v) if !v.is_empty() => Some(Secret::new(v, format!("env {name}"))),
-                    _ => {
-                        self.problem(path, format_args!("environment variable {name} is not set"));
-                        None
-                    }
-                }
+                let Some(v) = (self.env)(&name) else {
+                    self.problem(path, format_args!("environment variable {name} is not set"));
+                    return None;
+                };
+                (v.into_bytes(), format!("env {name}"))
             }
             (None, Some(file)) => {
                 let file = self.string(file, &join(path, "file"))?;
-                match std::fs::read_to_string(&file) {
-                    Ok(v) if !v.trim().is_empty() => {
-                        Some(Secret::new(v.trim().to_owned(), format!("file {file}")))
-                    }
-                    Ok(_) => {
-                        self.problem(path, format_args!("secret file {file} is empty"));
-                        None
-                    }
+                match std::fs::read(&file) {
+                    Ok(v) => (v, format!("file {file}")),
                     Err(e) => {
                         self.problem(path, format_args!("cannot read secret file {file}: {e}"));
-                        None
+                        return None;
                     }
                 }
             }
@@ -197,6 +203,13 @@ impl Walker<'_> {
                     path,
                     "expected exactly one of { env: NAME } or { file: PATH }",
                 );
+                return None;
+            }
+        };
+        match wire::secret(&raw) {
+            Ok(v) => Some(Secret::new(v, origin)),
+            Err(flaw) => {
+                self.problem(path, format_args!("the value from {origin} {flaw}"));
                 None
             }
         }
@@ -394,7 +407,10 @@ impl Walker<'_> {
                 self.problem("providers", "provider names must be strings");
                 continue;
             };
-            let path = format!("providers.{name}");
+            let path = format!("providers.{}", wire::shown(name));
+            if let Err(e) = wire::name(name) {
+                self.problem(&path, e);
+            }
             if let Some(p) = self.provider(name, body, &path, origins) {
                 out.push(p);
             }
@@ -453,13 +469,17 @@ impl Walker<'_> {
             let hp = join(path, "headers");
             if let Yaml::Hash(hh) = y {
                 for (k, v) in hh {
-                    match (k.as_str(), v.as_str()) {
-                        (Some(k), Some(v)) if valid_header(k, v) => {
-                            headers.push((k.to_owned(), v.to_owned()))
-                        }
-                        _ => self.problem(
-                            &hp,
-                            "headers must map names to string values without line breaks",
+                    let Some(k) = k.as_str() else {
+                        self.problem(&hp, "header names must be strings");
+                        continue;
+                    };
+                    let kp = join(&hp, &wire::shown(k));
+                    match v.as_str().map(|v| (v, wire::header(k, v))) {
+                        Some((v, Ok(()))) => headers.push((k.to_owned(), v.to_owned())),
+                        Some((_, Err(e))) => self.problem(&kp, e),
+                        None => self.problem(
+                            &kp,
+                            format_args!("expected a string, found {}", type_name(v)),
                         ),
                     }
                 }
@@ -580,11 +600,12 @@ impl Walker<'_> {
         let mut text = |field: &str| -> Option<String> {
             let y = get(h, field)?;
             let s = self.string(y, &join(path, field))?;
-            if valid_header(field, &s) {
-                Some(s)
-            } else {
-                self.problem(&join(path, field), "must be one line");
-                None
+            match wire::header_value(&s) {
+                Ok(()) => Some(s),
+                Err(e) => {
+                    self.problem(&join(path, field), e);
+                    None
+                }
             }
         };
         let mut api_version = None;
@@ -611,8 +632,12 @@ impl Walker<'_> {
             match y {
                 Yaml::Array(items) => {
                     let names: Vec<&str> = items.iter().filter_map(|i| i.as_str()).collect();
-                    if names.len() != items.len() || names.iter().any(|n| !valid_header("b", n)) {
+                    let flaw = names.iter().find_map(|n| wire::name(n).err());
+                    if names.len() != items.len() {
                         self.problem(&bp, "expected a list of beta names");
+                        ok = false;
+                    } else if let Some(e) = flaw {
+                        self.problem(&bp, e);
                         ok = false;
                     } else if !names.is_empty() {
                         headers.push(("anthropic-beta".into(), names.join(",")));
@@ -642,7 +667,11 @@ impl Walker<'_> {
         idle_timeout: Duration,
         origins: &mut Vec<Origin>,
     ) -> Option<(Option<usize>, String)> {
-        let (tls, host, port, base_path) = match split_url(url) {
+        if let Err(e) = wire::base_url(url) {
+            self.problem(&join(path, "base_url"), e);
+            return None;
+        }
+        let (tls, host, port, base_path) = match wire::split_url(url) {
             Ok(parts) => parts,
             Err(e) => {
                 self.problem(&join(path, "base_url"), format_args!("{url:?}: {e}"));
@@ -695,7 +724,7 @@ impl Walker<'_> {
                 continue;
             };
             let name = match get(h, "name") {
-                Some(n) => self.string(n, &join(&path, "name")),
+                Some(n) => self.name(n, &join(&path, "name")),
                 None => {
                     self.problem(&join(&path, "name"), "missing");
                     None
@@ -744,54 +773,4 @@ impl Walker<'_> {
 
 pub(super) fn get<'y>(h: &'y Hash, key: &str) -> Option<&'y Yaml> {
     h.get(&Yaml::String(key.to_owned()))
-}
-
-fn valid_header(name: &str, value: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-        && !value.bytes().any(|b| b == b'\r' || b == b'\n')
-}
-
-/// `http[s]://host[:port][/path]` → (tls, host, port, path without trailing slash).
-pub(crate) fn split_url(url: &str) -> Result<(bool, String, u16, String), &'static str> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err("must start with http:// or https://");
-    };
-    if rest.contains(['?', '#']) {
-        return Err("must not contain a query or fragment");
-    }
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-        let end = h.find(']').ok_or("unclosed [ in host")?;
-        let port = &h[end + 1..];
-        (&h[..end], port.strip_prefix(':'))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("has no host");
-    }
-    let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| "has an invalid port")?,
-        None if tls => 443,
-        None => 80,
-    };
-    Ok((
-        tls,
-        host.to_owned(),
-        port,
-        path.trim_end_matches('/').to_owned(),
-    ))
 }

@@ -30,6 +30,7 @@ use yaml_rust2::Yaml;
 use yaml_rust2::yaml::Hash;
 
 use super::parse::{Walker, get, join, type_name};
+use super::wire;
 use super::{Model, Provider, Target};
 use crate::routing::{MAX_TARGETS, Price, TargetSet};
 
@@ -277,7 +278,10 @@ impl Walker<'_> {
                 self.problem("models", "model aliases must be strings");
                 continue;
             };
-            let path = format!("models.{alias}");
+            let path = format!("models.{}", wire::shown(alias));
+            if let Err(e) = wire::name(alias) {
+                self.problem(&path, e);
+            }
             let Some(mh) = self.mapping(body, &path, &MODEL_FIELDS) else {
                 continue;
             };
@@ -438,7 +442,7 @@ impl Walker<'_> {
                 None
             }
         };
-        let name = get(h, "name").and_then(|y| self.string(y, &join(path, "name")));
+        let name = get(h, "name").and_then(|y| self.name(y, &join(path, "name")));
         let weight = get(h, "weight")
             .and_then(|y| self.bounded(y, &join(path, "weight"), 1, 1_000_000))
             .unwrap_or(1) as u32;
@@ -448,6 +452,19 @@ impl Walker<'_> {
         let api_key = get(h, "api_key").and_then(|y| self.secret(y, &join(path, "api_key")));
         let price = get(h, "price").and_then(|y| self.price(y, &join(path, "price")));
         let (provider, model) = (provider?, model?);
+        if get(h, "name").is_none()
+            && let Err(e) = wire::name(&model)
+        {
+            // The target's name is `provider/model`; the provider part is vetted with the
+            // provider, so the model is what to fix (or a `name` to give).
+            self.problem(
+                &join(path, "model"),
+                format_args!(
+                    "{e} (the target's name is derived from it; give the target a `name`)"
+                ),
+            );
+            return None;
+        }
         let mut t = Target::new(provider, &providers[provider].name, model);
         if let Some(name) = name {
             t.name = name;
@@ -772,7 +789,7 @@ impl Walker<'_> {
         let mut when = When {
             tag: text(self, "tag"),
             user: text(self, "user"),
-            team: text(self, "team"),
+            team: get(h, "team").and_then(|y| self.name(y, &join(path, "team"))),
             ..When::default()
         };
         if let Some(tag) = &when.tag

@@ -1,5 +1,7 @@
 //! Secrets from `{ env: NAME }` or `{ file: path }`, resolved once at load time.
 //! `Debug` never prints the value, so a snapshot can be logged without leaking keys.
+//! A loaded secret is trimmed, non-empty printable ASCII (`wire::secret`), so the head
+//! writers can copy it into `authorization` or `x-api-key` as it is.
 
 use std::fmt;
 

@@ -114,7 +114,7 @@ keys:
 
 #[test]
 fn urls_split_into_origin_and_path() {
-    use super::parse::split_url;
+    use super::wire::split_url;
     assert_eq!(
         split_url("https://api.openai.com/v1/").unwrap(),
         (true, "api.openai.com".into(), 443, "/v1".into())
@@ -563,4 +563,211 @@ models:
         .unwrap_err()
         .0;
     assert_eq!(p, ["models.a.breaker.failure_rate: must be greater than 0"]);
+}
+
+// === server limits ===
+
+#[test]
+fn server_limits_default_parse_and_reject_zero() {
+    let s = load_str("", &env).unwrap().server;
+    assert_eq!(s.write_timeout, Duration::from_secs(30));
+    assert_eq!((s.max_connections, s.max_inflight), (10_000, 4_096));
+    let text = "server:\n  write_timeout_ms: 2500\n  max_connections: 64\n  max_inflight: 8\n";
+    let s = load_str(text, &env).unwrap().server;
+    assert_eq!(s.write_timeout, Duration::from_millis(2500));
+    assert_eq!((s.max_connections, s.max_inflight), (64, 8));
+    let zero = "server:\n  write_timeout_ms: 0\n  max_connections: 0\n  max_inflight: 0\n";
+    let p = load_str(zero, &env).unwrap_err().0;
+    assert_eq!(
+        p,
+        [
+            "server.write_timeout_ms: must be at least 1, found 0",
+            "server.max_connections: must be at least 1, found 0",
+            "server.max_inflight: must be at least 1, found 0",
+        ]
+    );
+}
+
+// === values that reach HTTP heads ===
+
+/// One provider `up` whose key comes from `UP_KEY`, and an alias `m` on it.
+fn with_up_key(value: &str) -> Result<Snapshot, Problems> {
+    let text = "providers:\n  up:\n    protocol: openai\n    base_url: http://127.0.0.1:9/v1\n    api_key: { env: UP_KEY }\nmodels:\n  m:\n    targets: [{ provider: up, model: gpt-4o }]\n";
+    load_str(text, &|name| (name == "UP_KEY").then(|| value.to_owned()))
+}
+
+#[test]
+fn env_secrets_are_trimmed() {
+    let s = with_up_key("  sk-up\n").unwrap();
+    assert_eq!(s.providers[0].api_key.as_ref().unwrap().expose(), "sk-up");
+    // Spaces inside are a value's own business.
+    let s = with_up_key("Bearer-ish two words\r\n").unwrap();
+    assert_eq!(
+        s.providers[0].api_key.as_ref().unwrap().expose(),
+        "Bearer-ish two words"
+    );
+}
+
+#[test]
+fn secrets_with_control_or_non_ascii_bytes_are_rejected_unshown() {
+    for (value, flaw) in [
+        (
+            "sk-ab\r\ncd",
+            "contains a control character (byte 0x0d at offset 5)",
+        ),
+        (
+            "\nsk-a\0b",
+            "contains a control character (byte 0x00 at offset 5)",
+        ),
+        (
+            "sk-\u{e9}",
+            "contains a non-ASCII byte (byte 0xc3 at offset 3)",
+        ),
+        (
+            "sk-\x7f",
+            "contains a control character (byte 0x7f at offset 3)",
+        ),
+        (" \n\t", "is empty"),
+        ("", "is empty"),
+    ] {
+        let p = with_up_key(value).unwrap_err().0;
+        assert_eq!(
+            p,
+            [format!(
+                "providers.up.api_key: the value from env UP_KEY {flaw}"
+            )],
+            "{value:?}"
+        );
+        assert!(!p[0].contains("sk-"), "the secret is not echoed: {p:?}");
+    }
+}
+
+#[test]
+fn file_secrets_are_trimmed_and_vetted() {
+    let dir = std::env::temp_dir().join(format!("shardgate-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (good, bad) = (dir.join("good"), dir.join("bad"));
+    std::fs::write(&good, "sk-file\n").unwrap();
+    std::fs::write(&bad, b"sk-\xff\n").unwrap();
+    let text = |path: &std::path::Path| {
+        format!(
+            "keys:\n  - name: team-a\n    key: {{ file: {} }}\n",
+            path.display()
+        )
+    };
+    let s = load_str(&text(&good), &env);
+    let p = load_str(&text(&bad), &env).map(|_| ()).unwrap_err().0;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let s = s.unwrap();
+    assert_eq!(s.keys.len(), 1);
+    assert_eq!(
+        p,
+        [format!(
+            "keys[0].key: the value from file {} contains a non-ASCII byte (byte 0xff at offset 3)",
+            bad.display()
+        )]
+    );
+}
+
+#[test]
+fn base_urls_with_whitespace_controls_or_credentials_are_rejected() {
+    let with_url = |url: &str| {
+        let text = format!("providers:\n  up:\n    protocol: openai\n    base_url: {url}\n");
+        load_str(&text, &env).map(|_| ()).unwrap_err().0
+    };
+    // A trailing newline is an error: a URL is not a secret file.
+    assert_eq!(
+        with_url(r#""http://127.0.0.1:9/v1\n""#),
+        [
+            r#"providers.up.base_url: "http://127.0.0.1:9/v1\n" contains a control character (byte 0x0a at offset 21)"#
+        ]
+    );
+    assert_eq!(
+        with_url(r#""http://127.0.0.1:9/v 1""#),
+        [
+            r#"providers.up.base_url: "http://127.0.0.1:9/v 1" contains a space (byte 0x20 at offset 20)"#
+        ]
+    );
+    assert!(with_url(r#""http://h\u00e9.example/v1""#)[0].contains(
+        "contains a non-ASCII byte (byte 0xc3 at offset 8) (write a non-ASCII host in its xn-- form"
+    ));
+    let p = with_url("https://user:hunter2@api.example.com/v1");
+    assert_eq!(
+        p,
+        [
+            "providers.up.base_url: must not contain user:password@ (credentials go in api_key or headers)"
+        ]
+    );
+    assert!(with_url(r#""http://ho\"st/v1""#)[0].ends_with("has an invalid host"));
+    // An `@` in the path is not userinfo.
+    load_str(
+        "providers:\n  up: { protocol: openai, base_url: \"http://127.0.0.1:9/@v1\" }\n",
+        &env,
+    )
+    .unwrap();
+}
+
+#[test]
+fn names_that_reach_heads_and_logs_are_tokens() {
+    let text = r#"
+providers:
+  "bad up": { protocol: mock }
+  p:
+    protocol: openai
+    base_url: http://127.0.0.1:9/v1
+    headers: { x-ok: "a b", x-cr: "a\rb", content-length: "5", "x y": v, x-pad: " v" }
+    organization: "org\n1"
+  claude:
+    protocol: anthropic
+    api_key: { env: LOCAL_API_KEY }
+    anthropic_beta: ["a,b"]
+models:
+  'al\ias':
+    targets: [{ provider: p, model: m }]
+  m:
+    targets:
+      - { provider: p, model: m, name: "t\u0007x" }
+      - { provider: p, model: "gpt 4" }
+      - { provider: p, model: "gpt 4", name: gpt-four }
+    rules:
+      - { when: { team: "team a" }, targets: [gpt-four] }
+keys:
+  - { name: "team\ta", key: { env: TEAM_A_KEY } }
+"#;
+    let p = load_str(text, &env).unwrap_err().0;
+    let allowed = "names may use only letters, digits and - . _ ~ : / @ +";
+    let expect = [
+        format!(
+            r#"providers."bad up": the name "bad up" contains a space (byte 0x20 at offset 3); {allowed}"#
+        ),
+        r#"providers.p.headers.x-cr: "a\rb" contains a control character (byte 0x0d at offset 1)"#
+            .to_owned(),
+        "providers.p.headers.content-length: content-length is set by the gateway and cannot be configured".to_owned(),
+        r#"providers.p.headers."x y": the header name contains a space (byte 0x20 at offset 1); header names may use only letters, digits, - and _"#.to_owned(),
+        r#"providers.p.headers.x-pad: " v" must not start or end with a space"#.to_owned(),
+        r#"providers.p.organization: "org\n1" contains a control character (byte 0x0a at offset 3)"#
+            .to_owned(),
+        format!(
+            r#"providers.claude.anthropic_beta: the name "a,b" contains the character ',' (byte 0x2c at offset 1); {allowed}"#
+        ),
+        format!(
+            r#"models."al\\ias": the name "al\\ias" contains the character '\\' (byte 0x5c at offset 2); {allowed}"#
+        ),
+        format!(
+            r#"models.m.targets[0].name: the name "t\u{{7}}x" contains a control character (byte 0x07 at offset 1); {allowed}"#
+        ),
+        format!(
+            r#"models.m.targets[1].model: the name "gpt 4" contains a space (byte 0x20 at offset 3); {allowed} (the target's name is derived from it; give the target a `name`)"#
+        ),
+        format!(
+            r#"models.m.rules[0].when.team: the name "team a" contains a space (byte 0x20 at offset 4); {allowed}"#
+        ),
+        format!(
+            r#"keys[0].name: the name "team\ta" contains a control character (byte 0x09 at offset 4); {allowed}"#
+        ),
+    ];
+    for e in &expect {
+        assert!(p.contains(e), "missing {e:?} in:\n{}", p.join("\n"));
+    }
+    assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
 }
