@@ -7,7 +7,7 @@
 mod conn;
 mod dns;
 mod ratelimit;
-mod response;
+pub(crate) mod response;
 pub mod tls;
 
 use std::cell::RefCell;

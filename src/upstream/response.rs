@@ -54,7 +54,7 @@ fn media_type(v: &[u8]) -> Cow<'static, str> {
 }
 
 /// A parsed response head.
-struct Head {
+pub(crate) struct Head {
     status: u16,
     content_type: Option<Cow<'static, str>>,
     retry_after: Option<String>,
@@ -65,11 +65,15 @@ struct Head {
 /// Parses a response head from the start of `rbuf`, dropping it (and any 1xx before it) from
 /// the buffer; `None` until the head is complete. Kept out of `read_head` so the header array
 /// is not held in the read's future across its await.
-fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> {
+pub(crate) fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(rbuf) {
+            // A head that completes past the bound in the read that crossed it is as large.
+            Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+                return Err(HeadError::Malformed("response head too large".into()));
+            }
             Ok(httparse::Status::Complete(n)) => {
                 let status = resp.code.unwrap_or(0);
                 if (100..200).contains(&status) && status != 101 {
@@ -310,6 +314,23 @@ mod tests {
         assert!(matches!(json, Cow::Borrowed(_)));
         let other = media_type(b"application/x-ndjson");
         assert!(matches!(&other, Cow::Owned(s) if s == "application/x-ndjson"));
+    }
+
+    #[test]
+    fn a_head_past_the_bound_is_refused_however_it_arrives() {
+        let mut head = b"HTTP/1.1 200 OK\r\nx-pad: ".to_vec();
+        head.resize(MAX_HEAD + 100, b'a');
+        head.extend_from_slice(b"\r\ncontent-length: 0\r\n\r\n");
+        // All in one read (complete at once), and in two (partial past the bound first).
+        assert!(matches!(
+            parse_head(&mut head.clone()),
+            Err(HeadError::Malformed(_))
+        ));
+        let mut first = head[..MAX_HEAD + 10].to_vec();
+        assert!(matches!(
+            parse_head(&mut first),
+            Err(HeadError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! `shardgate::fuzzing::sse_splitter`; the invariants live there, so the corpus test checks the same.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shardgate::fuzzing::sse_splitter(data));

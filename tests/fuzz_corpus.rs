@@ -1,0 +1,88 @@
+//! The fuzz corpus as a regression test on stable: every file under `fuzz/corpus/<target>/`
+//! and `fuzz/regressions/<target>/` goes through its `shardgate::fuzzing` target, so what the
+//! fuzzers learned (and every crash they found, once fixed) is checked by `cargo test`.
+//!
+//! A target whose corpus is missing or empty fails: a renamed directory must not make this
+//! pass by checking nothing. Every file is run even after one fails, and all failures are named.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use shardgate::fuzzing;
+
+/// The files of `dir`, sorted; `.gitkeep` and other dot-files are not inputs.
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("a readable directory entry").path())
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let corpus = inputs(&fuzz.join("corpus").join(target));
+    assert!(
+        !corpus.is_empty(),
+        "fuzz/corpus/{target}/ is missing or empty: the target would be checked against nothing"
+    );
+    let regressions = inputs(&fuzz.join("regressions").join(target));
+    let mut failed = Vec::new();
+    for file in corpus.iter().chain(&regressions) {
+        let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        if catch_unwind(AssertUnwindSafe(|| run(&data))).is_err() {
+            failed.push(file.display().to_string());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{target}: {} of {} inputs failed (panic messages above):\n  {}",
+        failed.len(),
+        corpus.len() + regressions.len(),
+        failed.join("\n  ")
+    );
+}
+
+#[test]
+fn http_request_head() {
+    replay("http_request_head", fuzzing::http_request_head);
+}
+
+#[test]
+fn chunked_request() {
+    replay("chunked_request", fuzzing::chunked_request);
+}
+
+#[test]
+fn upstream_response_head() {
+    replay("upstream_response_head", fuzzing::upstream_response_head);
+}
+
+#[test]
+fn sse_splitter() {
+    replay("sse_splitter", fuzzing::sse_splitter);
+}
+
+#[test]
+fn request_decode() {
+    replay("request_decode", fuzzing::request_decode);
+}
+
+#[test]
+fn translate_request() {
+    replay("translate_request", fuzzing::translate_request);
+}
+
+#[test]
+fn translate_response() {
+    replay("translate_response", fuzzing::translate_response);
+}
+
+#[test]
+fn translate_stream() {
+    replay("translate_stream", fuzzing::translate_stream);
+}
