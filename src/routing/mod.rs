@@ -270,6 +270,14 @@ impl Router {
         }
     }
 
+    /// Forgets every in-flight count. Only for a shard with no request in flight after a
+    /// request panicked between `started` and `finished`: its count would otherwise stay.
+    pub fn clear_in_flight(&mut self) {
+        for s in self.models.iter_mut().flat_map(|m| m.targets.iter_mut()) {
+            s.in_flight = 0;
+        }
+    }
+
     /// The attempt started with [`Router::started`] has ended. Returns whether this outcome
     /// tripped the target's breaker (for the trips metric).
     pub fn finished(

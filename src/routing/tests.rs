@@ -531,6 +531,21 @@ fn client_errors_do_not_count_against_targets() {
 }
 
 #[test]
+fn in_flight_counts_can_be_cleared_after_a_panic() {
+    let t0 = Instant::now();
+    let m = alias(Strategy::Weighted, &[("a", 1), ("b", 1)]);
+    let mut r = Router::from_models(std::slice::from_ref(&m));
+    r.started(0, 0, t0);
+    r.started(0, 1, t0);
+    r.clear_in_flight();
+    assert_eq!(r.status(0, 0, t0).unwrap().in_flight, 0);
+    assert_eq!(r.status(0, 1, t0).unwrap().in_flight, 0);
+    // A late `finished` for a cleared attempt does not go below zero.
+    r.finished(0, 0, fail(Kind::UpstreamServer), t0);
+    assert_eq!(r.status(0, 0, t0).unwrap().in_flight, 0);
+}
+
+#[test]
 fn latency_estimates_follow_results() {
     let t0 = Instant::now();
     let m = alias(Strategy::Weighted, &[("a", 1)]);

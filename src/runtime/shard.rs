@@ -38,6 +38,9 @@ pub struct Shard {
     served: Cell<u64>,
     /// Request scratch buffers not in use; sized to the recent peak of concurrent requests.
     scratch_pool: RefCell<ScratchPool>,
+    /// A request panicked: the router's in-flight counts may include its attempt, until the
+    /// shard next has no request in flight and clears them (`settle_after_panic`).
+    after_panic: Cell<bool>,
     /// Test fault injection (see `inject_fault`); always false in release builds.
     #[cfg(debug_assertions)]
     faults: bool,
@@ -134,6 +137,7 @@ impl Shard {
             rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ ((id_prefix as u64) << 8 | id as u64)),
             next_id: Cell::new(0),
             id_prefix,
+            after_panic: Cell::new(false),
             #[cfg(debug_assertions)]
             faults: std::env::var_os("SHARDGATE_TEST_FAULTS").is_some_and(|v| v == "1"),
         }
@@ -190,6 +194,15 @@ impl Shard {
 
     pub fn inflight(&self) -> i64 {
         self.metrics.borrow().inflight
+    }
+
+    /// After a caught panic, once no request is in flight: clears the router's in-flight
+    /// counts (the panicked attempt never reported its end).
+    fn settle_after_panic(&self) {
+        if self.after_panic.get() && self.inflight() == 0 {
+            self.router.borrow_mut().clear_in_flight();
+            self.after_panic.set(false);
+        }
     }
 
     /// Test builds only, and only with `SHARDGATE_TEST_FAULTS=1` in the environment: a request
@@ -263,6 +276,7 @@ pub async fn trim_when_idle(shard: Rc<Shard>) {
         monoio::time::sleep(IDLE_CHECK).await;
         shard.upstream.evict_expired(&shard.snapshot);
         shard.scratch_pool.borrow_mut().shrink(SCRATCH_POOL_IDLE);
+        shard.settle_after_panic();
         let now = shard.served.get();
         if now != served {
             served = now;
@@ -327,6 +341,8 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 // A bug on this request's path: this connection closes (its bytes may be half
                 // written), the shard and every other connection on it go on.
                 shard.metrics.borrow_mut().panics += 1;
+                shard.after_panic.set(true);
+                shard.settle_after_panic();
                 log::error!(
                     "shard {}: a request panicked ({}); its connection was closed",
                     shard.id,
