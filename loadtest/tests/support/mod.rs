@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use loadtest::mock::{MockConfig, MockServer};
 
+pub mod chat;
+
 pub fn server() -> MockServer {
     MockServer::start(MockConfig::default()).expect("mock starts")
 }
