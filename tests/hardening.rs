@@ -20,16 +20,32 @@ fn bearer() -> String {
     format!("Bearer {TEAM_A}")
 }
 
-/// The gateway still serves an ordinary request on a fresh connection.
-fn still_serves(gw: &Gateway) {
-    let r = http::request(
+/// An ordinary chat on a fresh connection.
+fn chat(gw: &Gateway) -> http::Response {
+    http::request(
         gw.api,
         "POST",
         CHAT,
         &[("authorization", &bearer())],
         CHAT_BODY.as_bytes(),
-    );
+    )
+}
+
+/// The gateway still serves an ordinary request on a fresh connection.
+fn still_serves(gw: &Gateway) {
+    let r = chat(gw);
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// One ordinary chat on an open connection: its status.
+fn chat_on(c: &mut Client) -> u16 {
+    c.send(
+        "POST",
+        CHAT,
+        &[("authorization", &bearer())],
+        CHAT_BODY.as_bytes(),
+    );
+    c.read_response().status
 }
 
 /// Reads what the gateway sends until it closes; returns the bytes.
@@ -216,13 +232,7 @@ fn a_panic_closes_only_its_connection(d: Driver) {
     let gw = Gateway::try_start(&cfg, d, &[("SHARDGATE_TEST_FAULTS", "1")]).unwrap();
     // A keep-alive connection open on the same shard before the panic.
     let mut idle = Client::connect(gw.api);
-    idle.send(
-        "POST",
-        CHAT,
-        &[("authorization", &bearer())],
-        CHAT_BODY.as_bytes(),
-    );
-    assert_eq!(idle.read_response().status, 200);
+    assert_eq!(chat_on(&mut idle), 200);
 
     let mut c = Client::connect(gw.api);
     c.send("GET", "/__faults/panic", &[], b"");
@@ -233,13 +243,7 @@ fn a_panic_closes_only_its_connection(d: Driver) {
     gw.wait_metric("shardgate_panics_total 1");
     gw.wait_metric("shardgate_inflight_requests 0");
     // The other connection, and new ones, go on.
-    idle.send(
-        "POST",
-        CHAT,
-        &[("authorization", &bearer())],
-        CHAT_BODY.as_bytes(),
-    );
-    assert_eq!(idle.read_response().status, 200);
+    assert_eq!(chat_on(&mut idle), 200);
     still_serves(&gw);
     assert!(gw.stderr.lock().unwrap().contains("a request panicked"));
 }
@@ -254,13 +258,7 @@ fn connections_past_the_cap_are_closed_at_once() {
     let mut held: Vec<Client> = (0..3).map(|_| Client::connect(gw.api)).collect();
     // Make sure all three are accepted (served once) before the fourth arrives.
     for c in &mut held {
-        c.send(
-            "POST",
-            CHAT,
-            &[("authorization", &bearer())],
-            CHAT_BODY.as_bytes(),
-        );
-        assert_eq!(c.read_response().status, 200);
+        assert_eq!(chat_on(c), 200);
     }
     let mut fourth = Client::connect(gw.api);
     assert!(fourth.closed_by_peer(), "the fourth connection was served");
@@ -299,13 +297,7 @@ fn requests_past_the_in_flight_cap_get_503_with_retry_after() {
             .lines()
             .any(|l| l == "shardgate_inflight_requests 1")
     }));
-    let r = http::request(
-        gw.api,
-        "POST",
-        CHAT,
-        &[("authorization", &bearer())],
-        CHAT_BODY.as_bytes(),
-    );
+    let r = chat(&gw);
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "overloaded");
     assert_eq!(r.header("retry-after"), Some("1"));
