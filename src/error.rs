@@ -42,13 +42,11 @@ pub enum Kind {
     UpstreamTooLarge,
     /// The shard is at its in-flight cap: the client should retry shortly.
     Overloaded,
-    /// A bug in the gateway (a caught panic).
-    Internal,
     ClientDisconnected,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 22] = [
         Kind::BadRequest,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -70,7 +68,6 @@ impl Kind {
         Kind::NoHealthyTarget,
         Kind::UpstreamTooLarge,
         Kind::Overloaded,
-        Kind::Internal,
         Kind::ClientDisconnected,
     ];
 
@@ -94,7 +91,6 @@ impl Kind {
             | Kind::UpstreamTooLarge
             | Kind::UpstreamAuth => 502,
             Kind::Overloaded => 503,
-            Kind::Internal => 500,
             Kind::UpstreamTimeout => 504,
             Kind::NoHealthyTarget => 503,
             // nginx's convention: the client went away, nothing was sent.
@@ -125,7 +121,7 @@ impl Kind {
             | Kind::UpstreamAuth
             | Kind::UpstreamTooLarge
             | Kind::NoHealthyTarget => "upstream_error",
-            Kind::Overloaded | Kind::Internal | Kind::ClientDisconnected => "server_error",
+            Kind::Overloaded | Kind::ClientDisconnected => "server_error",
         }
     }
 
@@ -153,7 +149,6 @@ impl Kind {
             Kind::NoHealthyTarget => "no_healthy_target",
             Kind::UpstreamTooLarge => "upstream_response_too_large",
             Kind::Overloaded => "overloaded",
-            Kind::Internal => "internal_error",
             Kind::ClientDisconnected => "client_disconnected",
         }
     }
@@ -180,7 +175,6 @@ impl Kind {
             | Kind::UpstreamAuth
             | Kind::UpstreamTooLarge
             | Kind::NoHealthyTarget
-            | Kind::Internal
             | Kind::ClientDisconnected => "api_error",
         }
     }

@@ -52,42 +52,23 @@ fn replay(target: &str, run: fn(&[u8])) {
     );
 }
 
-#[test]
-fn http_request_head() {
-    replay("http_request_head", fuzzing::http_request_head);
+/// One test per fuzz target, each replaying that target's corpus and regressions.
+macro_rules! replayed {
+    ($($target:ident),* $(,)?) => {
+        $(#[test]
+        fn $target() {
+            replay(stringify!($target), fuzzing::$target);
+        })*
+    };
 }
 
-#[test]
-fn chunked_request() {
-    replay("chunked_request", fuzzing::chunked_request);
-}
-
-#[test]
-fn upstream_response_head() {
-    replay("upstream_response_head", fuzzing::upstream_response_head);
-}
-
-#[test]
-fn sse_splitter() {
-    replay("sse_splitter", fuzzing::sse_splitter);
-}
-
-#[test]
-fn request_decode() {
-    replay("request_decode", fuzzing::request_decode);
-}
-
-#[test]
-fn translate_request() {
-    replay("translate_request", fuzzing::translate_request);
-}
-
-#[test]
-fn translate_response() {
-    replay("translate_response", fuzzing::translate_response);
-}
-
-#[test]
-fn translate_stream() {
-    replay("translate_stream", fuzzing::translate_stream);
-}
+replayed!(
+    http_request_head,
+    chunked_request,
+    upstream_response_head,
+    sse_splitter,
+    request_decode,
+    translate_request,
+    translate_response,
+    translate_stream,
+);

@@ -171,7 +171,6 @@ fn blame(kind: Kind) -> Blame {
         // An answer too large is the request's doing (its max_tokens), not the target's.
         | Kind::UpstreamTooLarge
         | Kind::Overloaded
-        | Kind::Internal
         | Kind::ClientDisconnected => Blame::Nobody,
     }
 }

@@ -516,7 +516,6 @@ fn client_errors_do_not_count_against_targets() {
         // An answer past the gateway's bounds follows from the request (its max_tokens).
         Kind::UpstreamTooLarge,
         Kind::Overloaded,
-        Kind::Internal,
     ] {
         for _ in 0..10 {
             attempt(&mut r, 0, fail(kind), t0);
