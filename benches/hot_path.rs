@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use shardgate::auth::{KeyEntry, KeyTable};
+use shardgate::auth::{KeySpec, KeyTable};
 use shardgate::config;
 use shardgate::http::sse;
 use shardgate::pipeline::decode::Decoder;
@@ -69,17 +69,24 @@ fn splice(c: &mut Criterion) {
 }
 
 fn lookups(c: &mut Criterion) {
-    let mut keys = KeyTable::default();
-    for i in 0..1000 {
-        keys.insert(
-            KeyEntry::new(format!("k{i}"), None),
-            &format!("sg-key-{i:04}"),
-        )
-        .unwrap();
+    let spec = |i: usize| KeySpec {
+        id: format!("key_{i}"),
+        name: format!("k{i}"),
+        hash: shardgate::auth::digest(format!("sg-key-{i:05}").as_bytes()),
+        ..KeySpec::default()
+    };
+    let now = shardgate::auth::now_ms();
+    for n in [1_000, 10_000] {
+        let (keys, _) = KeyTable::build((0..n).map(spec).collect(), false);
+        c.bench_function(&format!("key_lookup_{n}_keys"), |b| {
+            b.iter(|| {
+                black_box(
+                    keys.authenticate(Some(black_box(b"sg-key-00500")), now)
+                        .unwrap(),
+                )
+            })
+        });
     }
-    c.bench_function("key_lookup_1000_keys", |b| {
-        b.iter(|| black_box(keys.authenticate(Some(black_box(b"sg-key-0500"))).unwrap()))
-    });
     let snap = config::load_str(CONFIG, &|_| Some("sk-up".into())).unwrap();
     c.bench_function("alias_lookup", |b| {
         b.iter(|| black_box(snap.model(black_box("gpt-4o-mini")).is_some()))

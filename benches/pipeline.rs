@@ -11,8 +11,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use loadtest::mock::{MockConfig, MockServer};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
+use shardgate::auth::KeyTable;
 use shardgate::config::{self, AccessLog};
 use shardgate::observe::log;
+use shardgate::runtime::generation::{Generation, Tls};
 use shardgate::runtime::shard::{Shard, accept_loop};
 use shardgate::upstream;
 
@@ -78,10 +80,11 @@ fn pipeline(c: &mut Criterion) {
         .build()
         .unwrap();
     let (_writer, mut sinks) = log::start(&AccessLog::Off, 1).unwrap();
-    let tls = upstream::tls::configs(&snapshot).unwrap();
+    let tls: Tls = upstream::tls::configs(&snapshot).unwrap().into();
     let gateway = rt.block_on(async {
-        let client = upstream::Client::new(&snapshot, &tls);
-        let shard = Rc::new(Shard::new(0, snapshot.clone(), client, sinks.remove(0), 1));
+        let generation = Generation::first(snapshot.clone(), &tls);
+        let keys = Arc::new(KeyTable::build(Vec::new(), true).0);
+        let shard = Rc::new(Shard::new((0, 1), generation, keys, sinks.remove(0), 1));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         monoio::spawn(accept_loop(shard, listener));

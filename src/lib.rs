@@ -6,7 +6,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
+pub mod control;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -18,5 +20,6 @@ pub mod pipeline;
 pub mod providers;
 pub mod routing;
 pub mod runtime;
+pub mod store;
 pub mod sys;
 pub mod upstream;

@@ -8,15 +8,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage:
   shardgate serve [--config FILE] [--shards N]   run the gateway (embedded default config without --config)
-  shardgate check --config FILE                  validate a config; print every problem; exit 1 on error";
+  shardgate check --config FILE                  validate a config; print every problem; exit 1 on error
+  shardgate keys ACTION [ARGS]                   manage virtual keys over the admin API (keys --help)
+  shardgate teams ACTION [ARGS]                  manage teams over the admin API (teams --help)";
 
 fn main() -> ExitCode {
     shardgate::logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config: Option<PathBuf> = None;
     let mut shards: Option<usize> = None;
+    // `keys` and `teams` parse their own arguments (`shardgate::cli`).
+    let own_args = matches!(args.first().map(String::as_str), Some("keys" | "teams"));
     let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
+    while !own_args && let Some(a) = it.next() {
         match a.as_str() {
             "--config" | "-c" => config = it.next().map(PathBuf::from),
             "--shards" => match it.next().and_then(|s| s.parse().ok()).filter(|n| *n >= 1) {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
             Some(path) => check(&path),
             None => usage("check needs --config FILE"),
         },
+        Some("keys" | "teams") => shardgate::cli::run(&args),
         Some("-h" | "--help") => usage(""),
         _ => usage("expected a command"),
     }
@@ -73,17 +78,8 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn serve(config: Option<PathBuf>, shards: Option<usize>) -> ExitCode {
-    let mut snapshot = match shardgate::config::load(config.as_deref()) {
-        Ok(s) => s,
-        Err(problems) => {
-            eprint!("{problems}");
-            return ExitCode::from(1);
-        }
-    };
-    if let Some(n) = shards {
-        snapshot.server.shards = shardgate::config::Shards::Count(n);
-    }
-    match shardgate::runtime::serve(snapshot) {
+    let start = shardgate::control::Start { config, shards };
+    match shardgate::control::serve(start) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");

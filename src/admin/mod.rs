@@ -1,33 +1,45 @@
 //! The admin listener: `/health` (the process is alive), `/ready` (every shard is serving and
-//! the gateway is not draining) and `/metrics` (Prometheus text merged from all shards). It runs
-//! on its own thread and runtime, off the request path.
+//! the gateway is not draining), `/metrics` (Prometheus text merged from all shards),
+//! `POST /config/reload`, and the key and team API ([`api`]). It runs on its own thread and
+//! runtime, off the request path, and is a thin HTTP front: the work happens on the control
+//! thread, which it reaches through [`control::Handle`].
 //!
-//! It keeps the API listener's limits: a head must arrive within `server.header_timeout_ms` of
-//! its first byte (an idle connection waits `keepalive_timeout_ms`), every write must finish
-//! within `server.write_timeout_ms`, and at most [`MAX_ADMIN_CONNECTIONS`] are open at once.
-//! (It runs the epoll driver, so a read dropped by its timeout loses nothing that matters.)
+//! Everything but `/health` and `/ready` (and `/metrics` unless `server.metrics_auth:
+//! master_key`) needs `Authorization: Bearer <server.master_key>`, compared in constant time;
+//! without a master key configured those endpoints are off and say so. Errors are OpenAI's
+//! error JSON. It keeps the API listener's limits: a head must arrive within
+//! `server.header_timeout_ms` of its first byte (an idle connection waits
+//! `keepalive_timeout_ms`), a body is at most [`MAX_ADMIN_BODY`] and must arrive within the
+//! header timeout too, every write must finish within `server.write_timeout_ms`, and at most
+//! [`MAX_ADMIN_CONNECTIONS`] are open at once. (It runs the epoll driver, so a read dropped
+//! by its timeout loses nothing that matters.)
+
+pub mod api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use monoio::io::AsyncWriteRentExt;
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 
+use crate::control::{self, Command};
 use crate::error::{GatewayError, Kind};
 use crate::http::io::read_more;
 use crate::http::request::{self, Method};
 use crate::http::response::{self, Meta};
-use crate::runtime::Control;
 
 /// Admin connections open at once; more are closed on accept (scrapers and probes need few).
 pub const MAX_ADMIN_CONNECTIONS: usize = 256;
+/// Largest admin request body.
+pub const MAX_ADMIN_BODY: usize = 1 << 20;
+/// How long an admin call waits for the control thread.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn start(
     listener: std::net::TcpListener,
-    control: Arc<Control>,
-    shards: usize,
+    handle: Arc<control::Handle>,
 ) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     std::thread::Builder::new()
@@ -48,9 +60,9 @@ pub fn start(
                         }
                         let _ = stream.set_nodelay(true);
                         open.set(open.get() + 1);
-                        let (open, control) = (open.clone(), control.clone());
+                        let (open, handle) = (open.clone(), handle.clone());
                         monoio::spawn(async move {
-                            serve(stream, control, shards).await;
+                            serve(stream, handle).await;
                             open.set(open.get() - 1);
                         });
                     }
@@ -60,10 +72,22 @@ pub fn start(
     Ok(addr)
 }
 
-async fn serve(mut stream: TcpStream, control: Arc<Control>, shards: usize) {
-    let server = &control.snapshot.server;
+/// One admin request, as read off the wire.
+struct Call<'a> {
+    method: Method,
+    path: &'a str,
+    query: &'a str,
+    bearer: Option<&'a [u8]>,
+    body: &'a [u8],
+}
+
+/// An answer: status, content type, body.
+type Answer = (u16, &'static str, Vec<u8>);
+
+async fn serve(mut stream: TcpStream, handle: Arc<control::Handle>) {
     let mut buf = Vec::with_capacity(4096);
     loop {
+        let server = handle.config().server.clone();
         let mut deadline = (!buf.is_empty()).then(|| Instant::now() + server.header_timeout);
         let head = loop {
             match request::parse(&buf, 16 * 1024) {
@@ -80,10 +104,46 @@ async fn serve(mut stream: TcpStream, control: Arc<Control>, shards: usize) {
             }
             deadline.get_or_insert_with(|| Instant::now() + server.header_timeout);
         };
-        let path = String::from_utf8_lossy(&buf[head.path.clone()]).into_owned();
-        let keep_alive = head.keep_alive && head.content_length.unwrap_or(0) == 0 && !head.chunked;
-        buf.drain(..head.len);
-        let (status, ctype, body) = route(head.method, &path, &control, shards).await;
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + server.header_timeout);
+        let mut keep_alive = head.keep_alive;
+        let mut unread = false;
+        let answer = if head.chunked {
+            keep_alive = false;
+            unread = true;
+            error(
+                Kind::BadRequest,
+                "admin requests need a Content-Length body, not chunked",
+            )
+        } else if head.content_length.unwrap_or(0) > MAX_ADMIN_BODY {
+            keep_alive = false;
+            unread = true;
+            error(
+                Kind::PayloadTooLarge,
+                format!("admin request bodies are at most {MAX_ADMIN_BODY} bytes"),
+            )
+        } else {
+            let need = head.len + head.content_length.unwrap_or(0);
+            while buf.len() < need {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match monoio::time::timeout(left, read_more(&mut stream, &mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                }
+            }
+            let target = String::from_utf8_lossy(&buf[head.path.clone()]).into_owned();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let call = Call {
+                method: head.method,
+                path,
+                query,
+                bearer: head.api_key.clone().map(|r| &buf[r]),
+                body: &buf[head.len..need],
+            };
+            let answer = route(&call, &handle).await;
+            buf.drain(..need);
+            answer
+        };
+        let (status, ctype, body) = answer;
         let meta = Meta {
             request_id: b"admin",
             keep_alive,
@@ -94,54 +154,162 @@ async fn serve(mut stream: TcpStream, control: Arc<Control>, shards: usize) {
         response::full(&mut out, status, ctype, &body, &meta, &[]);
         match monoio::time::timeout(server.write_timeout, stream.write_all(out)).await {
             Ok((Ok(_), _)) if keep_alive => {}
+            Ok((Ok(_), _)) if unread => return linger(stream).await,
             _ => return,
         }
     }
 }
 
-async fn route(
-    method: Method,
-    path: &str,
-    control: &Control,
-    shards: usize,
-) -> (u16, &'static str, Vec<u8>) {
-    let path = path.split('?').next().unwrap_or("");
-    if method != Method::Get {
-        let mut b = Vec::new();
-        GatewayError::new(Kind::MethodNotAllowed, "admin endpoints take GET")
-            .write_openai_body(&mut b);
-        return (405, response::JSON, b);
-    }
-    match path {
-        "/health" => (200, response::JSON, br#"{"status":"ok"}"#.to_vec()),
-        "/ready" => {
-            let up = control.ready.load(Ordering::SeqCst);
-            let draining = control.draining.load(Ordering::SeqCst);
-            if up == shards && !draining {
-                (
-                    200,
-                    response::JSON,
-                    format!(r#"{{"status":"ready","shards":{up}}}"#).into_bytes(),
-                )
-            } else {
-                let why = if draining { "draining" } else { "starting" };
-                (
-                    503,
-                    response::JSON,
-                    format!(r#"{{"status":"{why}","shards":{up}}}"#).into_bytes(),
-                )
-            }
+/// After refusing a body it did not read: reads and drops what the client is still sending
+/// (briefly, and a bounded amount), so closing does not reset the connection before the
+/// client has read the refusal.
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut sink = Vec::with_capacity(64 * 1024);
+    let mut total = 0usize;
+    while total < 8 * MAX_ADMIN_BODY {
+        sink.clear();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match monoio::time::timeout(left, read_more(&mut stream, &mut sink)).await {
+            Ok(Ok(n)) if n > 0 => total += n,
+            _ => return,
         }
-        "/metrics" => {
-            let merged = control.metrics().await;
-            let text = merged.render(&control.snapshot, shards, crate::sys::process_cpu_micros());
+    }
+}
+
+fn error(kind: Kind, message: impl Into<String>) -> Answer {
+    let mut b = Vec::new();
+    GatewayError::new(kind, message).write_openai_body(&mut b);
+    (kind.status(), response::JSON, b)
+}
+
+/// Whether the call carries the master key; the error to answer when it does not.
+fn authorize(call: &Call<'_>, master: Option<&crate::config::Secret>) -> Result<(), Answer> {
+    let Some(master) = master else {
+        return Err(error(
+            Kind::Forbidden,
+            "the admin API is off: set server.master_key to use it",
+        ));
+    };
+    let Some(presented) = call.bearer.filter(|b| !b.is_empty()) else {
+        return Err(error(
+            Kind::Unauthorized,
+            "missing master key: send Authorization: Bearer <master key>",
+        ));
+    };
+    // Hash both so the comparison is over equal lengths and constant in time.
+    let (a, b) = (
+        crate::auth::digest(presented),
+        crate::auth::digest(master.expose().as_bytes()),
+    );
+    let diff = a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    if std::hint::black_box(diff) != 0 {
+        return Err(error(Kind::Unauthorized, "invalid master key"));
+    }
+    Ok(())
+}
+
+async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
+    let config = handle.config();
+    let master = config.server.master_key.as_ref();
+    let shards = handle.shard_count();
+    match (call.method, call.path) {
+        (Method::Get, "/health") => (200, response::JSON, br#"{"status":"ok"}"#.to_vec()),
+        (Method::Get, "/ready") => {
+            let up = handle.ready.load(Ordering::SeqCst);
+            let draining = handle.draining.load(Ordering::SeqCst);
+            let (status, why) = match (up == shards, draining) {
+                (true, false) => (200, "ready"),
+                (_, true) => (503, "draining"),
+                (false, false) => (503, "starting"),
+            };
+            let body = format!(r#"{{"status":"{why}","shards":{up}}}"#).into_bytes();
+            (status, response::JSON, body)
+        }
+        (Method::Get, "/metrics") => {
+            if config.server.metrics_auth
+                && let Err(refused) = authorize(call, master)
+            {
+                return refused;
+            }
+            let merged = handle.metrics().await;
+            let names = &config.labels.names;
+            let text = merged.render(names, shards, crate::sys::process_cpu_micros());
             (200, "text/plain; version=0.0.4", text.into_bytes())
         }
-        _ => {
-            let mut b = Vec::new();
-            GatewayError::new(Kind::NotFound, format!("unknown admin path {path}"))
-                .write_openai_body(&mut b);
-            (404, response::JSON, b)
+        (Method::Post, "/config/reload") => {
+            if let Err(refused) = authorize(call, master) {
+                return refused;
+            }
+            reload(handle).await
         }
+        (_, "/health" | "/ready" | "/metrics") => {
+            error(Kind::MethodNotAllowed, format!("{} takes GET", call.path))
+        }
+        (_, "/config/reload") => error(Kind::MethodNotAllowed, "/config/reload takes POST"),
+        (method, path) if api::serves(path) => {
+            if let Err(refused) = authorize(call, master) {
+                return refused;
+            }
+            let (reply, rx) = flume::bounded(1);
+            let sent = handle.send(Command::Api {
+                method: match method {
+                    Method::Get => "GET",
+                    Method::Post => "POST",
+                    Method::Other => "OTHER",
+                }
+                .to_owned(),
+                path: path.to_owned(),
+                query: call.query.to_owned(),
+                body: call.body.to_vec(),
+                reply,
+            });
+            match await_control(sent, rx).await {
+                Ok(r) => (r.status, response::JSON, r.body),
+                Err(e) => e,
+            }
+        }
+        (_, path) => error(Kind::NotFound, format!("unknown admin path {path}")),
+    }
+}
+
+async fn reload(handle: &control::Handle) -> Answer {
+    let (reply, rx) = flume::bounded(1);
+    let sent = handle.send(Command::Reload(Some(reply)));
+    match await_control(sent, rx).await {
+        Ok(Ok(r)) => (200, response::JSON, r.to_json().into_bytes()),
+        Ok(Err(problems)) => {
+            let mut b = Vec::with_capacity(256);
+            b.extend_from_slice(br#"{"error":{"message":"#);
+            let first = problems.0.first().map_or("", String::as_str);
+            let message = format!(
+                "config refused ({} problem{}); the current config keeps serving: {first}",
+                problems.0.len(),
+                if problems.0.len() == 1 { "" } else { "s" }
+            );
+            crate::json::push_str(&mut b, &message);
+            b.extend_from_slice(br#","type":"invalid_request_error","param":null,"code":"invalid_config","problems":["#);
+            for (i, p) in problems.0.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                crate::json::push_str(&mut b, p);
+            }
+            b.extend_from_slice(b"]}}");
+            (400, response::JSON, b)
+        }
+        Err(e) => e,
+    }
+}
+
+async fn await_control<T>(sent: bool, rx: flume::Receiver<T>) -> Result<T, Answer> {
+    let gone = || error(Kind::Overloaded, "the control thread is not answering");
+    if !sent {
+        return Err(gone());
+    }
+    match monoio::time::timeout(CONTROL_TIMEOUT, rx.recv_async()).await {
+        Ok(Ok(v)) => Ok(v),
+        _ => Err(gone()),
     }
 }

@@ -1,47 +1,32 @@
 //! Virtual keys: who is calling, and which model aliases they may use.
 //!
-//! Keys are stored only as SHA-256 hashes. A presented key is hashed, the candidate is found by
+//! The control thread builds one [`KeyTable`] from the config file's keys and the store's, and
+//! publishes it to every shard apart from the config generation, so a key change never
+//! rebuilds routing. A request takes the shard's current table once and keeps it to its end.
+//!
+//! Keys are kept only as SHA-256 hashes. A presented key is hashed, the candidate is found by
 //! hash, and the match is confirmed with a constant-time comparison of the two digests, so
-//! neither the lookup nor the comparison leaks how much of a key was right.
+//! neither the lookup nor the comparison leaks how much of a key was right. Blocked and
+//! expired keys stay in the table so the caller learns why it was refused.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{GatewayError, Kind};
 
 /// The caller a request runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Principal {
-    /// `keys` is empty: the gateway runs open (and said so loudly at start).
+    /// The table is open (no keys anywhere, no master key): said loudly at start.
     Anonymous,
-    Key(usize),
+    /// An entry of the table the request took.
+    Key(u32),
 }
 
-#[derive(Debug)]
-pub struct KeyEntry {
-    pub name: String,
-    /// Model indices this key may use; `None` = all.
-    allowed: Option<Vec<usize>>,
-}
+pub type Digest = [u8; 32];
 
-impl KeyEntry {
-    pub fn new(name: String, allowed: Option<Vec<usize>>) -> Self {
-        KeyEntry { name, allowed }
-    }
-
-    pub fn may_use(&self, model: usize) -> bool {
-        self.allowed.as_ref().is_none_or(|a| a.contains(&model))
-    }
-}
-
-type Digest = [u8; 32];
-
-#[derive(Debug, Default)]
-pub struct KeyTable {
-    entries: Vec<KeyEntry>,
-    by_hash: HashMap<Digest, usize>,
-}
-
-fn digest(key: &[u8]) -> Digest {
+/// SHA-256 of a key secret: how keys are stored and looked up.
+pub fn digest(key: &[u8]) -> Digest {
     let d = ring::digest::digest(&ring::digest::SHA256, key);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
@@ -53,21 +38,122 @@ fn constant_time_eq(a: &Digest, b: &Digest) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// One key as control describes it (from the config file or the store).
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    /// Stable id: the store's `key_…`, or `config:<name>`.
+    pub id: String,
+    /// Shown in the access log: the alias, else the id.
+    pub name: String,
+    pub team: Option<String>,
+    pub hash: Digest,
+    /// A rotated-out secret that still works until this unix time (ms).
+    pub previous: Option<(Digest, i64)>,
+    /// Aliases the key may use; `None`: all.
+    pub models: Option<Vec<String>>,
+    /// Aliases its team may use; `None`: all.
+    pub team_models: Option<Vec<String>>,
+    pub expires_ms: Option<i64>,
+    pub blocked: bool,
+    pub team_blocked: bool,
+    /// Last use, unix seconds (carried from the store or the previous table).
+    pub last_used_s: u64,
+}
+
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub id: Box<str>,
+    pub name: Box<str>,
+    pub team: Option<Box<str>>,
+    models: Option<Box<[Box<str>]>>,
+    team_models: Option<Box<[Box<str>]>>,
+    expires_ms: Option<i64>,
+    blocked: bool,
+    team_blocked: bool,
+    /// Unix seconds of the last successful authentication; written at most once a second
+    /// per shard (a relaxed load first), read by control to persist it.
+    last_used: AtomicU64,
+}
+
+impl KeyEntry {
+    fn allows(list: &Option<Box<[Box<str>]>>, alias: &str) -> bool {
+        list.as_ref()
+            .is_none_or(|l| l.iter().any(|m| &**m == alias))
+    }
+
+    pub fn may_use(&self, alias: &str) -> bool {
+        Self::allows(&self.models, alias) && Self::allows(&self.team_models, alias)
+    }
+
+    pub fn last_used_s(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    entry: u32,
+    /// For a rotated-out secret: until when (unix ms) it still works.
+    until_ms: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    entries: Vec<KeyEntry>,
+    by_hash: HashMap<Digest, Slot>,
+    open: bool,
+}
+
 impl KeyTable {
-    pub fn insert(&mut self, entry: KeyEntry, key: &str) -> Result<(), String> {
-        if self.entries.iter().any(|e| e.name == entry.name) {
-            return Err(format!("duplicate key name {:?}", entry.name));
+    /// A table of `specs`; `open` (no key anywhere and no master key) admits every request.
+    /// Specs whose secret collides with an earlier one are left out and named in the result.
+    pub fn build(specs: Vec<KeySpec>, open: bool) -> (KeyTable, Vec<String>) {
+        let mut t = KeyTable {
+            entries: Vec::with_capacity(specs.len()),
+            by_hash: HashMap::with_capacity(specs.len()),
+            open: open && specs.is_empty(),
+        };
+        let mut refused = Vec::new();
+        for s in specs {
+            if t.by_hash.contains_key(&s.hash) {
+                refused.push(s.id);
+                continue;
+            }
+            let entry = t.entries.len() as u32;
+            t.by_hash.insert(
+                s.hash,
+                Slot {
+                    entry,
+                    until_ms: None,
+                },
+            );
+            if let Some((old, until)) = s.previous
+                && !t.by_hash.contains_key(&old)
+            {
+                t.by_hash.insert(
+                    old,
+                    Slot {
+                        entry,
+                        until_ms: Some(until),
+                    },
+                );
+            }
+            let boxed = |l: Option<Vec<String>>| {
+                l.map(|l| l.into_iter().map(String::into_boxed_str).collect())
+            };
+            t.entries.push(KeyEntry {
+                id: s.id.into(),
+                name: s.name.into(),
+                team: s.team.map(String::into_boxed_str),
+                models: boxed(s.models),
+                team_models: boxed(s.team_models),
+                expires_ms: s.expires_ms,
+                blocked: s.blocked,
+                team_blocked: s.team_blocked,
+                last_used: AtomicU64::new(s.last_used_s),
+            });
         }
-        let d = digest(key.as_bytes());
-        if self.by_hash.contains_key(&d) {
-            return Err(format!(
-                "key {:?} has the same secret as another key",
-                entry.name
-            ));
-        }
-        self.by_hash.insert(d, self.entries.len());
-        self.entries.push(entry);
-        Ok(())
+        (t, refused)
     }
 
     pub fn len(&self) -> usize {
@@ -78,85 +164,94 @@ impl KeyTable {
         self.entries.is_empty()
     }
 
-    pub fn get(&self, i: usize) -> &KeyEntry {
-        &self.entries[i]
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
-    /// Resolves a presented key (from `Authorization: Bearer` or `x-api-key`).
-    pub fn authenticate(&self, presented: Option<&[u8]>) -> Result<Principal, GatewayError> {
-        if self.entries.is_empty() {
+    pub fn entries(&self) -> &[KeyEntry] {
+        &self.entries
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&KeyEntry> {
+        self.entries.iter().find(|e| &*e.id == id)
+    }
+
+    /// Resolves a presented key (from `Authorization: Bearer` or `x-api-key`) at `now_ms`.
+    pub fn authenticate(
+        &self,
+        presented: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<Principal, GatewayError> {
+        if self.open {
             return Ok(Principal::Anonymous);
         }
+        let refuse = |msg: &str| Err(GatewayError::new(Kind::Unauthorized, msg.to_owned()));
         let Some(key) = presented.filter(|k| !k.is_empty()) else {
-            return Err(GatewayError::new(
-                Kind::Unauthorized,
-                "missing API key: send Authorization: Bearer <key> or x-api-key",
-            ));
+            return refuse("missing API key: send Authorization: Bearer <key> or x-api-key");
         };
         let d = digest(key);
-        match self.by_hash.get_key_value(&d) {
-            Some((stored, &i)) if constant_time_eq(stored, &d) => Ok(Principal::Key(i)),
-            _ => Err(GatewayError::new(Kind::Unauthorized, "invalid API key")),
+        let slot = match self.by_hash.get_key_value(&d) {
+            Some((stored, slot)) if constant_time_eq(stored, &d) => *slot,
+            _ => return refuse("invalid API key"),
+        };
+        let e = &self.entries[slot.entry as usize];
+        if slot.until_ms.is_some_and(|until| now_ms >= until) {
+            return refuse("invalid API key: it was rotated and its grace period is over");
+        }
+        if e.blocked {
+            return refuse("this API key is blocked");
+        }
+        if e.team_blocked {
+            return Err(GatewayError::new(
+                Kind::Unauthorized,
+                format!(
+                    "this API key's team {:?} is blocked",
+                    e.team.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        if let Some(at) = e.expires_ms.filter(|&at| now_ms >= at) {
+            return Err(GatewayError::new(
+                Kind::Unauthorized,
+                format!(
+                    "this API key expired at {}",
+                    crate::observe::time::iso8601(at)
+                ),
+            ));
+        }
+        let now_s = (now_ms / 1000).max(0) as u64;
+        if e.last_used.load(Ordering::Relaxed) < now_s {
+            e.last_used.store(now_s, Ordering::Relaxed);
+        }
+        Ok(Principal::Key(slot.entry))
+    }
+
+    pub fn entry(&self, who: Principal) -> Option<&KeyEntry> {
+        match who {
+            Principal::Anonymous => None,
+            Principal::Key(i) => self.entries.get(i as usize),
         }
     }
 
-    pub fn may_use(&self, who: Principal, model: usize) -> bool {
-        match who {
-            Principal::Anonymous => true,
-            Principal::Key(i) => self.entries[i].may_use(model),
-        }
+    pub fn may_use(&self, who: Principal, alias: &str) -> bool {
+        self.entry(who).is_none_or(|e| e.may_use(alias))
     }
 
     pub fn name(&self, who: Principal) -> &str {
-        match who {
-            Principal::Anonymous => "anonymous",
-            Principal::Key(i) => &self.entries[i].name,
-        }
+        self.entry(who).map_or("anonymous", |e| &e.name)
     }
+
+    pub fn team(&self, who: Principal) -> Option<&str> {
+        self.entry(who).and_then(|e| e.team.as_deref())
+    }
+}
+
+/// Now, in unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table() -> KeyTable {
-        let mut t = KeyTable::default();
-        t.insert(KeyEntry::new("a".into(), None), "sk-a").unwrap();
-        t.insert(KeyEntry::new("b".into(), Some(vec![1])), "sk-b")
-            .unwrap();
-        t
-    }
-
-    #[test]
-    fn resolves_known_keys_and_rejects_others() {
-        let t = table();
-        assert_eq!(t.authenticate(Some(b"sk-a")), Ok(Principal::Key(0)));
-        assert_eq!(t.authenticate(Some(b"sk-b")), Ok(Principal::Key(1)));
-        assert_eq!(
-            t.authenticate(Some(b"sk-c")).unwrap_err().kind,
-            Kind::Unauthorized
-        );
-        assert_eq!(t.authenticate(None).unwrap_err().kind, Kind::Unauthorized);
-        assert_eq!(
-            t.authenticate(Some(b"")).unwrap_err().kind,
-            Kind::Unauthorized
-        );
-    }
-
-    #[test]
-    fn model_allow_list() {
-        let t = table();
-        assert!(t.may_use(Principal::Key(0), 7));
-        assert!(t.may_use(Principal::Key(1), 1));
-        assert!(!t.may_use(Principal::Key(1), 0));
-    }
-
-    #[test]
-    fn empty_table_is_open_and_duplicates_are_refused() {
-        let mut t = KeyTable::default();
-        assert_eq!(t.authenticate(None), Ok(Principal::Anonymous));
-        t.insert(KeyEntry::new("a".into(), None), "x").unwrap();
-        assert!(t.insert(KeyEntry::new("a".into(), None), "y").is_err());
-        assert!(t.insert(KeyEntry::new("b".into(), None), "x").is_err());
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@
 //! deserialiser trips over. Secrets are resolved here, once, on the control thread; the snapshot
 //! holds them and nothing on the request path reads the environment or the disk.
 
+pub mod labels;
 mod parse;
 pub mod routes;
 mod secret;
@@ -16,13 +17,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use labels::{LabelNames, Labels};
 pub use routes::{
     BreakerPolicy, FallbackOn, HealthPolicy, HedgePolicy, Probe, RetryPolicy, RouteTimeouts, Rule,
     Strategy, When,
 };
 pub use secret::Secret;
 
-use crate::auth::KeyTable;
 use crate::providers::Protocol;
 use crate::providers::family::Vendor;
 
@@ -38,7 +39,29 @@ pub struct Snapshot {
     pub origins: Vec<Origin>,
     pub models: Vec<Model>,
     pub model_index: HashMap<String, usize>,
-    pub keys: KeyTable,
+    /// Keys from the config file (read-only; the store's keys are published apart from config).
+    pub keys: Vec<ConfigKey>,
+    pub store: StoreConfig,
+    /// Metric label ids (see [`labels`]); `load_str` assigns fresh ones, a reload the previous
+    /// generation's.
+    pub labels: Labels,
+}
+
+/// A key from the config file's `keys:` list.
+#[derive(Debug, Clone)]
+pub struct ConfigKey {
+    pub name: String,
+    pub hash: crate::auth::Digest,
+    /// Aliases it may use; `None`: all.
+    pub models: Option<Vec<String>>,
+}
+
+/// Where the store (keys, teams) lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// No `store:` section: in memory, lost on exit (said at start).
+    Memory,
+    File(PathBuf),
 }
 
 impl Snapshot {
@@ -75,6 +98,10 @@ pub struct Server {
     /// Largest single upstream SSE event.
     pub max_event_bytes: usize,
     pub access_log: AccessLog,
+    /// The admin API's bearer secret; without one the key and team endpoints are off.
+    pub master_key: Option<Secret>,
+    /// `/metrics` needs the master key too (`server.metrics_auth: master_key`).
+    pub metrics_auth: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +300,9 @@ impl std::error::Error for Problems {}
 
 /// Parses and validates config text. `env` resolves `{ env: NAME }` secrets.
 pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Snapshot, Problems> {
-    parse::parse(text, env)
+    let mut snap = parse::parse(text, env)?;
+    snap.labels = Labels::assign(&snap, None);
+    Ok(snap)
 }
 
 /// Reads a config file (or the embedded default when `path` is `None`) with the process environment.

@@ -10,8 +10,10 @@ use yaml_rust2::Yaml;
 use yaml_rust2::yaml::Hash;
 
 use super::wire;
-use super::{AccessLog, Origin, Problems, Provider, Secret, Server, Shards, Snapshot, Timeouts};
-use crate::auth::{KeyEntry, KeyTable};
+use super::{
+    AccessLog, ConfigKey, Origin, Problems, Provider, Secret, Server, Shards, Snapshot,
+    StoreConfig, Timeouts,
+};
 use crate::providers::Protocol;
 use crate::providers::family::{self, PathStyle, Vendor};
 
@@ -218,13 +220,18 @@ impl Walker<'_> {
     fn snapshot(&mut self, root: &Yaml) -> Snapshot {
         let empty = Hash::new();
         let h = self
-            .mapping(root, "", &["server", "providers", "models", "keys"])
+            .mapping(
+                root,
+                "",
+                &["server", "providers", "models", "keys", "store"],
+            )
             .unwrap_or(&empty);
         let server = self.server(get(h, "server"));
         let mut origins = Vec::new();
         let providers = self.providers(get(h, "providers"), &mut origins);
         let (models, model_index) = self.models(get(h, "models"), &providers);
         let keys = self.keys(get(h, "keys"), &model_index);
+        let store = self.store(get(h, "store"));
         Snapshot {
             server,
             providers,
@@ -232,6 +239,8 @@ impl Walker<'_> {
             models,
             model_index,
             keys,
+            store,
+            labels: Default::default(),
         }
     }
 
@@ -255,6 +264,8 @@ impl Walker<'_> {
             max_response_bytes: 64 << 20,
             max_event_bytes: 1 << 20,
             access_log: AccessLog::Stdout,
+            master_key: None,
+            metrics_auth: false,
         };
         let Some(y) = y else { return s };
         let allowed = [
@@ -276,6 +287,8 @@ impl Walker<'_> {
             "max_response_bytes",
             "max_event_bytes",
             "access_log",
+            "master_key",
+            "metrics_auth",
         ];
         let Some(h) = self.mapping(y, "server", &allowed) else {
             return s;
@@ -366,6 +379,21 @@ impl Walker<'_> {
             if let Some(n) = get(h, name).and_then(|y| self.uint(y, &path, min)) {
                 *field = n as usize;
             }
+        }
+        if let Some(y) = get(h, "master_key") {
+            s.master_key = self.secret(y, "server.master_key");
+            if s.master_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
+                self.problem("server.master_key", "must be at least 16 characters");
+            }
+        }
+        match get(h, "metrics_auth") {
+            None => {}
+            Some(Yaml::String(v)) if v == "none" => s.metrics_auth = false,
+            Some(Yaml::String(v)) if v == "master_key" => s.metrics_auth = true,
+            Some(_) => self.problem("server.metrics_auth", "expected none or master_key"),
+        }
+        if s.metrics_auth && s.master_key.is_none() {
+            self.problem("server.metrics_auth", "master_key needs server.master_key");
         }
         match get(h, "access_log") {
             None => {}
@@ -705,17 +733,17 @@ impl Walker<'_> {
         Some((Some(idx), base_path))
     }
 
-    fn keys(&mut self, y: Option<&Yaml>, models: &HashMap<String, usize>) -> KeyTable {
-        let mut table = KeyTable::default();
+    fn keys(&mut self, y: Option<&Yaml>, models: &HashMap<String, usize>) -> Vec<ConfigKey> {
+        let mut keys: Vec<ConfigKey> = Vec::new();
         let list = match y {
-            None | Some(Yaml::Null) => return table,
+            None | Some(Yaml::Null) => return keys,
             Some(Yaml::Array(list)) => list,
             Some(other) => {
                 self.problem(
                     "keys",
                     format_args!("expected a list, found {}", type_name(other)),
                 );
-                return table;
+                return keys;
             }
         };
         for (i, k) in list.iter().enumerate() {
@@ -740,17 +768,18 @@ impl Walker<'_> {
             let allowed = match get(h, "models") {
                 None => None,
                 Some(Yaml::Array(list)) => {
-                    let mut idx = Vec::new();
+                    let mut names = Vec::new();
                     for (j, m) in list.iter().enumerate() {
                         let mp = format!("{path}.models[{j}]");
                         if let Some(alias) = self.string(m, &mp) {
-                            match models.get(&alias) {
-                                Some(&mi) => idx.push(mi),
-                                None => self.problem(&mp, format_args!("no model named {alias:?}")),
+                            if models.contains_key(&alias) {
+                                names.push(alias);
+                            } else {
+                                self.problem(&mp, format_args!("no model named {alias:?}"));
                             }
                         }
                     }
-                    Some(idx)
+                    Some(names)
                 }
                 Some(other) => {
                     self.problem(
@@ -760,14 +789,46 @@ impl Walker<'_> {
                     None
                 }
             };
-            if let (Some(name), Some(secret)) = (name, secret) {
-                let entry = KeyEntry::new(name, allowed);
-                if let Err(e) = table.insert(entry, secret.expose()) {
-                    self.problem(&path, e);
-                }
+            let (Some(name), Some(secret)) = (name, secret) else {
+                continue;
+            };
+            let hash = crate::auth::digest(secret.expose().as_bytes());
+            if keys.iter().any(|k| k.name == name) {
+                self.problem(&path, format_args!("duplicate key name {name:?}"));
+            } else if keys.iter().any(|k| k.hash == hash) {
+                self.problem(
+                    &path,
+                    format_args!("key {name:?} has the same secret as another key"),
+                );
+            } else {
+                keys.push(ConfigKey {
+                    name,
+                    hash,
+                    models: allowed,
+                });
             }
         }
-        table
+        keys
+    }
+
+    fn store(&mut self, y: Option<&Yaml>) -> StoreConfig {
+        let Some(y) = y else {
+            return StoreConfig::Memory;
+        };
+        let Some(h) = self.mapping(y, "store", &["path", "memory"]) else {
+            return StoreConfig::Memory;
+        };
+        match (get(h, "path"), get(h, "memory")) {
+            (Some(p), None) => self
+                .string(p, "store.path")
+                .filter(|p| !p.is_empty())
+                .map_or(StoreConfig::Memory, |p| StoreConfig::File(PathBuf::from(p))),
+            (None, Some(Yaml::Boolean(true))) => StoreConfig::Memory,
+            _ => {
+                self.problem("store", "expected { path: FILE } or { memory: true }");
+                StoreConfig::Memory
+            }
+        }
     }
 }
 

@@ -1,13 +1,17 @@
 //! Per-shard metrics. Each shard records into its own counters and hdrhistograms with plain
 //! arithmetic (no atomics, no locks); a scrape asks every shard for a copy over its control
 //! queue, merges the copies and renders Prometheus text.
+//!
+//! Aliases, targets and providers are recorded by their stable label ids
+//! ([`crate::config::Labels`]), never by position in a generation, so series survive reloads
+//! and shards on different generations merge correctly.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 
-use crate::config::Snapshot;
+use crate::config::LabelNames;
 use crate::error::Kind;
 use crate::providers::Usage;
 
@@ -24,22 +28,26 @@ pub struct ShardMetrics {
     requests: HashMap<(u32, u32, u16), u64>,
     errors: HashMap<Kind, u64>,
     upstream_errors: HashMap<(u32, Kind), u64>,
-    duration: Vec<Histogram<u64>>,
-    ttfb: Vec<Histogram<u64>>,
+    /// By alias label id; allocated on an alias's first request.
+    duration: Vec<Option<Histogram<u64>>>,
+    /// Requests that failed before a model was known.
+    duration_none: Histogram<u64>,
+    /// By provider label id.
+    ttfb: Vec<Option<Histogram<u64>>>,
     overhead: Histogram<u64>,
     tokens: Vec<(u64, u64)>,
-    /// Upstream attempts by (alias, target, result code or "ok").
-    attempts: HashMap<(u32, u16, &'static str), u64>,
+    /// Upstream attempts by (target label, result code or "ok").
+    attempts: HashMap<(u32, &'static str), u64>,
     /// Attempts after the first, by alias.
     retries: HashMap<u32, u64>,
     /// Fallbacks by (from alias, to alias).
     fallbacks: HashMap<(u32, u32), u64>,
-    /// Circuit-breaker trips by (alias, target).
-    breaker_trips: HashMap<(u32, u16), u64>,
-    /// Hedges sent by (alias, target hedged to, whether the hedge won the race).
-    hedges: HashMap<(u32, u16, bool), u64>,
-    /// Health-check probes by (alias, target, result).
-    probes: HashMap<(u32, u16, &'static str), u64>,
+    /// Circuit-breaker trips by target label.
+    breaker_trips: HashMap<u32, u64>,
+    /// Hedges sent by (target label hedged to, whether the hedge won the race).
+    hedges: HashMap<(u32, bool), u64>,
+    /// Health-check probes by (target label, result).
+    probes: HashMap<(u32, &'static str), u64>,
     pub inflight: i64,
     pub connections_open: i64,
     pub connections_total: u64,
@@ -52,7 +60,13 @@ pub struct ShardMetrics {
     pub panics: u64,
 }
 
-/// One request, as the settle stage reports it.
+impl Default for ShardMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One request, as the settle stage reports it (`model` and `provider` are label ids).
 pub struct Sample {
     pub model: u32,
     pub provider: u32,
@@ -65,16 +79,16 @@ pub struct Sample {
 }
 
 impl ShardMetrics {
-    pub fn new(snapshot: &Snapshot) -> Self {
+    pub fn new() -> Self {
         ShardMetrics {
             requests: HashMap::new(),
             errors: HashMap::new(),
             upstream_errors: HashMap::new(),
-            // One extra slot for requests without a known model.
-            duration: (0..=snapshot.models.len()).map(|_| histogram()).collect(),
-            ttfb: snapshot.providers.iter().map(|_| histogram()).collect(),
+            duration: Vec::new(),
+            duration_none: histogram(),
+            ttfb: Vec::new(),
             overhead: histogram(),
-            tokens: vec![(0, 0); snapshot.models.len()],
+            tokens: Vec::new(),
             attempts: HashMap::new(),
             retries: HashMap::new(),
             fallbacks: HashMap::new(),
@@ -102,20 +116,24 @@ impl ShardMetrics {
                 *self.upstream_errors.entry((s.provider, k)).or_default() += 1;
             }
         }
-        let slot = if s.model == NONE {
-            self.duration.len() - 1
+        let h = if s.model == NONE {
+            &mut self.duration_none
         } else {
-            s.model as usize
+            slot(&mut self.duration, s.model)
         };
-        let _ = self.duration[slot].record(s.total_us.max(1));
+        let _ = h.record(s.total_us.max(1));
         if let (Some(t), true) = (s.ttfb_us, s.provider != NONE) {
-            let _ = self.ttfb[s.provider as usize].record(t.max(1));
+            let _ = slot(&mut self.ttfb, s.provider).record(t.max(1));
         }
         if s.model != NONE {
             let overhead = s.total_us.saturating_sub(s.upstream_us.unwrap_or(0));
             let _ = self.overhead.record(overhead.max(1));
             if let Some(u) = s.usage {
-                let t = &mut self.tokens[s.model as usize];
+                let i = s.model as usize;
+                if self.tokens.len() <= i {
+                    self.tokens.resize(i + 1, (0, 0));
+                }
+                let t = &mut self.tokens[i];
                 t.0 = t.0.saturating_add(u.input);
                 t.1 = t.1.saturating_add(u.output);
             }
@@ -127,28 +145,28 @@ impl ShardMetrics {
     pub fn attempt(
         &mut self,
         model: u32,
-        target: u16,
+        target: u32,
         result: &'static str,
         retry: bool,
         tripped: bool,
     ) {
-        *self.attempts.entry((model, target, result)).or_default() += 1;
+        *self.attempts.entry((target, result)).or_default() += 1;
         if retry {
             *self.retries.entry(model).or_default() += 1;
         }
         if tripped {
-            *self.breaker_trips.entry((model, target)).or_default() += 1;
+            *self.breaker_trips.entry(target).or_default() += 1;
         }
     }
 
     /// A hedge was sent to `target`; `won`: its answer was the one kept.
-    pub fn hedge(&mut self, model: u32, target: u16, won: bool) {
-        *self.hedges.entry((model, target, won)).or_default() += 1;
+    pub fn hedge(&mut self, target: u32, won: bool) {
+        *self.hedges.entry((target, won)).or_default() += 1;
     }
 
     /// A health-check probe of a target ended with `result` (`ok` or an error kind's code).
-    pub fn probe(&mut self, model: u32, target: u16, result: &'static str) {
-        *self.probes.entry((model, target, result)).or_default() += 1;
+    pub fn probe(&mut self, target: u32, result: &'static str) {
+        *self.probes.entry((target, result)).or_default() += 1;
     }
 
     pub fn fallback(&mut self, from: u32, to: u32) {
@@ -165,13 +183,13 @@ impl ShardMetrics {
         add_counts(&mut self.requests, &o.requests);
         add_counts(&mut self.errors, &o.errors);
         add_counts(&mut self.upstream_errors, &o.upstream_errors);
-        for (a, b) in self.duration.iter_mut().zip(&o.duration) {
-            let _ = a.add(b);
-        }
-        for (a, b) in self.ttfb.iter_mut().zip(&o.ttfb) {
-            let _ = a.add(b);
-        }
+        add_slots(&mut self.duration, &o.duration);
+        let _ = self.duration_none.add(&o.duration_none);
+        add_slots(&mut self.ttfb, &o.ttfb);
         let _ = self.overhead.add(&o.overhead);
+        if self.tokens.len() < o.tokens.len() {
+            self.tokens.resize(o.tokens.len(), (0, 0));
+        }
         for (a, b) in self.tokens.iter_mut().zip(&o.tokens) {
             a.0 = a.0.saturating_add(b.0);
             a.1 = a.1.saturating_add(b.1);
@@ -186,12 +204,11 @@ impl ShardMetrics {
     }
 
     /// Attempts, retries, fallbacks and breaker trips, by alias and target.
-    fn render_routing(&self, o: &mut String, snap: &Snapshot) {
-        let alias = |m: u32| esc(&snap.models[m as usize].alias);
-        let target = |m: u32, t: u16| esc(&snap.models[m as usize].targets[t as usize].name);
+    fn render_routing(&self, o: &mut String, names: &LabelNames) {
+        let alias = |m: u32| esc(name(&names.aliases, m));
         per_target(
             o,
-            snap,
+            names,
             ("shardgate_attempts_total", "result"),
             "Upstream attempts by alias, target and result (ok or error kind).",
             &self.attempts,
@@ -230,8 +247,8 @@ impl ShardMetrics {
         );
         let mut rows: Vec<_> = self.breaker_trips.iter().collect();
         rows.sort();
-        for ((m, t), v) in rows {
-            let (a, n) = (alias(*m), target(*m, *t));
+        for (t, v) in rows {
+            let (a, n) = target_names(names, *t);
             let _ = writeln!(
                 o,
                 "shardgate_breaker_trips_total{{model=\"{a}\",target=\"{n}\"}} {v}"
@@ -239,14 +256,14 @@ impl ShardMetrics {
         }
         per_target(
             o,
-            snap,
+            names,
             ("shardgate_hedges_total", "won"),
             "Hedged requests by alias and the target hedged to; won: the hedge answered first.",
             &self.hedges,
         );
         per_target(
             o,
-            snap,
+            names,
             ("shardgate_health_probes_total", "result"),
             "Active health-check probes by alias, target and result (ok or error kind).",
             &self.probes,
@@ -254,21 +271,9 @@ impl ShardMetrics {
     }
 
     /// Prometheus text exposition of merged metrics.
-    pub fn render(&self, snap: &Snapshot, shards: usize, cpu_micros: u64) -> String {
-        let model = |i: u32| {
-            if i == NONE {
-                ""
-            } else {
-                snap.models[i as usize].alias.as_str()
-            }
-        };
-        let provider = |i: u32| {
-            if i == NONE {
-                ""
-            } else {
-                snap.providers[i as usize].name.as_str()
-            }
-        };
+    pub fn render(&self, names: &LabelNames, shards: usize, cpu_micros: u64) -> String {
+        let model = |i: u32| name(&names.aliases, i);
+        let provider = |i: u32| name(&names.providers, i);
         let mut out = String::with_capacity(4096);
         let o = &mut out;
         header(
@@ -317,37 +322,40 @@ impl ShardMetrics {
                 k.code()
             );
         }
-        self.render_routing(o, snap);
+        self.render_routing(o, names);
         header(
             o,
             "shardgate_request_duration_seconds",
             "summary",
             "Whole request time as the gateway saw it.",
         );
-        for (i, h) in self.duration.iter().enumerate() {
-            let m = if i == snap.models.len() {
-                ""
-            } else {
-                &snap.models[i].alias
-            };
+        let durations = self.duration.iter().enumerate();
+        for (i, h) in durations.filter_map(|(i, h)| Some((i as u32, h.as_ref()?))) {
             summary(
                 o,
                 "shardgate_request_duration_seconds",
-                &format!("model=\"{}\"", esc(m)),
+                &format!("model=\"{}\"", esc(model(i))),
                 h,
             );
         }
+        summary(
+            o,
+            "shardgate_request_duration_seconds",
+            "model=\"\"",
+            &self.duration_none,
+        );
         header(
             o,
             "shardgate_upstream_ttfb_seconds",
             "summary",
             "Time from sending upstream to its response head.",
         );
-        for (i, h) in self.ttfb.iter().enumerate() {
+        let ttfbs = self.ttfb.iter().enumerate();
+        for (i, h) in ttfbs.filter_map(|(i, h)| Some((i as u32, h.as_ref()?))) {
             summary(
                 o,
                 "shardgate_upstream_ttfb_seconds",
-                &format!("provider=\"{}\"", esc(&snap.providers[i].name)),
+                &format!("provider=\"{}\"", esc(provider(i))),
                 h,
             );
         }
@@ -365,7 +373,7 @@ impl ShardMetrics {
             "Tokens by model alias and direction.",
         );
         for (i, (tin, tout)) in self.tokens.iter().enumerate() {
-            let m = esc(&snap.models[i].alias);
+            let m = esc(model(i as u32));
             let _ = writeln!(
                 o,
                 "shardgate_tokens_total{{model=\"{m}\",direction=\"input\"}} {tin}"
@@ -454,20 +462,50 @@ fn add_counts<K: Copy + Eq + std::hash::Hash>(into: &mut HashMap<K, u64>, from: 
     }
 }
 
+/// The name behind label id `i`; empty for [`NONE`] (or an id this registry lacks).
+fn name(names: &[String], i: u32) -> &str {
+    names.get(i as usize).map_or("", String::as_str)
+}
+
+/// A target label's (alias, target) names, escaped.
+fn target_names(names: &LabelNames, t: u32) -> (String, String) {
+    match names.targets.get(t as usize) {
+        Some((a, n)) => (esc(name(&names.aliases, *a)), esc(n)),
+        None => (String::new(), String::new()),
+    }
+}
+
+/// The histogram at label id `i`, allocated on first use.
+fn slot(v: &mut Vec<Option<Histogram<u64>>>, i: u32) -> &mut Histogram<u64> {
+    let i = i as usize;
+    if v.len() <= i {
+        v.resize_with(i + 1, || None);
+    }
+    v[i].get_or_insert_with(histogram)
+}
+
+/// Adds one shard's histograms into the merged ones, slot by slot.
+fn add_slots(into: &mut Vec<Option<Histogram<u64>>>, from: &[Option<Histogram<u64>>]) {
+    for (i, h) in from.iter().enumerate() {
+        if let Some(h) = h {
+            let _ = slot(into, i as u32).add(h);
+        }
+    }
+}
+
 /// A counter family by alias, target and one more label (`name`, `label`), rows sorted.
 fn per_target<L: Ord + Copy + std::fmt::Display>(
     o: &mut String,
-    snap: &Snapshot,
+    names: &LabelNames,
     (name, label): (&str, &str),
     help: &str,
-    counts: &HashMap<(u32, u16, L), u64>,
+    counts: &HashMap<(u32, L), u64>,
 ) {
     header(o, name, "counter", help);
     let mut rows: Vec<_> = counts.iter().collect();
     rows.sort();
-    for ((m, t, l), v) in rows {
-        let model = &snap.models[*m as usize];
-        let (a, n) = (esc(&model.alias), esc(&model.targets[*t as usize].name));
+    for ((t, l), v) in rows {
+        let (a, n) = target_names(names, *t);
         let _ = writeln!(
             o,
             "{name}{{model=\"{a}\",target=\"{n}\",{label}=\"{l}\"}} {v}"

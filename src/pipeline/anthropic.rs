@@ -2,12 +2,12 @@
 //! of Anthropic's SDKs (Claude Code among them). After the path the stages are the shared ones
 //! ([`super::proxy`]); every error comes back in Anthropic's shape.
 
+use super::Env;
 use super::{Ctx, Outcome, Scratch};
 use crate::error::{GatewayError, Kind};
 use crate::http::conn::Conn;
 use crate::http::request::{Head, Method};
 use crate::providers::Endpoint;
-use crate::runtime::shard::Shard;
 
 fn without_query(path: &[u8]) -> &[u8] {
     match memchr::memchr(b'?', path) {
@@ -45,12 +45,12 @@ fn route(method: Method, path: &[u8]) -> Result<Endpoint, GatewayError> {
 
 /// The Anthropic ingress: the path, then the shared proxy stages.
 pub(super) async fn run(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     head: &Head,
     ctx: &mut Ctx,
 ) -> Result<Outcome, GatewayError> {
     let endpoint = route(head.method, &conn.rbuf[head.path.clone()])?;
-    super::proxy(shard, conn, scratch, head, ctx, endpoint).await
+    super::proxy(env, conn, scratch, head, ctx, endpoint).await
 }

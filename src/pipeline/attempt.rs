@@ -11,6 +11,7 @@
 //! model spliced in; otherwise the body goes through the canonical form ([`translate`]). The
 //! built-in mock answers in-process.
 
+use super::Env;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::decode::{Decoded, StreamOptions};
@@ -23,7 +24,6 @@ use crate::providers::canonical::Stamp;
 use crate::providers::translate::{self, Wire};
 use crate::providers::{Endpoint, Protocol, anthropic, head, mock, openai};
 use crate::routing::{self, Facts, Plan, Shortfall};
-use crate::runtime::shard::Shard;
 
 /// Fallback aliases followed at most, so a cycle in the config cannot loop.
 const MAX_FALLBACK_DEPTH: usize = 4;
@@ -46,20 +46,20 @@ pub struct Call<'a> {
 
 /// Routes the request through `ctx.model`'s targets and fallbacks until one answers.
 pub async fn route(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
     call: &Call<'_>,
 ) -> Result<Outcome, GatewayError> {
-    let snap = &shard.snapshot;
+    let snap = env.snapshot;
     let first = ctx.model as usize;
     // The whole request — retries, backoff and fallbacks included — ends by then.
     ctx.deadline = Some(ctx.start + snap.models[first].request_timeout);
     let mut alias = first;
     let mut next_fallback = 0;
     for _ in 0..=MAX_FALLBACK_DEPTH {
-        let e = match try_alias(shard, conn, scratch, ctx, call, alias).await {
+        let e = match try_alias(env, conn, scratch, ctx, call, alias).await {
             Ok(o) => return Ok(o),
             Err(e) => e,
         };
@@ -73,7 +73,7 @@ pub async fn route(
         // a hop the key may not use is skipped (and named in the access log), never taken.
         let model = &snap.models[alias];
         let key = ctx.key;
-        let may_use = |to: usize| key.is_none_or(|k| snap.keys.may_use(k, to));
+        let may_use = |to: usize| key.is_none_or(|k| env.keys.may_use(k, &snap.models[to].alias));
         let to = match model.fallback_for(e.kind) {
             Some(to) if may_use(to) => to,
             Some(to) => {
@@ -94,7 +94,11 @@ pub async fn route(
             },
             None => return Err(e),
         };
-        shard.metrics.borrow_mut().fallback(alias as u32, to as u32);
+        let (from_label, to_label) = (env.alias_label(alias as u32), env.alias_label(to as u32));
+        env.shard
+            .metrics
+            .borrow_mut()
+            .fallback(from_label, to_label);
         log::debug!(
             "request {}: alias {:?} failed ({}); falling back to {:?}",
             String::from_utf8_lossy(ctx.id()),
@@ -115,28 +119,28 @@ pub async fn route(
 
 /// Tries one alias's plan: up to `retry.attempts` targets, with backoff between them.
 async fn try_alias(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
     call: &Call<'_>,
     alias: usize,
 ) -> Result<Outcome, GatewayError> {
-    let model = &shard.snapshot.models[alias];
+    let model = &env.snapshot.models[alias];
     let mut plan = Plan::default();
-    shard.router.borrow_mut().plan(
+    env.router.borrow_mut().plan(
         alias,
         model,
         &call.facts,
         Instant::now(),
-        shard.rand(),
+        env.shard.rand(),
         &mut plan,
     );
     let mut last: Option<GatewayError> = None;
     let mut tries = 0u32;
     let hedging = model.hedge.is_some() && call.endpoint != Endpoint::CountTokens;
     if hedging {
-        shard.router.borrow_mut().earn_hedge(alias);
+        env.router.borrow_mut().earn_hedge(alias);
     }
     // Each target once in plan order, then around again while the retry budget lasts: a retry
     // prefers another target, and repeats one only when no other is left.
@@ -159,8 +163,13 @@ async fn try_alias(
                 .and_then(|e| e.retry_after_s)
                 .map(Duration::from_secs);
             let r = &model.retry;
-            let wait =
-                routing::retry_delay(tries, r.backoff, r.max_backoff, shard.rand(), retry_after);
+            let wait = routing::retry_delay(
+                tries,
+                r.backoff,
+                r.max_backoff,
+                env.shard.rand(),
+                retry_after,
+            );
             if wait > r.max_backoff {
                 // The provider asked for longer than this alias waits: try the next one now.
                 log::debug!("retry-after {wait:?} exceeds the backoff cap; not waiting");
@@ -175,7 +184,7 @@ async fn try_alias(
                 break;
             }
         }
-        if !shard
+        if !env
             .router
             .borrow_mut()
             .admits(alias, model, t, Instant::now())
@@ -193,22 +202,22 @@ async fn try_alias(
             .filter(|&p| {
                 hedging
                     && tries < model.retry.attempts
-                    && networked(shard, model, t)
-                    && networked(shard, model, p)
+                    && networked(env, model, t)
+                    && networked(env, model, p)
             });
         let result = match partner {
             Some(p) => {
                 // Boxed: a race holds two exchanges, and inline it would double the state of
                 // every request, hedged or not.
-                let race = super::hedge::race(shard, conn, scratch, ctx, call, alias, t, p);
+                let race = super::hedge::race(env, conn, scratch, ctx, call, alias, t, p);
                 let raced = Box::pin(race).await;
                 tries += u32::from(raced.hedged);
                 raced.result
             }
             None => {
-                let at = Attempt::start(shard, ctx, alias, t);
-                let result = attempt(shard, conn, scratch, ctx, call, &at).await;
-                record(shard, ctx, &at, Ended::Done(&result));
+                let at = Attempt::start(env, ctx, alias, t);
+                let result = attempt(env, conn, scratch, ctx, call, &at).await;
+                record(env, ctx, &at, Ended::Done(&result));
                 result
             }
         };
@@ -233,9 +242,9 @@ fn within(mut t: crate::config::Timeouts, left: Option<Duration>) -> crate::conf
 }
 
 /// Whether the target is reached over the network (the built-in mock answers in-process).
-fn networked(shard: &Shard, model: &Model, t: usize) -> bool {
+fn networked(env: &Env<'_>, model: &Model, t: usize) -> bool {
     let p = model.targets[t].provider;
-    shard.snapshot.providers[p].protocol != Protocol::Mock
+    env.snapshot.providers[p].protocol != Protocol::Mock
 }
 
 /// An attempt under way: what [`record`] needs to report it.
@@ -249,9 +258,9 @@ pub struct Attempt {
 
 impl Attempt {
     /// Counts the attempt in flight on the router and in the request's attempt list.
-    pub fn start(shard: &Shard, ctx: &mut Ctx, alias: usize, target: usize) -> Attempt {
+    pub fn start(env: &Env<'_>, ctx: &mut Ctx, alias: usize, target: usize) -> Attempt {
         let now = Instant::now();
-        shard.router.borrow_mut().started(alias, target, now);
+        env.router.borrow_mut().started(alias, target, now);
         ctx.upstream_since.get_or_insert(now);
         let retry = ctx.attempts > 0;
         Attempt {
@@ -276,8 +285,8 @@ impl Attempt {
     }
 
     /// Makes this attempt's target the one the response names.
-    pub fn serve(&self, shard: &Shard, ctx: &mut Ctx) {
-        let target = &shard.snapshot.models[self.alias].targets[self.target];
+    pub fn serve(&self, env: &Env<'_>, ctx: &mut Ctx) {
+        let target = &env.snapshot.models[self.alias].targets[self.target];
         ctx.served_model = self.alias as u32;
         ctx.target = self.target as u32;
         ctx.provider = target.provider as u32;
@@ -295,7 +304,7 @@ pub enum Ended<'r> {
 }
 
 /// Reports a finished attempt to the router (health, latency), the metrics and the access log.
-pub fn record(shard: &Shard, ctx: &mut Ctx, at: &Attempt, ended: Ended<'_>) {
+pub fn record(env: &Env<'_>, ctx: &mut Ctx, at: &Attempt, ended: Ended<'_>) {
     let now = Instant::now();
     let (outcome, result) = match ended {
         Ended::Cancelled => (
@@ -325,13 +334,13 @@ pub fn record(shard: &Shard, ctx: &mut Ctx, at: &Attempt, ended: Ended<'_>) {
             Some(e.kind.code()),
         ),
     };
-    let tripped = shard
+    let tripped = env
         .router
         .borrow_mut()
         .finished(at.alias, at.target, outcome, now);
-    shard.metrics.borrow_mut().attempt(
-        at.alias as u32,
-        at.target as u16,
+    env.shard.metrics.borrow_mut().attempt(
+        env.alias_label(at.alias as u32),
+        env.target_label(at.alias, at.target),
         result.unwrap_or("ok"),
         at.retry,
         tripped,
@@ -377,16 +386,16 @@ fn shortfall(model: &Model, plan: &Plan) -> GatewayError {
 
 /// Sends the request to one target and relays the answer.
 async fn attempt(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
     call: &Call<'_>,
     at: &Attempt,
 ) -> Result<Outcome, GatewayError> {
-    let snap = &shard.snapshot;
+    let snap = env.snapshot;
     let target = &snap.models[at.alias].targets[at.target];
-    at.serve(shard, ctx);
+    at.serve(env, ctx);
     let provider = &snap.providers[target.provider];
     if call.endpoint == Endpoint::CountTokens && provider.protocol != Protocol::Anthropic {
         // Only Anthropic counts tokens; any other target's answer is the gateway's estimate.
@@ -412,7 +421,7 @@ async fn attempt(
         return relay::local(snap, conn, ctx, reply, &target.model).await;
     }
     let (leg, dropped) = prepare(
-        shard,
+        env,
         conn.body(call.body_at),
         ctx,
         call,
@@ -421,14 +430,14 @@ async fn attempt(
         scratch,
     )?;
     ctx.dropped = dropped;
-    relay::proxy(shard, conn, scratch, ctx, leg).await
+    relay::proxy(env, conn, scratch, ctx, leg).await
 }
 
 /// Builds target `target_idx`'s upstream request into `scratch.upstream` (using its other
 /// buffers as working space), for a network provider. Returns the leg and the request fields
 /// a translation dropped (for `ctx.dropped`, once this leg is the one that serves).
 pub fn prepare<'s>(
-    shard: &'s Shard,
+    env: &'s Env<'s>,
     body: &[u8],
     ctx: &Ctx,
     call: &Call<'_>,
@@ -437,7 +446,7 @@ pub fn prepare<'s>(
     scratch: &mut Scratch,
 ) -> Result<(relay::Leg<'s>, String), GatewayError> {
     let (endpoint, decoded) = (call.endpoint, call.decoded);
-    let snap = &shard.snapshot;
+    let snap = env.snapshot;
     let model = &snap.models[alias];
     let target = &model.targets[target_idx];
     let provider = &snap.providers[target.provider];
@@ -507,7 +516,7 @@ pub fn prepare<'s>(
         )?;
         // Translation re-encodes (escapes, wraps content in blocks): it may grow a body, within
         // reason. Past twice the body limit something is wrong; nothing that large goes out.
-        let bound = 2 * shard.limits.max_body_bytes + (64 << 10);
+        let bound = 2 * env.shard.limits().max_body_bytes + (64 << 10);
         if scratch.events.len() > bound {
             return Err(GatewayError::new(
                 Kind::PayloadTooLarge,

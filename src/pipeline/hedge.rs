@@ -11,6 +11,7 @@
 //! Each leg builds its request in its own scratch buffers (the second from the shard's pool);
 //! the winner's become the request's, so the relay that follows is the ordinary one.
 
+use super::Env;
 use std::pin::pin;
 use std::time::Instant;
 
@@ -19,7 +20,6 @@ use super::relay::{self, Answer, Leg};
 use super::{Ctx, Outcome, Scratch};
 use crate::error::GatewayError;
 use crate::http::conn::Conn;
-use crate::runtime::shard::Shard;
 
 /// The result of a possibly hedged attempt.
 pub struct Raced {
@@ -45,7 +45,7 @@ enum Finish {
 /// Tries target `a`, hedged with target `b` after the alias's delay.
 #[allow(clippy::too_many_arguments)]
 pub async fn race(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
@@ -54,31 +54,31 @@ pub async fn race(
     a: usize,
     b: usize,
 ) -> Raced {
-    let first = Attempt::start(shard, ctx, alias, a);
+    let first = Attempt::start(env, ctx, alias, a);
     let (leg_a, dropped_a) =
-        match attempt::prepare(shard, conn.body(call.body_at), ctx, call, alias, a, scratch) {
+        match attempt::prepare(env, conn.body(call.body_at), ctx, call, alias, a, scratch) {
             Ok(p) => p,
             Err(e) => {
-                attempt::record(shard, ctx, &first, Ended::Failed(&e));
+                attempt::record(env, ctx, &first, Ended::Failed(&e));
                 return Raced {
                     result: Err(e),
                     hedged: false,
                 };
             }
         };
-    let delay = shard
+    let delay = env
         .router
         .borrow()
         .hedge_delay(alias, a)
         .unwrap_or_default();
-    let mut other = shard.take_scratch();
+    let mut other = env.shard.take_scratch();
     // Set when the hedge goes out: its leg, what its translation dropped, and when.
     let mut hedge_leg: Option<(Leg<'_>, String, Instant)> = None;
     let (wants_stream, body) = (ctx.stream, conn.body(call.body_at));
     let ctx_view: &Ctx = ctx;
     let run = async {
         let mut fa = pin!(relay::exchange(
-            shard,
+            env,
             &mut scratch.upstream,
             &mut scratch.body,
             &leg_a,
@@ -89,17 +89,17 @@ pub async fn race(
             _ = monoio::time::sleep(delay) => {}
         }
         let may = {
-            let mut router = shard.router.borrow_mut();
-            let model = &shard.snapshot.models[alias];
+            let mut router = env.router.borrow_mut();
+            let model = &env.snapshot.models[alias];
             router.admits(alias, model, b, Instant::now()) && router.may_hedge(alias)
         };
         if !may {
             return Finish::Alone(fa.await);
         }
-        let leg = match attempt::prepare(shard, body, ctx_view, call, alias, b, &mut other) {
+        let leg = match attempt::prepare(env, body, ctx_view, call, alias, b, &mut other) {
             Ok((leg, dropped)) => {
                 let now = Instant::now();
-                shard.router.borrow_mut().started(alias, b, now);
+                env.router.borrow_mut().started(alias, b, now);
                 hedge_leg.insert((leg, dropped, now)).0
             }
             Err(e) => {
@@ -108,7 +108,7 @@ pub async fn race(
             }
         };
         let mut fb = pin!(relay::exchange(
-            shard,
+            env,
             &mut other.upstream,
             &mut other.body,
             &leg,
@@ -143,9 +143,9 @@ pub async fn race(
     let Some(finish) = finish else {
         let e = relay::gone();
         for at in std::iter::once(&first).chain(&second) {
-            attempt::record(shard, ctx, at, Ended::Failed(&e));
+            attempt::record(env, ctx, at, Ended::Failed(&e));
         }
-        shard.put_scratch(other);
+        env.shard.put_scratch(other);
         return Raced {
             result: Err(e),
             hedged,
@@ -161,14 +161,14 @@ pub async fn race(
             let second = second.as_ref().expect("a raced hedge went out");
             let other_at = if hedge { &first } else { second };
             match &other {
-                Some(e) => attempt::record(shard, ctx, other_at, Ended::Failed(e)),
-                None => attempt::record(shard, ctx, other_at, Ended::Cancelled),
+                Some(e) => attempt::record(env, ctx, other_at, Ended::Failed(e)),
+                None => attempt::record(env, ctx, other_at, Ended::Cancelled),
             }
             let won = hedge && result.is_ok();
-            shard
+            env.shard
                 .metrics
                 .borrow_mut()
-                .hedge(alias as u32, b as u16, won);
+                .hedge(env.target_label(alias, b), won);
             (hedge, result)
         }
     };
@@ -178,11 +178,11 @@ pub async fn race(
     };
     let result = match result {
         Err(e) => {
-            attempt::record(shard, ctx, decider, Ended::Failed(&e));
+            attempt::record(env, ctx, decider, Ended::Failed(&e));
             Err(e)
         }
         Ok(answer) => {
-            decider.serve(shard, ctx);
+            decider.serve(env, ctx);
             let leg = match hedge_leg.take() {
                 Some((leg, dropped, _)) if hedge => {
                     ctx.dropped = dropped;
@@ -194,11 +194,11 @@ pub async fn race(
                     leg_a
                 }
             };
-            let r = relay::deliver(shard, conn, scratch, ctx, &leg, answer).await;
-            attempt::record(shard, ctx, decider, Ended::Done(&r));
+            let r = relay::deliver(env, conn, scratch, ctx, &leg, answer).await;
+            attempt::record(env, ctx, decider, Ended::Done(&r));
             r
         }
     };
-    shard.put_scratch(other);
+    env.shard.put_scratch(other);
     Raced { result, hedged }
 }

@@ -23,9 +23,11 @@ mod hedge;
 mod openai;
 mod relay;
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use crate::auth::Principal;
+use crate::auth::{KeyTable, Principal};
+use crate::config::Snapshot;
 use crate::error::{GatewayError, Kind};
 use crate::http::conn::Conn;
 use crate::http::request::Head;
@@ -34,27 +36,70 @@ use crate::observe::log::Record;
 use crate::observe::metrics::{NONE, Sample};
 use crate::providers::Usage;
 use crate::providers::translate::Wire;
+use crate::routing::Router;
 use crate::runtime::shard::Shard;
 
-/// Serves one request; returns whether the connection may serve another.
+/// What a request's stages read: the generation and key table it took at its start (so a
+/// reload or key change mid-request cannot mix two of either), and the shard's own services
+/// (metrics, access log, ids, scratch pool).
+pub struct Env<'a> {
+    pub shard: &'a Shard,
+    pub snapshot: &'a Snapshot,
+    pub router: &'a RefCell<Router>,
+    pub upstream: &'a crate::upstream::Client,
+    pub keys: &'a KeyTable,
+}
+
+impl Env<'_> {
+    /// The stable metric label of alias `model` (an index into this generation).
+    pub fn alias_label(&self, model: u32) -> u32 {
+        self.snapshot
+            .labels
+            .alias
+            .get(model as usize)
+            .copied()
+            .unwrap_or(NONE)
+    }
+
+    /// The stable metric label of target `t` of alias `model`.
+    pub fn target_label(&self, model: usize, t: usize) -> u32 {
+        self.snapshot.labels.target[model][t]
+    }
+}
+
+/// Serves one request; returns whether the connection may serve another. The request takes
+/// the shard's current generation and key table here, once.
 pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head: Head) -> bool {
+    let generation = shard.generation();
+    let keys = shard.keys();
+    let env = Env {
+        shard,
+        snapshot: &generation.config,
+        router: &generation.router,
+        upstream: &generation.upstream,
+        keys: &keys,
+    };
+    serve(&env, conn, scratch, head).await
+}
+
+async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head) -> bool {
     let wire = if anthropic::is_own(&conn.rbuf[head.path.clone()]) {
         Wire::Anthropic
     } else {
         Wire::OpenAi
     };
     let client_id = head.request_id.clone().map(|r| &conn.rbuf[r]);
-    let mut ctx = Ctx::new(shard, client_id, head.keep_alive);
+    let mut ctx = Ctx::new(env, client_id, head.keep_alive);
     ctx.wire = wire;
     #[cfg(debug_assertions)]
-    shard.inject_fault(&conn.rbuf[head.path.clone()]);
+    env.shard.inject_fault(&conn.rbuf[head.path.clone()]);
     // The caller counted this request in flight already.
-    let result = if shard.inflight() > shard.snapshot.server.max_inflight as i64 {
-        Err(overloaded(shard))
+    let result = if env.shard.inflight() > env.snapshot.server.max_inflight as i64 {
+        Err(overloaded(env))
     } else {
         match wire {
-            Wire::OpenAi => openai::run(shard, conn, scratch, &head, &mut ctx).await,
-            Wire::Anthropic => anthropic::run(shard, conn, scratch, &head, &mut ctx).await,
+            Wire::OpenAi => openai::run(env, conn, scratch, &head, &mut ctx).await,
+            Wire::Anthropic => anthropic::run(env, conn, scratch, &head, &mut ctx).await,
         }
     };
     let outcome = match result {
@@ -70,7 +115,7 @@ pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head:
                     request_id: ctx.id(),
                     keep_alive: ctx.keep_alive,
                     timing: None,
-                    route: ctx.route(&shard.snapshot),
+                    route: ctx.route(env.snapshot),
                 };
                 response::error(&mut conn.wbuf, &e, &meta, wire);
                 if conn.flush().await.is_err() {
@@ -86,17 +131,17 @@ pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head:
             }
         }
     };
-    settle(shard, &ctx, &conn.rbuf[head.path.clone()], &outcome);
+    settle(env, &ctx, &conn.rbuf[head.path.clone()], &outcome);
     ctx.keep_alive
 }
 
 /// The in-flight cap's refusal: the body is not read, so the connection closes after it.
-fn overloaded(shard: &Shard) -> GatewayError {
+fn overloaded(env: &Env<'_>) -> GatewayError {
     GatewayError::new(
         Kind::Overloaded,
         format!(
             "the gateway is at its limit of {} requests in flight per shard; retry shortly",
-            shard.snapshot.server.max_inflight
+            env.snapshot.server.max_inflight
         ),
     )
     .retry_after(Some(1))
@@ -185,7 +230,7 @@ impl Ctx {
         &self.id[..self.id_len]
     }
 
-    fn new(shard: &Shard, client_id: Option<&[u8]>, keep_alive: bool) -> Ctx {
+    fn new(env: &Env<'_>, client_id: Option<&[u8]>, keep_alive: bool) -> Ctx {
         let mut ctx = Ctx {
             start: Instant::now(),
             id: [0; 128],
@@ -195,7 +240,7 @@ impl Ctx {
             provider: NONE,
             target: 0,
             stream: false,
-            keep_alive: keep_alive && !shard.draining.get(),
+            keep_alive: keep_alive && !env.shard.draining.get(),
             body_read: false,
             wire: Wire::OpenAi,
             dropped: String::new(),
@@ -219,7 +264,7 @@ impl Ctx {
             }
             None => {
                 let mut buf = [0u8; 32];
-                let n = shard.request_id(&mut buf);
+                let n = env.shard.request_id(&mut buf);
                 ctx.id[..n].copy_from_slice(&buf[..n]);
                 ctx.id_len = n;
             }
@@ -309,17 +354,14 @@ pub struct RouteFacts {
 }
 
 impl RouteFacts {
-    pub fn facts<'a>(
-        &'a self,
-        ctx: &Ctx,
-        snap: &'a crate::config::Snapshot,
-    ) -> crate::routing::Facts<'a> {
+    pub fn facts<'a>(&'a self, ctx: &Ctx, keys: &'a KeyTable) -> crate::routing::Facts<'a> {
         crate::routing::Facts {
             tags: &self.tags[..self.tags_len],
             user: std::str::from_utf8(&self.user[..self.user_len])
                 .ok()
                 .filter(|u| !u.is_empty()),
-            team: ctx.key.map(|k| snap.keys.name(k)),
+            // A rule's `team` matches the key's team, or the key's name when it has none.
+            team: ctx.key.map(|k| keys.team(k).unwrap_or(keys.name(k))),
             prompt_tokens: self.prompt_tokens,
             max_tokens: self.max_tokens,
             hash: self.hash,
@@ -329,7 +371,7 @@ impl RouteFacts {
 
 /// Gathers the routing facts of a decoded request.
 fn route_facts(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &Conn,
     head: &Head,
     body_at: &crate::http::conn::Body,
@@ -343,7 +385,7 @@ fn route_facts(
         // About four bytes a token: a rough size for rules and cost estimates.
         prompt_tokens: conn.body(body_at).len() as u64 / 4,
         max_tokens: decoded.max_tokens,
-        hash: shard.rand(),
+        hash: env.shard.rand(),
     };
     if let Some(r) = head.tags.clone() {
         let t = &conn.rbuf[r];
@@ -363,49 +405,52 @@ fn route_facts(
 /// Stages 3–8 of a proxied request, the same for every ingress: authenticate, read and decode
 /// the body, admit the alias, gather the routing facts, then route and relay.
 async fn proxy(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     head: &Head,
     ctx: &mut Ctx,
     endpoint: crate::providers::Endpoint,
 ) -> Result<Outcome, GatewayError> {
-    let snap = &shard.snapshot;
-    let key = snap
-        .keys
-        .authenticate(head.api_key.clone().map(|r| &conn.rbuf[r]))?;
+    let key = authenticate(env, conn, head)?;
     ctx.key = Some(key);
-    let body_at = conn.read_body(head, &shard.limits).await?;
+    let body_at = conn.read_body(head, &env.shard.limits()).await?;
     ctx.body_read = true;
     let body = conn.body(&body_at);
     let decoded = scratch.decoder.decode(body)?;
-    admit(snap, ctx, key, decoded.alias(body))?;
+    admit(env, ctx, key, decoded.alias(body))?;
     ctx.stream = decoded.stream && endpoint.streams();
-    let rf = route_facts(shard, conn, head, &body_at, &decoded);
+    let rf = route_facts(env, conn, head, &body_at, &decoded);
     let call = attempt::Call {
         endpoint,
         body_at: &body_at,
         decoded: &decoded,
-        facts: rf.facts(ctx, snap),
+        facts: rf.facts(ctx, env.keys),
     };
-    attempt::route(shard, conn, scratch, ctx, &call).await
+    attempt::route(env, conn, scratch, ctx, &call).await
+}
+
+/// The authenticate stage: the presented key against the request's key table (401).
+fn authenticate(env: &Env<'_>, conn: &Conn, head: &Head) -> Result<Principal, GatewayError> {
+    let presented = head.api_key.clone().map(|r| &conn.rbuf[r]);
+    env.keys.authenticate(presented, crate::auth::now_ms())
 }
 
 /// The admit stage: the alias exists (404) and the key may use it (403).
 fn admit<'s>(
-    snap: &'s crate::config::Snapshot,
+    env: &Env<'s>,
     ctx: &mut Ctx,
     key: Principal,
     alias: &str,
 ) -> Result<&'s crate::config::Model, GatewayError> {
-    let (idx, model) = snap.model(alias).ok_or_else(|| {
+    let (idx, model) = env.snapshot.model(alias).ok_or_else(|| {
         GatewayError::new(
             Kind::ModelNotFound,
             format!("the model `{alias}` does not exist"),
         )
     })?;
     ctx.model = idx as u32;
-    if !snap.keys.may_use(key, idx) {
+    if !env.keys.may_use(key, &model.alias) {
         return Err(GatewayError::new(
             Kind::Forbidden,
             format!("this key may not use the model `{alias}`"),
@@ -415,13 +460,18 @@ fn admit<'s>(
 }
 
 /// Records metrics and the access-log line for a finished request.
-fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
+fn settle(env: &Env<'_>, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
     let total_us = ctx.elapsed_us();
     let error = outcome.error.as_ref().map(|e| e.kind);
-    let mut m = shard.metrics.borrow_mut();
+    let mut m = env.shard.metrics.borrow_mut();
+    let labels = &env.snapshot.labels;
     m.record(&Sample {
-        model: ctx.model,
-        provider: ctx.provider,
+        model: env.alias_label(ctx.model),
+        provider: labels
+            .provider
+            .get(ctx.provider as usize)
+            .copied()
+            .unwrap_or(NONE),
         status: outcome.status,
         error,
         total_us,
@@ -429,10 +479,10 @@ fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
         ttfb_us: outcome.ttfb_us,
         usage: outcome.usage,
     });
-    if !shard.log.enabled() {
+    if !env.shard.log.enabled() {
         return;
     }
-    let snap = &shard.snapshot;
+    let snap = env.snapshot;
     let model = match ctx.model {
         NONE => "",
         i => snap.models[i as usize].alias.as_str(),
@@ -463,7 +513,7 @@ fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
     let mut line = Vec::with_capacity(400);
     Record {
         request_id: ctx.id(),
-        key: ctx.key.map_or("", |k| snap.keys.name(k)),
+        key: ctx.key.map_or("", |k| env.keys.name(k)),
         method_path: path,
         model,
         provider: if ctx.provider == NONE {
@@ -483,19 +533,28 @@ fn settle(shard: &Shard, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
         not_allowed: &skipped[..ctx.not_allowed_len],
     }
     .write(&mut line);
-    if !shard.log.push(line) {
+    if !env.shard.log.push(line) {
         m.access_log_dropped += 1;
     }
 }
 
 /// Settles a request that failed before its head could be parsed (400/408/431).
 pub fn settle_early(shard: &Shard, id: &[u8], err: &GatewayError) {
-    let mut ctx = Ctx::new(shard, Some(id), false);
+    let generation = shard.generation();
+    let keys = shard.keys();
+    let env = &Env {
+        shard,
+        snapshot: &generation.config,
+        router: &generation.router,
+        upstream: &generation.upstream,
+        keys: &keys,
+    };
+    let mut ctx = Ctx::new(env, Some(id), false);
     ctx.start = Instant::now();
     let outcome = Outcome {
         status: err.kind.status(),
         error: Some(err.clone()),
         ..Outcome::default()
     };
-    settle(shard, &ctx, b"", &outcome);
+    settle(env, &ctx, b"", &outcome);
 }

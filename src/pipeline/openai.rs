@@ -2,16 +2,15 @@
 //! `run` routes the path; proxied endpoints go through the shared stages ([`super::proxy`]),
 //! `/v1/models` is answered here.
 
+use super::Env;
 use super::{Ctx, Outcome, Scratch};
 use crate::auth::Principal;
-use crate::config::Snapshot;
 use crate::error::{GatewayError, Kind};
 use crate::http::conn::Conn;
 use crate::http::request::{Head, Method};
 use crate::http::response::{self, Meta};
 use crate::json;
 use crate::providers::Endpoint;
-use crate::runtime::shard::Shard;
 
 enum Route {
     Models,
@@ -60,20 +59,17 @@ fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
 
 /// The OpenAI ingress: the path, then the shared proxy stages or the models list.
 pub(super) async fn run(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     head: &Head,
     ctx: &mut Ctx,
 ) -> Result<Outcome, GatewayError> {
-    let snap: &Snapshot = &shard.snapshot;
     let route = route(head.method, &conn.rbuf[head.path.clone()])?;
     if let Route::Proxy(endpoint) = route {
-        return super::proxy(shard, conn, scratch, head, ctx, endpoint).await;
+        return super::proxy(env, conn, scratch, head, ctx, endpoint).await;
     }
-    let key = snap
-        .keys
-        .authenticate(head.api_key.clone().map(|r| &conn.rbuf[r]))?;
+    let key = super::authenticate(env, conn, head)?;
     ctx.key = Some(key);
     // GET routes ignore a body; a connection whose body was not read cannot be reused.
     ctx.body_read = !head.chunked && head.content_length.unwrap_or(0) == 0;
@@ -82,11 +78,11 @@ pub(super) async fn run(
         conn.mark_unframed();
     }
     match route {
-        Route::Models => models(conn, ctx, snap, key, None).await,
+        Route::Models => models(conn, ctx, env, key, None).await,
         Route::Model(r) => {
             let start = head.path.start + r.start;
             let id = String::from_utf8_lossy(&conn.rbuf[start..start + r.len()]).into_owned();
-            models(conn, ctx, snap, key, Some(&id)).await
+            models(conn, ctx, env, key, Some(&id)).await
         }
         Route::Proxy(_) => unreachable!("proxied above"),
     }
@@ -96,10 +92,11 @@ pub(super) async fn run(
 async fn models(
     conn: &mut Conn,
     ctx: &mut Ctx,
-    snap: &Snapshot,
+    env: &Env<'_>,
     key: Principal,
     one: Option<&str>,
 ) -> Result<Outcome, GatewayError> {
+    let (snap, keys) = (env.snapshot, env.keys);
     let push = |out: &mut Vec<u8>, alias: &str| {
         out.extend_from_slice(b"{\"id\":");
         json::push_str(out, alias);
@@ -108,7 +105,7 @@ async fn models(
     let mut body = Vec::with_capacity(256);
     if let Some(id) = one {
         match snap.model(id) {
-            Some((i, m)) if snap.keys.may_use(key, i) => push(&mut body, &m.alias),
+            Some((_, m)) if keys.may_use(key, &m.alias) => push(&mut body, &m.alias),
             _ => {
                 return Err(GatewayError::new(
                     Kind::ModelNotFound,
@@ -119,8 +116,8 @@ async fn models(
     } else {
         body.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
         let mut first = true;
-        for (i, m) in snap.models.iter().enumerate() {
-            if snap.keys.may_use(key, i) {
+        for m in &snap.models {
+            if keys.may_use(key, &m.alias) {
                 if !first {
                     body.push(b',');
                 }

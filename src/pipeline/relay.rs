@@ -8,6 +8,7 @@
 //! read), so a client that goes away closes the upstream connection; the watch starts only
 //! once a wait has lasted [`WATCH_AFTER`] (a stream's writes notice a gone client sooner).
 
+use super::Env;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::time::{Duration, Instant};
@@ -22,7 +23,6 @@ use crate::http::sse;
 use crate::providers::canonical::Stamp;
 use crate::providers::translate::{self, StreamTranslator, Wire};
 use crate::providers::{Usage, anthropic, mock, openai};
-use crate::runtime::shard::Shard;
 
 /// How long an upstream wait runs before the client socket is watched. Most waits (a fast
 /// answer, a stream's next event) end sooner, and each watch costs the shard an io_uring poll
@@ -246,7 +246,7 @@ pub struct Answer {
 /// the route stage can retry, hedge, cool the target down or bench it. Bounded by the leg's
 /// total timeout; does not watch the client (the caller does, once for all legs).
 pub async fn exchange(
-    shard: &Shard,
+    env: &Env<'_>,
     request: &mut Vec<u8>,
     body: &mut Vec<u8>,
     leg: &Leg<'_>,
@@ -256,7 +256,7 @@ pub async fn exchange(
     let sent = Instant::now();
     let deadline = monoio::time::Instant::now() + leg.timeouts.total;
     let exchange = async {
-        let mut resp = shard
+        let mut resp = env
             .upstream
             .send(provider, origin, &leg.timeouts, request)
             .await?;
@@ -270,7 +270,7 @@ pub async fn exchange(
             return Ok((resp, ttfb_us, true));
         }
         body.clear();
-        let limit = shard.snapshot.server.max_response_bytes;
+        let limit = env.snapshot.server.max_response_bytes;
         if let Err(e) = resp.read_to_end(body, limit).await {
             if e.kind() == std::io::ErrorKind::FileTooLarge {
                 let what = format!("upstream provider {:?} ({origin}): {e}", provider.name);
@@ -307,7 +307,7 @@ pub async fn exchange(
         same && (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429);
     if !(ok || passthrough) {
         let retry_after = retry_after_secs(resp.retry_after.as_deref());
-        shard.upstream.release(resp, origin);
+        env.upstream.release(resp, origin);
         let mut e =
             translate::classify(provider.protocol.wire(), status, body).retry_after(retry_after);
         e.message = format!(
@@ -327,7 +327,7 @@ pub async fn exchange(
 
 /// Sends the request in `scratch.upstream` and relays the answer, unless the client leaves.
 pub async fn proxy(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
@@ -337,7 +337,7 @@ pub async fn proxy(
     // the client socket per request instead of one per phase.
     let answer = {
         let exchange = pin!(exchange(
-            shard,
+            env,
             &mut scratch.upstream,
             &mut scratch.body,
             &leg,
@@ -346,12 +346,12 @@ pub async fn proxy(
         unless_client_closes(conn, exchange).await
     };
     let answer = answer.ok_or_else(gone)??;
-    deliver(shard, conn, scratch, ctx, &leg, answer).await
+    deliver(env, conn, scratch, ctx, &leg, answer).await
 }
 
 /// Relays an answer from [`exchange`] (whose body, if whole, is in `scratch.body`).
 pub async fn deliver(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
@@ -382,11 +382,11 @@ pub async fn deliver(
             Passage::Translate { include_usage } => {
                 let stamp = stamp(model, provider.default_max_tokens);
                 let t = StreamTranslator::new(upstream_wire, ctx.wire, &stamp, include_usage);
-                Scan::Translate(Box::new(t.bounded(shard.snapshot.server.max_event_bytes)))
+                Scan::Translate(Box::new(t.bounded(env.snapshot.server.max_event_bytes)))
             }
         };
         return stream(
-            shard, conn, scratch, ctx, resp, origin, scan, deadline, sent, ttfb_us,
+            env, conn, scratch, ctx, resp, origin, scan, deadline, sent, ttfb_us,
         )
         .await;
     }
@@ -394,7 +394,7 @@ pub async fn deliver(
     let upstream_us = ctx.upstream_us(sent);
     let content_type = resp.content_type.take();
     let retry_after = resp.retry_after.take();
-    shard.upstream.release(resp, origin);
+    env.upstream.release(resp, origin);
     let ok = (200..300).contains(&status);
     let usage = match (ok, passage, upstream_wire) {
         (false, _, _) => None,
@@ -414,7 +414,7 @@ pub async fn deliver(
                 &stamp,
                 &mut scratch.events,
             )?;
-            let limit = shard.snapshot.server.max_response_bytes;
+            let limit = env.snapshot.server.max_response_bytes;
             if scratch.events.len() > limit {
                 return Err(GatewayError::new(
                     Kind::UpstreamTooLarge,
@@ -435,7 +435,7 @@ pub async fn deliver(
         status,
         ct,
         &scratch.body,
-        &meta(ctx, &shard.snapshot, Some(upstream_us)),
+        &meta(ctx, env.snapshot, Some(upstream_us)),
         &extra[..n],
     );
     conn.flush().await?;
@@ -461,7 +461,7 @@ enum Scan {
 /// Forwards an upstream SSE stream event by event, each write flushed as it comes.
 #[allow(clippy::too_many_arguments)]
 async fn stream(
-    shard: &Shard,
+    env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
     ctx: &mut Ctx,
@@ -478,7 +478,7 @@ async fn stream(
         200,
         response::SSE,
         None,
-        &meta(ctx, &shard.snapshot, Some(ctx.upstream_us(sent))),
+        &meta(ctx, env.snapshot, Some(ctx.upstream_us(sent))),
         &extra[..n],
     );
     // When the first events came in with the upstream's head, the head goes out with them in
@@ -488,7 +488,7 @@ async fn stream(
         conn.flush().await?;
         head_unsent = 0;
     }
-    let mut splitter = sse::Splitter::new(shard.snapshot.server.max_event_bytes);
+    let mut splitter = sse::Splitter::new(env.snapshot.server.max_event_bytes);
     let mut usage: Option<Usage> = None;
     let failure = loop {
         scratch.body.clear();
@@ -593,7 +593,7 @@ async fn stream(
         error: None,
     };
     match failure {
-        None => shard.upstream.release(resp, origin),
+        None => env.upstream.release(resp, origin),
         Some(e) => {
             // Dropping `resp` closes the upstream connection, so the provider stops generating.
             drop(resp);

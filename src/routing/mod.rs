@@ -110,11 +110,29 @@ struct AliasState {
     recent: Vec<Recent>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// A target's in-flight count, shared by the routers of every generation that has the target
+/// (by alias and target name): a request that started under one generation ends under it,
+/// and the next generation's router still sees it in flight.
+#[derive(Debug, Clone, Default)]
+struct InFlight(std::rc::Rc<std::cell::Cell<u32>>);
+
+impl InFlight {
+    fn get(&self) -> u32 {
+        self.0.get()
+    }
+
+    fn set(&self, n: u32) {
+        self.0.set(n)
+    }
+}
+
+/// Cloning shares the in-flight count (see [`InFlight`]): that is what a carried-over target
+/// wants, so a fresh state comes from `Default`, never from cloning another target's.
+#[derive(Debug, Clone, Default)]
 struct TargetState {
     /// Smooth weighted round-robin's "current weight".
     swrr: i64,
-    in_flight: u32,
+    in_flight: InFlight,
     ttfb: PeakEwma,
     total: PeakEwma,
     circuit: Circuit,
@@ -182,6 +200,40 @@ impl Router {
         Router::from_models(&snapshot.models)
     }
 
+    /// The router for a new generation's `models`: an alias and target that `old_models` had
+    /// (by alias name and target name) keeps its state (breaker, latency estimates, cooldown,
+    /// probe verdict) and shares its in-flight count; the rest start fresh.
+    pub fn carried(&self, old_models: &[Model], models: &[Model]) -> Router {
+        let mut next = Router::from_models(models);
+        let old_index: std::collections::HashMap<&str, usize> = old_models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.alias.as_str(), i))
+            .collect();
+        for (m, state) in models.iter().zip(&mut next.models) {
+            let Some((old_m, old)) = old_index
+                .get(m.alias.as_str())
+                .and_then(|&i| Some((old_models.get(i)?, self.models.get(i)?)))
+            else {
+                continue;
+            };
+            state.hedge_tokens = old.hedge_tokens;
+            for (t, ts) in m.targets.iter().zip(&mut state.targets) {
+                if let Some(j) = old_m.targets.iter().position(|o| o.name == t.name) {
+                    *ts = old.targets[j].clone();
+                }
+            }
+            if !state.recent.is_empty() && !old.recent.is_empty() {
+                for (t, r) in m.targets.iter().zip(&mut state.recent) {
+                    if let Some(j) = old_m.targets.iter().position(|o| o.name == t.name) {
+                        *r = old.recent[j];
+                    }
+                }
+            }
+        }
+        next
+    }
+
     /// A router for these aliases (indices as in the slice), all targets fresh and healthy.
     pub fn from_models(models: &[Model]) -> Router {
         Router {
@@ -191,7 +243,9 @@ impl Router {
                     breaker: m.breaker,
                     hedge: m.hedge,
                     hedge_tokens: 1.0,
-                    targets: vec![TargetState::default(); m.targets.len()],
+                    targets: (0..m.targets.len())
+                        .map(|_| TargetState::default())
+                        .collect(),
                     recent: match m.hedge {
                         Some(_) => vec![Recent::default(); m.targets.len()],
                         None => Vec::new(),
@@ -264,7 +318,7 @@ impl Router {
     /// breaker is half-open).
     pub fn started(&mut self, model_idx: usize, target_idx: usize, now: Instant) {
         if let Some(s) = self.state_mut(model_idx, target_idx) {
-            s.in_flight += 1;
+            s.in_flight.set(s.in_flight.get() + 1);
             s.circuit.on_start(now);
         }
     }
@@ -273,7 +327,7 @@ impl Router {
     /// request panicked between `started` and `finished`: its count would otherwise stay.
     pub fn clear_in_flight(&mut self) {
         for s in self.models.iter_mut().flat_map(|m| m.targets.iter_mut()) {
-            s.in_flight = 0;
+            s.in_flight.set(0);
         }
     }
 
@@ -294,7 +348,7 @@ impl Router {
             return false;
         };
         let trips = s.circuit.trips();
-        s.in_flight = s.in_flight.saturating_sub(1);
+        s.in_flight.set(s.in_flight.get().saturating_sub(1));
         match outcome {
             Outcome::Success { ttfb, total } => {
                 s.ttfb.observe(ttfb, now);
@@ -411,7 +465,7 @@ impl Router {
         Some(TargetStatus {
             breaker: s.circuit.state(now),
             trips: s.circuit.trips(),
-            in_flight: s.in_flight,
+            in_flight: s.in_flight.get(),
             benched_for: left(s.benched_until),
             cooling_for: left(s.cooling_until),
             ttfb: s.ttfb.last(),
@@ -453,7 +507,9 @@ impl TargetState {
             }
             self.cooling_until = None;
         }
-        if t.max_concurrent.is_some_and(|max| self.in_flight >= max) {
+        if t.max_concurrent
+            .is_some_and(|max| self.in_flight.get() >= max)
+        {
             return Availability::Saturated;
         }
         Availability::Ready

@@ -82,9 +82,9 @@ fn rank(model: &Model, s: &TargetState, i: usize, facts: &Facts<'_>, now: Instan
         Strategy::Weighted => -weight,
         Strategy::LeastLatency => {
             let est = s.ttfb.estimate(now).unwrap_or(0.0).max(1.0);
-            est * f64::from(s.in_flight + 1) / weight
+            est * f64::from(s.in_flight.get() + 1) / weight
         }
-        Strategy::LeastBusy => f64::from(s.in_flight + 1) / weight,
+        Strategy::LeastBusy => f64::from(s.in_flight.get() + 1) / weight,
         Strategy::Cost => t.price.map_or(f64::INFINITY, |p| {
             let out = facts.max_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS);
             price::estimate(&p, facts.prompt_tokens, out)

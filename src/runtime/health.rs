@@ -4,14 +4,19 @@
 //! a probe instead of by the next user's request.
 //!
 //! Each shard probes for its own router (shards share nothing), so N shards send N probes per
-//! target per interval; the first probes are spread over the interval by shard. A probe is
+//! target per interval; the first probes are spread over the interval by shard. A probe task
+//! belongs to one (alias, target) by name and to what it probes (provider, origin, model,
+//! credentials, policy): a reload that keeps all of that keeps the task, one that changes it
+//! starts a new task, and the old one ends at its next wake. A probe is
 //! `GET …/models` (free) or a one-token chat to the target's model. A 2xx is healthy; a 429
 //! says nothing either way; anything else (connect failure, timeout, 5xx, rejected credentials)
 //! counts as a failure.
 
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::generation::Generation;
 use super::shard::Shard;
 use crate::config::{HealthPolicy, Probe, Timeouts};
 use crate::error::{GatewayError, Kind};
@@ -21,42 +26,101 @@ use crate::providers::{Endpoint, Protocol, head};
 /// Largest probe answer read (a models list); more is a failed probe.
 const MAX_PROBE_BODY: usize = 4 << 20;
 
-/// Starts one probing task per target of every alias that asks for health checks.
-pub fn start(shard: &Rc<Shard>, shards: usize) {
-    for (alias, model) in shard.snapshot.models.iter().enumerate() {
+/// Brings the probe tasks in line with the current generation: a task for every target of an
+/// alias with `health:` (mock targets answer in-process and are not probed), started where
+/// none probes the same thing already.
+pub fn restart(shard: &Rc<Shard>) {
+    let generation = shard.generation();
+    let snap = &generation.config;
+    let shards = shard.count.max(1);
+    let mut wanted = std::collections::HashMap::new();
+    for model in &snap.models {
         let Some(policy) = model.health else { continue };
-        for (t, target) in model.targets.iter().enumerate() {
-            if shard.snapshot.providers[target.provider].protocol == Protocol::Mock {
-                continue; // answers in-process: nothing to probe
+        for target in &model.targets {
+            let provider = &snap.providers[target.provider];
+            if provider.protocol == Protocol::Mock {
+                continue;
             }
-            let offset = policy.interval * shard.id as u32 / shards.max(1) as u32;
-            monoio::spawn(watch(shard.clone(), alias, t, policy, offset));
+            let key = (model.alias.clone(), target.name.clone());
+            wanted.insert(key, (fingerprint(snap, target, &policy), policy));
         }
+    }
+    let mut probes = shard.probes.borrow_mut();
+    probes.retain(|k, (fp, _)| wanted.get(k).is_some_and(|(w, _)| w == fp));
+    for (key, (fp, policy)) in wanted {
+        if probes.contains_key(&key) {
+            continue;
+        }
+        let token = shard.probe_token();
+        probes.insert(key.clone(), (fp, token));
+        let offset = policy.interval * shard.id as u32 / shards as u32;
+        monoio::spawn(watch(shard.clone(), key, token, policy, offset));
     }
 }
 
-async fn watch(shard: Rc<Shard>, alias: usize, t: usize, policy: HealthPolicy, offset: Duration) {
+/// What a probe of `target` depends on; a reload that changes it restarts the probe.
+fn fingerprint(
+    snap: &crate::config::Snapshot,
+    target: &crate::config::Target,
+    policy: &HealthPolicy,
+) -> u64 {
+    let provider = &snap.providers[target.provider];
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!(
+        "{provider:?}|{:?}|{}|{policy:?}",
+        provider.origin.map(|o| &snap.origins[o]),
+        target.model
+    )
+    .hash(&mut h);
+    target.api_key(provider).map(|k| k.expose()).hash(&mut h);
+    h.finish()
+}
+
+/// Probes one target until the shard drains or the task is superseded (its token is no
+/// longer the registered one for the target).
+async fn watch(
+    shard: Rc<Shard>,
+    key: (String, String),
+    token: u64,
+    policy: HealthPolicy,
+    offset: Duration,
+) {
     monoio::time::sleep(offset).await;
     let mut request = Vec::with_capacity(512);
     let mut body = Vec::new();
-    while !shard.draining.get() {
-        let result = probe(&shard, alias, t, &policy, &mut request, &mut body).await;
+    let current = |shard: &Shard| {
+        shard
+            .probes
+            .borrow()
+            .get(&key)
+            .is_some_and(|(_, t)| *t == token)
+    };
+    while !shard.draining.get() && current(&shard) {
+        // Each probe runs under the generation current at its start, found by name.
+        let generation = shard.generation();
+        let snap = &generation.config;
+        let Some((alias, model)) = snap.model(&key.0) else {
+            return;
+        };
+        let Some(t) = model.targets.iter().position(|t| t.name == key.1) else {
+            return;
+        };
+        let result = probe(&generation, alias, t, &policy, &mut request, &mut body).await;
         let healthy = match &result {
             Ok(()) => Some(true),
             Err(e) if e.kind == Kind::UpstreamRateLimited => None,
             Err(_) => Some(false),
         };
-        let changed = shard
+        let changed = generation
             .router
             .borrow_mut()
             .probed(alias, t, healthy, policy.failures);
-        let snap = &shard.snapshot;
-        let (model, target) = (&snap.models[alias], &snap.models[alias].targets[t]);
+        let target = &model.targets[t];
         let label = result.as_ref().err().map_or("ok", |e| e.kind.code());
         shard
             .metrics
             .borrow_mut()
-            .probe(alias as u32, t as u16, label);
+            .probe(snap.labels.target[alias][t], label);
         if changed {
             match &result {
                 Ok(()) => log::info!(
@@ -73,20 +137,21 @@ async fn watch(shard: Rc<Shard>, alias: usize, t: usize, policy: HealthPolicy, o
                 ),
             }
         }
+        drop(generation);
         monoio::time::sleep(policy.interval).await;
     }
 }
 
 /// Sends one probe and judges its answer.
 async fn probe(
-    shard: &Shard,
+    generation: &Generation,
     alias: usize,
     t: usize,
     policy: &HealthPolicy,
     request: &mut Vec<u8>,
     body: &mut Vec<u8>,
 ) -> Result<(), GatewayError> {
-    let snap = &shard.snapshot;
+    let snap = &generation.config;
     let target = &snap.models[alias].targets[t];
     let provider = &snap.providers[target.provider];
     let origin = &snap.origins[provider.origin.expect("network providers have an origin")];
@@ -132,7 +197,7 @@ async fn probe(
         total: policy.timeout,
     };
     let exchange = async {
-        let mut resp = shard
+        let mut resp = generation
             .upstream
             .send(provider, origin, &limits, request)
             .await?;
@@ -141,7 +206,7 @@ async fn probe(
             GatewayError::new(Kind::UpstreamProtocol, format!("broken probe answer: {e}"))
         })?;
         let status = resp.status;
-        shard.upstream.release(resp, origin);
+        generation.upstream.release(resp, origin);
         if (200..300).contains(&status) {
             Ok(())
         } else {

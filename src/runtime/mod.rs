@@ -1,12 +1,13 @@
-//! Process bootstrap: shards (pinned threads, each with its own monoio runtime and listener),
-//! the admin thread, the access-log writer, and the control loop on the main thread that owns
-//! signals and shutdown.
+//! Shard bootstrap: pinned threads, each with its own monoio runtime, listener and the
+//! access-log queue, and each shard's message loop. Everything else (config, reload, the
+//! store, signals) belongs to [`crate::control`].
 //!
-//! Shards and the control side talk only through per-shard bounded channels: the control side
-//! sends `Drain` and metrics requests; shards answer with copies of their metrics.
+//! Control talks to a shard only through its bounded queue of [`ShardMsg`]s, which the shard
+//! handles exhaustively until it has drained.
 
+pub mod generation;
 mod health;
-mod listener;
+pub(crate) mod listener;
 pub mod shard;
 
 use std::rc::Rc;
@@ -17,43 +18,63 @@ use std::time::Duration;
 use anyhow::Context;
 use monoio::net::TcpListener;
 
-use crate::config::{Shards, Snapshot};
+use crate::auth::KeyTable;
+use crate::config::Snapshot;
 use crate::observe::log;
 use crate::observe::metrics::ShardMetrics;
+use generation::Tls;
 use shard::Shard;
 
+/// Everything control can tell a shard; handled exhaustively by [`message_loop`].
 pub enum ShardMsg {
+    /// Phase one of an install: build the next generation, hold it, acknowledge.
+    Prepare {
+        id: u64,
+        config: Arc<Snapshot>,
+        tls: Tls,
+        ack: flume::Sender<usize>,
+    },
+    /// Phase two: serve the prepared generation `id` to requests that start from now on.
+    Commit(u64),
+    /// Drop the prepared generation `id` (another shard did not prepare in time).
+    Abort(u64),
+    /// The key table new requests authenticate against.
+    Keys(Arc<KeyTable>),
+    /// A copy of the shard's metrics.
     Metrics(flume::Sender<ShardMetrics>),
+    /// Stop accepting, finish in-flight requests (up to the drain timeout), end.
     Drain,
 }
 
-/// What the admin side needs to reach the shards.
-pub struct Control {
-    pub snapshot: Arc<Snapshot>,
-    pub shards: Vec<flume::Sender<ShardMsg>>,
+/// The running shards, as [`start`] returns them.
+pub struct Shards {
+    pub senders: Vec<flume::Sender<ShardMsg>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    writer: log::Writer,
+    /// Shards that have started serving.
     pub ready: Arc<AtomicUsize>,
-    pub draining: Arc<std::sync::atomic::AtomicBool>,
+    pub api_addr: std::net::SocketAddr,
 }
 
-impl Control {
-    /// Asks every shard for its metrics and merges them.
-    pub async fn metrics(&self) -> ShardMetrics {
-        let mut merged = ShardMetrics::new(&self.snapshot);
-        for s in &self.shards {
-            let (tx, rx) = flume::bounded(1);
-            if s.send(ShardMsg::Metrics(tx)).is_err() {
-                continue;
-            }
-            let reply = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
-            if let Ok(Ok(m)) = reply {
-                merged.merge(&m);
-            }
+impl Shards {
+    pub fn count(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Tells every shard to drain and waits until all have stopped and the log is flushed.
+    pub fn drain(self) {
+        for s in &self.senders {
+            let _ = s.send(ShardMsg::Drain);
         }
-        merged
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.writer.finish();
     }
 }
 
-fn shard_count(snapshot: &Snapshot, cores: usize) -> usize {
+pub fn shard_count(snapshot: &Snapshot, cores: usize) -> usize {
+    use crate::config::Shards;
     match (snapshot.server.shards, &snapshot.server.cpus) {
         (Shards::Count(n), _) => n,
         (Shards::Auto, Some(cpus)) => cpus.len(),
@@ -116,28 +137,14 @@ fn runtime(id: usize, server: &crate::config::Server) -> std::io::Result<ShardRu
     rt
 }
 
-/// Runs the gateway until SIGTERM/SIGINT, then drains. Returns when every shard has stopped.
-pub fn serve(snapshot: Snapshot) -> anyhow::Result<()> {
-    let snapshot = Arc::new(snapshot);
+/// Starts the shards on `snapshot` with `keys`; returns once every one is serving.
+pub fn start(snapshot: Arc<Snapshot>, tls: Tls, keys: Arc<KeyTable>) -> anyhow::Result<Shards> {
     let server = snapshot.server.clone();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let n = shard_count(&snapshot, cores.len());
-    let tls = crate::upstream::tls::configs(&snapshot).map_err(anyhow::Error::msg)?;
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .context("installing signal handlers")?;
     let listeners = listener::bind(server.listen, n)?;
     let api_addr = listeners[0].local_addr()?;
-    let admin = server.admin_listen.map(listener::bind_one).transpose()?;
     let (writer, sinks) = log::start(&server.access_log, n).context("opening the access log")?;
-    if snapshot.keys.is_empty() {
-        ::log::warn!(
-            "NO KEYS CONFIGURED: the gateway accepts every request without authentication"
-        );
-    }
-
     let ready = Arc::new(AtomicUsize::new(0));
     let id_prefix = std::process::id()
         ^ (std::time::SystemTime::now()
@@ -156,10 +163,8 @@ pub fn serve(snapshot: Snapshot) -> anyhow::Result<()> {
             }),
             (None, true) => (!cores.is_empty()).then(|| cores[id % cores.len()]),
         };
-        let snapshot = snapshot.clone();
-        let tls = tls.clone();
-        let ready = ready.clone();
-        let drain = server.drain_timeout;
+        let (snapshot, tls, keys, ready) =
+            (snapshot.clone(), tls.clone(), keys.clone(), ready.clone());
         let t = std::thread::Builder::new()
             .name(format!("shard-{id}"))
             .spawn(move || {
@@ -176,71 +181,44 @@ pub fn serve(snapshot: Snapshot) -> anyhow::Result<()> {
                     }
                 };
                 rt.block_on(async move {
-                    let client = crate::upstream::Client::new(&snapshot, &tls);
-                    let shard = Rc::new(Shard::new(id, snapshot, client, sink, id_prefix));
+                    let generation = generation::Generation::first(snapshot, &tls);
+                    let shard = Rc::new(Shard::new((id, n), generation, keys, sink, id_prefix));
                     let listener =
                         TcpListener::from_std(std_listener).expect("adopting the listener");
                     let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
                     monoio::spawn(shard::accept_loop(shard.clone(), listener));
                     monoio::spawn(shard::trim_when_idle(shard.clone()));
-                    health::start(&shard, n);
+                    health::restart(&shard);
                     ready.fetch_add(1, Ordering::SeqCst);
-                    control_loop(&shard, &rx, fd, drain).await;
+                    message_loop(&shard, &rx, fd).await;
                 });
             })?;
         threads.push(t);
     }
-    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let control = Arc::new(Control {
-        snapshot: snapshot.clone(),
-        shards: senders.clone(),
-        ready: ready.clone(),
-        draining: draining.clone(),
-    });
-    let admin_addr = match admin {
-        Some(l) => Some(crate::admin::start(l, control.clone(), n)?),
-        None => None,
-    };
     while ready.load(Ordering::SeqCst) < n {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let admin_shown = admin_addr.map_or("off".to_owned(), |a| a.to_string());
-    ::log::info!(
-        "shardgate {} ready: api={api_addr} admin={admin_shown} shards={n}",
-        env!("CARGO_PKG_VERSION")
-    );
-
-    if let Some(sig) = signals.forever().next() {
-        ::log::info!(
-            "signal {sig}: draining (up to {} ms)",
-            server.drain_timeout.as_millis()
-        );
-    }
-    draining.store(true, Ordering::SeqCst);
-    for s in &senders {
-        let _ = s.send(ShardMsg::Drain);
-    }
-    for t in threads {
-        let _ = t.join();
-    }
-    writer.finish();
-    ::log::info!("stopped");
-    Ok(())
+    Ok(Shards {
+        senders,
+        threads,
+        writer,
+        ready,
+        api_addr,
+    })
 }
 
-/// A shard's control task: answers metrics requests; on `Drain`, stops accepting and waits for
-/// in-flight requests (up to the drain timeout) before letting the runtime end.
-async fn control_loop(
+/// A shard's message loop. Until `Drain` it handles every message as it comes; then it stops
+/// accepting and keeps handling messages while in-flight requests finish (up to the drain
+/// timeout), so control never waits on a shard that stopped listening.
+async fn message_loop(
     shard: &Rc<Shard>,
     rx: &flume::Receiver<ShardMsg>,
     listen_fd: std::os::fd::RawFd,
-    drain: Duration,
 ) {
-    let reply = |tx: flume::Sender<ShardMetrics>| {
-        let _ = tx.try_send(shard.metrics.borrow().clone());
-    };
-    while let Ok(ShardMsg::Metrics(tx)) = rx.recv_async().await {
-        reply(tx);
+    while let Ok(msg) = rx.recv_async().await {
+        if !handle(shard, msg) {
+            break;
+        }
     }
     shard.drain();
     crate::sys::shutdown_listener(listen_fd);
@@ -249,10 +227,11 @@ async fn control_loop(
         shard.id,
         shard.inflight()
     );
+    let drain = shard.generation().config.server.drain_timeout;
     let deadline = std::time::Instant::now() + drain;
     while shard.inflight() > 0 && std::time::Instant::now() < deadline {
         monoio::select! {
-            msg = rx.recv_async() => if let Ok(ShardMsg::Metrics(tx)) = msg { reply(tx) },
+            msg = rx.recv_async() => if let Ok(msg) = msg { handle(shard, msg); },
             _ = monoio::time::sleep(Duration::from_millis(5)) => {}
         }
     }
@@ -263,4 +242,34 @@ async fn control_loop(
             shard.inflight()
         );
     }
+}
+
+/// Handles one message; false for `Drain`.
+fn handle(shard: &Rc<Shard>, msg: ShardMsg) -> bool {
+    match msg {
+        ShardMsg::Prepare {
+            id,
+            config,
+            tls,
+            ack,
+        } => {
+            shard.prepare(id, config, &tls);
+            let _ = ack.try_send(shard.id);
+        }
+        ShardMsg::Commit(id) => {
+            if !shard.commit(id) {
+                ::log::warn!(
+                    "shard {}: commit of generation {id} without its prepare",
+                    shard.id
+                );
+            }
+        }
+        ShardMsg::Abort(id) => shard.abort(id),
+        ShardMsg::Keys(keys) => shard.set_keys(keys),
+        ShardMsg::Metrics(tx) => {
+            let _ = tx.try_send(shard.metrics.borrow().clone());
+        }
+        ShardMsg::Drain => return false,
+    }
+    true
 }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use monoio::net::{TcpListener, TcpStream};
 
+use super::generation::{Generation, Tls};
+use crate::auth::KeyTable;
 use crate::config::Snapshot;
 use crate::http::conn::{Conn, Limits};
 use crate::http::response::{self, Meta};
@@ -15,15 +17,24 @@ use crate::observe::log::Sink;
 use crate::observe::metrics::ShardMetrics;
 use crate::pipeline;
 use crate::providers::translate::Wire;
-use crate::upstream;
 
 pub struct Shard {
     pub id: usize,
-    pub snapshot: Arc<Snapshot>,
-    pub upstream: upstream::Client,
+    /// How many shards the process runs.
+    pub count: usize,
+    /// The generation new requests take.
+    current: RefCell<Rc<Generation>>,
+    /// Built on `Prepare`, waiting for `Commit`.
+    pending: RefCell<Option<Rc<Generation>>>,
+    /// The key table new requests take (published apart from config). The `Rc` is on
+    /// purpose: a request clones it (a plain increment on this shard's own memory), where
+    /// cloning the `Arc` would bump a count every shard shares on every request.
+    #[allow(clippy::redundant_allocation)]
+    keys: RefCell<Rc<Arc<KeyTable>>>,
     pub metrics: RefCell<ShardMetrics>,
     pub log: Sink,
-    pub limits: Limits,
+    /// The current generation's connection limits (read before a request takes it).
+    limits: Cell<Limits>,
     pub draining: Cell<bool>,
     /// Idle connections waiting for a next request, woken to close when the shard drains.
     /// One waker per open connection (by connection number), replaced on every wait.
@@ -31,8 +42,9 @@ pub struct Shard {
     next_conn: Cell<u64>,
     next_id: Cell<u64>,
     id_prefix: u32,
-    /// Routing state of this shard: plans, breakers, latency estimates, in-flight counts.
-    pub router: RefCell<crate::routing::Router>,
+    /// Health-probe tasks running: (alias, target) → (what they probe, task token).
+    pub(super) probes: RefCell<std::collections::HashMap<(String, String), (u64, u64)>>,
+    next_probe: Cell<u64>,
     rng: Cell<u64>,
     /// Requests handled so far (the idle trim's activity signal).
     served: Cell<u64>,
@@ -107,28 +119,23 @@ impl Shard {
     }
 
     pub fn new(
-        id: usize,
-        snapshot: Arc<Snapshot>,
-        upstream: upstream::Client,
+        (id, count): (usize, usize),
+        generation: Generation,
+        keys: Arc<KeyTable>,
         log: Sink,
         id_prefix: u32,
     ) -> Self {
-        let s = &snapshot.server;
-        let limits = Limits {
-            max_header_bytes: s.max_header_bytes,
-            max_body_bytes: s.max_body_bytes,
-            keepalive_timeout: s.keepalive_timeout,
-            header_timeout: s.header_timeout,
-            write_timeout: s.write_timeout,
-        };
         Shard {
             id,
-            metrics: RefCell::new(ShardMetrics::new(&snapshot)),
-            router: RefCell::new(crate::routing::Router::new(&snapshot)),
-            snapshot,
-            upstream,
+            count,
+            metrics: RefCell::new(ShardMetrics::new()),
+            limits: Cell::new(limits(&generation.config)),
+            current: RefCell::new(Rc::new(generation)),
+            pending: RefCell::new(None),
+            keys: RefCell::new(Rc::new(keys)),
+            probes: RefCell::new(std::collections::HashMap::new()),
+            next_probe: Cell::new(0),
             log,
-            limits,
             draining: Cell::new(false),
             drain_waiters: RefCell::new(std::collections::HashMap::new()),
             next_conn: Cell::new(0),
@@ -141,6 +148,63 @@ impl Shard {
             #[cfg(debug_assertions)]
             faults: std::env::var_os("SHARDGATE_TEST_FAULTS").is_some_and(|v| v == "1"),
         }
+    }
+
+    /// The generation a request starting now runs under.
+    pub fn generation(&self) -> Rc<Generation> {
+        self.current.borrow().clone()
+    }
+
+    /// The key table a request starting now authenticates against.
+    #[allow(clippy::redundant_allocation)]
+    pub fn keys(&self) -> Rc<Arc<KeyTable>> {
+        self.keys.borrow().clone()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits.get()
+    }
+
+    /// Phase one of an install: builds the next generation from the current one (carrying
+    /// state over) and holds it until `commit`.
+    pub fn prepare(&self, id: u64, config: Arc<Snapshot>, tls: &Tls) {
+        let next = self.generation().next(id, config, tls);
+        *self.pending.borrow_mut() = Some(Rc::new(next));
+    }
+
+    /// Phase two: the prepared generation `id` becomes current. Requests already running keep
+    /// theirs. Returns false when nothing (or another id) was prepared.
+    pub fn commit(self: &Rc<Self>, id: u64) -> bool {
+        let next = match self.pending.borrow_mut().take() {
+            Some(g) if g.id == id => g,
+            other => {
+                *self.pending.borrow_mut() = other;
+                return false;
+            }
+        };
+        self.limits.set(limits(&next.config));
+        *self.current.borrow_mut() = next;
+        super::health::restart(self);
+        true
+    }
+
+    /// Drops a prepared generation that will not be committed.
+    pub fn abort(&self, id: u64) {
+        let mut pending = self.pending.borrow_mut();
+        if pending.as_ref().is_some_and(|g| g.id == id) {
+            *pending = None;
+        }
+    }
+
+    pub fn set_keys(&self, keys: Arc<KeyTable>) {
+        *self.keys.borrow_mut() = Rc::new(keys);
+    }
+
+    /// A token for a new health-probe task.
+    pub(super) fn probe_token(&self) -> u64 {
+        let n = self.next_probe.get() + 1;
+        self.next_probe.set(n);
+        n
     }
 
     /// A new request id: process prefix, shard, counter. Unique within the process's life and,
@@ -200,7 +264,7 @@ impl Shard {
     /// counts (the panicked attempt never reported its end).
     fn settle_after_panic(&self) {
         if self.after_panic.get() && self.inflight() == 0 {
-            self.router.borrow_mut().clear_in_flight();
+            self.generation().router.borrow_mut().clear_in_flight();
             self.after_panic.set(false);
         }
     }
@@ -215,6 +279,17 @@ impl Shard {
     }
 }
 
+fn limits(config: &Snapshot) -> Limits {
+    let s = &config.server;
+    Limits {
+        max_header_bytes: s.max_header_bytes,
+        max_body_bytes: s.max_body_bytes,
+        keepalive_timeout: s.keepalive_timeout,
+        header_timeout: s.header_timeout,
+        write_timeout: s.write_timeout,
+    }
+}
+
 /// How often at most a shard logs that it is refusing connections.
 const REJECT_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -223,7 +298,6 @@ const REJECT_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10)
 /// the kernel's backlog is no place to park it, and a quick close lets the client (or its load
 /// balancer) go elsewhere.
 pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
-    let max = shard.snapshot.server.max_connections as i64;
     let mut last_log: Option<std::time::Instant> = None;
     let mut unlogged = 0u64;
     loop {
@@ -232,6 +306,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 if shard.draining.get() {
                     continue;
                 }
+                let max = shard.generation().config.server.max_connections as i64;
                 if shard.metrics.borrow().connections_open >= max {
                     shard.metrics.borrow_mut().connections_rejected += 1;
                     unlogged += 1;
@@ -274,7 +349,9 @@ pub async fn trim_when_idle(shard: Rc<Shard>) {
     let mut trimmed = true;
     loop {
         monoio::time::sleep(IDLE_CHECK).await;
-        shard.upstream.evict_expired(&shard.snapshot);
+        let generation = shard.generation();
+        generation.upstream.evict_expired(&generation.config);
+        drop(generation);
         shard.scratch_pool.borrow_mut().shrink(SCRATCH_POOL_IDLE);
         shard.settle_after_panic();
         let now = shard.served.get();
@@ -282,7 +359,7 @@ pub async fn trim_when_idle(shard: Rc<Shard>) {
             served = now;
             trimmed = false;
         } else if !trimmed && shard.metrics.borrow().inflight == 0 {
-            shard.upstream.release_idle_buffers();
+            shard.generation().upstream.release_idle_buffers();
             crate::sys::allocator_collect();
             trimmed = true;
         }
@@ -298,12 +375,13 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     }
     let number = shard.next_conn.get();
     shard.next_conn.set(number + 1);
-    let mut conn = Conn::new(stream, shard.limits.write_timeout);
+    let mut conn = Conn::new(stream, shard.limits().write_timeout);
     loop {
         // An idle connection closes when the shard drains; the dropped read only loses bytes
         // of a connection that is closing anyway.
+        let limits = shard.limits();
         let next = monoio::select! {
-            h = conn.read_head(&shard.limits) => h,
+            h = conn.read_head(&limits) => h,
             _ = shard.drained(number) => break,
         };
         let head = match next {
@@ -411,9 +489,10 @@ mod tests {
             .build()
             .unwrap();
         let size = rt.block_on(async {
-            let tls = upstream::tls::configs(&snapshot).unwrap();
-            let client = upstream::Client::new(&snapshot, &tls);
-            let shard = Shard::new(0, snapshot.clone(), client, sinks.remove(0), 1);
+            let tls: Tls = crate::upstream::tls::configs(&snapshot).unwrap().into();
+            let generation = Generation::first(snapshot.clone(), &tls);
+            let keys = Arc::new(KeyTable::default());
+            let shard = Shard::new((0, 1), generation, keys, sinks.remove(0), 1);
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let stream = TcpStream::connect(listener.local_addr().unwrap())
                 .await

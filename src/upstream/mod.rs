@@ -25,9 +25,12 @@ pub use response::Response;
 use crate::config::{Origin, Provider, Snapshot, Timeouts};
 use crate::error::{GatewayError, Kind};
 
+/// One generation's client: its pools are by that generation's origin index. A new
+/// generation's client takes the idle connections of every origin that did not change
+/// ([`Client::carried`]) and shares the name cache.
 pub struct Client {
     pools: RefCell<Vec<Vec<Conn>>>,
-    resolver: dns::Resolver,
+    resolver: std::rc::Rc<dns::Resolver>,
     tls: Vec<Option<TlsConnector>>,
 }
 
@@ -47,12 +50,48 @@ impl Client {
     pub fn new(snapshot: &Snapshot, tls: &[Option<Arc<rustls::ClientConfig>>]) -> Self {
         Client {
             pools: RefCell::new(snapshot.origins.iter().map(|_| Vec::new()).collect()),
-            resolver: dns::Resolver::default(),
+            resolver: Default::default(),
             tls: tls
                 .iter()
                 .map(|c| c.clone().map(TlsConnector::from))
                 .collect(),
         }
+    }
+
+    /// The client for a new generation (`snapshot`): idle connections to an origin that is
+    /// the same in both (scheme, host, port, CA file) move over; the rest stay with `self`
+    /// and close when the old generation ends. Connections in use by requests of the old
+    /// generation go back to the old client's pool.
+    pub fn carried(
+        &self,
+        old: &Snapshot,
+        snapshot: &Snapshot,
+        tls: &[Option<Arc<rustls::ClientConfig>>],
+    ) -> Self {
+        let mut next = Client::new(snapshot, tls);
+        next.resolver = self.resolver.clone();
+        let mut from = self.pools.borrow_mut();
+        let to = next.pools.get_mut();
+        for (i, origin) in snapshot.origins.iter().enumerate() {
+            let same = |o: &Origin| {
+                (o.tls, &o.host, o.port, &o.ca_file)
+                    == (origin.tls, &origin.host, origin.port, &origin.ca_file)
+            };
+            if let Some(j) = old.origins.iter().position(same) {
+                to[i] = std::mem::take(&mut from[j]);
+                for c in &mut to[i] {
+                    c.origin = i;
+                }
+                to[i].truncate(origin.max_idle);
+            }
+        }
+        drop(from);
+        next
+    }
+
+    /// Idle pooled connections, by origin index (for tests and the carry-over log).
+    pub fn idle_count(&self) -> usize {
+        self.pools.borrow().iter().map(Vec::len).sum()
     }
 
     fn take_idle(&self, idx: usize, origin: &Origin) -> Option<Conn> {

@@ -79,6 +79,8 @@ keys:
 pub const TEAM_A: &str = "sg-team-a";
 pub const ADMIN: &str = "sg-admin";
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
+/// The admin master key of configs that set `master_key: { env: MASTER_KEY }`.
+pub const MASTER: &str = "sg-master-key-for-tests-0123";
 
 pub struct Gateway {
     child: Child,
@@ -150,7 +152,8 @@ impl Gateway {
         cmd.arg("serve").arg("--config").arg(&path);
         cmd.env("UPSTREAM_KEY", UPSTREAM_KEY)
             .env("TEAM_A_KEY", TEAM_A)
-            .env("ADMIN_KEY", ADMIN);
+            .env("ADMIN_KEY", ADMIN)
+            .env("MASTER_KEY", MASTER);
         cmd.env_remove("MONOIO_FORCE_LEGACY_DRIVER");
         if driver == Driver::Epoll {
             cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1");
@@ -220,6 +223,22 @@ impl Gateway {
         None
     }
 
+    /// The config file the gateway was started with (rewrite it, then reload).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.0.join("config.yaml")
+    }
+
+    /// An admin call with the test master key ([`MASTER`]).
+    pub fn admin_call(&self, method: &str, path: &str, body: &str) -> http::Response {
+        let auth = format!("Bearer {MASTER}");
+        let headers: &[(&str, &str)] = &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ];
+        let addr = self.admin.expect("admin listener");
+        http::request(addr, method, path, headers, body.as_bytes())
+    }
+
     pub fn admin_get(&self, path: &str) -> http::Response {
         http::request(self.admin.expect("admin listener"), "GET", path, &[], b"")
     }
@@ -242,7 +261,7 @@ impl Gateway {
     }
 }
 
-fn send_signal(pid: i32, sig: i32) {
+pub fn send_signal(pid: i32, sig: i32) {
     let status = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())

@@ -1,0 +1,331 @@
+//! The control thread: config load and reload, the store, key publishing, signals.
+//!
+//! It owns everything that is not per request. Shards never wait on it: it prepares a new
+//! generation off the shards and installs it in two phases (prepare on every shard, then
+//! commit), and it publishes the key table, rebuilt after every store change, on each shard's
+//! queue. The admin thread reaches it through [`Handle`]: commands in, replies on one-shot
+//! channels.
+
+mod keys;
+mod reload;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::auth::KeyTable;
+use crate::config::{Problems, Snapshot, StoreConfig};
+use crate::observe::metrics::ShardMetrics;
+use crate::runtime::{self, ShardMsg};
+use crate::store::Store;
+
+pub use reload::Reloaded;
+
+/// A request to the control thread.
+pub enum Command {
+    /// Re-read the config file; the reply (none for SIGHUP) says what changed or every problem.
+    Reload(Option<flume::Sender<Result<Reloaded, Problems>>>),
+    /// A key or team call of the admin API.
+    Api {
+        method: String,
+        path: String,
+        query: String,
+        body: Vec<u8>,
+        reply: flume::Sender<crate::admin::api::Reply>,
+    },
+}
+
+/// What the admin thread holds: the way to control and to the shards.
+pub struct Handle {
+    commands: flume::Sender<Command>,
+    shards: Vec<flume::Sender<ShardMsg>>,
+    /// The committed config (the admin listener's limits, the master key, metric names).
+    current: Mutex<Arc<Snapshot>>,
+    pub ready: Arc<std::sync::atomic::AtomicUsize>,
+    pub draining: AtomicBool,
+}
+
+impl Handle {
+    pub fn config(&self) -> Arc<Snapshot> {
+        self.current.lock().expect("config lock").clone()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Sends a command; false when the control thread is gone (shutting down).
+    pub fn send(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).is_ok()
+    }
+
+    /// Asks every shard for its metrics and merges them.
+    pub async fn metrics(&self) -> ShardMetrics {
+        let mut merged = ShardMetrics::new();
+        for s in &self.shards {
+            let (tx, rx) = flume::bounded(1);
+            if s.try_send(ShardMsg::Metrics(tx)).is_err() {
+                continue;
+            }
+            let reply = monoio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
+            if let Ok(Ok(m)) = reply {
+                merged.merge(&m);
+            }
+        }
+        merged
+    }
+}
+
+/// How the process was started: the config file (none: the embedded default) and overrides.
+pub struct Start {
+    pub config: Option<PathBuf>,
+    pub shards: Option<usize>,
+}
+
+/// Runs the gateway until SIGTERM/SIGINT, then drains. SIGHUP reloads the config.
+pub fn serve(start: Start) -> anyhow::Result<()> {
+    let snapshot = reload::load(&start).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let store = match &snapshot.store {
+        StoreConfig::Memory => Store::open(None),
+        StoreConfig::File(p) => Store::open(Some(p)),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ::log::info!("store: {}", store.describe());
+    let tls: runtime::generation::Tls = crate::upstream::tls::configs(&snapshot)
+        .map_err(anyhow::Error::msg)?
+        .into();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("installing signal handlers")?;
+    let snapshot = Arc::new(snapshot);
+    let keys = keys::table(&snapshot, &store, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if keys.is_open() {
+        ::log::warn!(
+            "NO KEYS CONFIGURED: the gateway accepts every request without authentication"
+        );
+    }
+    let admin = snapshot
+        .server
+        .admin_listen
+        .map(runtime::listener::bind_one)
+        .transpose()?;
+    let shards = runtime::start(snapshot.clone(), tls, keys.clone())?;
+    let (commands, inbox) = flume::bounded(256);
+    let handle = Arc::new(Handle {
+        commands,
+        shards: shards.senders.clone(),
+        current: Mutex::new(snapshot.clone()),
+        ready: shards.ready.clone(),
+        draining: AtomicBool::new(false),
+    });
+    let admin_addr = match admin {
+        Some(l) => Some(crate::admin::start(l, handle.clone())?),
+        None => None,
+    };
+    let mut control = Control {
+        start,
+        current: snapshot,
+        generation: 1,
+        store,
+        keys,
+        shards: shards.senders.clone(),
+        handle: handle.clone(),
+        data_version: 0,
+        last_used: Default::default(),
+    };
+    control.data_version = control.store.data_version().unwrap_or(0);
+    let thread = std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || control.run(inbox))?;
+    let admin_shown = admin_addr.map_or("off".to_owned(), |a| a.to_string());
+    ::log::info!(
+        "shardgate {} ready: api={} admin={admin_shown} shards={}",
+        env!("CARGO_PKG_VERSION"),
+        shards.api_addr,
+        shards.count()
+    );
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            ::log::info!("SIGHUP: reloading the config");
+            handle.send(Command::Reload(None));
+            continue;
+        }
+        let drain = handle.config().server.drain_timeout;
+        ::log::info!("signal {sig}: draining (up to {} ms)", drain.as_millis());
+        break;
+    }
+    handle.draining.store(true, Ordering::SeqCst);
+    // The control thread ends when the last command sender goes; the admin thread keeps one,
+    // so it is not joined: it has nothing unsaved (every admin write committed before its
+    // reply) but the last-used times, which it flushes every few seconds.
+    drop(thread);
+    shards.drain();
+    ::log::info!("stopped");
+    Ok(())
+}
+
+/// How often control looks for outside store changes and persists last-used times.
+const TICK: Duration = Duration::from_millis(500);
+/// How often last-used times are written to the store.
+const LAST_USED_EVERY: Duration = Duration::from_secs(5);
+
+/// The control thread's state.
+struct Control {
+    start: Start,
+    current: Arc<Snapshot>,
+    generation: u64,
+    store: Store,
+    keys: Arc<KeyTable>,
+    shards: Vec<flume::Sender<ShardMsg>>,
+    handle: Arc<Handle>,
+    /// The store's `data_version` when control last read it (another writer bumps it).
+    data_version: i64,
+    /// Last-used seconds already written, by key id.
+    last_used: std::collections::HashMap<String, u64>,
+}
+
+impl Control {
+    fn run(&mut self, inbox: flume::Receiver<Command>) {
+        let mut flushed = Instant::now();
+        loop {
+            match inbox.recv_timeout(TICK) {
+                Ok(Command::Reload(reply)) => {
+                    let result = self.reload();
+                    match (&result, reply) {
+                        (_, Some(tx)) => {
+                            let _ = tx.send(result);
+                        }
+                        (Ok(r), None) => ::log::info!("reload: {r}"),
+                        (Err(p), None) => {
+                            ::log::error!("reload refused; the current config keeps serving:\n{p}")
+                        }
+                    }
+                }
+                Ok(Command::Api {
+                    method,
+                    path,
+                    query,
+                    body,
+                    reply,
+                }) => {
+                    self.flush_last_used();
+                    let r = self.api(&method, &path, &query, &body);
+                    let _ = reply.send(r);
+                }
+                Err(flume::RecvTimeoutError::Timeout) => {}
+                Err(flume::RecvTimeoutError::Disconnected) => {
+                    self.flush_last_used();
+                    return;
+                }
+            }
+            self.notice_outside_changes();
+            if flushed.elapsed() >= LAST_USED_EVERY {
+                self.flush_last_used();
+                flushed = Instant::now();
+            }
+        }
+    }
+
+    /// One admin API call; a committed write republishes the key table at once, before the
+    /// reply, so the caller's next request already sees it on every shard that has read its
+    /// queue (well under a millisecond on a live shard).
+    fn api(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> crate::admin::api::Reply {
+        let config_keys: Vec<crate::admin::api::ConfigKey> = self
+            .current
+            .keys
+            .iter()
+            .map(|k| crate::admin::api::ConfigKey {
+                name: k.name.clone(),
+                models: k.models.clone().unwrap_or_default(),
+            })
+            .collect();
+        let aliases: Vec<String> = self
+            .current
+            .models
+            .iter()
+            .map(|m| m.alias.clone())
+            .collect();
+        let cx = crate::admin::api::Context {
+            now_ms: crate::auth::now_ms(),
+            config_keys: &config_keys,
+            aliases: &aliases,
+        };
+        let reply = crate::admin::api::dispatch(&mut self.store, &cx, method, path, query, body);
+        if reply.changed {
+            self.publish_keys("admin API");
+        }
+        reply
+    }
+
+    /// Rebuilds the key table from config and store and sends it to every shard.
+    fn publish_keys(&mut self, why: &str) {
+        match keys::table(&self.current, &self.store, Some(&self.keys)) {
+            Ok(table) => {
+                self.keys = table;
+                self.data_version = self.store.data_version().unwrap_or(self.data_version);
+                self.broadcast(|| ShardMsg::Keys(self.keys.clone()));
+                ::log::debug!("keys republished ({why}): {}", self.keys.len());
+            }
+            Err(e) => ::log::error!("keys not republished ({why}): {e}"),
+        }
+    }
+
+    /// Sends a message to every shard; a shard whose queue stays full for a second is
+    /// reported (it is stuck), never skipped silently.
+    fn broadcast(&self, msg: impl Fn() -> ShardMsg) -> usize {
+        let mut delivered = 0;
+        for (i, s) in self.shards.iter().enumerate() {
+            match s.send_timeout(msg(), Duration::from_secs(1)) {
+                Ok(()) => delivered += 1,
+                Err(_) => ::log::error!("shard {i}: its queue did not take a control message"),
+            }
+        }
+        delivered
+    }
+
+    /// Another process (or a manual edit) changed the store: republish.
+    fn notice_outside_changes(&mut self) {
+        if let Ok(v) = self.store.data_version()
+            && v != self.data_version
+        {
+            self.data_version = v;
+            self.publish_keys("store changed");
+        }
+    }
+
+    /// Writes last-used times that moved since the last flush.
+    fn flush_last_used(&mut self) {
+        let mut moved = Vec::new();
+        for e in self.keys.entries() {
+            let s = e.last_used_s();
+            if s > 0 && !e.id.starts_with("config:") && self.last_used.get(&*e.id) != Some(&s) {
+                moved.push((e.id.to_string(), s as i64 * 1000));
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        match self.store.touch_last_used(&moved) {
+            Ok(()) => {
+                for (id, ms) in moved {
+                    self.last_used.insert(id, (ms / 1000) as u64);
+                }
+                // Our own write bumps no data_version for this connection, but be sure.
+                self.data_version = self.store.data_version().unwrap_or(self.data_version);
+            }
+            Err(e) => ::log::warn!("last-used times not saved: {e}"),
+        }
+    }
+}

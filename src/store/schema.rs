@@ -1,0 +1,172 @@
+//! The schema, as a list of versioned migrations tracked in `PRAGMA user_version`.
+//!
+//! Migration `i` (0-based) takes a database from version `i` to `i + 1`, in one transaction
+//! with the version bump, so a crash leaves either the old schema or the new one. Steps are
+//! append-only: a released step is never edited, a change is a new step. A database whose
+//! version is newer than this build's is refused before anything writes to it.
+//!
+//! Times are unix milliseconds. Limits are one JSON column (`store::Limits`); `spend` and
+//! `budget_reset_at` are columns, so a budget check or reset is one indexed UPDATE.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{Fault, StoreError};
+
+const V1: &str = "
+CREATE TABLE teams (
+    team_id         TEXT PRIMARY KEY NOT NULL,
+    team_alias      TEXT UNIQUE,
+    models          TEXT NOT NULL DEFAULT '[]',
+    metadata        TEXT NOT NULL DEFAULT '{}',
+    blocked         INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1)),
+    limits          TEXT NOT NULL DEFAULT '{}',
+    spend           REAL NOT NULL DEFAULT 0,
+    budget_reset_at INTEGER,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE keys (
+    key_id               TEXT PRIMARY KEY NOT NULL,
+    key_hash             BLOB NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+    previous_hash        BLOB CHECK (previous_hash IS NULL OR length(previous_hash) = 32),
+    previous_valid_until INTEGER,
+    key_alias            TEXT UNIQUE,
+    key_hint             TEXT NOT NULL,
+    team_id              TEXT REFERENCES teams (team_id) ON DELETE CASCADE,
+    user_id              TEXT,
+    models               TEXT NOT NULL DEFAULT '[]',
+    metadata             TEXT NOT NULL DEFAULT '{}',
+    tags                 TEXT NOT NULL DEFAULT '[]',
+    expires_at           INTEGER,
+    blocked              INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0, 1)),
+    limits               TEXT NOT NULL DEFAULT '{}',
+    spend                REAL NOT NULL DEFAULT 0,
+    budget_reset_at      INTEGER,
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER NOT NULL,
+    last_used_at         INTEGER,
+    CHECK ((previous_hash IS NULL) = (previous_valid_until IS NULL))
+) STRICT;
+
+CREATE INDEX keys_by_team ON keys (team_id);
+";
+
+/// The migration steps, oldest first.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The highest schema version this build knows.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
+
+fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+fn too_new(label: &str, found: u32) -> StoreError {
+    StoreError::new(
+        Fault::TooNew,
+        format!(
+            "store {label} has schema version {found}, newer than this shardgate understands \
+             ({SCHEMA_VERSION}): upgrade shardgate, or point store.path at another file"
+        ),
+    )
+}
+
+/// Refuses a database from a newer build (a read only: nothing is written).
+pub(super) fn refuse_newer(conn: &Connection, label: &str) -> Result<(), StoreError> {
+    match user_version(conn)? {
+        v if v > SCHEMA_VERSION => Err(too_new(label, v)),
+        _ => Ok(()),
+    }
+}
+
+/// Applies the steps the database lacks; returns its version.
+pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<u32, StoreError> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Re-read under the write lock: another process may have migrated meanwhile.
+        let v = user_version(&tx)?;
+        if v > SCHEMA_VERSION {
+            return Err(too_new(label, v));
+        }
+        let Some(step) = MIGRATIONS.get(v as usize) else {
+            return Ok(v);
+        };
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", v + 1)?;
+        tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use super::super::tests::temp_dir;
+    use super::*;
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn migrates_an_empty_database_to_the_latest_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 0);
+        assert_eq!(migrate(&mut conn, "test").unwrap(), SCHEMA_VERSION);
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(tables(&conn), ["keys", "teams"]);
+        // Idempotent: a second run finds nothing to do.
+        assert_eq!(migrate(&mut conn, "test").unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_unchanged() {
+        let dir = temp_dir("too-new");
+        let path = dir.join("keys.db");
+        drop(Store::open(Some(&path)).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+
+        let err = Store::open(Some(&path)).err().expect("refused");
+        assert_eq!(err.fault, Fault::TooNew);
+        let abs = std::fs::canonicalize(&path).unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "store {} has schema version 7, newer than this shardgate understands (1): \
+                 upgrade shardgate, or point store.path at another file",
+                abs.display()
+            )
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "file untouched");
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 7);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_newer_rollback_journal_database_is_not_switched_to_wal() {
+        let dir = temp_dir("too-new-delete");
+        let path = dir.join("keys.db");
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); PRAGMA user_version = 9;")
+            .unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        assert_eq!(Store::open(Some(&path)).err().unwrap().fault, Fault::TooNew);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
