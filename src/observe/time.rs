@@ -74,6 +74,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn consecutive_days_follow_the_calendar() {
+        fn month_len(y: i64, m: i64) -> i64 {
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            match m {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            }
+        }
+        let mut prev = civil_from_days(-800_000);
+        for day in -799_999..800_000 {
+            let (y, m, d) = civil_from_days(day);
+            let expected = if prev.2 < month_len(prev.0, prev.1) {
+                (prev.0, prev.1, prev.2 + 1)
+            } else if prev.1 < 12 {
+                (prev.0, prev.1 + 1, 1)
+            } else {
+                (prev.0 + 1, 1, 1)
+            };
+            assert_eq!((y, m, d), expected, "day {day}");
+            assert_eq!(days_from_civil(y, m, d), day);
+            prev = (y, m, d);
+        }
+    }
+
+    #[test]
     fn known_dates_both_ways() {
         for (ms, text) in [
             (0, "1970-01-01T00:00:00Z"),

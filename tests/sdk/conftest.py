@@ -31,6 +31,7 @@ BIN_DIR = TARGET_DIR / "debug"
 
 UPSTREAM_KEY = "sk-upstream-secret"
 TEAM_A_KEY = "sg-team-a"
+MASTER_KEY = "sg-sdk-master-key-0123456789"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
@@ -46,6 +47,7 @@ server:
   shards: 1
   access_log: off
   drain_timeout_ms: 2000
+  master_key: {{ env: MASTER_KEY }}
 providers:
   up:
     protocol: openai
@@ -252,7 +254,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         config = tmp / "shardgate.yaml"
         config.write_text(CONFIG_TEMPLATE.format(mock=mock_addr), encoding="utf-8")
         env = dict(os.environ)
-        env.update(UPSTREAM_KEY=UPSTREAM_KEY, TEAM_A_KEY=TEAM_A_KEY)
+        env.update(UPSTREAM_KEY=UPSTREAM_KEY, TEAM_A_KEY=TEAM_A_KEY, MASTER_KEY=MASTER_KEY)
         env.setdefault("RUST_BACKTRACE", "1")
         with open(tmp / "gateway.stdout", "wb") as gate_stdout:
             gate_proc = subprocess.Popen(

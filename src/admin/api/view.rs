@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::ConfigKey;
-use crate::store::time::iso8601;
+use crate::observe::time::iso8601;
 use crate::store::{KeyRow, Limits, TeamRow};
 
 fn with_limits(mut v: Value, limits: &Limits) -> Value {
