@@ -25,7 +25,6 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::control::{self, Command};
-use crate::error::{GatewayError, Kind};
 use crate::http::io::read_more;
 use crate::http::request::{self, Method};
 use crate::http::response::{self, Meta};
@@ -111,14 +110,14 @@ async fn serve(mut stream: TcpStream, handle: Arc<control::Handle>) {
             keep_alive = false;
             unread = true;
             error(
-                Kind::BadRequest,
+                Refusal::Chunked,
                 "admin requests need a Content-Length body, not chunked",
             )
         } else if head.content_length.unwrap_or(0) > MAX_ADMIN_BODY {
             keep_alive = false;
             unread = true;
             error(
-                Kind::PayloadTooLarge,
+                Refusal::TooLarge,
                 format!("admin request bodies are at most {MAX_ADMIN_BODY} bytes"),
             )
         } else {
@@ -178,23 +177,45 @@ async fn linger(mut stream: TcpStream) {
     }
 }
 
-fn error(kind: Kind, message: impl Into<String>) -> Answer {
-    let mut b = Vec::new();
-    GatewayError::new(kind, message).write_openai_body(&mut b);
-    (kind.status(), response::JSON, b)
+/// Why the admin listener refused a call; each maps to (status, OpenAI error type, code).
+#[derive(Clone, Copy)]
+enum Refusal {
+    Off,
+    NoMasterKey,
+    BadMasterKey,
+    Method,
+    NotFound,
+    TooLarge,
+    Chunked,
+    Unavailable,
+}
+
+fn error(why: Refusal, message: impl Into<String>) -> Answer {
+    let (status, kind, code) = match why {
+        Refusal::Off => (403, "permission_error", "admin_api_off"),
+        Refusal::NoMasterKey => (401, "authentication_error", "missing_master_key"),
+        Refusal::BadMasterKey => (401, "authentication_error", "invalid_master_key"),
+        Refusal::Method => (405, "invalid_request_error", "method_not_allowed"),
+        Refusal::NotFound => (404, "not_found_error", "unknown_url"),
+        Refusal::TooLarge => (413, "invalid_request_error", "request_too_large"),
+        Refusal::Chunked => (411, "invalid_request_error", "length_required"),
+        Refusal::Unavailable => (503, "server_error", "control_unavailable"),
+    };
+    let r = api::refusal(status, kind, code, message.into());
+    (r.status, response::JSON, r.body)
 }
 
 /// Whether the call carries the master key; the error to answer when it does not.
 fn authorize(call: &Call<'_>, master: Option<&crate::config::Secret>) -> Result<(), Answer> {
     let Some(master) = master else {
         return Err(error(
-            Kind::Forbidden,
+            Refusal::Off,
             "the admin API is off: set server.master_key to use it",
         ));
     };
     let Some(presented) = call.bearer.filter(|b| !b.is_empty()) else {
         return Err(error(
-            Kind::Unauthorized,
+            Refusal::NoMasterKey,
             "missing master key: send Authorization: Bearer <master key>",
         ));
     };
@@ -205,7 +226,7 @@ fn authorize(call: &Call<'_>, master: Option<&crate::config::Secret>) -> Result<
     );
     let diff = a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     if std::hint::black_box(diff) != 0 {
-        return Err(error(Kind::Unauthorized, "invalid master key"));
+        return Err(error(Refusal::BadMasterKey, "invalid master key"));
     }
     Ok(())
 }
@@ -245,9 +266,9 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
             reload(handle).await
         }
         (_, "/health" | "/ready" | "/metrics") => {
-            error(Kind::MethodNotAllowed, format!("{} takes GET", call.path))
+            error(Refusal::Method, format!("{} takes GET", call.path))
         }
-        (_, "/config/reload") => error(Kind::MethodNotAllowed, "/config/reload takes POST"),
+        (_, "/config/reload") => error(Refusal::Method, "/config/reload takes POST"),
         (method, path) if api::serves(path) => {
             if let Err(refused) = authorize(call, master) {
                 return refused;
@@ -270,7 +291,7 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
                 Err(e) => e,
             }
         }
-        (_, path) => error(Kind::NotFound, format!("unknown admin path {path}")),
+        (_, path) => error(Refusal::NotFound, format!("unknown admin path {path}")),
     }
 }
 
@@ -304,7 +325,7 @@ async fn reload(handle: &control::Handle) -> Answer {
 }
 
 async fn await_control<T>(sent: bool, rx: flume::Receiver<T>) -> Result<T, Answer> {
-    let gone = || error(Kind::Overloaded, "the control thread is not answering");
+    let gone = || error(Refusal::Unavailable, "the control thread is not answering");
     if !sent {
         return Err(gone());
     }

@@ -76,6 +76,11 @@ impl Failure {
         )
     }
 
+    /// Any refusal of the admin listener (master key, method, path, size), in the same shape.
+    pub fn other(status: u16, kind: &'static str, code: &'static str, message: String) -> Self {
+        Failure::new(status, kind, code, None, message)
+    }
+
     pub fn reply(&self) -> Reply {
         let body = json!({"error": {
             "message": self.message,
