@@ -1,4 +1,4 @@
-//! The `shardgate` command: `serve` and `check`.
+//! The `shardgate` command: `serve`, `check`, and the `keys` and `teams` admin CLI.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

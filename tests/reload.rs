@@ -292,6 +292,56 @@ fn load_across_reloads_sees_no_error(driver: Driver) {
     );
 }
 
+/// A config with 1,000 aliases and 10,000 keys reloads whole, and every key still works after;
+/// prints how long the install took (control's own measure, parse to commit).
+#[test]
+fn a_large_config_reloads() {
+    let up = mock();
+    let dir = common::TempDir::new();
+    let mut cfg = common::config(&up.base_url(), "  master_key: { env: MASTER_KEY }\n");
+    let keys_at = cfg.find("keys:\n").unwrap();
+    cfg.truncate(keys_at);
+    for i in 0..1_000 {
+        cfg.push_str(&format!(
+            "  alias-{i}:\n    targets:\n      - {{ provider: up, model: m-{i} }}\n"
+        ));
+    }
+    cfg.push_str("keys:\n");
+    for i in 0..10_000 {
+        let path = dir.0.join(format!("k{i}"));
+        std::fs::write(&path, format!("sg-bulk-{i:05}")).unwrap();
+        cfg.push_str(&format!(
+            "  - {{ name: k{i}, key: {{ file: {} }} }}\n",
+            path.display()
+        ));
+    }
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let r = gw.admin_call("POST", "/config/reload", "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let j = r.json();
+        assert_eq!(
+            (j["aliases"].as_u64(), j["keys"].as_u64()),
+            (Some(1_003), Some(10_000))
+        );
+        took.push(j["took_ms"].as_f64().unwrap());
+    }
+    eprintln!("reload of 1,000 aliases and 10,000 keys: {took:?} ms");
+    for i in [0, 4_999, 9_999] {
+        let auth = format!("Bearer sg-bulk-{i:05}");
+        let body = br#"{"model":"alias-7","messages":[{"role":"user","content":"hi"}]}"#;
+        let r = http::request(
+            gw.api,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            body,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
+
 both_drivers!(
     reload_adds_an_alias_and_refuses_a_broken_config,
     sighup_reloads,

@@ -56,6 +56,7 @@ fn embedded_default_and_examples_load() {
         "examples/openai.yaml",
         "examples/self-hosted.yaml",
         "examples/multi-provider.yaml",
+        "examples/managed.yaml",
     ] {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + f)
             .unwrap();

@@ -36,6 +36,8 @@ pub enum Command {
         body: Vec<u8>,
         reply: flume::Sender<crate::admin::api::Reply>,
     },
+    /// The process is stopping: save what is unsaved (last-used times), then end.
+    Stop(flume::Sender<()>),
 }
 
 /// What the admin thread holds: the way to control and to the shards.
@@ -161,10 +163,12 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         break;
     }
     handle.draining.store(true, Ordering::SeqCst);
-    // The control thread ends when the last command sender goes; the admin thread keeps one,
-    // so it is not joined: it has nothing unsaved (every admin write committed before its
-    // reply) but the last-used times, which it flushes every few seconds.
-    drop(thread);
+    // Every admin write committed before its reply; only last-used times may be unsaved.
+    let (stopped, done) = flume::bounded(1);
+    // A control thread still busy after 5 s is left behind rather than holding up the drain.
+    if handle.send(Command::Stop(stopped)) && done.recv_timeout(Duration::from_secs(5)).is_ok() {
+        let _ = thread.join();
+    }
     shards.drain();
     ::log::info!("stopped");
     Ok(())
@@ -217,6 +221,11 @@ impl Control {
                     self.flush_last_used();
                     let r = self.api(&method, &path, &query, &body);
                     let _ = reply.send(r);
+                }
+                Ok(Command::Stop(done)) => {
+                    self.flush_last_used();
+                    let _ = done.send(());
+                    return;
                 }
                 Err(flume::RecvTimeoutError::Timeout) => {}
                 Err(flume::RecvTimeoutError::Disconnected) => {

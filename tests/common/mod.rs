@@ -109,8 +109,10 @@ impl Drop for TempDir {
     }
 }
 
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_shardgate")
+/// The binary under test: this build's, or `SHARDGATE_BIN` (a release build, to take the
+/// numbers some tests print as they would be in production).
+pub fn binary() -> String {
+    std::env::var("SHARDGATE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_shardgate").to_owned())
 }
 
 fn drain(
