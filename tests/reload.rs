@@ -292,6 +292,155 @@ fn load_across_reloads_sees_no_error(driver: Driver) {
     );
 }
 
+/// Adds providers `pa` (at `a`) and `pb` (at `b`) and `models` to the managed test config.
+fn with_providers(up: &str, a: &str, b: &str, models: &str) -> String {
+    let providers = format!(
+        "providers:\n  pa:\n    protocol: openai\n    base_url: {a}/v1\n  pb:\n    protocol: openai\n    base_url: {b}/v1\n"
+    );
+    config_with(up, models).replacen("providers:\n", &providers, 1)
+}
+
+/// An open breaker stays open across a reload that keeps its alias and target (and the
+/// alias next to it changing does not matter).
+#[test]
+fn routing_state_carries_over_by_name() {
+    let (up, bad, good) = (mock(), mock(), mock());
+    let bad_url = format!("{}/mock/status=503", bad.base_url());
+    let m = "  m:\n    strategy: priority\n    retry: { attempts: 2, backoff_ms: 0, max_backoff_ms: 1 }\n    breaker: { failures: 2, cooldown_ms: 60000 }\n    targets:\n      - { provider: pa, model: x }\n      - { provider: pb, model: x }\n";
+    let cfg = with_providers(&up.base_url(), &bad_url, &good.base_url(), m);
+    let gw = Gateway::start(
+        &cfg.replacen("  shards: 2\n", "  shards: 1\n", 1),
+        Driver::Uring,
+    );
+    let admin_chat = || {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+        let auth = format!("Bearer {}", common::ADMIN);
+        http::request(
+            gw.api,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            body,
+        )
+    };
+    for _ in 0..2 {
+        assert_eq!(admin_chat().status, 200);
+    }
+    let tried = bad.stats().requests;
+    assert_eq!(
+        tried, 2,
+        "the failing target was tried until its breaker opened"
+    );
+    let next = with_providers(
+        &up.base_url(),
+        &bad_url,
+        &good.base_url(),
+        &format!("{m}{EXTRA}"),
+    );
+    std::fs::write(
+        gw.config_path(),
+        next.replacen("  shards: 2\n", "  shards: 1\n", 1),
+    )
+    .unwrap();
+    assert_eq!(gw.admin_call("POST", "/config/reload", "").status, 200);
+    for _ in 0..3 {
+        assert_eq!(admin_chat().status, 200);
+    }
+    assert_eq!(
+        bad.stats().requests,
+        tried,
+        "the breaker is still open after the reload"
+    );
+}
+
+/// An idle pooled connection to an origin the reload kept serves the next request: the
+/// upstream sees no new connection.
+#[test]
+fn idle_upstream_connections_carry_over() {
+    let up = mock();
+    let one_shard = |c: String| c.replacen("  shards: 2\n", "  shards: 1\n", 1);
+    let gw = Gateway::start(&one_shard(config_with(&up.base_url(), "")), Driver::Uring);
+    assert_eq!(chat(&gw, "gpt-4o-mini").status, 200);
+    assert_eq!(up.stats().total_connections, 1);
+    std::fs::write(
+        gw.config_path(),
+        one_shard(config_with(&up.base_url(), EXTRA)),
+    )
+    .unwrap();
+    assert_eq!(gw.admin_call("POST", "/config/reload", "").status, 200);
+    for _ in 0..3 {
+        assert_eq!(chat(&gw, "gpt-4o-mini").status, 200);
+    }
+    assert_eq!(
+        up.stats().total_connections,
+        1,
+        "the pooled connection moved to the new generation"
+    );
+}
+
+/// A reload that leaves a probed target alone leaves its probe alone (no extra probes); one
+/// that changes the target's provider probes the new one at once and stops probing the old.
+#[test]
+fn probes_restart_only_for_targets_that_changed() {
+    let (up, a, b) = (mock(), mock(), mock());
+    let h = |provider: &str| {
+        format!(
+            "  h:\n    health: {{ interval_ms: 400, timeout_ms: 300, failures: 2 }}\n    targets:\n      - {{ provider: {provider}, model: x }}\n"
+        )
+    };
+    let one_shard = |c: String| c.replacen("  shards: 2\n", "  shards: 1\n", 1);
+    let cfg = one_shard(with_providers(
+        &up.base_url(),
+        &a.base_url(),
+        &b.base_url(),
+        &h("pa"),
+    ));
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    assert!(
+        eventually(Duration::from_secs(2), || a.stats().requests >= 1),
+        "probed at start"
+    );
+    a.reset_stats();
+    let t0 = Instant::now();
+    for i in 0..10 {
+        let extra = if i % 2 == 0 { EXTRA } else { "" };
+        let next = one_shard(with_providers(
+            &up.base_url(),
+            &a.base_url(),
+            &b.base_url(),
+            &format!("{}{extra}", h("pa")),
+        ));
+        std::fs::write(gw.config_path(), next).unwrap();
+        assert_eq!(gw.admin_call("POST", "/config/reload", "").status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (probes, took) = (a.stats().requests, t0.elapsed());
+    let most = took.as_millis() as u64 / 400 + 1;
+    assert!(
+        probes <= most,
+        "{probes} probes in {took:?} across ten reloads (at most {most} without restarts)"
+    );
+
+    let moved = one_shard(with_providers(
+        &up.base_url(),
+        &a.base_url(),
+        &b.base_url(),
+        &h("pb"),
+    ));
+    std::fs::write(gw.config_path(), moved).unwrap();
+    assert_eq!(gw.admin_call("POST", "/config/reload", "").status, 200);
+    assert!(
+        eventually(Duration::from_millis(300), || b.stats().requests >= 1),
+        "the new target is probed at once"
+    );
+    let a_then = a.stats().requests;
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(
+        a.stats().requests <= a_then + 1,
+        "the old target's probe ended"
+    );
+}
+
 /// A config with 1,000 aliases and 10,000 keys reloads whole, and every key still works after;
 /// prints how long the install took (control's own measure, parse to commit).
 #[test]
