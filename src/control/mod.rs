@@ -140,6 +140,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         handle: handle.clone(),
         data_version: 0,
         last_used: Default::default(),
+        keys_behind: Vec::new(),
     };
     control.data_version = control.store.data_version().unwrap_or(0);
     let thread = std::thread::Builder::new()
@@ -192,6 +193,8 @@ struct Control {
     data_version: i64,
     /// Last-used seconds already written, by key id.
     last_used: std::collections::HashMap<String, u64>,
+    /// Shards whose queue did not take the latest key table (sent again every tick).
+    keys_behind: Vec<usize>,
 }
 
 impl Control {
@@ -234,6 +237,7 @@ impl Control {
                 }
             }
             self.notice_outside_changes();
+            self.catch_up_keys();
             if flushed.elapsed() >= LAST_USED_EVERY {
                 self.flush_last_used();
                 flushed = Instant::now();
@@ -284,7 +288,15 @@ impl Control {
             Ok(table) => {
                 self.keys = table;
                 self.data_version = self.store.data_version().unwrap_or(self.data_version);
-                self.broadcast(|| ShardMsg::Keys(self.keys.clone()));
+                self.keys_behind.clear();
+                for (i, s) in self.shards.iter().enumerate() {
+                    if s.send_timeout(ShardMsg::Keys(self.keys.clone()), Duration::from_secs(1))
+                        .is_err()
+                    {
+                        ::log::error!("shard {i}: its queue did not take the key table; retrying");
+                        self.keys_behind.push(i);
+                    }
+                }
                 ::log::debug!("keys republished ({why}): {}", self.keys.len());
             }
             Err(e) => ::log::error!("keys not republished ({why}): {e}"),
@@ -302,6 +314,14 @@ impl Control {
             }
         }
         delivered
+    }
+
+    /// Shards that missed the latest key table get it again (a revocation must reach them).
+    fn catch_up_keys(&mut self) {
+        let keys = &self.keys;
+        let shards = &self.shards;
+        self.keys_behind
+            .retain(|&i| shards[i].try_send(ShardMsg::Keys(keys.clone())).is_err());
     }
 
     /// Another process (or a manual edit) changed the store: republish.
