@@ -127,6 +127,27 @@ fn sighup_reloads(driver: Driver) {
         gw.stderr.lock().unwrap()
     );
     assert!(gw.stderr.lock().unwrap().contains("generation 2 installed"));
+    // A broken file on SIGHUP: logged with its paths, and the current config keeps serving.
+    let broken = config_with(&up.base_url(), EXTRA).replace(
+        "provider: up, model: upstream-extra",
+        "provider: nope, model: x",
+    );
+    std::fs::write(gw.config_path(), broken).unwrap();
+    gw.signal(libc::SIGHUP);
+    let logged = eventually(Duration::from_secs(5), || {
+        let err = gw.stderr.lock().unwrap();
+        err.contains("reload refused") && err.contains("models.extra.targets[0].provider")
+    });
+    assert!(logged, "{}", gw.stderr.lock().unwrap());
+    let body = br#"{"model":"extra","messages":[{"role":"user","content":"hi"}]}"#;
+    let r = http::request(
+        gw.api,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        body,
+    );
+    assert_eq!(r.status, 200);
 }
 
 /// Reload without a master key: off, and it says so (SIGHUP still works).
