@@ -470,3 +470,45 @@ fn revocation_reaches_every_shard_quickly() {
         );
     }
 }
+
+/// Two gateways on one store file: a key made or blocked through one reaches the other
+/// through the store (control polls its `data_version`).
+#[test]
+fn another_process_writing_the_store_is_noticed() {
+    let up = mock();
+    let dir = common::TempDir::new();
+    let db = dir.0.join("shared.db");
+    let cfg = managed_config(&up.base_url(), "").replacen(
+        "providers:",
+        &format!("store: {{ path: {} }}\nproviders:", db.display()),
+        1,
+    );
+    let (a, b) = (
+        Gateway::start(&cfg, Driver::Uring),
+        Gateway::start(&cfg, Driver::Uring),
+    );
+    let made = ok(a.admin_call("POST", "/key/generate", r#"{"key_alias":"shared"}"#));
+    let secret = made["key"].as_str().unwrap().to_owned();
+    let t0 = Instant::now();
+    assert!(eventually(Duration::from_secs(3), || chat(
+        &b,
+        &secret,
+        "gpt-4o-mini"
+    )
+    .status
+        == 200));
+    let seen_in = t0.elapsed();
+    let block = format!(r#"{{"key":"{}"}}"#, made["key_id"].as_str().unwrap());
+    ok(b.admin_call("POST", "/key/block", &block));
+    assert!(eventually(Duration::from_secs(3), || chat(
+        &a,
+        &secret,
+        "gpt-4o-mini"
+    )
+    .status
+        == 401));
+    eprintln!(
+        "a key made in one process worked in the other after {} ms",
+        seen_in.as_millis()
+    );
+}
