@@ -52,6 +52,7 @@ fn reload_adds_an_alias_and_refuses_a_broken_config(driver: Driver) {
         )
     };
     assert_eq!(admin_chat("extra").status, 404);
+    assert_eq!(chat(&gw, "gpt-4o-mini").status, 200);
     std::fs::write(gw.config_path(), config_with(&up.base_url(), EXTRA)).unwrap();
     let r = gw.admin_call("POST", "/config/reload", "");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -60,6 +61,9 @@ fn reload_adds_an_alias_and_refuses_a_broken_config(driver: Driver) {
     assert_eq!(j["generation"], 2);
     assert_eq!(admin_chat("extra").status, 200);
     assert_eq!(chat(&gw, "gpt-4o-mini").status, 200);
+    // Series recorded under the first generation and the second add up (stable label ids).
+    gw.wait_metric(r#"shardgate_requests_total{model="gpt-4o-mini",provider="up",status="200"} 2"#);
+    gw.wait_metric(r#"shardgate_requests_total{model="extra",provider="up",status="200"} 1"#);
 
     // Two problems: both reported with their paths; nothing changes.
     let broken = config_with(&up.base_url(), EXTRA)
