@@ -121,12 +121,12 @@ impl<'p> Route<'p> {
     }
 }
 
-/// True for the paths [`dispatch`] serves.
 /// An error reply of the admin listener itself, in the API's error shape.
 pub fn refusal(status: u16, kind: &'static str, code: &'static str, message: String) -> Reply {
     failure::Failure::other(status, kind, code, message).reply()
 }
 
+/// True for the paths [`dispatch`] serves.
 pub fn serves(path: &str) -> bool {
     Route::of(path).is_some()
 }
