@@ -400,11 +400,14 @@ fn revocation_reaches_every_shard_quickly() {
     let secret = made["key"].as_str().unwrap().to_owned();
     let block = format!(r#"{{"key":"{}"}}"#, made["key_id"].as_str().unwrap());
     let stop = Arc::new(AtomicBool::new(false));
-    // (started, ok) of every request, from 8 keep-alive connections spread over the shards.
+    // (started, ok) of every request, from 16 keep-alive connections spread over the shards,
+    // and the shards that served (the request id says which: `req_` + 8 hex + shard).
     let log: Arc<Mutex<Vec<(Instant, bool)>>> = Arc::default();
-    let workers: Vec<_> = (0..8)
+    let shards: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+    let workers: Vec<_> = (0..16)
         .map(|_| {
             let (stop, log, secret, api) = (stop.clone(), log.clone(), secret.clone(), gw.api);
+            let shards = shards.clone();
             std::thread::spawn(move || {
                 let mut c = http::Client::connect(api);
                 let auth = format!("Bearer {secret}");
@@ -420,6 +423,9 @@ fn revocation_reaches_every_shard_quickly() {
                     );
                     let r = c.read_response();
                     log.lock().unwrap().push((at, r.status == 200));
+                    if let Some(shard) = r.header("x-request-id").and_then(|id| id.get(12..14)) {
+                        shards.lock().unwrap().insert(shard.to_owned());
+                    }
                     if r.header("connection") == Some("close") {
                         c = http::Client::connect(api);
                     }
@@ -427,9 +433,14 @@ fn revocation_reaches_every_shard_quickly() {
             })
         })
         .collect();
+    assert!(
+        eventually(Duration::from_secs(3), || shards.lock().unwrap().len() == 2),
+        "the load reaches both shards: {:?}",
+        shards.lock().unwrap()
+    );
     // Per block: the last success that started after the block was sent, and after its reply.
     let (mut from_send, mut from_ack) = (Vec::new(), Vec::new());
-    let recent_ok = || log.lock().unwrap().iter().rev().take(8).all(|e| e.1);
+    let recent_ok = || log.lock().unwrap().iter().rev().take(16).all(|e| e.1);
     let last_ok = |after: Instant| {
         let log = log.lock().unwrap();
         let last = log
