@@ -268,7 +268,7 @@ impl Body {
 
 fn bad_duration(name: &str, given: &str) -> Failure {
     let message = format!(
-        "{name} must be a duration such as \"30s\", \"15m\", \"12h\" or \"7d\", not {given}"
+        "{name} must be a duration such as \"30s\", \"15m\", \"12h\", \"7d\" or \"1mo\" (30 days), not {given}"
     );
     Failure::field(name, message)
 }
