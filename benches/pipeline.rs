@@ -84,7 +84,14 @@ fn pipeline(c: &mut Criterion) {
     let gateway = rt.block_on(async {
         let generation = Generation::first(snapshot.clone(), &tls);
         let keys = Arc::new(KeyTable::build(Vec::new(), true).0);
-        let shard = Rc::new(Shard::new((0, 1), generation, keys, sinks.remove(0), 1));
+        let shard = Rc::new(Shard::new(
+            (0, 1),
+            generation,
+            keys,
+            sinks.remove(0),
+            1,
+            (Arc::new(shardgate::limits::InProcess), None),
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         monoio::spawn(accept_loop(shard, listener));

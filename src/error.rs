@@ -43,10 +43,16 @@ pub enum Kind {
     /// The shard is at its in-flight cap: the client should retry shortly.
     Overloaded,
     ClientDisconnected,
+    /// A limit of the gateway's own (key, team, alias, end user) refused the request.
+    RateLimited,
+    /// A hard budget would be exceeded; `retry_after_s` says when its period resets.
+    BudgetExceeded,
+    /// A budget applies but the target's price is unknown, and `on_unknown_price: reject`.
+    PriceUnknown,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 25] = [
         Kind::BadRequest,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -69,6 +75,9 @@ impl Kind {
         Kind::UpstreamTooLarge,
         Kind::Overloaded,
         Kind::ClientDisconnected,
+        Kind::RateLimited,
+        Kind::BudgetExceeded,
+        Kind::PriceUnknown,
     ];
 
     pub fn status(self) -> u16 {
@@ -84,7 +93,8 @@ impl Kind {
             Kind::UpstreamBadRequest
             | Kind::UpstreamContextWindow
             | Kind::UpstreamContentPolicy => 400,
-            Kind::UpstreamRateLimited => 429,
+            Kind::UpstreamRateLimited | Kind::RateLimited | Kind::BudgetExceeded => 429,
+            Kind::PriceUnknown => 403,
             Kind::UpstreamConnect
             | Kind::UpstreamServer
             | Kind::UpstreamProtocol
@@ -102,7 +112,9 @@ impl Kind {
     pub fn openai_type(self) -> &'static str {
         match self {
             Kind::Unauthorized => "authentication_error",
-            Kind::Forbidden => "permission_error",
+            Kind::Forbidden | Kind::PriceUnknown => "permission_error",
+            Kind::RateLimited => "requests",
+            Kind::BudgetExceeded => "budget_exceeded",
             Kind::BadRequest
             | Kind::ModelNotFound
             | Kind::NotFound
@@ -150,6 +162,18 @@ impl Kind {
             Kind::UpstreamTooLarge => "upstream_response_too_large",
             Kind::Overloaded => "overloaded",
             Kind::ClientDisconnected => "client_disconnected",
+            Kind::RateLimited => "rate_limit_exceeded",
+            Kind::BudgetExceeded => "budget_exceeded",
+            Kind::PriceUnknown => "price_unknown",
+        }
+    }
+
+    /// The metric and log label: the code, except where two kinds share one (a limit of the
+    /// gateway's own and an upstream's 429 are both `rate_limit_exceeded` to clients).
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::RateLimited => "gateway_rate_limited",
+            k => k.code(),
         }
     }
 
@@ -157,8 +181,9 @@ impl Kind {
     pub fn anthropic_type(self) -> &'static str {
         match self {
             Kind::Unauthorized => "authentication_error",
-            Kind::Forbidden => "permission_error",
+            Kind::Forbidden | Kind::PriceUnknown => "permission_error",
             Kind::ModelNotFound | Kind::NotFound => "not_found_error",
+            Kind::RateLimited | Kind::BudgetExceeded => "rate_limit_error",
             Kind::PayloadTooLarge => "request_too_large",
             Kind::UpstreamRateLimited => "rate_limit_error",
             Kind::UpstreamTimeout | Kind::RequestTimeout => "timeout_error",
@@ -230,6 +255,8 @@ pub struct GatewayError {
     pub message: String,
     /// Seconds the client should wait before retrying (sent as `Retry-After`).
     pub retry_after_s: Option<u64>,
+    /// The same wait to the millisecond, where the gateway knows it (`retry-after-ms`).
+    pub retry_after_ms: Option<u64>,
 }
 
 impl GatewayError {
@@ -238,6 +265,7 @@ impl GatewayError {
             kind,
             message: message.into(),
             retry_after_s: None,
+            retry_after_ms: None,
         }
     }
 
@@ -348,10 +376,12 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_has_distinct_code() {
-        let mut codes: Vec<_> = Kind::ALL.iter().map(|k| k.code()).collect();
-        codes.sort();
-        codes.dedup();
-        assert_eq!(codes.len(), Kind::ALL.len());
+    fn every_kind_has_distinct_label() {
+        let mut labels: Vec<_> = Kind::ALL.iter().map(|k| k.label()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), Kind::ALL.len());
+        // Clients see one code for both 429s (the SDKs' retry logic keys on it).
+        assert_eq!(Kind::RateLimited.code(), Kind::UpstreamRateLimited.code());
     }
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod json;
+pub mod limits;
 pub mod logger;
 pub mod observe;
 pub mod pipeline;

@@ -10,7 +10,8 @@ const USAGE: &str = "usage:
   shardgate serve [--config FILE] [--shards N]   run the gateway (embedded default config without --config)
   shardgate check --config FILE                  validate a config; print every problem; exit 1 on error
   shardgate keys ACTION [ARGS]                   manage virtual keys over the admin API (keys --help)
-  shardgate teams ACTION [ARGS]                  manage teams over the admin API (teams --help)";
+  shardgate teams ACTION [ARGS]                  manage teams over the admin API (teams --help)
+  shardgate spend ACTION [ARGS]                  spend logs and reports over the admin API (spend --help)";
 
 fn main() -> ExitCode {
     shardgate::logger::init();
@@ -18,7 +19,10 @@ fn main() -> ExitCode {
     let mut config: Option<PathBuf> = None;
     let mut shards: Option<usize> = None;
     // `keys` and `teams` parse their own arguments (`shardgate::cli`).
-    let own_args = matches!(args.first().map(String::as_str), Some("keys" | "teams"));
+    let own_args = matches!(
+        args.first().map(String::as_str),
+        Some("keys" | "teams" | "spend")
+    );
     let mut it = args.iter().skip(1);
     while !own_args && let Some(a) = it.next() {
         match a.as_str() {
@@ -37,7 +41,7 @@ fn main() -> ExitCode {
             Some(path) => check(&path),
             None => usage("check needs --config FILE"),
         },
-        Some("keys" | "teams") => shardgate::cli::run(&args),
+        Some("keys" | "teams" | "spend") => shardgate::cli::run(&args),
         Some("-h" | "--help") => usage(""),
         _ => usage("expected a command"),
     }

@@ -13,6 +13,7 @@ mod failure;
 mod fields;
 mod keys;
 mod query;
+mod spend;
 mod teams;
 mod view;
 
@@ -27,8 +28,10 @@ use query::path_decode;
 
 pub struct Reply {
     pub status: u16,
-    /// JSON.
+    /// JSON, or CSV when `content_type` says so.
     pub body: Vec<u8>,
+    /// The body's `Content-Type`: "application/json", or "text/csv; charset=utf-8".
+    pub content_type: &'static str,
     /// Keys or teams changed: republish the key table.
     pub changed: bool,
 }
@@ -85,6 +88,8 @@ enum Route<'p> {
     TeamDelete,
     TeamInfo,
     TeamList,
+    SpendLogs,
+    SpendReport,
 }
 
 impl<'p> Route<'p> {
@@ -103,6 +108,8 @@ impl<'p> Route<'p> {
             "/team/delete" => Route::TeamDelete,
             "/team/info" => Route::TeamInfo,
             "/team/list" => Route::TeamList,
+            "/spend/logs" => Route::SpendLogs,
+            "/global/spend/report" => Route::SpendReport,
             _ => {
                 let key = path.strip_prefix("/key/")?.strip_suffix("/regenerate")?;
                 if key.is_empty() || key.contains('/') {
@@ -115,7 +122,12 @@ impl<'p> Route<'p> {
 
     fn method(self) -> &'static str {
         match self {
-            Route::KeyInfo | Route::KeyList | Route::TeamInfo | Route::TeamList => "GET",
+            Route::KeyInfo
+            | Route::KeyList
+            | Route::TeamInfo
+            | Route::TeamList
+            | Route::SpendLogs
+            | Route::SpendReport => "GET",
             _ => "POST",
         }
     }
@@ -168,11 +180,15 @@ pub fn dispatch(
         Route::TeamDelete => teams::delete(store, body),
         Route::TeamInfo => teams::info(store, query),
         Route::TeamList => teams::list(store, query),
+        // These answer JSON or CSV, so they make their reply themselves.
+        Route::SpendLogs => return spend::logs(store, query),
+        Route::SpendReport => return spend::report(store, query),
     };
     match done {
         Ok(done) => Reply {
             status: 200,
             body: serde_json::to_vec(&done.value).expect("JSON values serialize"),
+            content_type: "application/json",
             changed: done.changed,
         },
         Err(failure) => failure.reply(),

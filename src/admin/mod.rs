@@ -148,6 +148,7 @@ async fn serve(mut stream: TcpStream, handle: Arc<control::Handle>) {
             keep_alive,
             timing: None,
             route: None,
+            rates: None,
         };
         let mut out = Vec::with_capacity(body.len() + 256);
         response::full(&mut out, status, ctype, &body, &meta, &[]);
@@ -202,7 +203,7 @@ fn error(why: Refusal, message: impl Into<String>) -> Answer {
         Refusal::Unavailable => (503, "server_error", "control_unavailable"),
     };
     let r = api::refusal(status, kind, code, message.into());
-    (r.status, response::JSON, r.body)
+    (r.status, r.content_type, r.body)
 }
 
 /// Whether the call carries the master key; the error to answer when it does not.
@@ -287,7 +288,7 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
                 reply,
             });
             match await_control(sent, rx).await {
-                Ok(r) => (r.status, response::JSON, r.body),
+                Ok(r) => (r.status, r.content_type, r.body),
                 Err(e) => e,
             }
         }

@@ -58,6 +58,10 @@ pub struct KeySpec {
     pub team_blocked: bool,
     /// Last use, unix seconds (carried from the store or the previous table).
     pub last_used_s: u64,
+    /// The key's and its team's limits (pool slots built by control).
+    pub limits: Vec<crate::limits::Limit>,
+    /// Limits of this key on one alias (`model_rpm_limit`, `model_tpm_limit`).
+    pub alias_limits: Vec<(String, crate::limits::Limit)>,
 }
 
 #[derive(Debug)]
@@ -73,6 +77,8 @@ pub struct KeyEntry {
     /// Unix seconds of the last successful authentication; written at most once a second
     /// per shard (a relaxed load first), read by control to persist it.
     last_used: AtomicU64,
+    limits: Box<[crate::limits::Limit]>,
+    alias_limits: Box<[(Box<str>, crate::limits::Limit)]>,
 }
 
 impl KeyEntry {
@@ -87,6 +93,27 @@ impl KeyEntry {
 
     pub fn last_used_s(&self) -> u64 {
         self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// The key's and its team's own limits.
+    pub fn limits(&self) -> &[crate::limits::Limit] {
+        &self.limits
+    }
+
+    /// The key's limits on `alias`.
+    pub fn alias_limits<'a>(
+        &'a self,
+        alias: &'a str,
+    ) -> impl Iterator<Item = &'a crate::limits::Limit> + Clone + 'a {
+        self.alias_limits
+            .iter()
+            .filter(move |(a, _)| &**a == alias)
+            .map(|(_, l)| l)
+    }
+
+    /// Whether any limit of the key applies to some request (the fast path skips the rest).
+    pub fn has_limits(&self) -> bool {
+        !self.limits.is_empty() || !self.alias_limits.is_empty()
     }
 }
 
@@ -151,6 +178,12 @@ impl KeyTable {
                 blocked: s.blocked,
                 team_blocked: s.team_blocked,
                 last_used: AtomicU64::new(s.last_used_s),
+                limits: s.limits.into_boxed_slice(),
+                alias_limits: s
+                    .alias_limits
+                    .into_iter()
+                    .map(|(a, l)| (a.into_boxed_str(), l))
+                    .collect(),
             });
         }
         (t, refused)

@@ -1,4 +1,4 @@
-//! The arguments of `shardgate keys|teams ...`, parsed into an [`Invocation`] before anything
+//! The arguments of `shardgate keys|teams|spend ...`, parsed into an [`Invocation`] before anything
 //! touches the network, so every usage error (an unknown action or flag, a bad number or
 //! duration, a missing ID) is settled here and exits 2 with the usage of the level it concerns.
 //!
@@ -52,10 +52,18 @@ pub enum Usage {
     Problem(Topic, String),
 }
 
-/// Parses `args`, whose first element is the noun (`keys` or `teams`).
+impl Invocation {
+    /// `--csv`: the answer is CSV, printed as it comes.
+    pub fn csv(&self) -> bool {
+        self.fields.get("format").and_then(Value::as_str) == Some("csv")
+    }
+}
+
+/// Parses `args`, whose first element is the noun (`keys`, `teams` or `spend`).
 pub fn parse(args: &[String]) -> Result<Invocation, Usage> {
     let Some(noun) = args.first().and_then(|w| Noun::parse(w)) else {
-        return Err(Usage::Problem(Topic::Top, "expected keys or teams".into()));
+        let why = "expected keys, teams or spend".into();
+        return Err(Usage::Problem(Topic::Top, why));
     };
     let mut common = Common::default();
     let mut action: Option<&'static Action> = None;
@@ -101,9 +109,16 @@ pub fn parse(args: &[String]) -> Result<Invocation, Usage> {
                         None => format!("unknown flag {name}"),
                     }));
                 };
-                let raw = value(name, inline, &mut rest).map_err(problem)?;
-                let parsed =
-                    typed(flag.kind, &raw).map_err(|why| problem(format!("{name} {why}")))?;
+                let parsed = match flag.kind {
+                    Kind::Switch(_) if inline.is_some() => {
+                        return Err(problem(format!("{name} takes no value")));
+                    }
+                    Kind::Switch(fixed) => Value::String(fixed.to_string()),
+                    kind => {
+                        let raw = value(name, inline, &mut rest).map_err(problem)?;
+                        typed(kind, &raw).map_err(|why| problem(format!("{name} {why}")))?
+                    }
+                };
                 fields.insert(flag.field.to_string(), parsed);
             }
         }
@@ -116,12 +131,17 @@ pub fn parse(args: &[String]) -> Result<Invocation, Usage> {
     };
     check_line(action, &operands, &fields)
         .map_err(|why| Usage::Problem(Topic::Action(action), why))?;
-    Ok(Invocation {
+    let inv = Invocation {
         action,
         operands,
         fields,
         common,
-    })
+    };
+    if inv.csv() && inv.common.json {
+        let why = "--csv and --json ask for two formats: give one".into();
+        return Err(Usage::Problem(Topic::Action(action), why));
+    }
+    Ok(inv)
 }
 
 /// What only the whole line settles: the operand count, and that an update changes something.
@@ -140,6 +160,14 @@ fn check_line(
     }
     if action.needs_flag && fields.is_empty() {
         return Err("nothing to update: give at least one flag".into());
+    }
+    for name in action.required {
+        let given = action
+            .flag(name)
+            .is_some_and(|f| fields.contains_key(f.field));
+        if !given {
+            return Err(format!("{what} needs {name}"));
+        }
     }
     Ok(())
 }
@@ -186,6 +214,15 @@ fn typed(kind: Kind, raw: &str) -> Result<Value, String> {
             Some(x) => Ok(Number::from_f64(x).map_or(Value::Null, Value::Number)),
             None => Err(format!("takes a non-negative number, not {raw:?}")),
         },
+        Kind::Date => match date(raw) {
+            true => Ok(Value::String(raw.to_string())),
+            false => Err(format!("takes a UTC date YYYY-MM-DD, not {raw:?}")),
+        },
+        Kind::Choice(words) => match words.contains(&raw) {
+            true => Ok(Value::String(raw.to_string())),
+            false => Err(format!("takes one of {}, not {raw:?}", words.join(", "))),
+        },
+        Kind::Switch(fixed) => Ok(Value::String(fixed.to_string())),
         Kind::Duration => {
             let unit = raw.trim_start_matches(|c: char| c.is_ascii_digit());
             let digits = raw.len() - unit.len();
@@ -198,6 +235,13 @@ fn typed(kind: Kind, raw: &str) -> Result<Value, String> {
             }
         }
     }
+}
+
+/// A real calendar date `YYYY-MM-DD` (the admin API's form).
+fn date(raw: &str) -> bool {
+    use crate::observe::time::{iso8601, parse_iso8601};
+    raw.len() == 10
+        && parse_iso8601(&format!("{raw}T00:00:00Z")).is_some_and(|ms| iso8601(ms).starts_with(raw))
 }
 
 #[cfg(test)]

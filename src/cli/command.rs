@@ -1,4 +1,4 @@
-//! The actions of `shardgate keys` and `shardgate teams`: one [`ACTIONS`] row per action holds
+//! The actions of `shardgate keys`, `teams` and `spend`: one [`ACTIONS`] row per action holds
 //! everything about it (its usage, operands, flags, the admin API route it calls and how its
 //! answer is shown), so adding an action is adding a row. Parsing, request building and usage
 //! text all read this table; nothing here does I/O.
@@ -11,6 +11,7 @@ use super::client::Method;
 pub enum Noun {
     Keys,
     Teams,
+    Spend,
 }
 
 impl Noun {
@@ -18,6 +19,7 @@ impl Noun {
         match word {
             "keys" => Some(Noun::Keys),
             "teams" => Some(Noun::Teams),
+            "spend" => Some(Noun::Spend),
             _ => None,
         }
     }
@@ -26,6 +28,7 @@ impl Noun {
         match self {
             Noun::Keys => "keys",
             Noun::Teams => "teams",
+            Noun::Spend => "spend",
         }
     }
 
@@ -34,6 +37,7 @@ impl Noun {
         match self {
             Noun::Keys => "key",
             Noun::Teams => "team",
+            Noun::Spend => "spend",
         }
     }
 }
@@ -60,6 +64,12 @@ pub enum Kind {
     Amount,
     /// `<digits><unit>` with unit s, m, h, d, w or mo (LiteLLM's duration strings).
     Duration,
+    /// A UTC date, `YYYY-MM-DD`.
+    Date,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// No value: the flag sets its field to this.
+    Switch(&'static str),
 }
 
 #[derive(Debug)]
@@ -90,6 +100,10 @@ pub enum Output {
     TeamCreated,
     TeamTable,
     TeamInfo,
+    /// The rows of `/spend/logs`.
+    SpendLogs,
+    /// The groups of `/global/spend/report`.
+    SpendReport,
 }
 
 #[derive(Debug)]
@@ -101,6 +115,8 @@ pub struct Action {
     pub flags: &'static [&'static [Flag]],
     /// An update with no flag would send nothing: a usage error.
     pub needs_flag: bool,
+    /// Flags that must be given.
+    pub required: &'static [&'static str],
     pub method: Method,
     pub path: &'static str,
     /// The field the operand goes to: the ID (`One`) or the array of IDs (`Many`).
@@ -192,6 +208,33 @@ const GRACE: &[Flag] = &[
          "how long the old secret keeps working (none: it stops at once)"),
 ];
 
+#[rustfmt::skip]
+const SPEND_FORMAT: &[Flag] = &[
+    flag("--csv", "", "format", Kind::Switch("csv"), "print the API's CSV as is"),
+];
+
+#[rustfmt::skip]
+const SPEND_FILTERS: &[Flag] = &[
+    flag("--key", "ID", "api_key", Kind::Text, "only this key's requests"),
+    flag("--team", "ID", "team_id", Kind::Text, "only this team's requests"),
+    flag("--user", "U", "user", Kind::Text, "only this end user's requests"),
+    flag("--request", "ID", "request_id", Kind::Text, "only this request"),
+    flag("--start", "YYYY-MM-DD", "start_date", Kind::Date, "from this UTC day"),
+    flag("--end", "YYYY-MM-DD", "end_date", Kind::Date, "to this UTC day, inclusive"),
+    flag("--limit", "N", "limit", Kind::Count, "the newest N requests (default 100, at most 10000)"),
+];
+
+/// What `spend report --by` takes.
+pub const SPEND_GROUPS: &[&str] = &["key", "team", "model", "provider", "day", "user"];
+
+#[rustfmt::skip]
+const SPEND_REPORT: &[Flag] = &[
+    flag("--start", "YYYY-MM-DD", "start_date", Kind::Date, "from this UTC day"),
+    flag("--end", "YYYY-MM-DD", "end_date", Kind::Date, "to this UTC day, inclusive"),
+    flag("--by", "GROUP", "group_by", Kind::Choice(SPEND_GROUPS),
+         "key, team, model, provider, day or user (default team)"),
+];
+
 const fn action(
     (noun, name, operands): (Noun, &'static str, Operands),
     (method, path, operand_field): (Method, &'static str, &'static str),
@@ -206,6 +249,7 @@ const fn action(
         operands,
         flags,
         needs_flag: false,
+        required: &[],
         method,
         path,
         operand_field,
@@ -215,7 +259,7 @@ const fn action(
 }
 
 use Method::{Get, Post};
-use Noun::{Keys, Teams};
+use Noun::{Keys, Spend, Teams};
 use Operands::{Many, None as NoOperand, One};
 
 #[rustfmt::skip]
@@ -255,6 +299,14 @@ pub static ACTIONS: &[Action] = &[
     },
     action((Teams, "delete", Many), (Post, "/team/delete", "team_ids"), &[], Output::Deleted,
            "delete teams and their keys"),
+    action((Spend, "logs", NoOperand), (Get, "/spend/logs", ""), &[SPEND_FILTERS, SPEND_FORMAT],
+           Output::SpendLogs, "list requests and their spend, newest first"),
+    Action {
+        required: &["--start", "--end"],
+        ..action((Spend, "report", NoOperand), (Get, "/global/spend/report", ""),
+                 &[SPEND_REPORT, SPEND_FORMAT], Output::SpendReport,
+                 "sum requests, tokens and spend by a group over UTC days")
+    },
 ];
 
 const COMMON: &str = "common flags:
@@ -265,10 +317,11 @@ const COMMON: &str = "common flags:
 
 const COMMON_SYNOPSIS: &str = "[--admin-url URL] [--master-key KEY] [--json]";
 
-/// `shardgate keys|teams` with no noun or a wrong one.
+/// `shardgate keys|teams|spend` with no noun or a wrong one.
 pub const TOP_USAGE: &str = "usage:
   shardgate keys ACTION ...    manage virtual keys (shardgate keys --help)
-  shardgate teams ACTION ...   manage teams (shardgate teams --help)";
+  shardgate teams ACTION ...   manage teams (shardgate teams --help)
+  shardgate spend ACTION ...   spend logs and reports (shardgate spend --help)";
 
 pub fn noun_usage(noun: Noun) -> String {
     let word = noun.word();
@@ -302,14 +355,19 @@ pub fn action_usage(a: &Action) -> String {
     let flags: Vec<_> = a.flags.iter().flat_map(|set| set.iter()).collect();
     if !flags.is_empty() {
         s.push_str("\nflags:\n");
-        let width = flags
-            .iter()
-            .map(|f| f.name.len() + 1 + f.value.len())
-            .max()
-            .unwrap_or(0);
+        let head = |f: &Flag| match f.value {
+            "" => f.name.to_string(),
+            value => format!("{} {value}", f.name),
+        };
+        let width = flags.iter().map(|f| head(f).len()).max().unwrap_or(0);
         for f in flags {
-            let head = format!("{} {}", f.name, f.value);
-            let _ = writeln!(s, "  {head:<width$}   {} [{}]", f.help, f.field);
+            let (head, required) = (head(f), a.required.contains(&f.name));
+            let required = if required { " (required)" } else { "" };
+            let field = match f.kind {
+                Kind::Switch(v) => format!("{}={v}", f.field),
+                _ => f.field.to_string(),
+            };
+            let _ = writeln!(s, "  {head:<width$}   {}{required} [{field}]", f.help);
         }
     }
     if a.flags

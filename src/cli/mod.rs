@@ -1,5 +1,6 @@
-//! `shardgate keys ...` and `shardgate teams ...`: a command line over the gateway's admin
-//! API (LiteLLM's key and team management shapes). One invocation is one HTTP request:
+//! `shardgate keys ...`, `shardgate teams ...` and `shardgate spend ...`: a command line over
+//! the gateway's admin API (LiteLLM's key, team and spend shapes). One invocation is one HTTP
+//! request:
 //! parse the arguments (`args`, from the `command` table), build the request (`request`),
 //! send it (`client`), print the answer (`output`).
 //!
@@ -13,6 +14,7 @@ mod client;
 mod command;
 mod output;
 mod request;
+mod spend;
 mod table;
 mod timestamp;
 
@@ -68,7 +70,7 @@ impl From<Status> for ExitCode {
     }
 }
 
-/// Runs `shardgate keys|teams ...`; `args` starts with the noun.
+/// Runs `shardgate keys|teams|spend ...`; `args` starts with the noun.
 pub fn run(args: &[String]) -> ExitCode {
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     execute(
@@ -125,6 +127,9 @@ pub fn execute(
         );
         return Status::Failed;
     }
+    if inv.csv() {
+        return print(out, err, &response.body);
+    }
     let body: Value = if response.body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -148,7 +153,11 @@ pub fn execute(
     } else {
         output::render(&inv, &body, now)
     };
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    print(out, err, text.as_bytes())
+}
+
+fn print(out: &mut dyn Write, err: &mut dyn Write, text: &[u8]) -> Status {
+    match out.write_all(text).and_then(|()| out.flush()) {
         Ok(()) => Status::Ok,
         // The request was made; a closed stdout (`| head`) is not worth a failure.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Status::Ok,

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::args::Invocation;
 use super::command::{Noun, Output};
+use super::spend;
 use super::table::{self, Table, cell};
 use super::timestamp;
 
@@ -104,6 +105,11 @@ pub fn render(inv: &Invocation, body: &Value, now: i64) -> String {
                 }
             }
         }
+        Output::SpendLogs => {
+            let limit = inv.fields.get("limit").and_then(Value::as_u64);
+            out.push_str(&spend::logs(body, limit.unwrap_or(spend::DEFAULT_LIMIT)));
+        }
+        Output::SpendReport => out.push_str(&spend::report(body)),
     }
     out
 }

@@ -329,3 +329,76 @@ fn help_exits_0_on_stdout() {
     );
     assert_eq!(ExitCode::from(Status::Usage), ExitCode::from(2));
 }
+
+#[test]
+fn spend_commands_send_their_query_and_print_tables_or_csv_as_is() {
+    let logs = r#"[{"request_id":"r1","startTime":"2025-12-02T15:04:05Z","api_key":"key_1",
+        "team_id":null,"model":"gpt","custom_llm_provider":"openai","prompt_tokens":10,
+        "completion_tokens":2,"spend":0.25,"status":200}]"#;
+    let (ran, got) = exchange("spend logs --key key_1 --start 2025-12-01", 200, logs);
+    assert_eq!((ran.status, ran.err.as_str()), (Status::Ok, ""));
+    assert_eq!(
+        (got.method.as_str(), got.target.as_str()),
+        ("GET", "/spend/logs?api_key=key_1&start_date=2025-12-01")
+    );
+    assert_eq!(got.header("authorization"), Some("Bearer sk-master"));
+    assert!(ran.out.starts_with("TIME  "), "{}", ran.out);
+    assert!(
+        ran.out
+            .contains("\n2025-12-02T15:04:05Z  r1       key_1  -     gpt"),
+        "{}",
+        ran.out
+    );
+
+    let csv = "group,requests\r\n\"a,b\",1\r\n";
+    let api = MockApi::answering(format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n{csv}",
+        csv.len()
+    ));
+    let env = Env {
+        admin_url: Some(api.url.clone()),
+        master_key: None,
+    };
+    let ran = execute_line(
+        "spend report --start 2025-12-01 --end 2025-12-31 --by day --csv",
+        &env,
+    );
+    assert_eq!(
+        (ran.status, ran.out.as_str()),
+        (Status::Ok, csv),
+        "{}",
+        ran.err
+    );
+    assert_eq!(
+        api.request().target,
+        "/global/spend/report?end_date=2025-12-31&format=csv&group_by=day&start_date=2025-12-01"
+    );
+
+    let report = r#"[{"group":"t","requests":4,"prompt_tokens":40,"completion_tokens":8,
+        "spend":1.5,"unpriced_requests":0}]"#;
+    let (ran, _) = exchange(
+        "spend report --start 2025-12-01 --end 2025-12-02 --json",
+        200,
+        report,
+    );
+    assert_eq!(ran.status, Status::Ok);
+    assert!(ran.out.starts_with("[\n  {\n"), "{}", ran.out);
+    let (ran, _) = exchange(
+        "spend report --start 2025-12-01 --end 2025-12-02",
+        200,
+        report,
+    );
+    assert_eq!(
+        ran.out,
+        "GROUP  REQUESTS  TOKENS IN  TOKENS OUT  SPEND  UNPRICED\nt      4         40         8           1.5    0\n"
+    );
+    let refused = r#"{"error":{"message":"start_date is required","type":"invalid_request_error","param":"start_date","code":"invalid_field"}}"#;
+    let (ran, _) = exchange("spend logs --csv", 400, refused);
+    assert_eq!(
+        (ran.status, ran.err.as_str()),
+        (
+            Status::Failed,
+            "shardgate: 400 invalid_field: start_date is required\n"
+        )
+    );
+}

@@ -6,6 +6,7 @@
 //! holds them and nothing on the request path reads the environment or the disk.
 
 pub mod labels;
+mod limits;
 mod parse;
 pub mod routes;
 mod secret;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use labels::{LabelNames, Labels};
+pub use limits::AliasLimits;
 pub use routes::{
     BreakerPolicy, FallbackOn, HealthPolicy, HedgePolicy, Probe, RetryPolicy, RouteTimeouts, Rule,
     Strategy, When,
@@ -45,6 +47,9 @@ pub struct Snapshot {
     /// Metric label ids (see [`labels`]); `load_str` assigns fresh ones, a reload the previous
     /// generation's.
     pub labels: Labels,
+    /// Each alias's own limits as pool slots, by model index; control fills it (the slots
+    /// outlive generations), `load_str` leaves it empty.
+    pub alias_limits: Vec<Vec<crate::limits::Limit>>,
 }
 
 /// A key from the config file's `keys:` list.
@@ -54,6 +59,8 @@ pub struct ConfigKey {
     pub hash: crate::auth::Digest,
     /// Aliases it may use; `None`: all.
     pub models: Option<Vec<String>>,
+    /// LiteLLM's limit fields, as on store keys.
+    pub limits: crate::store::Limits,
 }
 
 /// Where the store (keys, teams) lives.
@@ -65,6 +72,13 @@ pub enum StoreConfig {
 }
 
 impl Snapshot {
+    /// Whether requests are written to the spend ledger.
+    pub fn ledger_on(&self) -> bool {
+        self.server
+            .ledger
+            .unwrap_or(matches!(self.store, StoreConfig::File(_)))
+    }
+
     pub fn model(&self, alias: &str) -> Option<(usize, &Model)> {
         let i = *self.model_index.get(alias)?;
         Some((i, &self.models[i]))
@@ -102,6 +116,14 @@ pub struct Server {
     pub master_key: Option<Secret>,
     /// `/metrics` needs the master key too (`server.metrics_auth: master_key`).
     pub metrics_auth: bool,
+    /// A budget applies and the target's price is unknown: refuse (true) or serve and record
+    /// a null cost (`server.on_unknown_price: reject | allow`).
+    pub reject_unknown_price: bool,
+    /// Raw spend-ledger rows kept this many days (rollups forever).
+    pub ledger_retention_days: u32,
+    /// `server.ledger: on | off`; unset: on with a store file, off in memory (where a day of
+    /// rows at full rate would not fit).
+    pub ledger: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +198,9 @@ impl fmt::Display for Origin {
     }
 }
 
+/// `max_output_tokens` of an alias that sets none.
+pub const DEFAULT_OUTPUT_BOUND: u64 = 4096;
+
 /// A model alias: the name clients ask for, and how to turn it into upstream attempts. The
 /// route fields are described in [`routes`] (config) and used by [`crate::routing`].
 #[derive(Debug)]
@@ -197,6 +222,11 @@ pub struct Model {
     pub hedge: Option<HedgePolicy>,
     /// Active health checks of the targets, when configured.
     pub health: Option<HealthPolicy>,
+    /// The alias's own limits (`limits:`).
+    pub limits: AliasLimits,
+    /// Completion tokens a request is assumed to produce when it sets no `max_tokens` (token
+    /// limits and budgets reserve this much; `max_output_tokens:`).
+    pub output_bound: u64,
     /// Evaluated in order; the first match restricts the eligible targets.
     pub rules: Vec<Rule>,
 }
@@ -216,6 +246,8 @@ impl Model {
             breaker: BreakerPolicy::default(),
             hedge: None,
             health: None,
+            limits: AliasLimits::default(),
+            output_bound: DEFAULT_OUTPUT_BOUND,
             rules: Vec::new(),
         }
     }

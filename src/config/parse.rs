@@ -241,6 +241,7 @@ impl Walker<'_> {
             keys,
             store,
             labels: Default::default(),
+            alias_limits: Vec::new(),
         }
     }
 
@@ -266,6 +267,9 @@ impl Walker<'_> {
             access_log: AccessLog::Stdout,
             master_key: None,
             metrics_auth: false,
+            reject_unknown_price: true,
+            ledger_retention_days: 30,
+            ledger: None,
         };
         let Some(y) = y else { return s };
         let allowed = [
@@ -289,6 +293,9 @@ impl Walker<'_> {
             "access_log",
             "master_key",
             "metrics_auth",
+            "on_unknown_price",
+            "ledger_retention_days",
+            "ledger",
         ];
         let Some(h) = self.mapping(y, "server", &allowed) else {
             return s;
@@ -391,6 +398,24 @@ impl Walker<'_> {
             Some(Yaml::String(v)) if v == "none" => s.metrics_auth = false,
             Some(Yaml::String(v)) if v == "master_key" => s.metrics_auth = true,
             Some(_) => self.problem("server.metrics_auth", "expected none or master_key"),
+        }
+        match get(h, "on_unknown_price") {
+            None => {}
+            Some(Yaml::String(v)) if v == "reject" => s.reject_unknown_price = true,
+            Some(Yaml::String(v)) if v == "allow" => s.reject_unknown_price = false,
+            Some(_) => self.problem("server.on_unknown_price", "expected reject or allow"),
+        }
+        match get(h, "ledger") {
+            None => {}
+            Some(Yaml::Boolean(b)) => s.ledger = Some(*b),
+            Some(Yaml::String(v)) if v == "on" => s.ledger = Some(true),
+            Some(Yaml::String(v)) if v == "off" => s.ledger = Some(false),
+            Some(_) => self.problem("server.ledger", "expected on or off"),
+        }
+        if let Some(n) = get(h, "ledger_retention_days")
+            .and_then(|y| self.uint(y, "server.ledger_retention_days", 1))
+        {
+            s.ledger_retention_days = n.min(36_500) as u32;
         }
         if s.metrics_auth && s.master_key.is_none() {
             self.problem("server.metrics_auth", "master_key needs server.master_key");
@@ -748,9 +773,12 @@ impl Walker<'_> {
         };
         for (i, k) in list.iter().enumerate() {
             let path = format!("keys[{i}]");
-            let Some(h) = self.mapping(k, &path, &["name", "key", "models"]) else {
+            let mut fields = vec!["name", "key", "models"];
+            fields.extend(super::limits::KEY_FIELDS);
+            let Some(h) = self.mapping(k, &path, &fields) else {
                 continue;
             };
+            let limits = self.key_limits(h, &path, models);
             let name = match get(h, "name") {
                 Some(n) => self.name(n, &join(&path, "name")),
                 None => {
@@ -805,6 +833,7 @@ impl Walker<'_> {
                     name,
                     hash,
                     models: allowed,
+                    limits,
                 });
             }
         }

@@ -229,7 +229,9 @@ enum Slot {
     ContentPolicy,
 }
 
-const MODEL_FIELDS: [&str; 10] = [
+const MODEL_FIELDS: [&str; 12] = [
+    "limits",
+    "max_output_tokens",
     "strategy",
     "targets",
     "fallbacks",
@@ -374,6 +376,14 @@ impl Walker<'_> {
         }
         if let Some(y) = get(h, "rules") {
             m.rules = self.rules(y, &join(path, "rules"), &m.targets);
+        }
+        if let Some(y) = get(h, "limits") {
+            m.limits = self.alias_limits(y, &join(path, "limits"));
+        }
+        if let Some(n) = get(h, "max_output_tokens")
+            .and_then(|y| self.uint(y, &join(path, "max_output_tokens"), 1))
+        {
+            m.output_bound = n;
         }
         m
     }
@@ -829,7 +839,7 @@ impl Walker<'_> {
     }
 
     /// A finite number (integer or decimal) in `0..=max`.
-    fn number(&mut self, y: &Yaml, path: &str, max: f64) -> Option<f64> {
+    pub(super) fn number(&mut self, y: &Yaml, path: &str, max: f64) -> Option<f64> {
         let v = match y {
             Yaml::Integer(i) => *i as f64,
             Yaml::Real(_) => match y.as_f64() {

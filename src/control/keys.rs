@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use super::slots::Slots;
 use crate::auth::{KeySpec, KeyTable};
 use crate::config::Snapshot;
+use crate::limits::Scope;
 use crate::store::{Store, StoreError};
 
 /// A fresh table; last-used times carry over from `previous` (they are written to the store
@@ -13,22 +15,36 @@ pub fn table(
     config: &Snapshot,
     store: &Store,
     previous: Option<&KeyTable>,
+    slots: &mut Slots,
 ) -> Result<Arc<KeyTable>, StoreError> {
     let mut specs: Vec<KeySpec> = config
         .keys
         .iter()
-        .map(|k| KeySpec {
-            id: format!("config:{}", k.name),
-            name: k.name.clone(),
-            hash: k.hash,
-            models: k.models.clone(),
-            ..KeySpec::default()
+        .map(|k| {
+            let owner = format!("config:{}", k.name);
+            KeySpec {
+                limits: slots.of(&owner, Scope::Key, &k.name, &k.limits),
+                alias_limits: slots.per_alias(&owner, &k.name, &k.limits),
+                id: owner,
+                name: k.name.clone(),
+                hash: k.hash,
+                models: k.models.clone(),
+                ..KeySpec::default()
+            }
         })
         .collect();
     let listed = |v: Vec<String>| (!v.is_empty()).then_some(v);
     for r in store.key_records()? {
+        let name = r.alias.clone().unwrap_or_else(|| r.id.clone());
+        let owner = format!("key:{}", r.id);
+        let mut limits = slots.of(&owner, Scope::Key, &name, &r.limits);
+        if let (Some(team), Some(tl)) = (&r.team_id, &r.team_limits) {
+            limits.extend(slots.of(&format!("team:{team}"), Scope::Team, team, tl));
+        }
         specs.push(KeySpec {
-            name: r.alias.clone().unwrap_or_else(|| r.id.clone()),
+            limits,
+            alias_limits: slots.per_alias(&owner, &name, &r.limits),
+            name,
             team: r.team_id,
             hash: r.hash,
             previous: r.previous,
@@ -53,6 +69,7 @@ pub fn table(
             }
         }
     }
+    slots.retain_used(|k| k.starts_with("model:"));
     let open = config.server.master_key.is_none();
     let (table, refused) = KeyTable::build(specs, open);
     for id in refused {

@@ -7,7 +7,9 @@
 //! channels.
 
 mod keys;
+pub mod ledger;
 mod reload;
+mod slots;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +50,9 @@ pub struct Handle {
     current: Mutex<Arc<Snapshot>>,
     pub ready: Arc<std::sync::atomic::AtomicUsize>,
     pub draining: AtomicBool,
+    /// The shards' ledger outboxes (for their drop counts), and rows written so far.
+    pub ledger: Vec<Arc<ledger::Outbox>>,
+    pub ledger_written: std::sync::atomic::AtomicU64,
 }
 
 impl Handle {
@@ -105,8 +110,32 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         signal_hook::consts::SIGHUP,
     ])
     .context("installing signal handlers")?;
+    let mut slots = slots::Slots::default();
+    let mut snapshot = snapshot;
+    snapshot.alias_limits = alias_limits(&snapshot, &mut slots);
     let snapshot = Arc::new(snapshot);
-    let keys = keys::table(&snapshot, &store, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys =
+        keys::table(&snapshot, &store, None, &mut slots).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pool: Arc<dyn crate::limits::Pool> = Arc::new(crate::limits::InProcess);
+    ledger::restore_usage(&store, &slots, crate::auth::now_ms());
+    let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
+    let n = runtime::shard_count(&snapshot, cores);
+    let outboxes: Vec<Arc<ledger::Outbox>> = match snapshot.ledger_on() {
+        true => (0..n).map(|_| ledger::Outbox::new()).collect(),
+        false => Vec::new(),
+    };
+    ::log::info!(
+        "spend ledger: {}",
+        if outboxes.is_empty() {
+            "off (server.ledger: on to write it; the store is in memory)".to_owned()
+        } else {
+            format!(
+                "on, {} rows queued per shard at most, raw rows kept {} days",
+                ledger::QUEUE_ROWS,
+                snapshot.server.ledger_retention_days
+            )
+        }
+    );
     if keys.is_open() {
         ::log::warn!(
             "NO KEYS CONFIGURED: the gateway accepts every request without authentication"
@@ -117,7 +146,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         .admin_listen
         .map(runtime::listener::bind_one)
         .transpose()?;
-    let shards = runtime::start(snapshot.clone(), tls, keys.clone())?;
+    let shards = runtime::start(snapshot.clone(), tls, keys.clone(), pool, &outboxes)?;
     let (commands, inbox) = flume::bounded(256);
     let handle = Arc::new(Handle {
         commands,
@@ -125,6 +154,8 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         current: Mutex::new(snapshot.clone()),
         ready: shards.ready.clone(),
         draining: AtomicBool::new(false),
+        ledger: outboxes.clone(),
+        ledger_written: std::sync::atomic::AtomicU64::new(0),
     });
     let admin_addr = match admin {
         Some(l) => Some(crate::admin::start(l, handle.clone())?),
@@ -141,6 +172,9 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         data_version: 0,
         last_used: Default::default(),
         keys_behind: Vec::new(),
+        slots,
+        outboxes,
+        batch: Vec::new(),
     };
     control.data_version = control.store.data_version().unwrap_or(0);
     let thread = std::thread::Builder::new()
@@ -175,8 +209,11 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How often control looks for outside store changes and persists last-used times.
-const TICK: Duration = Duration::from_millis(500);
+/// How often control drains the ledger outboxes and looks for outside store changes.
+const TICK: Duration = Duration::from_millis(200);
+/// How often limit counters are saved, and old ledger rows pruned.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often last-used times are written to the store.
 const LAST_USED_EVERY: Duration = Duration::from_secs(5);
 
@@ -195,11 +232,25 @@ struct Control {
     last_used: std::collections::HashMap<String, u64>,
     /// Shards whose queue did not take the latest key table (sent again every tick).
     keys_behind: Vec<usize>,
+    /// Every limit slot, by name (see [`slots`]).
+    slots: slots::Slots,
+    outboxes: Vec<Arc<ledger::Outbox>>,
+    batch: Vec<crate::store::LedgerRow>,
+}
+
+/// The slots of every alias's own `limits:`, by model index.
+fn alias_limits(snap: &Snapshot, slots: &mut slots::Slots) -> Vec<Vec<crate::limits::Limit>> {
+    snap.models
+        .iter()
+        .map(|m| slots.of_alias(&m.alias, &m.limits))
+        .collect()
 }
 
 impl Control {
     fn run(&mut self, inbox: flume::Receiver<Command>) {
         let mut flushed = Instant::now();
+        let mut saved = Instant::now();
+        let mut pruned: Option<Instant> = None;
         loop {
             match inbox.recv_timeout(TICK) {
                 Ok(Command::Reload(reply)) => {
@@ -226,6 +277,8 @@ impl Control {
                     let _ = reply.send(r);
                 }
                 Ok(Command::Stop(done)) => {
+                    self.drain_ledger();
+                    ledger::save_usage(&mut self.store, &self.slots, crate::auth::now_ms());
                     self.flush_last_used();
                     let _ = done.send(());
                     return;
@@ -236,8 +289,22 @@ impl Control {
                     return;
                 }
             }
+            self.drain_ledger();
             self.notice_outside_changes();
             self.catch_up_keys();
+            if saved.elapsed() >= SAVE_EVERY {
+                ledger::save_usage(&mut self.store, &self.slots, crate::auth::now_ms());
+                saved = Instant::now();
+            }
+            if !self.outboxes.is_empty() && pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                let keep = self.current.server.ledger_retention_days;
+                match self.store.prune_ledger(keep, crate::auth::now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => ::log::info!("ledger: {n} rows older than {keep} days deleted"),
+                    Err(e) => ::log::warn!("ledger: pruning failed: {e}"),
+                }
+                pruned = Some(Instant::now());
+            }
             if flushed.elapsed() >= LAST_USED_EVERY {
                 self.flush_last_used();
                 flushed = Instant::now();
@@ -284,7 +351,12 @@ impl Control {
 
     /// Rebuilds the key table from config and store and sends it to every shard.
     fn publish_keys(&mut self, why: &str) {
-        match keys::table(&self.current, &self.store, Some(&self.keys)) {
+        match keys::table(
+            &self.current,
+            &self.store,
+            Some(&self.keys),
+            &mut self.slots,
+        ) {
             Ok(table) => {
                 self.keys = table;
                 self.data_version = self.store.data_version().unwrap_or(self.data_version);
@@ -332,6 +404,14 @@ impl Control {
             self.data_version = v;
             self.publish_keys("store changed");
         }
+    }
+
+    fn drain_ledger(&mut self) {
+        if self.outboxes.is_empty() {
+            return;
+        }
+        let n = ledger::drain(&mut self.store, &self.outboxes, &mut self.batch);
+        self.handle.ledger_written.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Writes last-used times that moved since the last flush.

@@ -98,6 +98,7 @@ impl Control {
             return Err(Problems(problems));
         }
         next.labels = Labels::assign(&next, Some(&self.current.labels.names));
+        next.alias_limits = super::alias_limits(&next, &mut self.slots);
         let tls: crate::runtime::generation::Tls = crate::upstream::tls::configs(&next)
             .map_err(|e| Problems(vec![e]))?
             .into();

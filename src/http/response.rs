@@ -18,6 +18,102 @@ pub struct Meta<'a> {
     /// `x-shardgate-target` and `x-shardgate-attempts`: the target that served (or failed
     /// last) and how many upstream attempts the request made.
     pub route: Option<(&'a str, u8)>,
+    /// The tightest limits' state, as rate-limit headers in the client's protocol's names.
+    pub rates: Option<&'a Rates>,
+}
+
+/// One limit's state for the rate-limit headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Until the window resets.
+    pub reset_ms: i64,
+}
+
+/// The rate-limit headers of a response: the tightest request limit and the tightest token
+/// limit that applied to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rates {
+    /// `anthropic-ratelimit-*` (RFC 3339 resets) instead of OpenAI's `x-ratelimit-*`
+    /// (duration resets such as `6m0s`).
+    pub anthropic: bool,
+    pub now_ms: i64,
+    pub requests: Option<Rate>,
+    pub tokens: Option<Rate>,
+}
+
+impl Rates {
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut num = itoa::Buffer::new();
+        for (what, rate) in [("requests", self.requests), ("tokens", self.tokens)] {
+            let Some(r) = rate else { continue };
+            let names: [&str; 3] = if self.anthropic {
+                match what {
+                    "requests" => [
+                        "anthropic-ratelimit-requests-limit",
+                        "anthropic-ratelimit-requests-remaining",
+                        "anthropic-ratelimit-requests-reset",
+                    ],
+                    _ => [
+                        "anthropic-ratelimit-tokens-limit",
+                        "anthropic-ratelimit-tokens-remaining",
+                        "anthropic-ratelimit-tokens-reset",
+                    ],
+                }
+            } else {
+                match what {
+                    "requests" => [
+                        "x-ratelimit-limit-requests",
+                        "x-ratelimit-remaining-requests",
+                        "x-ratelimit-reset-requests",
+                    ],
+                    _ => [
+                        "x-ratelimit-limit-tokens",
+                        "x-ratelimit-remaining-tokens",
+                        "x-ratelimit-reset-tokens",
+                    ],
+                }
+            };
+            for (name, value) in names.iter().zip([r.limit, r.remaining]) {
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(num.format(value).as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(names[2].as_bytes());
+            out.extend_from_slice(b": ");
+            if self.anthropic {
+                let at = crate::observe::time::iso8601(self.now_ms + r.reset_ms.max(0) + 999);
+                out.extend_from_slice(at.as_bytes());
+            } else {
+                push_duration(out, r.reset_ms.max(0));
+            }
+        }
+    }
+}
+
+/// OpenAI's reset format: `20ms`, `1s`, `12.5s`, `6m0s`, `1h2m3s`.
+pub fn push_duration(out: &mut Vec<u8>, ms: i64) {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if ms < 1000 {
+        let _ = write!(s, "{ms}ms");
+    } else {
+        let (h, m) = (ms / 3_600_000, ms / 60_000 % 60);
+        let sec = (ms % 60_000) as f64 / 1000.0;
+        if h > 0 {
+            let _ = write!(s, "{h}h");
+        }
+        if h > 0 || m > 0 {
+            let _ = write!(s, "{m}m");
+        }
+        let text = format!("{sec:.3}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        let _ = write!(s, "{text}s");
+    }
+    out.extend_from_slice(s.as_bytes());
 }
 
 pub fn reason(status: u16) -> &'static str {
@@ -89,6 +185,9 @@ pub fn head(
         push_value(out, target.as_bytes());
         out.extend_from_slice(b"\r\nx-shardgate-attempts: ");
         out.extend_from_slice(num.format(attempts).as_bytes());
+    }
+    if let Some(rates) = meta.rates {
+        rates.write(out);
     }
     for (name, value) in extra {
         out.extend_from_slice(b"\r\n");
@@ -165,8 +264,17 @@ pub fn error(out: &mut Vec<u8>, err: &GatewayError, meta: &Meta<'_>, wire: Wire)
         Wire::Anthropic => err.write_anthropic_body(&mut body),
     }
     let mut secs = itoa::Buffer::new();
+    let mut ms = itoa::Buffer::new();
     let extra: &[(&str, &[u8])] = match (err.kind, err.retry_after_s) {
         (crate::error::Kind::MethodNotAllowed, _) => &[("allow", b"GET, POST")],
+        // The SDKs read `retry-after-ms` first: a limit's exact wait, not rounded up.
+        (crate::error::Kind::RateLimited | crate::error::Kind::BudgetExceeded, Some(s)) => &[
+            ("retry-after", secs.format(s).as_bytes()),
+            (
+                "retry-after-ms",
+                ms.format(err.retry_after_ms.unwrap_or(s * 1000)).as_bytes(),
+            ),
+        ],
         (_, Some(s)) => &[("retry-after", secs.format(s).as_bytes())],
         _ => &[],
     };
@@ -178,6 +286,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rate_headers_in_each_protocols_names() {
+        let rates = Rates {
+            anthropic: false,
+            now_ms: 1_764_687_845_000,
+            requests: Some(Rate {
+                limit: 600,
+                remaining: 599,
+                reset_ms: 360_000,
+            }),
+            tokens: Some(Rate {
+                limit: 100_000,
+                remaining: 99_000,
+                reset_ms: 12_500,
+            }),
+        };
+        let mut out = Vec::new();
+        rates.write(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("x-ratelimit-limit-requests: 600\r\n"));
+        assert!(text.contains("x-ratelimit-remaining-requests: 599\r\n"));
+        assert!(text.contains("x-ratelimit-reset-requests: 6m0s\r\n"));
+        assert!(text.ends_with("x-ratelimit-reset-tokens: 12.5s"));
+        let mut out = Vec::new();
+        Rates {
+            anthropic: true,
+            ..rates
+        }
+        .write(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("anthropic-ratelimit-requests-remaining: 599\r\n"));
+        assert!(text.contains("anthropic-ratelimit-tokens-reset: 2025-12-02T15:04:18Z"));
+        for (ms, want) in [
+            (20, "20ms"),
+            (1_000, "1s"),
+            (61_000, "1m1s"),
+            (3_723_000, "1h2m3s"),
+        ] {
+            let mut out = Vec::new();
+            push_duration(&mut out, ms);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+
+    #[test]
     fn no_value_can_break_a_head() {
         let mut out = Vec::new();
         let meta = Meta {
@@ -185,6 +337,7 @@ mod tests {
             keep_alive: true,
             timing: None,
             route: Some(("t\n\0x", 2)),
+            rates: None,
         };
         let extra: &[(&str, &[u8])] = &[
             ("x-shardgate-dropped", b"a\r\n\r\nHTTP/1.1 200"),
@@ -219,6 +372,7 @@ mod tests {
             keep_alive: true,
             timing: Some((52, Some(12_301))),
             route: None,
+            rates: None,
         };
         full(&mut out, 200, JSON, b"{}", &meta, &[]);
         let s = String::from_utf8(out).unwrap();

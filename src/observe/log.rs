@@ -46,6 +46,13 @@ pub struct Record<'a> {
     pub stream: bool,
     pub tokens_in: Option<u64>,
     pub tokens_out: Option<u64>,
+    /// Prompt tokens read from and written to the provider's cache.
+    pub tokens_cached: Option<(u64, u64)>,
+    /// The answer's cost in USD (`None`: not served, or the target has no price).
+    pub cost_usd: Option<f64>,
+    /// Usage was estimated (a stream cut short before its usage).
+    pub estimated: bool,
+    pub team: Option<&'a str>,
     pub total_us: u64,
     pub upstream_us: Option<u64>,
     pub error: Option<&'a str>,
@@ -92,6 +99,27 @@ impl Record<'_> {
                 Some(n) => json::push_u64(out, n),
                 None => out.extend_from_slice(b"null"),
             }
+        }
+        if let Some((read, write)) = self.tokens_cached {
+            out.extend_from_slice(b",\"tokens_cache_read\":");
+            json::push_u64(out, read);
+            out.extend_from_slice(b",\"tokens_cache_write\":");
+            json::push_u64(out, write);
+        }
+        out.extend_from_slice(b",\"cost_usd\":");
+        match self.cost_usd {
+            Some(c) => {
+                use std::io::Write as _;
+                let _ = write!(out, "{c:.8}");
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        if self.estimated {
+            out.extend_from_slice(b",\"estimated\":true");
+        }
+        if let Some(t) = self.team {
+            out.extend_from_slice(b",\"team\":");
+            json::push_str(out, t);
         }
         out.extend_from_slice(b",\"total_us\":");
         json::push_u64(out, self.total_us);
@@ -250,6 +278,10 @@ mod tests {
             stream: true,
             tokens_in: Some(3),
             tokens_out: None,
+            tokens_cached: Some((1, 0)),
+            cost_usd: Some(0.000_125),
+            estimated: true,
+            team: Some("t"),
             total_us: 90,
             upstream_us: Some(40),
             error: Some("upstream_timeout"),
@@ -263,5 +295,8 @@ mod tests {
         assert_eq!(v["request_id"].as_str(), Some("r\"1"));
         assert_eq!(v["overhead_us"].as_u64(), Some(50));
         assert!(v["tokens_out"].is_null());
+        assert_eq!(v["cost_usd"].as_f64(), Some(0.000_125));
+        assert_eq!(v["tokens_cache_read"].as_u64(), Some(1));
+        assert_eq!(v["team"].as_str(), Some("t"));
     }
 }

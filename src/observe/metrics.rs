@@ -58,6 +58,33 @@ pub struct ShardMetrics {
     pub write_timeouts: u64,
     /// Panics caught at a connection (each one a bug).
     pub panics: u64,
+    /// USD by (key, team, alias label); at most [`MAX_SPEND_SERIES`] pairs, the rest under
+    /// key `other`.
+    spend: HashMap<u64, SpendSeries>,
+    /// Served requests whose target has no price (cost recorded as null), by alias label.
+    unpriced: HashMap<u32, u64>,
+    /// Tokens or spend charged past a reservation with nothing left to take it from.
+    pub limit_overshoot: u64,
+}
+
+/// Distinct (key, team, alias) series `shardgate_spend_usd_total` keeps per shard.
+pub const MAX_SPEND_SERIES: usize = 1000;
+
+/// One spend series: its labels and its total. Kept by a hash of the labels, so recording a
+/// request allocates nothing once its series exists.
+#[derive(Clone, Debug)]
+struct SpendSeries {
+    key: Box<str>,
+    team: Box<str>,
+    model: u32,
+    usd: f64,
+}
+
+fn series_hash(key: &str, team: &str, model: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (key, team, model).hash(&mut h);
+    h.finish()
 }
 
 impl Default for ShardMetrics {
@@ -102,7 +129,35 @@ impl ShardMetrics {
             connections_rejected: 0,
             write_timeouts: 0,
             panics: 0,
+            spend: HashMap::new(),
+            unpriced: HashMap::new(),
+            limit_overshoot: 0,
         }
+    }
+
+    /// What a served request cost, or that its price is unknown (`None`).
+    pub fn spend(&mut self, key: &str, team: &str, model: u32, usd: Option<f64>) {
+        let Some(usd) = usd else {
+            *self.unpriced.entry(model).or_default() += 1;
+            return;
+        };
+        if let Some(s) = self.spend.get_mut(&series_hash(key, team, model)) {
+            s.usd += usd;
+            return;
+        }
+        let (key, team) = match self.spend.len() < MAX_SPEND_SERIES {
+            true => (key, team),
+            false => ("other", "other"),
+        };
+        self.spend
+            .entry(series_hash(key, team, model))
+            .or_insert_with(|| SpendSeries {
+                key: key.into(),
+                team: team.into(),
+                model,
+                usd: 0.0,
+            })
+            .usd += usd;
     }
 
     pub fn record(&mut self, s: &Sample) {
@@ -200,6 +255,17 @@ impl ShardMetrics {
         self.connections_rejected += o.connections_rejected;
         self.write_timeouts += o.write_timeouts;
         self.panics += o.panics;
+        self.limit_overshoot += o.limit_overshoot;
+        for (h, s) in &o.spend {
+            self.spend
+                .entry(*h)
+                .or_insert_with(|| SpendSeries {
+                    usd: 0.0,
+                    ..s.clone()
+                })
+                .usd += s.usd;
+        }
+        add_counts(&mut self.unpriced, &o.unpriced);
         self.access_log_dropped += o.access_log_dropped;
     }
 
@@ -302,7 +368,7 @@ impl ShardMetrics {
             let _ = writeln!(
                 o,
                 "shardgate_errors_total{{kind=\"{}\"}} {}",
-                k.code(),
+                k.label(),
                 self.errors.get(&k).unwrap_or(&0)
             );
         }
@@ -313,13 +379,13 @@ impl ShardMetrics {
             "Upstream failures by provider and kind.",
         );
         let mut rows: Vec<_> = self.upstream_errors.iter().collect();
-        rows.sort_by_key(|((p, k), _)| (*p, k.code()));
+        rows.sort_by_key(|((p, k), _)| (*p, k.label()));
         for ((p, k), v) in rows {
             let _ = writeln!(
                 o,
                 "shardgate_upstream_errors_total{{provider=\"{}\",kind=\"{}\"}} {v}",
                 esc(provider(*p)),
-                k.code()
+                k.label()
             );
         }
         self.render_routing(o, names);
@@ -432,6 +498,50 @@ impl ShardMetrics {
             o,
             "shardgate_access_log_dropped_total {}",
             self.access_log_dropped
+        );
+        header(
+            o,
+            "shardgate_spend_usd_total",
+            "counter",
+            "Cost of served requests in USD, by key, team and model alias.",
+        );
+        let mut rows: Vec<_> = self.spend.values().collect();
+        rows.sort_by(|a, b| (&a.key, &a.team, a.model).cmp(&(&b.key, &b.team, b.model)));
+        for s in rows {
+            let _ = writeln!(
+                o,
+                "shardgate_spend_usd_total{{key=\"{}\",team=\"{}\",model=\"{}\"}} {:.8}",
+                esc(&s.key),
+                esc(&s.team),
+                esc(model(s.model)),
+                s.usd
+            );
+        }
+        header(
+            o,
+            "shardgate_unpriced_requests_total",
+            "counter",
+            "Served requests whose target has no known price (their cost is recorded as null).",
+        );
+        let mut rows: Vec<_> = self.unpriced.iter().collect();
+        rows.sort();
+        for (m, v) in rows {
+            let _ = writeln!(
+                o,
+                "shardgate_unpriced_requests_total{{model=\"{}\"}} {v}",
+                esc(model(*m))
+            );
+        }
+        header(
+            o,
+            "shardgate_limit_overshoot_total",
+            "counter",
+            "Tokens and micro-dollars used past reservations with no capacity left to charge.",
+        );
+        let _ = writeln!(
+            o,
+            "shardgate_limit_overshoot_total {}",
+            self.limit_overshoot
         );
         gauge(o, "shardgate_shards", "Shards serving.", shards as i64);
         header(

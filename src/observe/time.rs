@@ -46,6 +46,16 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
     Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms)
 }
 
+/// The UTC (year, month 1-12, day) of unix milliseconds.
+pub fn civil(unix_ms: i64) -> (i64, i64, i64) {
+    civil_from_days(unix_ms.div_euclid(86_400_000))
+}
+
+/// Unix milliseconds of a UTC date's midnight.
+pub fn from_civil(y: i64, m: i64, d: i64) -> i64 {
+    days_from_civil(y, m, d) * 86_400_000
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's method).
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;

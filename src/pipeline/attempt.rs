@@ -103,7 +103,7 @@ pub async fn route(
             "request {}: alias {:?} failed ({}); falling back to {:?}",
             String::from_utf8_lossy(ctx.id()),
             model.alias,
-            e.kind.code(),
+            e.kind.label(),
             snap.models[to].alias
         );
         alias = to;
@@ -331,7 +331,7 @@ pub fn record(env: &Env<'_>, ctx: &mut Ctx, at: &Attempt, ended: Ended<'_>) {
                 kind: e.kind,
                 retry_after: e.retry_after_s.map(Duration::from_secs),
             },
-            Some(e.kind.code()),
+            Some(e.kind.label()),
         ),
     };
     let tripped = env

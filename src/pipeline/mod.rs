@@ -20,6 +20,7 @@ mod anthropic;
 mod attempt;
 pub mod decode;
 mod hedge;
+mod limit;
 mod openai;
 mod relay;
 
@@ -116,6 +117,7 @@ async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head
                     keep_alive: ctx.keep_alive,
                     timing: None,
                     route: ctx.route(env.snapshot),
+                    rates: ctx.rates.as_ref(),
                 };
                 response::error(&mut conn.wbuf, &e, &meta, wire);
                 if conn.flush().await.is_err() {
@@ -131,7 +133,9 @@ async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head
             }
         }
     };
-    settle(env, &ctx, &conn.rbuf[head.path.clone()], &outcome);
+    let used = limit::settle(env, &mut ctx, &outcome, &scratch.charges);
+    scratch.charges = crate::limits::Charges::default();
+    settle(env, &ctx, &conn.rbuf[head.path.clone()], &outcome, used);
     ctx.keep_alive
 }
 
@@ -158,6 +162,9 @@ pub struct Scratch {
     pub body: Vec<u8>,
     /// SSE events to forward in the next write.
     pub events: Vec<u8>,
+    /// What the limits stage charged, for settle to reconcile (here, not in the request's
+    /// future: most requests of a limited key carry a dozen charges).
+    pub charges: crate::limits::Charges,
 }
 
 impl Scratch {
@@ -172,6 +179,7 @@ impl Scratch {
                 *buf = Vec::new();
             }
         }
+        self.charges = crate::limits::Charges::default();
         if self.decoder.retained_bytes() > Self::KEEP {
             self.decoder = decode::Decoder::default();
         }
@@ -207,6 +215,14 @@ pub struct Ctx {
     /// Fallback aliases skipped because the key may not use them, for the access log.
     not_allowed: [u32; MAX_SKIPPED],
     not_allowed_len: usize,
+    /// The rate-limit headers every response of this request carries.
+    pub rates: Option<crate::http::response::Rates>,
+    /// The served answer's cost (USD), once known; `None` when unpriced or not served.
+    pub cost: Option<f64>,
+    /// Prompt tokens as estimated from the body (a cut stream settles with it).
+    pub prompt_estimate: u64,
+    /// The request's end user (`user` / `metadata.user_id`), for the ledger.
+    pub end_user: Option<Box<str>>,
 }
 
 /// Skipped fallbacks the access log lists.
@@ -256,6 +272,10 @@ impl Ctx {
             }; MAX_LOGGED_ATTEMPTS],
             not_allowed: [NONE; MAX_SKIPPED],
             not_allowed_len: 0,
+            rates: None,
+            cost: None,
+            prompt_estimate: 0,
+            end_user: None,
         };
         match client_id {
             Some(id) => {
@@ -339,6 +359,8 @@ pub struct Outcome {
     pub usage: Option<Usage>,
     pub upstream_us: Option<u64>,
     pub ttfb_us: Option<u64>,
+    /// SSE events forwarded to the client (a cut stream's usage is estimated from them).
+    pub relayed_events: u64,
 }
 
 /// What routing rules match on, copied out of the request buffer (which the relay then needs
@@ -348,12 +370,19 @@ pub struct RouteFacts {
     tags_len: usize,
     user: [u8; 128],
     user_len: usize,
-    prompt_tokens: u64,
-    max_tokens: Option<u64>,
+    pub(super) prompt_tokens: u64,
+    pub(super) max_tokens: Option<u64>,
     hash: u64,
 }
 
 impl RouteFacts {
+    /// The end user the request named, if any.
+    pub(super) fn user(&self) -> Option<&str> {
+        std::str::from_utf8(&self.user[..self.user_len])
+            .ok()
+            .filter(|u| !u.is_empty())
+    }
+
     pub fn facts<'a>(&'a self, ctx: &Ctx, keys: &'a KeyTable) -> crate::routing::Facts<'a> {
         crate::routing::Facts {
             tags: &self.tags[..self.tags_len],
@@ -421,6 +450,7 @@ async fn proxy(
     admit(env, ctx, key, decoded.alias(body))?;
     ctx.stream = decoded.stream && endpoint.streams();
     let rf = route_facts(env, conn, head, &body_at, &decoded);
+    limit::charge(env, ctx, key, &rf, &mut scratch.charges)?;
     let call = attempt::Call {
         endpoint,
         body_at: &body_at,
@@ -460,7 +490,8 @@ fn admit<'s>(
 }
 
 /// Records metrics and the access-log line for a finished request.
-fn settle(env: &Env<'_>, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
+fn settle(env: &Env<'_>, ctx: &Ctx, path: &[u8], outcome: &Outcome, used: (Option<Usage>, bool)) {
+    let (usage, estimated) = used;
     let total_us = ctx.elapsed_us();
     let error = outcome.error.as_ref().map(|e| e.kind);
     let mut m = env.shard.metrics.borrow_mut();
@@ -477,8 +508,29 @@ fn settle(env: &Env<'_>, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
         total_us,
         upstream_us: outcome.upstream_us,
         ttfb_us: outcome.ttfb_us,
-        usage: outcome.usage,
+        usage,
     });
+    let key = ctx.key.and_then(|k| env.keys.entry(k));
+    let team = key.and_then(|k| k.team.as_deref());
+    if usage.is_some() && ctx.provider != NONE {
+        let id = key.map_or("anonymous", |k| &k.id);
+        m.spend(
+            id,
+            team.unwrap_or(""),
+            env.alias_label(ctx.served_model),
+            ctx.cost,
+        );
+    }
+    if let Some(outbox) = &env.shard.ledger {
+        outbox.push(ledger_row(
+            env,
+            ctx,
+            outcome.status,
+            usage,
+            estimated,
+            total_us,
+        ));
+    }
     if !env.shard.log.enabled() {
         return;
     }
@@ -524,17 +576,65 @@ fn settle(env: &Env<'_>, ctx: &Ctx, path: &[u8], outcome: &Outcome) {
         upstream_model,
         status: outcome.status,
         stream: ctx.stream,
-        tokens_in: outcome.usage.map(|u| u.input),
-        tokens_out: outcome.usage.map(|u| u.output),
+        tokens_in: usage.map(|u| u.input),
+        tokens_out: usage.map(|u| u.output),
+        tokens_cached: usage
+            .filter(|u| u.cache_read + u.cache_write > 0)
+            .map(|u| (u.cache_read, u.cache_write)),
+        cost_usd: ctx.cost,
+        estimated,
+        team: ctx.key.and_then(|k| env.keys.team(k)),
         total_us,
         upstream_us: outcome.upstream_us,
-        error: error.map(Kind::code),
+        error: error.map(Kind::label),
         attempts: &tried[..list.len()],
         not_allowed: &skipped[..ctx.not_allowed_len],
     }
     .write(&mut line);
     if !env.shard.log.push(line) {
         m.access_log_dropped += 1;
+    }
+}
+
+/// The request's row in the spend ledger.
+fn ledger_row(
+    env: &Env<'_>,
+    ctx: &Ctx,
+    status: u16,
+    usage: Option<Usage>,
+    estimated: bool,
+    total_us: u64,
+) -> crate::store::LedgerRow {
+    let snap = env.snapshot;
+    let key = ctx.key.and_then(|k| env.keys.entry(k));
+    let served = snap
+        .models
+        .get(ctx.served_model as usize)
+        .and_then(|m| m.targets.get(ctx.target as usize))
+        .filter(|_| ctx.provider != NONE);
+    let u = usage.unwrap_or_default();
+    crate::store::LedgerRow {
+        request_id: String::from_utf8_lossy(ctx.id()).into_owned(),
+        ts_ms: crate::auth::now_ms() - (total_us / 1000) as i64,
+        key_id: key.map(|k| k.id.to_string()),
+        team_id: key.and_then(|k| k.team.as_deref().map(str::to_owned)),
+        end_user: ctx.end_user.as_deref().map(str::to_owned),
+        alias: snap.models.get(ctx.model as usize).map(|m| m.alias.clone()),
+        target: served.map(|t| t.name.clone()),
+        provider: snap
+            .providers
+            .get(ctx.provider as usize)
+            .map(|p| p.name.clone()),
+        upstream_model: served.map(|t| t.model.clone()),
+        input: u.input,
+        output: u.output,
+        cache_read: u.cache_read,
+        cache_write: u.cache_write,
+        reasoning: u.reasoning,
+        cost_usd: ctx.cost,
+        status,
+        latency_ms: total_us as f64 / 1000.0,
+        estimated,
     }
 }
 
@@ -556,5 +656,5 @@ pub fn settle_early(shard: &Shard, id: &[u8], err: &GatewayError) {
         error: Some(err.clone()),
         ..Outcome::default()
     };
-    settle(env, &ctx, b"", &outcome);
+    settle(env, &ctx, b"", &outcome, (None, false));
 }

@@ -132,6 +132,7 @@ async fn models(
         keep_alive: ctx.keep_alive,
         timing: Some((ctx.elapsed_us(), None)),
         route: None,
+        rates: None,
     };
     response::full(&mut conn.wbuf, 200, response::JSON, &body, &meta, &[]);
     conn.flush().await?;

@@ -77,13 +77,19 @@ fn stamp<'a>(model: &'a str, default_max_tokens: u64) -> Stamp<'a> {
     }
 }
 
-/// Extra response headers: `retry-after` passed through, and what a translation dropped.
+/// Extra response headers: `retry-after` passed through, what a translation dropped, and the
+/// answer's cost (non-streamed answers only: a stream's is known at its end).
 fn extras<'a>(
     ctx: &'a Ctx,
     retry_after: Option<&'a str>,
-) -> ([(&'static str, &'a [u8]); 2], usize) {
-    let mut out: [(&str, &[u8]); 2] = [("", b""); 2];
+    cost: Option<&'a str>,
+) -> ([(&'static str, &'a [u8]); 3], usize) {
+    let mut out: [(&str, &[u8]); 3] = [("", b""); 3];
     let mut n = 0;
+    if let Some(c) = cost {
+        out[n] = ("x-shardgate-cost", c.as_bytes());
+        n += 1;
+    }
     if let Some(v) = retry_after {
         out[n] = ("retry-after", v.as_bytes());
         n += 1;
@@ -126,6 +132,7 @@ fn meta<'a>(ctx: &'a Ctx, snap: &'a Snapshot, upstream_us: Option<u64>) -> Meta<
         keep_alive: ctx.keep_alive,
         timing: Some((own, upstream_us)),
         route: ctx.route(snap),
+        rates: ctx.rates.as_ref(),
     }
 }
 
@@ -429,7 +436,11 @@ pub async fn deliver(
         Passage::Same { .. } => content_type.as_deref().unwrap_or(response::JSON),
         Passage::Translate { .. } => response::JSON,
     };
-    let (extra, n) = extras(ctx, retry_after.as_deref());
+    if let (Some(u), Some(p)) = (&usage, super::limit::served_price(env, ctx)) {
+        ctx.cost = Some(crate::routing::price::cost(&p, u));
+    }
+    let cost = ctx.cost.map(|c| format!("{c:.8}"));
+    let (extra, n) = extras(ctx, retry_after.as_deref(), cost.as_deref());
     response::full(
         &mut conn.wbuf,
         status,
@@ -445,6 +456,7 @@ pub async fn deliver(
         upstream_us: Some(upstream_us),
         ttfb_us: Some(ttfb_us),
         error: None,
+        relayed_events: 0,
     })
 }
 
@@ -472,7 +484,7 @@ async fn stream(
     sent: Instant,
     ttfb_us: u64,
 ) -> Result<Outcome, GatewayError> {
-    let (extra, n) = extras(ctx, None);
+    let (extra, n) = extras(ctx, None, None);
     response::head(
         &mut conn.wbuf,
         200,
@@ -490,6 +502,7 @@ async fn stream(
     }
     let mut splitter = sse::Splitter::new(env.snapshot.server.max_event_bytes);
     let mut usage: Option<Usage> = None;
+    let mut relayed_events = 0u64;
     let failure = loop {
         scratch.body.clear();
         scratch.events.clear();
@@ -571,6 +584,7 @@ async fn stream(
             }
         }
         if !scratch.events.is_empty() {
+            relayed_events += memchr::memmem::find_iter(&scratch.events, b"\n\n").count() as u64;
             chunked::frame(&mut conn.wbuf, &scratch.events);
         }
         if !more {
@@ -591,6 +605,7 @@ async fn stream(
         upstream_us,
         ttfb_us: Some(ttfb_us),
         error: None,
+        relayed_events,
     };
     match failure {
         None => env.upstream.release(resp, origin),

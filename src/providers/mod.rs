@@ -73,11 +73,15 @@ impl Endpoint {
 }
 
 /// Tokens a request consumed, as the provider reported them. `input` counts every prompt
-/// token, cached ones included; `cache_read`/`cache_write` are the cached share of it.
+/// token, cached ones included (on both protocols: Anthropic's `input_tokens` leaves the cached
+/// share out, so its parsers add it back); `cache_read`/`cache_write` are the cached share of it.
+/// `reasoning` is the share of `output` the model spent reasoning, not tokens on top of it; it is
+/// 0 where the provider does not report it (Anthropic counts thinking in `output_tokens` only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input: u64,
     pub output: u64,
     pub cache_read: u64,
     pub cache_write: u64,
+    pub reasoning: u64,
 }

@@ -189,6 +189,9 @@ fn blame(kind: Kind) -> Blame {
         // An answer too large is the request's doing (its max_tokens), not the target's.
         | Kind::UpstreamTooLarge
         | Kind::Overloaded
+        | Kind::RateLimited
+        | Kind::BudgetExceeded
+        | Kind::PriceUnknown
         | Kind::ClientDisconnected => Blame::Nobody,
     }
 }

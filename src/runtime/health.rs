@@ -116,7 +116,7 @@ async fn watch(
             .borrow_mut()
             .probed(alias, t, healthy, policy.failures);
         let target = &model.targets[t];
-        let label = result.as_ref().err().map_or("ok", |e| e.kind.code());
+        let label = result.as_ref().err().map_or("ok", |e| e.kind.label());
         shard
             .metrics
             .borrow_mut()

@@ -138,7 +138,13 @@ fn runtime(id: usize, server: &crate::config::Server) -> std::io::Result<ShardRu
 }
 
 /// Starts the shards on `snapshot` with `keys`; returns once every one is serving.
-pub fn start(snapshot: Arc<Snapshot>, tls: Tls, keys: Arc<KeyTable>) -> anyhow::Result<Shards> {
+pub fn start(
+    snapshot: Arc<Snapshot>,
+    tls: Tls,
+    keys: Arc<KeyTable>,
+    pool: Arc<dyn crate::limits::Pool>,
+    ledger: &[Arc<crate::control::ledger::Outbox>],
+) -> anyhow::Result<Shards> {
     let server = snapshot.server.clone();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let n = shard_count(&snapshot, cores.len());
@@ -165,6 +171,8 @@ pub fn start(snapshot: Arc<Snapshot>, tls: Tls, keys: Arc<KeyTable>) -> anyhow::
         };
         let (snapshot, tls, keys, ready) =
             (snapshot.clone(), tls.clone(), keys.clone(), ready.clone());
+        let pool = pool.clone();
+        let outbox = ledger.get(id).cloned();
         let t = std::thread::Builder::new()
             .name(format!("shard-{id}"))
             .spawn(move || {
@@ -182,7 +190,14 @@ pub fn start(snapshot: Arc<Snapshot>, tls: Tls, keys: Arc<KeyTable>) -> anyhow::
                 };
                 rt.block_on(async move {
                     let generation = generation::Generation::first(snapshot, &tls);
-                    let shard = Rc::new(Shard::new((id, n), generation, keys, sink, id_prefix));
+                    let shard = Rc::new(Shard::new(
+                        (id, n),
+                        generation,
+                        keys,
+                        sink,
+                        id_prefix,
+                        (pool, outbox),
+                    ));
                     let listener =
                         TcpListener::from_std(std_listener).expect("adopting the listener");
                     let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
@@ -267,7 +282,9 @@ fn handle(shard: &Rc<Shard>, msg: ShardMsg) -> bool {
         ShardMsg::Abort(id) => shard.abort(id),
         ShardMsg::Keys(keys) => shard.set_keys(keys),
         ShardMsg::Metrics(tx) => {
-            let _ = tx.try_send(shard.metrics.borrow().clone());
+            let mut m = shard.metrics.borrow().clone();
+            m.limit_overshoot = shard.leases.borrow().overshoot;
+            let _ = tx.try_send(m);
         }
         ShardMsg::Drain => return false,
     }

@@ -32,6 +32,10 @@ pub struct Shard {
     #[allow(clippy::redundant_allocation)]
     keys: RefCell<Rc<Arc<KeyTable>>>,
     pub metrics: RefCell<ShardMetrics>,
+    /// This shard's leases of every limit it has charged.
+    pub leases: RefCell<crate::limits::Leases>,
+    /// Where settled requests go for the spend ledger (none when the ledger is off).
+    pub ledger: Option<Arc<crate::control::ledger::Outbox>>,
     pub log: Sink,
     /// The current generation's connection limits (read before a request takes it).
     limits: Cell<Limits>,
@@ -124,10 +128,16 @@ impl Shard {
         keys: Arc<KeyTable>,
         log: Sink,
         id_prefix: u32,
+        (pool, ledger): (
+            Arc<dyn crate::limits::Pool>,
+            Option<Arc<crate::control::ledger::Outbox>>,
+        ),
     ) -> Self {
         Shard {
             id,
             count,
+            leases: RefCell::new(crate::limits::Leases::new(pool, count)),
+            ledger,
             metrics: RefCell::new(ShardMetrics::new()),
             limits: Cell::new(limits(&generation.config)),
             current: RefCell::new(Rc::new(generation)),
@@ -360,6 +370,8 @@ pub async fn trim_when_idle(shard: Rc<Shard>) {
             trimmed = false;
         } else if !trimmed && shard.metrics.borrow().inflight == 0 {
             shard.generation().upstream.release_idle_buffers();
+            // Unspent leases go back to their pools, for shards that are busy.
+            shard.leases.borrow_mut().release_all();
             crate::sys::allocator_collect();
             trimmed = true;
         }
@@ -396,6 +408,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                         keep_alive: false,
                         timing: None,
                         route: None,
+                        rates: None,
                     };
                     // The head did not parse, so the ingress is unknown: OpenAI's shape.
                     response::error(&mut conn.wbuf, &e, &meta, Wire::OpenAi);
@@ -419,6 +432,9 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 // A bug on this request's path: this connection closes (its bytes may be half
                 // written), the shard and every other connection on it go on.
                 shard.metrics.borrow_mut().panics += 1;
+                // Its limit charges come back (a concurrency slot would stay taken otherwise).
+                let none = crate::limits::Actual::default();
+                shard.leases.borrow_mut().settle(&scratch.charges, &none);
                 shard.after_panic.set(true);
                 shard.settle_after_panic();
                 log::error!(
@@ -492,7 +508,14 @@ mod tests {
             let tls: Tls = crate::upstream::tls::configs(&snapshot).unwrap().into();
             let generation = Generation::first(snapshot.clone(), &tls);
             let keys = Arc::new(KeyTable::default());
-            let shard = Shard::new((0, 1), generation, keys, sinks.remove(0), 1);
+            let shard = Shard::new(
+                (0, 1),
+                generation,
+                keys,
+                sinks.remove(0),
+                1,
+                (Arc::new(crate::limits::InProcess), None),
+            );
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let stream = TcpStream::connect(listener.local_addr().unwrap())
                 .await

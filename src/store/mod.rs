@@ -9,6 +9,7 @@
 //! hash and a masked hint; a database from a newer build is refused untouched (see `schema`).
 
 mod keys;
+mod ledger;
 mod schema;
 mod secret;
 mod teams;
@@ -22,6 +23,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use serde::de::DeserializeOwned;
 
 pub use keys::{KeyFilter, KeyRow, KeySpec};
+pub use ledger::{LedgerFilter, LedgerRow, SpendGroup, SpendScope, SpendTotal, day_of};
 pub use schema::SCHEMA_VERSION;
 pub use teams::{TeamRow, TeamSpec};
 
@@ -280,7 +282,7 @@ mod tests {
         assert_eq!(s.schema_version(), SCHEMA_VERSION);
         assert_eq!(
             s.describe(),
-            "in memory (schema v1; keys made through the admin API are lost on exit)"
+            "in memory (schema v2; keys made through the admin API are lost on exit)"
         );
         assert!(s.key_records().unwrap().is_empty());
     }
@@ -293,7 +295,7 @@ mod tests {
         let abs = std::fs::canonicalize(&path).unwrap();
         assert_eq!(
             s.describe(),
-            format!("SQLite {} (schema v1, WAL)", abs.display())
+            format!("SQLite {} (schema v2, WAL)", abs.display())
         );
         let mode: String = s
             .conn

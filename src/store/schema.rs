@@ -52,11 +52,74 @@ CREATE TABLE keys (
 CREATE INDEX keys_by_team ON keys (team_id);
 ";
 
+/// The spend ledger (`store::ledger`). Rollup key columns hold '' for "none" so the primary key
+/// groups them; no foreign keys: ledger rows outlive the keys and teams they name. `day` is the
+/// UTC day number (`ts` div 86 400 000), a column so pruning and reports are index ranges;
+/// `spend_logs_by_day` also holds `ts`, so a listing newest first reads the index in order.
+const V2: &str = "
+CREATE TABLE spend_logs (
+    request_id         TEXT NOT NULL,
+    ts                 INTEGER NOT NULL,
+    day                INTEGER NOT NULL,
+    key_id             TEXT,
+    team_id            TEXT,
+    end_user           TEXT,
+    alias              TEXT,
+    target             TEXT,
+    provider           TEXT,
+    upstream_model     TEXT,
+    input_tokens       INTEGER NOT NULL DEFAULT 0,
+    output_tokens      INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens  INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens   INTEGER NOT NULL DEFAULT 0,
+    cost               REAL,
+    status             INTEGER NOT NULL,
+    latency_ms         REAL NOT NULL,
+    estimated          INTEGER NOT NULL DEFAULT 0 CHECK (estimated IN (0, 1))
+) STRICT;
+
+CREATE INDEX spend_logs_by_day ON spend_logs (day, ts);
+CREATE INDEX spend_logs_by_key ON spend_logs (key_id, ts);
+CREATE INDEX spend_logs_by_team ON spend_logs (team_id, ts);
+CREATE INDEX spend_logs_by_request ON spend_logs (request_id);
+
+CREATE TABLE spend_daily (
+    day                INTEGER NOT NULL,
+    key_id             TEXT NOT NULL DEFAULT '',
+    team_id            TEXT NOT NULL DEFAULT '',
+    end_user           TEXT NOT NULL DEFAULT '',
+    alias              TEXT NOT NULL DEFAULT '',
+    provider           TEXT NOT NULL DEFAULT '',
+    requests           INTEGER NOT NULL DEFAULT 0,
+    input_tokens       INTEGER NOT NULL DEFAULT 0,
+    output_tokens      INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens  INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens   INTEGER NOT NULL DEFAULT 0,
+    cost               REAL NOT NULL DEFAULT 0,
+    unpriced           INTEGER NOT NULL DEFAULT 0,
+    errors             INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, key_id, team_id, end_user, alias, provider)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX spend_daily_by_key ON spend_daily (key_id, day);
+CREATE INDEX spend_daily_by_team ON spend_daily (team_id, day);
+CREATE INDEX spend_daily_by_user ON spend_daily (end_user, day);
+
+CREATE TABLE limit_usage (
+    scope        TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    used         REAL NOT NULL,
+    PRIMARY KEY (scope, window_start)
+) STRICT, WITHOUT ROWID;
+";
+
 /// The migration steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The highest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
@@ -123,9 +186,52 @@ mod tests {
         assert_eq!(user_version(&conn).unwrap(), 0);
         assert_eq!(migrate(&mut conn, "test").unwrap(), SCHEMA_VERSION);
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
-        assert_eq!(tables(&conn), ["keys", "teams"]);
+        assert_eq!(
+            tables(&conn),
+            ["keys", "limit_usage", "spend_daily", "spend_logs", "teams"]
+        );
         // Idempotent: a second run finds nothing to do.
         assert_eq!(migrate(&mut conn, "test").unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_1_file_gains_the_ledger_and_keeps_its_keys() {
+        let dir = temp_dir("v1-to-v2");
+        let path = dir.join("keys.db");
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO teams (team_id, created_at, updated_at) VALUES ('t', 1, 1);
+             INSERT INTO keys (key_id, key_hash, key_hint, team_id, spend, created_at, updated_at)
+             VALUES ('key_old', zeroblob(32), 'sk-...old1', 't', 1.5, 1, 1);",
+        )
+        .unwrap();
+        drop(conn);
+
+        let mut s = Store::open(Some(&path)).unwrap();
+        assert_eq!(s.schema_version(), 2);
+        assert_eq!(tables(&s.conn).len(), 5);
+        let records = s.key_records().unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            (records[0].id.as_str(), records[0].team_id.as_deref()),
+            ("key_old", Some("t"))
+        );
+        let row = super::super::LedgerRow {
+            request_id: "r".into(),
+            key_id: Some("key_old".into()),
+            team_id: Some("t".into()),
+            cost_usd: Some(0.5),
+            ..Default::default()
+        };
+        s.append_ledger(&[row]).unwrap();
+        assert_eq!(s.reader().key("key_old").unwrap().unwrap().spend, 2.0);
+        drop(s);
+        let s = Store::open(Some(&path)).unwrap();
+        assert_eq!((s.schema_version(), s.ledger_count().unwrap()), (2, 1));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -144,7 +250,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "store {} has schema version 7, newer than this shardgate understands (1): \
+                "store {} has schema version 7, newer than this shardgate understands (2): \
                  upgrade shardgate, or point store.path at another file",
                 abs.display()
             )

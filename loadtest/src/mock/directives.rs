@@ -3,7 +3,8 @@
 //! later sources win. Unknown names are a 400 error except in the query (other parameters are
 //! legitimate there). Booleans accept `1/true/yes/on` (or a bare name) and `0/false/no/off`.
 //! [`HELP`] describes every directive; `tools`, `thinking` and `stop_reason` shape what the
-//! assistant says (see `reply.rs`), the others how and when it is sent. The hostile ones (from
+//! assistant says (see `reply.rs`), `cached_tokens` and `reasoning_tokens` what its usage
+//! reports, the others how and when it is sent. The hostile ones (from
 //! `sse_no_blank` on) exist for the gateway's hardening tests: each breaks one bound a gateway
 //! must keep, and every size they take is capped at [`MAX_BYTES`] so the mock stays bounded.
 
@@ -26,6 +27,10 @@ pub(crate) struct Directives {
     pub thinking: Option<bool>,
     /// A forced end of the answer; `None` lets the content decide.
     pub stop_reason: Option<StopReason>,
+    /// Prompt tokens reported as read from the prompt cache, on top of the body's estimate.
+    pub cached_tokens: u64,
+    /// Reasoning tokens to report instead of the answer's own count (`None`: the answer's).
+    pub reasoning_tokens: Option<u64>,
 
     // Hostile shapes (`stream.rs`, `wire.rs`); `None`, 0 and false are the ordinary answer.
     /// Bytes of `data:` lines with no blank line, sent instead of the stream's events.
@@ -111,6 +116,8 @@ impl Default for Directives {
             tools: 0,
             thinking: None,
             stop_reason: None,
+            cached_tokens: 0,
+            reasoning_tokens: None,
             sse_no_blank: None,
             giant_event: None,
             cr_only: false,
@@ -152,6 +159,8 @@ pub const NAMES: &[&str] = &[
     "tools",
     "thinking",
     "stop_reason",
+    "cached_tokens",
+    "reasoning_tokens",
     "sse_no_blank",
     "giant_event",
     "cr_only",
@@ -186,6 +195,12 @@ pub const HELP: &str = concat!(
     "                   sets OpenAI `reasoning_effort`; thinking=0 turns it off)\n",
     "  stop_reason=R    max_tokens | stop_sequence | end_turn: force the finish (OpenAI length / stop);\n",
     "                   stop_sequence answers carry \"stop_sequence\":\"###\" on Anthropic\n",
+    "  cached_tokens=N  usage reports N prompt tokens read from the cache, on top of the body's\n",
+    "                   estimate (OpenAI: prompt_tokens_details.cached_tokens, counted in\n",
+    "                   prompt_tokens; Anthropic: cache_read_input_tokens, not in input_tokens)\n",
+    "  reasoning_tokens=N  usage reports N reasoning tokens instead of the answer's own count, and\n",
+    "                   the completion count moves with it (OpenAI:\n",
+    "                   completion_tokens_details.reasoning_tokens; Anthropic: output_tokens only)\n",
     "  sse_no_blank=N   streams: instead of the events, N bytes of 100-byte `data: aaa` lines and\n",
     "                   never a blank line, then a proper end of the chunked body\n",
     "  giant_event=N    streams: an extra second event of exactly N bytes, one data line padded by\n",
@@ -260,6 +275,8 @@ impl Directives {
             }
             "thinking" => self.thinking = Some(flag(name, value)?),
             "stop_reason" => self.stop_reason = Some(StopReason::parse(value)?),
+            "cached_tokens" => self.cached_tokens = num(name, value)?,
+            "reasoning_tokens" => self.reasoning_tokens = Some(num(name, value)?),
             "sse_no_blank" => self.sse_no_blank = Some(bytes(name, value)?),
             "giant_event" => self.giant_event = Some(bytes(name, value)?),
             "cr_only" => self.cr_only = flag(name, value)?,
@@ -398,6 +415,19 @@ mod tests {
         assert!(d.set_strict("tools", "9").is_err());
         assert!(d.set_strict("stop_reason", "tool_use").is_err());
         assert!(d.set_strict("stop_reason", "length").is_err());
+    }
+
+    #[test]
+    fn usage_directives() {
+        let mut d = Directives::default();
+        assert_eq!((d.cached_tokens, d.reasoning_tokens), (0, None));
+        d.apply_path_segment("cached_tokens=1500,reasoning-tokens=0")
+            .unwrap();
+        assert_eq!((d.cached_tokens, d.reasoning_tokens), (1500, Some(0)));
+        d.apply_query("reasoning_tokens=120").unwrap();
+        assert_eq!(d.reasoning_tokens, Some(120));
+        assert!(d.set_strict("cached_tokens", "-3").is_err());
+        assert!(d.set_strict("reasoning_tokens", "").is_err());
     }
 
     #[test]

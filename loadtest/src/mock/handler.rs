@@ -205,6 +205,7 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         _ => Reply::text(d.chunks),
     };
     let mut meta = Meta::new(shared.next_id(), model, body_len, &reply);
+    meta.report(d.cached_tokens, d.reasoning_tokens);
     if d.usage_huge {
         meta.huge_usage();
     }

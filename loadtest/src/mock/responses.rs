@@ -13,7 +13,10 @@ pub(crate) struct Meta {
     pub created: u64,
     /// The model name as a quoted, escaped JSON string.
     pub model: Vec<u8>,
+    /// The body's own estimate: the prompt tokens that were not read from the cache.
     pub prompt_tokens: u64,
+    /// Prompt tokens read from the cache (`cached_tokens`), reported beside `prompt_tokens`.
+    pub cached_tokens: u64,
     pub completion_tokens: u64,
     /// The part of `completion_tokens` spent reasoning.
     pub reasoning_tokens: u64,
@@ -32,8 +35,21 @@ impl Meta {
             created,
             model: m,
             prompt_tokens: (body_len as u64 / 4).max(1),
+            cached_tokens: 0,
             completion_tokens: reply.output_tokens(),
             reasoning_tokens: reply.reasoning_tokens(),
+        }
+    }
+
+    /// `cached_tokens` and `reasoning_tokens`: cache reads on top of the prompt estimate, and a
+    /// reasoning count in place of the answer's own, the completion count moving with it (the
+    /// reasoning stays a part of the completion, as both APIs count it).
+    pub fn report(&mut self, cached: u64, reasoning: Option<u64>) {
+        self.cached_tokens = cached;
+        if let Some(r) = reasoning {
+            let answer = self.completion_tokens.saturating_sub(self.reasoning_tokens);
+            self.completion_tokens = answer.saturating_add(r);
+            self.reasoning_tokens = r;
         }
     }
 
@@ -144,13 +160,20 @@ fn openai_prefix(out: &mut Vec<u8>, m: &Meta, id_prefix: &str, object: &str) {
     out.extend_from_slice(&m.model);
 }
 
+/// OpenAI's `prompt_tokens` includes the cached share; `prompt_tokens_details` says how much.
 fn openai_usage(out: &mut Vec<u8>, m: &Meta) {
+    let prompt = m.prompt_tokens.saturating_add(m.cached_tokens);
     out.extend_from_slice(b"\"usage\":{\"prompt_tokens\":");
-    num(out, m.prompt_tokens);
+    num(out, prompt);
     out.extend_from_slice(b",\"completion_tokens\":");
     num(out, m.completion_tokens);
     out.extend_from_slice(b",\"total_tokens\":");
-    num(out, m.prompt_tokens.saturating_add(m.completion_tokens));
+    num(out, prompt.saturating_add(m.completion_tokens));
+    if m.cached_tokens > 0 {
+        out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
+        num(out, m.cached_tokens);
+        out.push(b'}');
+    }
     if m.reasoning_tokens > 0 {
         out.extend_from_slice(b",\"completion_tokens_details\":{\"reasoning_tokens\":");
         num(out, m.reasoning_tokens);
@@ -159,9 +182,15 @@ fn openai_usage(out: &mut Vec<u8>, m: &Meta) {
     out.push(b'}');
 }
 
-fn anthropic_usage(out: &mut Vec<u8>, input: u64, output: u64) {
+/// Anthropic's `input_tokens` leaves out the tokens read from the cache, which
+/// `cache_read_input_tokens` reports.
+fn anthropic_usage(out: &mut Vec<u8>, m: &Meta, output: u64) {
     out.extend_from_slice(b"\"usage\":{\"input_tokens\":");
-    num(out, input);
+    num(out, m.prompt_tokens);
+    if m.cached_tokens > 0 {
+        out.extend_from_slice(b",\"cache_read_input_tokens\":");
+        num(out, m.cached_tokens);
+    }
     out.extend_from_slice(b",\"output_tokens\":");
     num(out, output);
     out.push(b'}');
@@ -234,7 +263,7 @@ pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta, reply: &Reply) {
             out.push(b',');
             stop_sequence(out, reply);
             out.push(b',');
-            anthropic_usage(out, m.prompt_tokens, m.completion_tokens);
+            anthropic_usage(out, m, m.completion_tokens);
             out.push(b'}');
         }
     }
@@ -370,7 +399,7 @@ impl Sse<'_> {
                 out.extend_from_slice(
                     b",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,",
                 );
-                anthropic_usage(out, m.prompt_tokens, 0);
+                anthropic_usage(out, m, 0);
                 out.extend_from_slice(b"}}");
             }
             Step::BlockStart(block) => {

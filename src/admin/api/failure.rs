@@ -91,6 +91,7 @@ impl Failure {
         Reply {
             status: self.status,
             body: serde_json::to_vec(&body).expect("JSON values serialize"),
+            content_type: "application/json",
             changed: false,
         }
     }

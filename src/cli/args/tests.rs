@@ -264,7 +264,7 @@ fn unknown_or_missing_actions_show_the_noun_usage() {
     assert_eq!(why, "expected an action");
     assert!(usage.starts_with("usage: shardgate teams ACTION"));
     assert_eq!(problem("teams block t").0, r#"unknown action "block""#);
-    assert_eq!(problem("users list").0, "expected keys or teams");
+    assert_eq!(problem("users list").0, "expected keys, teams or spend");
 }
 
 #[test]

@@ -45,19 +45,23 @@ pub fn build(
     out.extend_from_slice(&body[decoded.model.end..]);
 }
 
+/// Folds one `usage` object into `into`, keeping every count it does not carry (a
+/// `message_delta` may repeat the input side or carry only `output_tokens`). Anthropic's
+/// `input_tokens` excludes the tokens read from and written to the cache; [`Usage::input`]
+/// includes them, so they are added back. No reasoning count is reported: thinking tokens are
+/// part of `output_tokens`, and `reasoning` stays 0.
 fn usage_of(u: simd_json::tape::Value<'_, '_>, into: &mut Usage) {
     let n = |k: &str| u.get(k).and_then(|x| x.as_u64());
-    let (read, write) = (
-        n("cache_read_input_tokens"),
-        n("cache_creation_input_tokens"),
-    );
-    if let Some(input) = n("input_tokens") {
-        into.cache_read = read.unwrap_or(0);
-        into.cache_write = write.unwrap_or(0);
-        into.input = input
-            .saturating_add(into.cache_read)
-            .saturating_add(into.cache_write);
-    }
+    let fresh = into
+        .input
+        .saturating_sub(into.cache_read)
+        .saturating_sub(into.cache_write);
+    let fresh = n("input_tokens").unwrap_or(fresh);
+    into.cache_read = n("cache_read_input_tokens").unwrap_or(into.cache_read);
+    into.cache_write = n("cache_creation_input_tokens").unwrap_or(into.cache_write);
+    into.input = fresh
+        .saturating_add(into.cache_read)
+        .saturating_add(into.cache_write);
     if let Some(output) = n("output_tokens") {
         into.output = output;
     }
@@ -138,7 +142,8 @@ mod tests {
                 input: 17,
                 output: 7,
                 cache_read: 5,
-                cache_write: 2
+                cache_write: 2,
+                reasoning: 0,
             })
         );
         let mut u = None;
@@ -154,6 +159,51 @@ mod tests {
             &mut u,
         );
         assert_eq!(u.map(|u| (u.input, u.output)), Some((9, 30)));
+    }
+
+    #[test]
+    fn stream_usage_counts_cache_reads_and_writes_in_input() {
+        let mut d = Decoder::default();
+        let mut u = None;
+        usage_from_event(
+            &mut d,
+            br#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":3,"cache_creation_input_tokens":1000,"cache_read_input_tokens":20000,"output_tokens":1}}}"#,
+            &mut u,
+        );
+        let want = Usage {
+            input: 21_003,
+            output: 1,
+            cache_read: 20_000,
+            cache_write: 1000,
+            reasoning: 0,
+        };
+        assert_eq!(u, Some(want));
+        // A delta that repeats only part of the input side keeps the rest.
+        usage_from_event(
+            &mut d,
+            br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":3,"output_tokens":450}}"#,
+            &mut u,
+        );
+        assert_eq!(
+            u,
+            Some(Usage {
+                output: 450,
+                ..want
+            })
+        );
+        // A delta that repeats all of it (as the API now does) changes nothing else.
+        usage_from_event(
+            &mut d,
+            br#"{"type":"message_delta","delta":{},"usage":{"input_tokens":3,"cache_creation_input_tokens":1000,"cache_read_input_tokens":20000,"output_tokens":451}}"#,
+            &mut u,
+        );
+        assert_eq!(
+            u,
+            Some(Usage {
+                output: 451,
+                ..want
+            })
+        );
     }
 
     #[test]

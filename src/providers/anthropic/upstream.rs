@@ -478,6 +478,7 @@ fn finish_of(reason: &str) -> Option<Finish> {
 }
 
 /// Prompt token counts as Anthropic splits them: uncached, read from cache, written to it.
+/// `input_tokens` is only the uncached part, so [`Prompt::usage`] adds the other two back.
 #[derive(Debug, Default, Clone, Copy)]
 struct Prompt {
     fresh: u64,
@@ -511,6 +512,8 @@ impl Prompt {
             output: self.output,
             cache_read: self.cache_read,
             cache_write: self.cache_write,
+            // Thinking tokens are in `output_tokens`; Anthropic reports no separate count.
+            reasoning: 0,
         }
     }
 }

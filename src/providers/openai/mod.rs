@@ -186,20 +186,25 @@ fn take_comma_before_run(body: &[u8], edits: &mut [(usize, usize, &[u8])], last_
     }
 }
 
+/// `usage` as OpenAI reports it: `prompt_tokens` already counts the cached share
+/// (`prompt_tokens_details.cached_tokens`), and `completion_tokens` the reasoning share
+/// (`completion_tokens_details.reasoning_tokens`).
 fn usage_of(v: simd_json::tape::Value<'_, '_>) -> Option<Usage> {
     let u = v.get("usage")?;
     let u = u.as_object()?;
     let n = |k: &str| u.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-    let cached = u
-        .get("prompt_tokens_details")
-        .and_then(|d| d.get("cached_tokens"))
-        .and_then(|x| x.as_u64())
-        .unwrap_or(0);
+    let detail = |holder: &str, k: &str| {
+        u.get(holder)
+            .and_then(|d| d.get(k))
+            .and_then(|x| x.as_u64())
+            .unwrap_or(0)
+    };
     Some(Usage {
         input: n("prompt_tokens"),
         output: n("completion_tokens"),
-        cache_read: cached,
+        cache_read: detail("prompt_tokens_details", "cached_tokens"),
         cache_write: 0,
+        reasoning: detail("completion_tokens_details", "reasoning_tokens"),
     })
 }
 
@@ -421,5 +426,31 @@ mod tests {
         )
         .unwrap();
         assert!(!only);
+    }
+
+    #[test]
+    fn reads_cached_and_reasoning_tokens() {
+        // `prompt_tokens` already includes the cached share and `completion_tokens` the
+        // reasoning share: neither is added on top.
+        let want = Usage {
+            input: 2000,
+            output: 300,
+            cache_read: 1500,
+            cache_write: 0,
+            reasoning: 120,
+        };
+        let body = br#"{"id":"x","usage":{"prompt_tokens":2000,"completion_tokens":300,"total_tokens":2300,"prompt_tokens_details":{"cached_tokens":1500,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":120,"audio_tokens":0}}}"#;
+        assert_eq!(usage_from_body(&mut Decoder::default(), body), Some(want));
+        // The final chunk `include_usage` adds to a stream.
+        let chunk = br#"{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":2000,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":1500},"completion_tokens_details":{"reasoning_tokens":120}}}"#;
+        assert_eq!(
+            usage_from_event(&mut Decoder::default(), chunk),
+            Some((want, true))
+        );
+        // Details that are absent or null count as zero.
+        let bare =
+            br#"{"usage":{"prompt_tokens":4,"completion_tokens":2,"prompt_tokens_details":null}}"#;
+        let u = usage_from_body(&mut Decoder::default(), bare).unwrap();
+        assert_eq!((u.input, u.cache_read, u.reasoning), (4, 0, 0));
     }
 }

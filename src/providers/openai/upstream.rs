@@ -352,6 +352,8 @@ fn finish_of(reason: &str) -> Finish {
     }
 }
 
+/// `prompt_tokens` counts the cached share and `completion_tokens` the reasoning share, as
+/// [`Usage`] does.
 fn usage_of(u: Json<'_>) -> Usage {
     let n = |v: Option<Json<'_>>| v.and_then(|n| n.as_u64()).unwrap_or(0);
     Usage {
@@ -361,6 +363,9 @@ fn usage_of(u: Json<'_>) -> Usage {
             .get("prompt_tokens_details")
             .and_then(|d| d.get("cached_tokens"))),
         cache_write: 0,
+        reasoning: n(u
+            .get("completion_tokens_details")
+            .and_then(|d| d.get("reasoning_tokens"))),
     }
 }
 

@@ -81,7 +81,7 @@ fn response_usage_excludes_cached_tokens_and_bad_arguments_become_empty() {
             input: 10,
             output: 2,
             cache_read: 4,
-            cache_write: 0,
+            ..Usage::default()
         },
     };
     let stamp = Stamp {

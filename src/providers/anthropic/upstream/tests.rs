@@ -138,6 +138,7 @@ fn decodes_a_response() {
         output: 3,
         cache_read: 5,
         cache_write: 2,
+        reasoning: 0,
     };
     assert_eq!(r.usage, want);
     let mut bad = br#"{"id":"msg_1","content":[{"text":"x"}]}"#.to_vec();
@@ -214,4 +215,38 @@ fn classifies_errors() {
         "anthropic: Internal"
     );
     assert_eq!(c(500, "").retry_after_s, None);
+}
+
+#[test]
+fn stream_usage_adds_cache_reads_and_writes_to_input() {
+    let mut d = StreamDecoder::default();
+    let mut seen = Vec::new();
+    for e in [
+        r#"{"type":"message_start","message":{"id":"msg_1","model":"m","usage":{"input_tokens":4,"cache_creation_input_tokens":300,"cache_read_input_tokens":5000,"output_tokens":1}}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":77}}"#,
+    ] {
+        let mut data = e.as_bytes().to_vec();
+        d.decode(&mut data, &mut |ev| match ev {
+            Event::Start { usage, .. } | Event::Usage(usage) => seen.push(usage),
+            _ => {}
+        })
+        .unwrap();
+    }
+    let start = Usage {
+        input: 5304,
+        output: 1,
+        cache_read: 5000,
+        cache_write: 300,
+        reasoning: 0,
+    };
+    assert_eq!(
+        seen,
+        [
+            start,
+            Usage {
+                output: 77,
+                ..start
+            }
+        ]
+    );
 }

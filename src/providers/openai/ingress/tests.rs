@@ -100,7 +100,7 @@ fn response(parts: Vec<Part<'static>>) -> simd_json::OwnedValue {
             input: 10,
             output: 2,
             cache_read: 4,
-            cache_write: 0,
+            ..Usage::default()
         },
     };
     let stamp = Stamp {

@@ -170,3 +170,34 @@ fn response_refusal_is_a_content_filter() {
     assert!(matches!(&r.parts[..], [Part::Text(t)] if t == "I can't help with that."));
     assert_eq!(r.usage, Usage::default());
 }
+
+#[test]
+fn usage_carries_cached_and_reasoning_tokens() {
+    let want = Usage {
+        input: 900,
+        output: 250,
+        cache_read: 600,
+        cache_write: 0,
+        reasoning: 200,
+    };
+    let mut body = br#"{"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":900,"completion_tokens":250,"total_tokens":1150,"prompt_tokens_details":{"cached_tokens":600},"completion_tokens_details":{"reasoning_tokens":200}}}"#.to_vec();
+    let v = simd_json::to_borrowed_value(&mut body).unwrap();
+    assert_eq!(decode_response(&v).unwrap().usage, want);
+
+    // Streamed: the usage arrives in the last chunk, whose `choices` is empty.
+    let mut d = StreamDecoder::default();
+    let mut seen = Vec::new();
+    for chunk in [
+        r#"{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#,
+        r#"{"id":"c1","model":"m","choices":[],"usage":{"prompt_tokens":900,"completion_tokens":250,"prompt_tokens_details":{"cached_tokens":600},"completion_tokens_details":{"reasoning_tokens":200}}}"#,
+    ] {
+        let mut data = chunk.as_bytes().to_vec();
+        d.decode(&mut data, &mut |ev| {
+            if let Event::Usage(u) = ev {
+                seen.push(u);
+            }
+        })
+        .unwrap();
+    }
+    assert_eq!(seen, [want]);
+}

@@ -1,0 +1,182 @@
+//! The pools behind the shards' leases. A [`Slot`] is one limit instance (say "key k1, requests
+//! per minute"); a [`Pool`] grants slices of a slot's current window to shards and takes back
+//! what they return. Shards only ever call the trait, so the in-process pool here can be
+//! replaced by a cluster one without touching them.
+//!
+//! The in-process pool is one atomic word per slot: the window number (24 bits) and the
+//! amount granted in it (40 bits), changed by compare-and-swap. A shard touches it only when
+//! its lease runs out (every few requests at most, adaptively fewer), never per request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::window::Window;
+
+const USED_BITS: u32 = 40;
+const USED_MAX: u64 = (1 << USED_BITS) - 1;
+const WINDOW_MASK: u32 = 0xff_ffff;
+
+/// One limit instance: what it counts in, its capacity, and the pool's state for it.
+#[derive(Debug)]
+pub struct Slot {
+    /// Dense, stable for the process: shards index their leases by it.
+    pub id: u32,
+    /// Stable name, e.g. `key:key_ab12:rpm`, for messages, persistence and metrics.
+    pub key: Box<str>,
+    pub window: Window,
+    /// The limit; changes in place when an operator edits it.
+    capacity: AtomicU64,
+    /// `window << 40 | granted`.
+    state: AtomicU64,
+}
+
+impl Slot {
+    pub fn new(id: u32, key: impl Into<Box<str>>, window: Window, capacity: u64) -> Slot {
+        Slot {
+            id,
+            key: key.into(),
+            window,
+            capacity: AtomicU64::new(capacity.min(USED_MAX)),
+            state: AtomicU64::new(0),
+        }
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    pub fn set_capacity(&self, capacity: u64) {
+        self.capacity
+            .store(capacity.min(USED_MAX), Ordering::Relaxed);
+    }
+
+    /// Granted so far in `window` (0 if the slot is on another window).
+    pub fn granted(&self, window: u32) -> u64 {
+        let s = self.state.load(Ordering::Acquire);
+        if (s >> USED_BITS) as u32 == window {
+            s & USED_MAX
+        } else {
+            0
+        }
+    }
+
+    /// Sets what was used in `window` (a restart restoring its counters).
+    pub fn restore(&self, window: u32, used: u64) {
+        self.state.store(
+            u64::from(window) << USED_BITS | used.min(USED_MAX),
+            Ordering::Release,
+        );
+    }
+}
+
+/// Grants and takes back slices of slots' windows.
+pub trait Pool: Send + Sync {
+    /// Grants `need` or more, up to `want`, of `slot`'s window `window` if that much is left;
+    /// else grants nothing. Returns what was granted.
+    fn acquire(&self, slot: &Slot, window: u32, need: u64, want: u64) -> u64;
+    /// Takes back an unused part of a grant in `window` (ignored once the window moved on).
+    fn release(&self, slot: &Slot, window: u32, amount: u64);
+    /// What is left to grant in `window`.
+    fn remaining(&self, slot: &Slot, window: u32) -> u64 {
+        slot.capacity().saturating_sub(slot.granted(window))
+    }
+}
+
+/// The pool of one process: the slots' own atomics.
+#[derive(Debug, Default)]
+pub struct InProcess;
+
+impl Pool for InProcess {
+    fn acquire(&self, slot: &Slot, window: u32, need: u64, want: u64) -> u64 {
+        let cap = slot.capacity();
+        let mut cur = slot.state.load(Ordering::Acquire);
+        loop {
+            let stored = (cur >> USED_BITS) as u32;
+            // A grant for a window older than the slot's (a late settlement) would wipe the
+            // current window's count: refused. Windows compare modulo 2^24.
+            let older = window.wrapping_sub(stored) & WINDOW_MASK > WINDOW_MASK / 2;
+            if stored != window && older && cur & USED_MAX > 0 {
+                return 0;
+            }
+            let granted = if stored == window { cur & USED_MAX } else { 0 };
+            let left = cap.saturating_sub(granted);
+            if left < need {
+                return 0;
+            }
+            let give = want.max(need).min(left);
+            let next = u64::from(window) << USED_BITS | (granted + give);
+            match slot
+                .state
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return give,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    fn release(&self, slot: &Slot, window: u32, amount: u64) {
+        let mut cur = slot.state.load(Ordering::Acquire);
+        loop {
+            if (cur >> USED_BITS) as u32 != window || amount == 0 {
+                return;
+            }
+            let granted = (cur & USED_MAX).saturating_sub(amount);
+            let next = u64::from(window) << USED_BITS | granted;
+            match slot
+                .state
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_never_pass_capacity_and_a_new_window_starts_empty() {
+        let s = Slot::new(0, "t", Window::Secs(60), 10);
+        let p = InProcess;
+        assert_eq!(p.acquire(&s, 5, 1, 4), 4);
+        assert_eq!(p.acquire(&s, 5, 1, 100), 6);
+        assert_eq!(p.acquire(&s, 5, 1, 1), 0);
+        p.release(&s, 5, 3);
+        assert_eq!(p.remaining(&s, 5), 3);
+        p.release(&s, 4, 3); // an old window's return is dropped
+        assert_eq!(p.remaining(&s, 5), 3);
+        assert_eq!(p.acquire(&s, 5, 4, 4), 0, "need more than is left: nothing");
+        assert_eq!(p.acquire(&s, 6, 1, 10), 10, "the next window");
+        assert_eq!(
+            p.acquire(&s, 5, 1, 1),
+            0,
+            "an older window never comes back"
+        );
+        assert_eq!(p.remaining(&s, 6), 0);
+    }
+
+    #[test]
+    fn concurrent_grants_sum_to_capacity_exactly() {
+        let s = std::sync::Arc::new(Slot::new(0, "t", Window::Secs(1), 100_000));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut got = 0;
+                    loop {
+                        let g = InProcess.acquire(&s, 1, 1, 7);
+                        if g == 0 {
+                            return got;
+                        }
+                        got += g;
+                    }
+                })
+            })
+            .collect();
+        let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(total, 100_000);
+    }
+}

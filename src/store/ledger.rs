@@ -1,0 +1,344 @@
+//! The spend ledger: one row per finished request (`spend_logs`), daily rollups of them
+//! (`spend_daily`), and the persisted counters of rate-limit and budget windows (`limit_usage`).
+//!
+//! The control thread appends finished requests in batches ([`Store::append_ledger`]); a batch
+//! is one transaction that inserts the raw rows, adds them into their days' rollups and adds
+//! their cost to the spend of the keys and teams they name, so the three never disagree. Raw
+//! rows are pruned by whole UTC days ([`Store::prune_ledger`]); rollups stay, and reports and
+//! budget sums read only them, never the raw rows.
+//!
+//! Invariants: a rollup is the sum of the raw rows appended into it; rollup key columns hold ''
+//! for "none", never NULL; a cost of `None` (unknown price) adds nothing to any spend and
+//! counts as `unpriced`.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+
+use super::{Reader, Store, StoreError, Writer};
+
+pub use query::{LedgerFilter, SpendGroup};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day number of unix milliseconds (days since 1970-01-01).
+pub fn day_of(ts_ms: i64) -> i64 {
+    ts_ms.div_euclid(DAY_MS)
+}
+
+/// One finished request, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LedgerRow {
+    pub request_id: String,
+    /// When the request started, unix ms.
+    pub ts_ms: i64,
+    /// `None`: an anonymous request.
+    pub key_id: Option<String>,
+    pub team_id: Option<String>,
+    pub end_user: Option<String>,
+    /// The model alias the client asked for.
+    pub alias: Option<String>,
+    pub target: Option<String>,
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    /// Every prompt token, cached ones included.
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub reasoning: u64,
+    /// `None`: the price is unknown. A non-finite cost is kept as `None`.
+    pub cost_usd: Option<f64>,
+    pub status: u16,
+    /// A non-finite latency is kept as 0.
+    pub latency_ms: f64,
+    /// The usage was estimated (a stream cut before the provider reported it).
+    pub estimated: bool,
+}
+
+/// Whose spend [`Store::spend_since_day`] sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendScope<'a> {
+    Key(&'a str),
+    Team(&'a str),
+    User(&'a str),
+}
+
+/// One group of a spend report.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpendTotal {
+    /// The key id, team id, alias, provider or end user (`None`: requests without one), or the
+    /// UTC date `YYYY-MM-DD`.
+    pub group: Option<String>,
+    pub requests: u64,
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub reasoning: u64,
+    /// Of the priced requests only.
+    pub cost_usd: f64,
+    /// Requests whose price is unknown.
+    pub unpriced: u64,
+    /// Requests answered with a status of 400 or more.
+    pub errors: u64,
+}
+
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn cost(row: &LedgerRow) -> Option<f64> {
+    row.cost_usd.filter(|c| c.is_finite())
+}
+
+/// A rollup's key: (day, key, team, end user, alias, provider), '' for none.
+type DailyKey<'r> = (i64, &'r str, &'r str, &'r str, &'r str, &'r str);
+
+/// A rollup key column: '' for none.
+fn none(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}
+
+/// What a batch adds to one rollup.
+fn add(sum: &mut SpendTotal, row: &LedgerRow) {
+    sum.requests += 1;
+    sum.input = sum.input.saturating_add(row.input);
+    sum.output = sum.output.saturating_add(row.output);
+    sum.cache_read = sum.cache_read.saturating_add(row.cache_read);
+    sum.cache_write = sum.cache_write.saturating_add(row.cache_write);
+    sum.reasoning = sum.reasoning.saturating_add(row.reasoning);
+    match cost(row) {
+        Some(c) => sum.cost_usd += c,
+        None => sum.unpriced += 1,
+    }
+    sum.errors += u64::from(row.status >= 400);
+}
+
+const LOG_COLUMNS: &str = "request_id, ts, key_id, team_id, end_user, alias, target, provider, \
+    upstream_model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+    reasoning_tokens, cost, status, latency_ms, estimated";
+
+// === impl Store ===
+
+impl Store {
+    /// Inserts the rows, adds them into their rollups, and adds their cost to the spend of the
+    /// keys and teams they name (ids not in those tables are ignored). One transaction.
+    pub fn append_ledger(&mut self, rows: &[LedgerRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.write(|w| w.append_ledger(rows))
+    }
+
+    /// Deletes the raw rows of whole UTC days before the last `keep_days` (today is always
+    /// kept: `keep_days` 0 deletes everything before today); rollups stay. Returns rows deleted.
+    pub fn prune_ledger(&mut self, keep_days: u32, now_ms: i64) -> Result<u64, StoreError> {
+        let cutoff = day_of(now_ms) - i64::from(keep_days);
+        self.write(|w| {
+            let mut st = w
+                .conn
+                .prepare_cached("DELETE FROM spend_logs WHERE day < ?1")?;
+            Ok(st.execute([cutoff])? as u64)
+        })
+    }
+
+    /// Spend (USD, priced requests only) of a key, team or end user from UTC day `since_day`
+    /// (inclusive) on, from the rollups.
+    pub fn spend_since_day(
+        &self,
+        scope: SpendScope<'_>,
+        since_day: i64,
+    ) -> Result<f64, StoreError> {
+        self.reader().spend_since_day(scope, since_day)
+    }
+
+    /// Sets `used` of each (scope, window start in unix ms).
+    pub fn save_limit_usage(&mut self, rows: &[(String, i64, f64)]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.write(|w| {
+            let mut st = w.conn.prepare_cached(
+                "INSERT INTO limit_usage (scope, window_start, used) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (scope, window_start) DO UPDATE SET used = excluded.used",
+            )?;
+            for (scope, start, used) in rows {
+                st.execute(params![scope, start, used])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The windows that start at or after `since_ms`, by scope and start.
+    pub fn load_limit_usage(&self, since_ms: i64) -> Result<Vec<(String, i64, f64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT scope, window_start, used FROM limit_usage WHERE window_start >= ?1 \
+             ORDER BY scope, window_start",
+        )?;
+        let rows = st.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes the windows that start before `before_ms`; returns how many.
+    pub fn prune_limit_usage(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        self.write(|w| {
+            let mut st = w
+                .conn
+                .prepare_cached("DELETE FROM limit_usage WHERE window_start < ?1")?;
+            Ok(st.execute([before_ms])? as u64)
+        })
+    }
+
+    /// Raw rows kept.
+    pub fn ledger_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM spend_logs")?
+            .query_row([], |r| r.get(0))?;
+        Ok(count(n))
+    }
+}
+
+// === impl Reader ===
+
+impl Reader<'_> {
+    pub fn spend_since_day(
+        &self,
+        scope: SpendScope<'_>,
+        since_day: i64,
+    ) -> Result<f64, StoreError> {
+        let (sql, id) = match scope {
+            SpendScope::Key(id) => ("key_id", id),
+            SpendScope::Team(id) => ("team_id", id),
+            SpendScope::User(id) => ("end_user", id),
+        };
+        // '' is the rollups' "none": nobody's spend.
+        if id.is_empty() {
+            return Ok(0.0);
+        }
+        let sql = format!(
+            "SELECT coalesce(sum(cost), 0) FROM spend_daily WHERE {sql} = ?1 AND day >= ?2"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        Ok(st.query_row(params![id, since_day], |r| r.get(0))?)
+    }
+}
+
+// === impl Writer ===
+
+impl Writer<'_> {
+    /// [`Store::append_ledger`] inside a transaction of the caller's.
+    pub fn append_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
+        let mut insert = self.conn.prepare_cached(&format!(
+            "INSERT INTO spend_logs (day, {LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+        ))?;
+        let mut daily: BTreeMap<DailyKey, SpendTotal> = BTreeMap::new();
+        let mut keys: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut teams: BTreeMap<&str, f64> = BTreeMap::new();
+        for row in rows {
+            let latency = Some(row.latency_ms)
+                .filter(|l| l.is_finite())
+                .unwrap_or(0.0);
+            insert.execute(params![
+                day_of(row.ts_ms),
+                row.request_id,
+                row.ts_ms,
+                row.key_id,
+                row.team_id,
+                row.end_user,
+                row.alias,
+                row.target,
+                row.provider,
+                row.upstream_model,
+                int(row.input),
+                int(row.output),
+                int(row.cache_read),
+                int(row.cache_write),
+                int(row.reasoning),
+                cost(row),
+                row.status,
+                latency,
+                row.estimated,
+            ])?;
+            let at = (
+                day_of(row.ts_ms),
+                none(&row.key_id),
+                none(&row.team_id),
+                none(&row.end_user),
+                none(&row.alias),
+                none(&row.provider),
+            );
+            add(daily.entry(at).or_default(), row);
+            if let Some(c) = cost(row) {
+                if let Some(k) = &row.key_id {
+                    *keys.entry(k).or_default() += c;
+                }
+                if let Some(t) = &row.team_id {
+                    *teams.entry(t).or_default() += c;
+                }
+            }
+        }
+        self.add_daily(&daily)?;
+        let mut key = self
+            .conn
+            .prepare_cached("UPDATE keys SET spend = spend + ?2 WHERE key_id = ?1")?;
+        for (id, c) in keys {
+            key.execute(params![id, c])?;
+        }
+        let mut team = self
+            .conn
+            .prepare_cached("UPDATE teams SET spend = spend + ?2 WHERE team_id = ?1")?;
+        for (id, c) in teams {
+            team.execute(params![id, c])?;
+        }
+        Ok(())
+    }
+
+    fn add_daily(&self, daily: &BTreeMap<DailyKey, SpendTotal>) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO spend_daily (day, key_id, team_id, end_user, alias, provider, requests, \
+             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+             reasoning_tokens, cost, unpriced, errors) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+             ON CONFLICT (day, key_id, team_id, end_user, alias, provider) DO UPDATE SET \
+             requests = requests + excluded.requests, \
+             input_tokens = input_tokens + excluded.input_tokens, \
+             output_tokens = output_tokens + excluded.output_tokens, \
+             cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, \
+             cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, \
+             reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
+             cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced, \
+             errors = errors + excluded.errors",
+        )?;
+        for (&(day, key, team, user, alias, provider), s) in daily {
+            st.execute(params![
+                day,
+                key,
+                team,
+                user,
+                alias,
+                provider,
+                int(s.requests),
+                int(s.input),
+                int(s.output),
+                int(s.cache_read),
+                int(s.cache_write),
+                int(s.reasoning),
+                s.cost_usd,
+                int(s.unpriced),
+                int(s.errors),
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+mod query;
+#[cfg(test)]
+mod tests;
