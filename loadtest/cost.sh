@@ -20,6 +20,9 @@
 # measured run, and the instructions column is exact; the CPU column is then valgrind's time
 # (meaningless, left out). Use a short DURATION (2) and CONCURRENCY (8): valgrind is ~50x slower.
 # CALLGRIND_KEEP=DIR keeps each run's profile there (compare with callgrind_annotate).
+# LIMITS=1: the "after" binary runs with governance on: the key with rpm, tpm, parallel and a
+# 30-day budget (limits that never refuse), the alias with an rpm limit, a priced target, and a
+# store file with the spend ledger written. Give the same binary twice to price exactly that.
 # Only 127.0.0.1 is contacted; every process started here is stopped on exit (by its PID).
 set -euo pipefail
 
@@ -62,11 +65,22 @@ gateway_config "$TMP/gw.yaml" 1 false 256
 sed -i "s|access_log: off|access_log: { file: $TMP/access.log }|" "$TMP/gw.yaml"
 printf 'keys:\n  - { name: bench, key: { env: COST_KEY }, models: [gpt-4o-mini] }\n' >>"$TMP/gw.yaml"
 export COST_KEY=sg-cost-bench-key
+cp "$TMP/gw.yaml" "$TMP/gw-before.yaml"
+if [[ -n ${LIMITS:-} ]]; then
+    sed -i -e "s|models: \[gpt-4o-mini\] }|models: [gpt-4o-mini], rpm_limit: 1000000000, tpm_limit: 1000000000000, max_parallel_requests: 100000, max_budget: 1000000000, budget_duration: 30d }|" \
+        -e "s|gpt-4o-mini: { targets: \[ { provider: mock, model: gpt-4o-mini } \] }|gpt-4o-mini: { limits: { rpm: 1000000000 }, targets: [ { provider: mock, model: gpt-4o-mini, price: { input: 0.15, output: 0.6 } } ] }|" \
+        "$TMP/gw.yaml"
+    printf 'store: { path: %s }\n' "$TMP/store.db" >>"$TMP/gw.yaml"
+    grep -q max_budget "$TMP/gw.yaml" && grep -q 'limits: { rpm' "$TMP/gw.yaml" || die "LIMITS=1: the config did not take the limits"
+    say "after: limits, a budget, cost and the spend ledger on"
+fi
+cp "$TMP/gw.yaml" "$TMP/gw-after.yaml"
 
 # run NAME BIN: one warm-up and one measured run; appends "cpu_us_per_req instr_per_req rps".
 run() {
     local name=$1 bin=$2 pid api t0 t1 json reqs instr=""
     local cg_out="$TMP/callgrind.$name"
+    cp "$TMP/gw-$name.yaml" "$TMP/gw.yaml"
     if [[ -n $CALLGRIND ]]; then
         rm -f "$cg_out"
         MONOIO_FORCE_LEGACY_DRIVER=1 taskset -c "$GATEWAY_CPUS" valgrind --tool=callgrind \

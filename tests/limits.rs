@@ -137,6 +137,23 @@ fn key_limits_from_yaml_and_the_admin_api(driver: Driver) {
         200,
         "the limit is per model"
     );
+    let info = gw
+        .admin_call("GET", &format!("/key/info?key={id}"), "")
+        .json();
+    let state = info["info"]["limit_state"].as_array().unwrap().clone();
+    let rpm = state
+        .iter()
+        .find(|s| s["limit"] == "rpm")
+        .expect("the key's rpm in its info");
+    assert_eq!(rpm["capacity"], 100);
+    assert!(
+        rpm["used"].as_u64().unwrap() >= 2 && rpm["resets_at"].is_string(),
+        "{rpm}"
+    );
+    assert!(
+        state.iter().any(|s| s["limit"] == "model:gpt-4o-mini:rpm"),
+        "{state:?}"
+    );
     let body = format!(r#"{{"key":"{id}","model_rpm_limit":{{"gpt-4o-mini":5}}}}"#);
     assert_eq!(gw.admin_call("POST", "/key/update", &body).status, 200);
     assert_eq!(chat_as(&gw, &secret, "gpt-4o-mini", "").status, 200);

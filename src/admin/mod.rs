@@ -257,7 +257,33 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
             }
             let merged = handle.metrics().await;
             let names = &config.labels.names;
-            let text = merged.render(names, shards, crate::sys::process_cpu_micros());
+            let mut text = merged.render(names, shards, crate::sys::process_cpu_micros());
+            let dropped: u64 = handle
+                .ledger
+                .iter()
+                .map(|o| o.dropped.load(Ordering::Relaxed))
+                .sum();
+            for (name, help, v) in [
+                (
+                    "shardgate_ledger_rows_written_total",
+                    "Spend-ledger rows committed to the store.",
+                    handle.ledger_written.load(Ordering::Relaxed),
+                ),
+                (
+                    "shardgate_ledger_rows_dropped_total",
+                    "Spend-ledger rows dropped because a shard's queue was full.",
+                    dropped,
+                ),
+                (
+                    "shardgate_soft_budget_alerts_total",
+                    "Soft budgets reported crossed (once per budget period).",
+                    handle.soft_alerts.load(Ordering::Relaxed),
+                ),
+            ] {
+                text.push_str(&format!(
+                    "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+                ));
+            }
             (200, "text/plain; version=0.0.4", text.into_bytes())
         }
         (Method::Post, "/config/reload") => {

@@ -124,6 +124,8 @@ pub struct Server {
     /// `server.ledger: on | off`; unset: on with a store file, off in memory (where a day of
     /// rows at full rate would not fit).
     pub ledger: Option<bool>,
+    /// Where soft-budget alerts are POSTed (`server.alert_webhook: http://…`).
+    pub alert_webhook: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

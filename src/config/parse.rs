@@ -270,6 +270,7 @@ impl Walker<'_> {
             reject_unknown_price: true,
             ledger_retention_days: 30,
             ledger: None,
+            alert_webhook: None,
         };
         let Some(y) = y else { return s };
         let allowed = [
@@ -296,6 +297,7 @@ impl Walker<'_> {
             "on_unknown_price",
             "ledger_retention_days",
             "ledger",
+            "alert_webhook",
         ];
         let Some(h) = self.mapping(y, "server", &allowed) else {
             return s;
@@ -404,6 +406,15 @@ impl Walker<'_> {
             Some(Yaml::String(v)) if v == "reject" => s.reject_unknown_price = true,
             Some(Yaml::String(v)) if v == "allow" => s.reject_unknown_price = false,
             Some(_) => self.problem("server.on_unknown_price", "expected reject or allow"),
+        }
+        if let Some(y) = get(h, "alert_webhook")
+            && let Some(url) = self.string(y, "server.alert_webhook")
+        {
+            if url.starts_with("http://") && !url.contains(char::is_whitespace) {
+                s.alert_webhook = Some(url);
+            } else {
+                self.problem("server.alert_webhook", "expected an http:// URL");
+            }
         }
         match get(h, "ledger") {
             None => {}

@@ -16,6 +16,8 @@ pub struct Slots {
     next: u32,
     /// Keys handed out since the last [`Slots::retain_used`].
     used: HashSet<String>,
+    /// Soft budgets: the spend slot they watch and their threshold (micro-dollars).
+    pub soft: HashMap<String, (Arc<Slot>, u64)>,
 }
 
 impl Slots {
@@ -79,14 +81,21 @@ impl Slots {
                 who,
             ));
         }
-        if let Some(usd) = l.max_budget {
+        if l.max_budget.is_some() || l.soft_budget.is_some() {
             let period = l.budget_duration.as_deref();
             let window = period
                 .and_then(Window::parse_period)
                 .unwrap_or(Window::Forever);
             let name = format!("{owner}:budget:{}", period.unwrap_or("total"));
-            let cap = crate::limits::micros(usd);
-            out.push(self.limit(name, window, cap, Meter::Spend, scope, who));
+            // A soft budget alone still needs the period's spend counted: a slot that never
+            // refuses (the pool's largest count, about $1.1M).
+            let cap = l.max_budget.map_or(u64::MAX, crate::limits::micros);
+            let limit = self.limit(name.clone(), window, cap, Meter::Spend, scope, who);
+            if let Some(soft) = l.soft_budget {
+                self.soft
+                    .insert(name, (limit.slot.clone(), crate::limits::micros(soft)));
+            }
+            out.push(limit);
         }
         out
     }
@@ -159,6 +168,7 @@ impl Slots {
     pub fn retain_used(&mut self, keep: impl Fn(&str) -> bool) {
         let used = std::mem::take(&mut self.used);
         self.by_key.retain(|k, _| used.contains(k) || keep(k));
+        self.soft.retain(|k, _| used.contains(k));
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<Slot>> {

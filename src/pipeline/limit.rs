@@ -45,17 +45,19 @@ pub(super) fn charge(
         Some(n) => n,
         // No max_tokens: the alias's bound, but never more than a token limit has left, so a
         // small limit still admits requests (each settles to what it really used).
-        None => limits.clone().fold(model.output_bound, |out, l| match l.meter {
-            Meter::Tokens(side) if side != crate::limits::Side::Input => {
-                let left = leases.state(l, now).remaining;
-                let left = match side {
-                    crate::limits::Side::Total => left.saturating_sub(input),
-                    _ => left,
-                };
-                out.min(left.max(1))
-            }
-            _ => out,
-        }),
+        None => limits
+            .clone()
+            .fold(model.output_bound, |out, l| match l.meter {
+                Meter::Tokens(side) if side != crate::limits::Side::Input => {
+                    let left = leases.state(l, now).remaining;
+                    let left = match side {
+                        crate::limits::Side::Total => left.saturating_sub(input),
+                        _ => left,
+                    };
+                    out.min(left.max(1))
+                }
+                _ => out,
+            }),
     };
     let mut spend = 0.0;
     if limits.clone().any(|l| l.meter == Meter::Spend) {

@@ -118,6 +118,15 @@ models:
   claude-busy:
     targets:
       - {{ provider: claude-busy, model: claude-sonnet-4-5 }}
+  # Its own limit: two requests a second (the limits tests use it).
+  gpt-rps:
+    limits: {{ rps: 2 }}
+    targets:
+      - {{ provider: up, model: upstream-mini }}
+  claude-rps:
+    limits: {{ rps: 2 }}
+    targets:
+      - {{ provider: claude, model: claude-sonnet-4-5 }}
   gpt-busy:
     targets:
       - {{ provider: up-busy, model: upstream-mini }}
@@ -125,7 +134,7 @@ keys:
   - name: team-a
     key: {{ env: TEAM_A_KEY }}
     models: [gpt-4o-mini, text-embedding-3-small, gpt-tools, claude, claude-tools, claude-busy,
-             gpt-busy, gpt-limited-a, gpt-limited-b]
+             gpt-busy, gpt-limited-a, gpt-limited-b, gpt-rps, claude-rps]
 """
 
 
