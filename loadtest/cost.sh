@@ -23,6 +23,7 @@
 # LIMITS=1: the "after" binary runs with governance on: the key with rpm, tpm, parallel and a
 # 30-day budget (limits that never refuse), the alias with an rpm limit, a priced target, and a
 # store file with the spend ledger written. Give the same binary twice to price exactly that.
+# LEDGER=off with LIMITS=1: everything but the ledger.
 # Only 127.0.0.1 is contacted; every process started here is stopped on exit (by its PID).
 set -euo pipefail
 
@@ -71,6 +72,8 @@ if [[ -n ${LIMITS:-} ]]; then
         -e "s|gpt-4o-mini: { targets: \[ { provider: mock, model: gpt-4o-mini } \] }|gpt-4o-mini: { limits: { rpm: 1000000000 }, targets: [ { provider: mock, model: gpt-4o-mini, price: { input: 0.15, output: 0.6 } } ] }|" \
         "$TMP/gw.yaml"
     printf 'store: { path: %s }\n' "$TMP/store.db" >>"$TMP/gw.yaml"
+    # LEDGER=off: the same, without writing the spend ledger (to price the ledger apart).
+    [[ ${LEDGER:-on} == on ]] || sed -i "s|pin: false }|pin: false, ledger: off }|" "$TMP/gw.yaml"
     grep -q max_budget "$TMP/gw.yaml" && grep -q 'limits: { rpm' "$TMP/gw.yaml" || die "LIMITS=1: the config did not take the limits"
     say "after: limits, a budget, cost and the spend ledger on"
 fi

@@ -96,24 +96,36 @@ impl Rates {
 
 /// OpenAI's reset format: `20ms`, `1s`, `12.5s`, `6m0s`, `1h2m3s`.
 pub fn push_duration(out: &mut Vec<u8>, ms: i64) {
-    use std::fmt::Write as _;
-    let mut s = String::new();
+    let ms = ms.max(0) as u64;
+    let mut num = itoa::Buffer::new();
     if ms < 1000 {
-        let _ = write!(s, "{ms}ms");
-    } else {
-        let (h, m) = (ms / 3_600_000, ms / 60_000 % 60);
-        let sec = (ms % 60_000) as f64 / 1000.0;
-        if h > 0 {
-            let _ = write!(s, "{h}h");
-        }
-        if h > 0 || m > 0 {
-            let _ = write!(s, "{m}m");
-        }
-        let text = format!("{sec:.3}");
-        let text = text.trim_end_matches('0').trim_end_matches('.');
-        let _ = write!(s, "{text}s");
+        out.extend_from_slice(num.format(ms).as_bytes());
+        out.extend_from_slice(b"ms");
+        return;
     }
-    out.extend_from_slice(s.as_bytes());
+    let (h, m) = (ms / 3_600_000, ms / 60_000 % 60);
+    if h > 0 {
+        out.extend_from_slice(num.format(h).as_bytes());
+        out.push(b'h');
+    }
+    if h > 0 || m > 0 {
+        out.extend_from_slice(num.format(m).as_bytes());
+        out.push(b'm');
+    }
+    out.extend_from_slice(num.format(ms / 1000 % 60).as_bytes());
+    let frac = ms % 1000;
+    if frac > 0 {
+        // Milliseconds as a decimal fraction, trailing zeros dropped (`.5`, `.25`, `.125`).
+        let digits = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let keep = 3 - digits.iter().rev().take_while(|d| **d == b'0').count();
+        out.push(b'.');
+        out.extend_from_slice(&digits[..keep]);
+    }
+    out.push(b's');
 }
 
 pub fn reason(status: u16) -> &'static str {

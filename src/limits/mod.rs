@@ -18,7 +18,7 @@ mod lease;
 mod pool;
 mod window;
 
-pub use lease::{Actual, Charges, Demand, Leases, Refusal, State};
+pub use lease::{Actual, Charges, Demand, Leases, MAX_CHARGES, Refusal, State};
 pub use pool::{InProcess, Pool, Slot};
 pub use window::Window;
 

@@ -108,10 +108,7 @@ impl Record<'_> {
         }
         out.extend_from_slice(b",\"cost_usd\":");
         match self.cost_usd {
-            Some(c) => {
-                use std::io::Write as _;
-                let _ = write!(out, "{c:.8}");
-            }
+            Some(c) => json::push_fixed8(out, c),
             None => out.extend_from_slice(b"null"),
         }
         if self.estimated {

@@ -37,7 +37,15 @@ pub(super) fn charge(
     }
     let key_limits = entry.map_or(&[][..], |e| e.limits());
     let on_alias = entry.into_iter().flat_map(|e| e.alias_limits(&model.alias));
-    let limits = key_limits.iter().chain(on_alias).chain(own.iter());
+    // Gathered once: the stages below walk them four times.
+    let mut all: [Option<&Limit>; crate::limits::MAX_CHARGES] = [None; crate::limits::MAX_CHARGES];
+    for (slot, l) in all
+        .iter_mut()
+        .zip(key_limits.iter().chain(on_alias).chain(own.iter()))
+    {
+        *slot = Some(l);
+    }
+    let limits = all.iter().map_while(|l| *l);
     let input = facts.prompt_tokens;
     let now = crate::auth::now_ms();
     let mut leases = env.shard.leases.borrow_mut();

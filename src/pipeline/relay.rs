@@ -439,8 +439,12 @@ pub async fn deliver(
     if let (Some(u), Some(p)) = (&usage, super::limit::served_price(env, ctx)) {
         ctx.cost = Some(crate::routing::price::cost(&p, u));
     }
-    let cost = ctx.cost.map(|c| format!("{c:.8}"));
-    let (extra, n) = extras(ctx, retry_after.as_deref(), cost.as_deref());
+    let mut cost = Vec::new();
+    if let Some(c) = ctx.cost {
+        crate::json::push_fixed8(&mut cost, c);
+    }
+    let cost = std::str::from_utf8(&cost).ok().filter(|c| !c.is_empty());
+    let (extra, n) = extras(ctx, retry_after.as_deref(), cost);
     response::full(
         &mut conn.wbuf,
         status,

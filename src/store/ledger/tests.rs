@@ -318,7 +318,6 @@ fn listings_read_an_index_in_order() {
             "spend_logs_by_day",
         ),
         ("WHERE key_id = 'a'", "spend_logs_by_key"),
-        ("WHERE team_id = 't' AND ts >= 1", "spend_logs_by_team"),
     ] {
         let order = match filter.contains("_id") {
             true => "ts DESC, rowid DESC",
