@@ -59,7 +59,7 @@ WRITTEN=$(metric shardgate_ledger_rows_written_total)
 DROPPED=$(metric shardgate_ledger_rows_dropped_total)
 REQS=$(jget "$(<"$TMP/load.json")" requests)
 stop_pid "$GW_PID"
-ROWS=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from spend_logs').fetchone()[0])" "$TMP/store.db")
+ROWS=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select coalesce(sum(rows), 0) from spend_logs').fetchone()[0])" "$TMP/store.db")
 RSS2=$(awk 'NR == 2 {print $4}' "$TMP/samples")
 RSSN=$(awk 'END {print $4}' "$TMP/samples")
 say ""

@@ -1,8 +1,9 @@
-//! The spend ledger: one row per finished request (`spend_logs`), daily rollups of them
-//! (`spend_daily`), and the persisted counters of rate-limit and budget windows (`limit_usage`).
+//! The spend ledger: one row per finished request, packed a batch to a `spend_logs` row
+//! ([`pack`]), daily rollups of them (`spend_daily`), and the persisted counters of rate-limit
+//! and budget windows (`limit_usage`).
 //!
 //! The control thread appends finished requests in batches ([`Store::append_ledger`]); a batch
-//! is one transaction that inserts the raw rows, adds them into their days' rollups and adds
+//! is one transaction that stores the packed rows, adds them into their days' rollups and adds
 //! their cost to the spend of the keys and teams they name, so the three never disagree. Raw
 //! rows are pruned by whole UTC days ([`Store::prune_ledger`]); rollups stay, and reports and
 //! budget sums read only them, never the raw rows.
@@ -119,10 +120,6 @@ fn add(sum: &mut SpendTotal, row: &LedgerRow) {
     sum.errors += u64::from(row.status >= 400);
 }
 
-const LOG_COLUMNS: &str = "request_id, ts, key_id, team_id, end_user, alias, target, provider, \
-    upstream_model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-    reasoning_tokens, cost, status, latency_ms, estimated";
-
 // === impl Store ===
 
 impl Store {
@@ -139,11 +136,19 @@ impl Store {
     /// kept: `keep_days` 0 deletes everything before today); rollups stay. Returns rows deleted.
     pub fn prune_ledger(&mut self, keep_days: u32, now_ms: i64) -> Result<u64, StoreError> {
         let cutoff = day_of(now_ms) - i64::from(keep_days);
+        // Whole batches go once the last day they hold is past: a batch spanning midnight
+        // stays a day longer, so no kept day ever loses a row.
         self.write(|w| {
-            let mut st = w
+            let n: i64 = w
                 .conn
-                .prepare_cached("DELETE FROM spend_logs WHERE day < ?1")?;
-            Ok(st.execute([cutoff])? as u64)
+                .prepare_cached(
+                    "SELECT coalesce(sum(rows), 0) FROM spend_logs WHERE last_day < ?1",
+                )?
+                .query_row([cutoff], |r| r.get(0))?;
+            w.conn
+                .prepare_cached("DELETE FROM spend_logs WHERE last_day < ?1")?
+                .execute([cutoff])?;
+            Ok(count(n))
         })
     }
 
@@ -198,7 +203,7 @@ impl Store {
     pub fn ledger_count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .prepare_cached("SELECT count(*) FROM spend_logs")?
+            .prepare_cached("SELECT coalesce(sum(rows), 0) FROM spend_logs")?
             .query_row([], |r| r.get(0))?;
         Ok(count(n))
     }
@@ -234,38 +239,28 @@ impl Reader<'_> {
 impl Writer<'_> {
     /// [`Store::append_ledger`] inside a transaction of the caller's.
     pub fn append_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
-        let mut insert = self.conn.prepare_cached(&format!(
-            "INSERT INTO spend_logs (day, {LOG_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-             ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-        ))?;
+        let mut data = Vec::with_capacity(rows.len() * 96);
+        pack::pack(rows, &mut data);
+        let (first, last) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+            (lo.min(r.ts_ms), hi.max(r.ts_ms))
+        });
+        self.conn
+            .prepare_cached(
+                "INSERT INTO spend_logs (first_day, last_day, first_ts, last_ts, rows, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                day_of(first),
+                day_of(last),
+                first,
+                last,
+                rows.len() as i64,
+                data
+            ])?;
         let mut daily: BTreeMap<DailyKey, SpendTotal> = BTreeMap::new();
         let mut keys: BTreeMap<&str, f64> = BTreeMap::new();
         let mut teams: BTreeMap<&str, f64> = BTreeMap::new();
         for row in rows {
-            let latency = Some(row.latency_ms)
-                .filter(|l| l.is_finite())
-                .unwrap_or(0.0);
-            insert.execute(params![
-                day_of(row.ts_ms),
-                row.request_id,
-                row.ts_ms,
-                row.key_id,
-                row.team_id,
-                row.end_user,
-                row.alias,
-                row.target,
-                row.provider,
-                row.upstream_model,
-                int(row.input),
-                int(row.output),
-                int(row.cache_read),
-                int(row.cache_write),
-                int(row.reasoning),
-                cost(row),
-                row.status,
-                latency,
-                row.estimated,
-            ])?;
             let at = (
                 day_of(row.ts_ms),
                 none(&row.key_id),
@@ -339,6 +334,7 @@ impl Writer<'_> {
     }
 }
 
+mod pack;
 mod query;
 #[cfg(test)]
 mod tests;

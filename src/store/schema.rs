@@ -52,38 +52,22 @@ CREATE TABLE keys (
 CREATE INDEX keys_by_team ON keys (team_id);
 ";
 
-/// The spend ledger (`store::ledger`). Rollup key columns hold '' for "none" so the primary key
-/// groups them; no foreign keys: ledger rows outlive the keys and teams they name. `day` is the
-/// UTC day number (`ts` div 86 400 000), a column so pruning and reports are index ranges;
-/// `spend_logs_by_day` also holds `ts`, so a listing newest first reads the index in order.
+/// The spend ledger (`store::ledger`). Raw rows are packed, one `spend_logs` row per appended
+/// batch (`ledger::pack`), with the UTC days and times it spans so listings and pruning read
+/// only the batches of their days. Rollup key columns hold '' for "none" so the primary key
+/// groups them; no foreign keys: ledger rows outlive the keys and teams they name.
 const V2: &str = "
 CREATE TABLE spend_logs (
-    request_id         TEXT NOT NULL,
-    ts                 INTEGER NOT NULL,
-    day                INTEGER NOT NULL,
-    key_id             TEXT,
-    team_id            TEXT,
-    end_user           TEXT,
-    alias              TEXT,
-    target             TEXT,
-    provider           TEXT,
-    upstream_model     TEXT,
-    input_tokens       INTEGER NOT NULL DEFAULT 0,
-    output_tokens      INTEGER NOT NULL DEFAULT 0,
-    cache_read_tokens  INTEGER NOT NULL DEFAULT 0,
-    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
-    reasoning_tokens   INTEGER NOT NULL DEFAULT 0,
-    cost               REAL,
-    status             INTEGER NOT NULL,
-    latency_ms         REAL NOT NULL,
-    estimated          INTEGER NOT NULL DEFAULT 0 CHECK (estimated IN (0, 1))
+    batch     INTEGER PRIMARY KEY,
+    first_day INTEGER NOT NULL,
+    last_day  INTEGER NOT NULL,
+    first_ts  INTEGER NOT NULL,
+    last_ts   INTEGER NOT NULL,
+    rows      INTEGER NOT NULL,
+    data      BLOB NOT NULL
 ) STRICT;
 
--- Two indexes only: every index is paid on each of tens of thousands of inserts a second.
--- Lookups by team, end user or request id scan the day range asked for (reports never read
--- raw rows: they read spend_daily).
-CREATE INDEX spend_logs_by_day ON spend_logs (day, ts);
-CREATE INDEX spend_logs_by_key ON spend_logs (key_id, ts);
+CREATE INDEX spend_logs_by_day ON spend_logs (last_day);
 
 CREATE TABLE spend_daily (
     day                INTEGER NOT NULL,

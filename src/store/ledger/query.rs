@@ -2,9 +2,8 @@
 //! rollups of a day range summed by a group. Reports read the rollups only.
 
 use rusqlite::types::Value as Sql;
-use rusqlite::{Row, params_from_iter};
 
-use super::{DAY_MS, LOG_COLUMNS, LedgerRow, Reader, SpendTotal, StoreError, count, day_of, int};
+use super::{DAY_MS, LedgerRow, Reader, SpendTotal, StoreError, count, day_of};
 use crate::observe::time::iso8601;
 
 /// Which raw rows a listing shows; `None` = any.
@@ -50,86 +49,58 @@ fn date(day: i64) -> String {
     iso8601(day * DAY_MS)[..10].to_owned()
 }
 
-fn ledger_row(r: &Row) -> rusqlite::Result<LedgerRow> {
-    Ok(LedgerRow {
-        request_id: r.get(0)?,
-        ts_ms: r.get(1)?,
-        key_id: r.get(2)?,
-        team_id: r.get(3)?,
-        end_user: r.get(4)?,
-        alias: r.get(5)?,
-        target: r.get(6)?,
-        provider: r.get(7)?,
-        upstream_model: r.get(8)?,
-        input: count(r.get(9)?),
-        output: count(r.get(10)?),
-        cache_read: count(r.get(11)?),
-        cache_write: count(r.get(12)?),
-        reasoning: count(r.get(13)?),
-        cost_usd: r.get(14)?,
-        status: u16::try_from(r.get::<_, i64>(15)?).unwrap_or(u16::MAX),
-        latency_ms: r.get(16)?,
-        estimated: r.get(17)?,
-    })
-}
-
 // === impl Reader ===
 
 impl Reader<'_> {
-    /// One page of raw rows, newest first.
+    /// One page of raw rows, newest first: the batches of the days asked for are unpacked,
+    /// newest batch first, until the page is full and no older batch can hold a newer row.
     pub fn ledger_rows(
         &self,
         filter: &LedgerFilter,
         offset: u64,
         limit: u64,
     ) -> Result<Vec<LedgerRow>, StoreError> {
-        let mut clauses = Vec::new();
-        let mut args = Vec::new();
-        let mut cond = |clause: &str, arg: Sql| {
-            args.push(arg);
-            clauses.push(format!("{clause} ?{}", args.len()));
+        let since_day = filter.since_ms.map_or(i64::MIN, day_of);
+        let until_day = filter
+            .until_ms
+            .map_or(i64::MAX, |u| day_of(u.saturating_sub(1)));
+        let mut st = self.conn.prepare_cached(
+            "SELECT last_ts, data FROM spend_logs WHERE last_day >= ?1 AND first_day <= ?2 \
+             ORDER BY last_ts DESC, batch DESC",
+        )?;
+        let mut batches = st.query([since_day, until_day])?;
+        let want = offset.saturating_add(limit) as usize;
+        let keep = |r: &LedgerRow| {
+            let is =
+                |f: Option<&str>, v: &Option<String>| f.is_none_or(|f| v.as_deref() == Some(f));
+            is(filter.key_id, &r.key_id)
+                && is(filter.team_id, &r.team_id)
+                && is(filter.end_user, &r.end_user)
+                && filter.request_id.is_none_or(|id| r.request_id == id)
+                && filter.since_ms.is_none_or(|s| r.ts_ms >= s)
+                && filter.until_ms.is_none_or(|u| r.ts_ms < u)
         };
-        let text = |s: &str| Sql::Text(s.to_owned());
-        let equal = [
-            ("key_id =", filter.key_id),
-            ("team_id =", filter.team_id),
-            ("end_user =", filter.end_user),
-            ("request_id =", filter.request_id),
-        ];
-        for (clause, value) in equal {
-            if let Some(v) = value {
-                cond(clause, text(v));
+        let mut found: Vec<LedgerRow> = Vec::new();
+        while let Some(b) = batches.next()? {
+            let last_ts: i64 = b.get(0)?;
+            // Every row still to come is at most `last_ts`: once the page holds `want` rows
+            // newer than that, the page is settled.
+            if found.len() >= want {
+                found.sort_by_key(|r| std::cmp::Reverse(r.ts_ms));
+                if found[want - 1].ts_ms > last_ts {
+                    break;
+                }
             }
+            let data: Vec<u8> = b.get(1)?;
+            found.extend(super::pack::unpack(&data)?.into_iter().rev().filter(keep));
         }
-        // The day bounds repeat the time bounds so a listing by date alone reads the day index.
-        if let Some(since) = filter.since_ms {
-            cond("ts >=", Sql::Integer(since));
-            cond("day >=", Sql::Integer(day_of(since)));
-        }
-        if let Some(until) = filter.until_ms {
-            cond("ts <", Sql::Integer(until));
-            cond("day <=", Sql::Integer(day_of(until.saturating_sub(1))));
-        }
-        let filter_sql = match clauses.is_empty() {
-            true => String::new(),
-            false => format!("WHERE {}", clauses.join(" AND ")),
-        };
-        // The same order either way (day grows with ts); each form is the order of the index
-        // the planner uses for it, so a page is read off the index without a sort.
-        let order = match filter.key_id.or(filter.team_id) {
-            Some(_) => "ts DESC, rowid DESC",
-            None => "day DESC, ts DESC, rowid DESC",
-        };
-        args.push(Sql::Integer(int(limit)));
-        args.push(Sql::Integer(int(offset)));
-        let sql = format!(
-            "SELECT {LOG_COLUMNS} FROM spend_logs {filter_sql} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
-            args.len() - 1,
-            args.len()
-        );
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params_from_iter(args), ledger_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        // Newest first; rows of one millisecond keep their append order, newest first.
+        found.sort_by_key(|r| std::cmp::Reverse(r.ts_ms));
+        Ok(found
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect())
     }
 
     /// The rollups of UTC days `from_day..=to_day` summed by `group`: by spend, largest first
