@@ -17,14 +17,9 @@ pub fn managed_config(base: &str, extra: &str) -> String {
 }
 
 fn chat(gw: &Gateway, key: &str, model: &str) -> http::Response {
-    let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
-    let auth = format!("Bearer {key}");
-    http::request(
-        gw.api,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body.as_bytes(),
+    gw.chat_as(
+        key,
+        &format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#),
     )
 }
 

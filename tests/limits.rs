@@ -19,15 +19,9 @@ fn with_models(base: &str, extra_server: &str, models: &str) -> String {
 }
 
 fn chat_as(gw: &Gateway, key: &str, model: &str, extra: &str) -> http::Response {
-    let body =
-        format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#);
-    let auth = format!("Bearer {key}");
-    http::request(
-        gw.api,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body.as_bytes(),
+    gw.chat_as(
+        key,
+        &format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#),
     )
 }
 

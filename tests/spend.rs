@@ -23,14 +23,7 @@ fn priced(base: &str, dir: &std::path::Path, extra_server: &str) -> String {
 }
 
 fn chat(gw: &Gateway, key: &str, body: &str) -> http::Response {
-    let auth = format!("Bearer {key}");
-    http::request(
-        gw.api,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body.as_bytes(),
-    )
+    gw.chat_as(key, body)
 }
 
 fn report(gw: &Gateway) -> Value {

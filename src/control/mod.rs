@@ -6,6 +6,7 @@
 //! queue. The admin thread reaches it through [`Handle`]: commands in, replies on one-shot
 //! channels.
 
+mod budget;
 mod keys;
 pub mod ledger;
 mod reload;
@@ -244,33 +245,6 @@ struct Control {
     soft_alerted: std::collections::HashMap<String, u32>,
 }
 
-/// POSTs a soft-budget alert to the webhook, on its own short-lived thread (a slow receiver
-/// never holds up control); plain http only, 5 s to connect and to answer.
-fn alert(url: String, budget: String, message: String) {
-    let _ = std::thread::Builder::new().name("alert".into()).spawn(move || {
-        let body = serde_json::json!({"event": "soft_budget_crossed", "budget": budget, "message": message}).to_string();
-        let Some(rest) = url.strip_prefix("http://") else { return };
-        let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-        let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&authority) else { return };
-        for addr in addrs {
-            let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else { continue };
-            let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let head = format!(
-                "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            use std::io::{Read, Write};
-            if s.write_all(head.as_bytes()).and_then(|_| s.write_all(body.as_bytes())).is_ok() {
-                let mut sink = [0u8; 512];
-                let _ = s.read(&mut sink);
-            }
-            return;
-        }
-        ::log::warn!("soft-budget alert to {url} not delivered");
-    });
-}
-
 /// The slots of every alias's own `limits:`, by model index.
 fn alias_limits(snap: &Snapshot, slots: &mut slots::Slots) -> Vec<Vec<crate::limits::Limit>> {
     snap.models
@@ -387,58 +361,6 @@ impl Control {
         reply
     }
 
-    /// Adds `limit_state` to a key's or team's info: every limit it has, with what its
-    /// current window has taken (charged, reserved, or leased to a shard), what is left and
-    /// when it resets.
-    fn add_limit_state(&self, reply: &mut crate::admin::api::Reply) {
-        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
-            return;
-        };
-        let (field, owner) = match (v.get("info"), v.get("team_info")) {
-            (Some(info), _) => (
-                "info",
-                info["key_id"]
-                    .as_str()
-                    .map(|id| match id.strip_prefix("config:") {
-                        Some(_) => id.to_owned(),
-                        None => format!("key:{id}"),
-                    }),
-            ),
-            (None, Some(_)) => (
-                "team_info",
-                v["team_id"].as_str().map(|id| format!("team:{id}")),
-            ),
-            _ => return,
-        };
-        let Some(owner) = owner else { return };
-        let now = crate::auth::now_ms();
-        let prefix = format!("{owner}:");
-        let mut state: Vec<serde_json::Value> = self
-            .slots
-            .all()
-            .filter(|s| s.key.starts_with(&prefix))
-            .map(|s| {
-                let used = s.granted(s.window.index(now));
-                let budget = s.key.contains(":budget:");
-                let money = |n: u64| serde_json::json!(n as f64 / 1e6);
-                serde_json::json!({
-                    "limit": &s.key[prefix.len()..],
-                    "capacity": if budget { money(s.capacity()) } else { s.capacity().into() },
-                    "used": if budget { money(used) } else { used.into() },
-                    "remaining": if budget { money(s.capacity().saturating_sub(used)) } else { s.capacity().saturating_sub(used).into() },
-                    "resets_at": s.window.bounds(now).map(|(_, end)| crate::observe::time::iso8601(end)),
-                })
-            })
-            .collect();
-        state.sort_by(|a, b| a["limit"].as_str().cmp(&b["limit"].as_str()));
-        if let Some(info) = v.get_mut(field) {
-            info["limit_state"] = serde_json::Value::Array(state);
-            if let Ok(body) = serde_json::to_vec(&v) {
-                reply.body = body;
-            }
-        }
-    }
-
     /// Rebuilds the key table from config and store and sends it to every shard.
     fn publish_keys(&mut self, why: &str) {
         match keys::table(
@@ -493,30 +415,6 @@ impl Control {
         {
             self.data_version = v;
             self.publish_keys("store changed");
-        }
-    }
-
-    /// A soft budget crossed in its current period: said once per period (log line, metric,
-    /// and `server.alert_webhook` when set); requests go on.
-    fn watch_soft_budgets(&mut self) {
-        let now = crate::auth::now_ms();
-        for (name, (slot, soft)) in &self.slots.soft {
-            let window = slot.window.index(now);
-            let spent = slot.granted(window);
-            if spent < *soft || self.soft_alerted.get(name) == Some(&window) {
-                continue;
-            }
-            self.soft_alerted.insert(name.clone(), window);
-            self.handle.soft_alerts.fetch_add(1, Ordering::Relaxed);
-            let message = format!(
-                "soft budget {name} crossed: ${:.2} of ${:.2} spent or reserved this period",
-                spent as f64 / 1e6,
-                *soft as f64 / 1e6
-            );
-            ::log::warn!("{message}");
-            if let Some(url) = &self.current.server.alert_webhook {
-                alert(url.clone(), name.clone(), message);
-            }
         }
     }
 

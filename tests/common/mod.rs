@@ -241,6 +241,19 @@ impl Gateway {
         http::request(addr, method, path, headers, body.as_bytes())
     }
 
+    /// `POST /v1/chat/completions` with `body`, as `key`, on a fresh connection.
+    pub fn chat_as(&self, key: &str, body: &str) -> http::Response {
+        let auth = format!("Bearer {key}");
+        let headers: &[(&str, &str)] = &[("authorization", &auth)];
+        http::request(
+            self.api,
+            "POST",
+            "/v1/chat/completions",
+            headers,
+            body.as_bytes(),
+        )
+    }
+
     pub fn admin_get(&self, path: &str) -> http::Response {
         http::request(self.admin.expect("admin listener"), "GET", path, &[], b"")
     }
