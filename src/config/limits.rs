@@ -101,7 +101,7 @@ impl Walker<'_> {
         if let Some(v) = get(h, "budget_duration") {
             let p = join(path, "budget_duration");
             if let Some(text) = self.string(v, &p) {
-                if crate::limits::Window::parse_period(&text).is_some() {
+                if crate::limits::Window::parse_period(&text, 0).is_some() {
                     l.budget_duration = Some(text);
                 } else {
                     self.problem(&p, "expected a period such as 1d, 7d, 30d or 1mo");

@@ -126,6 +126,9 @@ pub struct Server {
     pub ledger: Option<bool>,
     /// Where soft-budget alerts are POSTed (`server.alert_webhook: http://…`).
     pub alert_webhook: Option<String>,
+    /// Budget days and months begin at midnight this many minutes from UTC
+    /// (`server.budget_timezone: UTC | +05:30 | -08:00`).
+    pub budget_offset_min: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

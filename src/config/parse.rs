@@ -271,6 +271,7 @@ impl Walker<'_> {
             ledger_retention_days: 30,
             ledger: None,
             alert_webhook: None,
+            budget_offset_min: 0,
         };
         let Some(y) = y else { return s };
         let allowed = [
@@ -298,6 +299,7 @@ impl Walker<'_> {
             "ledger_retention_days",
             "ledger",
             "alert_webhook",
+            "budget_timezone",
         ];
         let Some(h) = self.mapping(y, "server", &allowed) else {
             return s;
@@ -414,6 +416,19 @@ impl Walker<'_> {
                 s.alert_webhook = Some(url);
             } else {
                 self.problem("server.alert_webhook", "expected an http:// URL");
+            }
+        }
+        if let Some(y) = get(h, "budget_timezone")
+            && let Some(tz) = self.string(y, "server.budget_timezone")
+        {
+            match utc_offset(&tz) {
+                Some(min) => s.budget_offset_min = min,
+                None => self.problem(
+                    "server.budget_timezone",
+                    format_args!(
+                        "expected UTC or an offset such as +05:30 or -08:00, found {tz:?}"
+                    ),
+                ),
             }
         }
         match get(h, "ledger") {
@@ -870,6 +885,21 @@ impl Walker<'_> {
             }
         }
     }
+}
+
+/// `UTC`, `Z` or `±HH:MM` as minutes from UTC (within ±14 hours).
+fn utc_offset(tz: &str) -> Option<i32> {
+    if matches!(tz, "UTC" | "Z" | "utc") {
+        return Some(0);
+    }
+    let (sign, rest) = match tz.as_bytes().first()? {
+        b'+' => (1, &tz[1..]),
+        b'-' => (-1, &tz[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
 }
 
 pub(super) fn get<'y>(h: &'y Hash, key: &str) -> Option<&'y Yaml> {

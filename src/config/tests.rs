@@ -772,3 +772,15 @@ keys:
     }
     assert_eq!(p.len(), expect.len(), "{}", p.join("\n"));
 }
+
+#[test]
+fn budget_timezones_parse_as_offsets() {
+    let with = |tz: &str| load_str(&format!("server: {{ budget_timezone: \"{tz}\" }}\n"), &env);
+    assert_eq!(with("UTC").unwrap().server.budget_offset_min, 0);
+    assert_eq!(with("+05:30").unwrap().server.budget_offset_min, 330);
+    assert_eq!(with("-08:00").unwrap().server.budget_offset_min, -480);
+    for bad in ["Europe/Paris", "+5", "+15:00", "-08:75"] {
+        let p = with(bad).unwrap_err().to_string();
+        assert!(p.contains("server.budget_timezone"), "{bad}: {p}");
+    }
+}

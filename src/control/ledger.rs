@@ -119,7 +119,10 @@ pub fn restore_usage(store: &Store, slots: &Slots, now_ms: i64) {
             .copied()
             .unwrap_or(0.0) as u64;
         if s.key.contains(":budget:")
-            && matches!(s.window, Window::Days(_) | Window::Month | Window::Forever)
+            && matches!(
+                s.window,
+                Window::Days(..) | Window::Month(_) | Window::Forever
+            )
         {
             let day = if start == 0 {
                 i64::MIN / 2

@@ -114,6 +114,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
     ])
     .context("installing signal handlers")?;
     let mut slots = slots::Slots::default();
+    slots.budget_offset_min = snapshot.server.budget_offset_min;
     let mut snapshot = snapshot;
     snapshot.alias_limits = alias_limits(&snapshot, &mut slots);
     let snapshot = Arc::new(snapshot);

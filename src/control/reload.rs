@@ -130,6 +130,7 @@ impl Control {
         self.broadcast(|| ShardMsg::Commit(id));
         self.generation = id;
         self.current = next.clone();
+        self.slots.budget_offset_min = next.server.budget_offset_min;
         *self.handle.current.lock().expect("config lock") = next;
         self.publish_keys("reload");
         Ok(Reloaded {

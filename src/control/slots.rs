@@ -18,6 +18,8 @@ pub struct Slots {
     used: HashSet<String>,
     /// Soft budgets: the spend slot they watch and their threshold (micro-dollars).
     pub soft: HashMap<String, (Arc<Slot>, u64)>,
+    /// Where budget days and months begin: minutes from UTC (`server.budget_timezone`).
+    pub budget_offset_min: i32,
 }
 
 impl Slots {
@@ -83,10 +85,15 @@ impl Slots {
         }
         if l.max_budget.is_some() || l.soft_budget.is_some() {
             let period = l.budget_duration.as_deref();
+            let offset = self.budget_offset_min;
             let window = period
-                .and_then(Window::parse_period)
+                .and_then(|p| Window::parse_period(p, offset))
                 .unwrap_or(Window::Forever);
-            let name = format!("{owner}:budget:{}", period.unwrap_or("total"));
+            let at = match offset {
+                0 => String::new(),
+                o => format!("@{o}"),
+            };
+            let name = format!("{owner}:budget:{}{at}", period.unwrap_or("total"));
             // A soft budget alone still needs the period's spend counted: a slot that never
             // refuses (the pool's largest count, about $1.1M).
             let cap = l.max_budget.map_or(u64::MAX, crate::limits::micros);
@@ -127,9 +134,9 @@ impl Slots {
             ("rps", l.rps, Window::Secs(1), Meter::Requests),
             ("rpm", l.rpm, Window::Secs(60), Meter::Requests),
             ("rph", l.rph, Window::Secs(3600), Meter::Requests),
-            ("rpd", l.rpd, Window::Days(1), Meter::Requests),
+            ("rpd", l.rpd, Window::Days(1, 0), Meter::Requests),
             ("tpm", l.tpm, Window::Secs(60), total),
-            ("tpd", l.tpd, Window::Days(1), total),
+            ("tpd", l.tpd, Window::Days(1, 0), total),
             (
                 "input_tpm",
                 l.input_tpm,

@@ -85,10 +85,10 @@ impl Limit {
             Window::Secs(60) => " per minute".to_owned(),
             Window::Secs(3600) => " per hour".to_owned(),
             Window::Secs(s) => format!(" per {s} s"),
-            Window::Days(1) => " per day".to_owned(),
-            Window::Days(7) => " per week".to_owned(),
-            Window::Days(d) => format!(" per {d} days"),
-            Window::Month => " per month".to_owned(),
+            Window::Days(1, _) => " per day".to_owned(),
+            Window::Days(7, _) => " per week".to_owned(),
+            Window::Days(d, _) => format!(" per {d} days"),
+            Window::Month(_) => " per month".to_owned(),
             Window::Forever => String::new(),
         };
         match self.meter {
