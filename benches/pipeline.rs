@@ -90,7 +90,7 @@ fn pipeline(c: &mut Criterion) {
             keys,
             sinks.remove(0),
             1,
-            (Arc::new(shardgate::limits::InProcess), None),
+            shardgate::runtime::shard::Shared::standalone(),
         ));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

@@ -292,3 +292,39 @@ fn the_limit_holds_across_shards() {
     assert!(ok >= 300 - 37, "{ok} admitted: more than a lease short");
     assert_eq!(up.stats().requests, ok);
 }
+
+/// `end_users:` limits count each end user (`user` in the body) apart, on every shard.
+#[test]
+fn end_users_are_limited_one_by_one() {
+    let up = mock();
+    let cfg = with_models(&up.base_url(), "  shards: 2\n", "")
+        .replacen("  shards: 1\n", "", 1)
+        .replacen("providers:", "end_users: { rpm_limit: 2 }\nproviders:", 1);
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let as_user = |u: &str| {
+        chat_as(
+            &gw,
+            common::ADMIN,
+            "gpt-4o-mini",
+            &format!(r#","user":"{u}""#),
+        )
+    };
+    assert_eq!(as_user("alice").status, 200);
+    assert_eq!(as_user("alice").status, 200);
+    let r = as_user("alice");
+    assert_eq!(r.status, 429);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("end user rate limit \"alice\""), "{msg}");
+    assert_eq!(
+        as_user("bob").status,
+        200,
+        "another user has their own count"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            admin_chat(&gw, "gpt-4o-mini").status,
+            200,
+            "no user: no per-user limit"
+        );
+    }
+}

@@ -73,6 +73,21 @@ impl Walker<'_> {
         l
     }
 
+    /// `end_users:`: the limits every end user gets, counted per user.
+    pub(super) fn end_user_limits(&mut self, y: &Yaml) -> Limits {
+        let fields = [
+            "rpm_limit",
+            "tpm_limit",
+            "max_parallel_requests",
+            "max_budget",
+            "budget_duration",
+        ];
+        match self.mapping(y, "end_users", &fields) {
+            Some(h) => self.key_limits(h, "end_users", &HashMap::new()),
+            None => Limits::default(),
+        }
+    }
+
     /// A config key's limit fields; `models` are the aliases `model_*_limit` may name.
     pub(super) fn key_limits(
         &mut self,

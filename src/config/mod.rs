@@ -50,6 +50,8 @@ pub struct Snapshot {
     /// Each alias's own limits as pool slots, by model index; control fills it (the slots
     /// outlive generations), `load_str` leaves it empty.
     pub alias_limits: Vec<Vec<crate::limits::Limit>>,
+    /// `end_users:`: limits each end user gets (counted per user).
+    pub end_user_limits: crate::store::Limits,
 }
 
 /// A key from the config file's `keys:` list.

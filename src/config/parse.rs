@@ -223,7 +223,14 @@ impl Walker<'_> {
             .mapping(
                 root,
                 "",
-                &["server", "providers", "models", "keys", "store"],
+                &[
+                    "server",
+                    "providers",
+                    "models",
+                    "keys",
+                    "store",
+                    "end_users",
+                ],
             )
             .unwrap_or(&empty);
         let server = self.server(get(h, "server"));
@@ -232,6 +239,9 @@ impl Walker<'_> {
         let (models, model_index) = self.models(get(h, "models"), &providers);
         let keys = self.keys(get(h, "keys"), &model_index);
         let store = self.store(get(h, "store"));
+        let end_user_limits = get(h, "end_users")
+            .map(|y| self.end_user_limits(y))
+            .unwrap_or_default();
         Snapshot {
             server,
             providers,
@@ -242,6 +252,7 @@ impl Walker<'_> {
             store,
             labels: Default::default(),
             alias_limits: Vec::new(),
+            end_user_limits,
         }
     }
 

@@ -150,7 +150,19 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         .admin_listen
         .map(runtime::listener::bind_one)
         .transpose()?;
-    let shards = runtime::start(snapshot.clone(), tls, keys.clone(), pool, &outboxes)?;
+    let users = Arc::new(crate::limits::Users::new(
+        slots.ids(),
+        snapshot.end_user_limits.clone(),
+        snapshot.server.budget_offset_min,
+    ));
+    let shards = runtime::start(
+        snapshot.clone(),
+        tls,
+        keys.clone(),
+        pool,
+        &outboxes,
+        users.clone(),
+    )?;
     let (commands, inbox) = flume::bounded(256);
     let handle = Arc::new(Handle {
         commands,
@@ -181,6 +193,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         outboxes,
         batch: Vec::new(),
         soft_alerted: Default::default(),
+        users,
     };
     control.data_version = control.store.data_version().unwrap_or(0);
     let thread = std::thread::Builder::new()
@@ -244,6 +257,8 @@ struct Control {
     batch: Vec<crate::store::LedgerRow>,
     /// Soft budgets already reported, with the window they were reported in.
     soft_alerted: std::collections::HashMap<String, u32>,
+    /// The end users' limits, shared with the shards.
+    users: Arc<crate::limits::Users>,
 }
 
 /// The slots of every alias's own `limits:`, by model index.

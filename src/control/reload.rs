@@ -131,6 +131,8 @@ impl Control {
         self.generation = id;
         self.current = next.clone();
         self.slots.budget_offset_min = next.server.budget_offset_min;
+        self.users
+            .set(next.end_user_limits.clone(), next.server.budget_offset_min);
         *self.handle.current.lock().expect("config lock") = next;
         self.publish_keys("reload");
         Ok(Reloaded {

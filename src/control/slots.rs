@@ -13,7 +13,8 @@ use crate::store::Limits;
 #[derive(Default)]
 pub struct Slots {
     by_key: HashMap<String, Arc<Slot>>,
-    next: u32,
+    /// Slot ids, shared with the end users' registry.
+    next: Arc<std::sync::atomic::AtomicU32>,
     /// Keys handed out since the last [`Slots::retain_used`].
     used: HashSet<String>,
     /// Soft budgets: the spend slot they watch and their threshold (micro-dollars).
@@ -31,8 +32,8 @@ impl Slots {
             }
             return s.clone();
         }
-        let s = Arc::new(Slot::new(self.next, key.clone(), window, capacity));
-        self.next += 1;
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let s = Arc::new(Slot::new(id, key.clone(), window, capacity));
         self.by_key.insert(key, s.clone());
         s
     }
@@ -176,6 +177,11 @@ impl Slots {
         let used = std::mem::take(&mut self.used);
         self.by_key.retain(|k, _| used.contains(k) || keep(k));
         self.soft.retain(|k, _| used.contains(k));
+    }
+
+    /// The slot id counter, for the end users' registry.
+    pub fn ids(&self) -> Arc<std::sync::atomic::AtomicU32> {
+        self.next.clone()
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<Slot>> {

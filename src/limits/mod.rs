@@ -16,10 +16,12 @@
 
 mod lease;
 mod pool;
+mod users;
 mod window;
 
 pub use lease::{Actual, Charges, Demand, Leases, MAX_CHARGES, Refusal, State};
 pub use pool::{InProcess, Pool, Slot};
+pub use users::Users;
 pub use window::Window;
 
 use std::sync::Arc;

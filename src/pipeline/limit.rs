@@ -32,17 +32,29 @@ pub(super) fn charge(
         .alias_limits
         .get(ctx.model as usize)
         .map_or(&[][..], Vec::as_slice);
-    if own.is_empty() && !entry.is_some_and(|e| e.has_limits()) {
+    let u = &env.snapshot.end_user_limits;
+    let per_user = u.rpm_limit.is_some()
+        || u.tpm_limit.is_some()
+        || u.max_parallel_requests.is_some()
+        || u.max_budget.is_some();
+    let user_limits = match (per_user, facts.user()) {
+        (true, Some(user)) => Some(env.shard.user_limits(user)),
+        _ => None,
+    };
+    if own.is_empty() && user_limits.is_none() && !entry.is_some_and(|e| e.has_limits()) {
         return Ok(());
     }
     let key_limits = entry.map_or(&[][..], |e| e.limits());
     let on_alias = entry.into_iter().flat_map(|e| e.alias_limits(&model.alias));
     // Gathered once: the stages below walk them four times.
     let mut all: [Option<&Limit>; crate::limits::MAX_CHARGES] = [None; crate::limits::MAX_CHARGES];
-    for (slot, l) in all
-        .iter_mut()
-        .zip(key_limits.iter().chain(on_alias).chain(own.iter()))
-    {
+    let users = user_limits.as_deref().unwrap_or(&[]);
+    let every = key_limits
+        .iter()
+        .chain(on_alias)
+        .chain(own.iter())
+        .chain(users.iter());
+    for (slot, l) in all.iter_mut().zip(every) {
         *slot = Some(l);
     }
     let limits = all.iter().map_while(|l| *l);

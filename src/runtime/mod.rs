@@ -144,6 +144,7 @@ pub fn start(
     keys: Arc<KeyTable>,
     pool: Arc<dyn crate::limits::Pool>,
     ledger: &[Arc<crate::control::ledger::Outbox>],
+    users: Arc<crate::limits::Users>,
 ) -> anyhow::Result<Shards> {
     let server = snapshot.server.clone();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -171,8 +172,11 @@ pub fn start(
         };
         let (snapshot, tls, keys, ready) =
             (snapshot.clone(), tls.clone(), keys.clone(), ready.clone());
-        let pool = pool.clone();
-        let outbox = ledger.get(id).cloned();
+        let shared = shard::Shared {
+            pool: pool.clone(),
+            ledger: ledger.get(id).cloned(),
+            users: users.clone(),
+        };
         let t = std::thread::Builder::new()
             .name(format!("shard-{id}"))
             .spawn(move || {
@@ -196,7 +200,7 @@ pub fn start(
                         keys,
                         sink,
                         id_prefix,
-                        (pool, outbox),
+                        shared,
                     ));
                     let listener =
                         TcpListener::from_std(std_listener).expect("adopting the listener");

@@ -36,6 +36,10 @@ pub struct Shard {
     pub leases: RefCell<crate::limits::Leases>,
     /// Where settled requests go for the spend ledger (none when the ledger is off).
     pub ledger: Option<Arc<crate::control::ledger::Outbox>>,
+    /// End users' limits: the registry, and this shard's cache of it (with the registry's
+    /// version it was filled at).
+    pub users: Arc<crate::limits::Users>,
+    user_cache: RefCell<UserCache>,
     pub log: Sink,
     /// The current generation's connection limits (read before a request takes it).
     limits: Cell<Limits>,
@@ -95,6 +99,38 @@ impl ScratchPool {
     }
 }
 
+/// What every shard shares with control: the limit pool, its ledger outbox, the end users'
+/// registry.
+pub struct Shared {
+    pub pool: Arc<dyn crate::limits::Pool>,
+    pub ledger: Option<Arc<crate::control::ledger::Outbox>>,
+    pub users: Arc<crate::limits::Users>,
+}
+
+impl Shared {
+    /// A pool of its own, no ledger, no end-user limits (benches and tests).
+    pub fn standalone() -> Shared {
+        Shared {
+            pool: Arc::new(crate::limits::InProcess),
+            ledger: None,
+            users: Arc::new(crate::limits::Users::new(
+                Default::default(),
+                Default::default(),
+                0,
+            )),
+        }
+    }
+}
+
+/// A shard's copy of the end users' limits it has seen, with the registry version it holds.
+type UserCache = (
+    u64,
+    std::collections::HashMap<Box<str>, Arc<[crate::limits::Limit]>>,
+);
+
+/// End users a shard remembers the limits of; past it, the cache starts over.
+const USER_CACHE: usize = 10_000;
+
 /// Free scratch buffers a shard keeps at most (more concurrent requests allocate, then free).
 const SCRATCH_POOL_MAX: usize = 1024;
 /// Free scratch buffers a shard keeps however quiet (each is ~25 KiB, mostly parser storage;
@@ -128,16 +164,20 @@ impl Shard {
         keys: Arc<KeyTable>,
         log: Sink,
         id_prefix: u32,
-        (pool, ledger): (
-            Arc<dyn crate::limits::Pool>,
-            Option<Arc<crate::control::ledger::Outbox>>,
-        ),
+        shared: Shared,
     ) -> Self {
+        let Shared {
+            pool,
+            ledger,
+            users,
+        } = shared;
         Shard {
             id,
             count,
             leases: RefCell::new(crate::limits::Leases::new(pool, count)),
             ledger,
+            users,
+            user_cache: RefCell::new((0, std::collections::HashMap::new())),
             metrics: RefCell::new(ShardMetrics::new()),
             limits: Cell::new(limits(&generation.config)),
             current: RefCell::new(Rc::new(generation)),
@@ -208,6 +248,25 @@ impl Shard {
 
     pub fn set_keys(&self, keys: Arc<KeyTable>) {
         *self.keys.borrow_mut() = Rc::new(keys);
+    }
+
+    /// The limits of end user `user`: from this shard's cache, else from the registry (which
+    /// makes them on first sight).
+    pub fn user_limits(&self, user: &str) -> Arc<[crate::limits::Limit]> {
+        let version = self
+            .users
+            .version
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mut cache = self.user_cache.borrow_mut();
+        if cache.0 != version || cache.1.len() >= USER_CACHE {
+            *cache = (version, std::collections::HashMap::new());
+        }
+        if let Some(l) = cache.1.get(user) {
+            return l.clone();
+        }
+        let made = self.users.of(user);
+        cache.1.insert(user.into(), made.clone());
+        made
     }
 
     /// A token for a new health-probe task.
@@ -514,7 +573,7 @@ mod tests {
                 keys,
                 sinks.remove(0),
                 1,
-                (Arc::new(crate::limits::InProcess), None),
+                Shared::standalone(),
             );
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let stream = TcpStream::connect(listener.local_addr().unwrap())
