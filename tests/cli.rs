@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Driver, Gateway, http, mock};
+use common::{Driver, Gateway, mock};
 
 struct Run {
     code: i32,
@@ -30,16 +30,8 @@ fn cli(gw: &Gateway, args: &[&str]) -> Run {
 }
 
 fn chat(gw: &Gateway, key: &str) -> u16 {
-    let auth = format!("Bearer {key}");
-    let body = br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
-    http::request(
-        gw.api,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body,
-    )
-    .status
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+    gw.chat_as(key, body).status
 }
 
 #[test]

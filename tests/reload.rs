@@ -112,18 +112,9 @@ fn sighup_reloads(driver: Driver) {
     let gw = Gateway::start(&config_with(&up.base_url(), ""), driver);
     std::fs::write(gw.config_path(), config_with(&up.base_url(), EXTRA)).unwrap();
     gw.signal(libc::SIGHUP);
-    let auth = format!("Bearer {}", common::ADMIN);
+    let body = r#"{"model":"extra","messages":[{"role":"user","content":"hi"}]}"#;
     let ok = eventually(Duration::from_secs(5), || {
-        let body = br#"{"model":"extra","messages":[{"role":"user","content":"hi"}]}"#;
-        http::request(
-            gw.api,
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            body,
-        )
-        .status
-            == 200
+        gw.chat_as(common::ADMIN, body).status == 200
     });
     assert!(
         ok,
@@ -143,15 +134,7 @@ fn sighup_reloads(driver: Driver) {
         err.contains("reload refused") && err.contains("models.extra.targets[0].provider")
     });
     assert!(logged, "{}", gw.stderr.lock().unwrap());
-    let body = br#"{"model":"extra","messages":[{"role":"user","content":"hi"}]}"#;
-    let r = http::request(
-        gw.api,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        body,
-    );
-    assert_eq!(r.status, 200);
+    assert_eq!(gw.chat_as(common::ADMIN, body).status, 200);
 }
 
 /// Reload without a master key: off, and it says so (SIGHUP still works).
