@@ -205,10 +205,6 @@ impl KeyTable {
         &self.entries
     }
 
-    pub fn by_id(&self, id: &str) -> Option<&KeyEntry> {
-        self.entries.iter().find(|e| &*e.id == id)
-    }
-
     /// Resolves a presented key (from `Authorization: Bearer` or `x-api-key`) at `now_ms`.
     pub fn authenticate(
         &self,

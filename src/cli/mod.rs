@@ -10,7 +10,7 @@
 //! invocations against a mock API without touching the process environment.
 
 mod args;
-mod client;
+pub(crate) mod client;
 mod command;
 mod output;
 mod request;

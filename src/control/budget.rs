@@ -2,7 +2,6 @@
 //! line, a counter, and the webhook), and the limit state shown in key and team info.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use super::Control;
 
@@ -84,29 +83,26 @@ impl Control {
     }
 }
 
-/// POSTs a soft-budget alert to the webhook, on its own short-lived thread (a slow receiver
-/// never holds up control); plain http only, 5 s to connect and to answer.
+/// POSTs a soft-budget alert to the webhook with the CLI's small HTTP client, on its own
+/// short-lived thread (a slow receiver never holds up control).
 fn alert(url: String, budget: String, message: String) {
+    use crate::cli::client::{self, Endpoint, Method, Request};
     let _ = std::thread::Builder::new().name("alert".into()).spawn(move || {
-        let body = serde_json::json!({"event": "soft_budget_crossed", "budget": budget, "message": message}).to_string();
-        let Some(rest) = url.strip_prefix("http://") else { return };
-        let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-        let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&authority) else { return };
-        for addr in addrs {
-            let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else { continue };
-            let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let head = format!(
-                "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            use std::io::{Read, Write};
-            if s.write_all(head.as_bytes()).and_then(|_| s.write_all(body.as_bytes())).is_ok() {
-                let mut sink = [0u8; 512];
-                let _ = s.read(&mut sink);
-            }
-            return;
+        let body = serde_json::json!({"event": "soft_budget_crossed", "budget": budget, "message": message});
+        let sent = Endpoint::parse(&url).and_then(|endpoint| {
+            // The URL's path is the endpoint's prefix; a URL without one posts to `/`.
+            let bare = url["http://".len()..].trim_end_matches('/').find('/').is_none();
+            let request = Request {
+                method: Method::Post,
+                target: if bare { "/".to_owned() } else { String::new() },
+                body: Some(body.to_string().into_bytes()),
+            };
+            client::send(&endpoint, &request, None).map_err(|e| e.to_string())
+        });
+        match sent {
+            Ok(r) if (200..300).contains(&r.status) => {}
+            Ok(r) => ::log::warn!("soft-budget alert to {url}: the webhook answered {}", r.status),
+            Err(e) => ::log::warn!("soft-budget alert to {url} not delivered: {e}"),
         }
-        ::log::warn!("soft-budget alert to {url} not delivered");
     });
 }

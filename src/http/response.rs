@@ -43,38 +43,40 @@ pub struct Rates {
     pub tokens: Option<Rate>,
 }
 
+/// Header names of a limit's state: (limit, remaining, reset), by protocol then by kind.
+const RATE_NAMES: [[[&str; 3]; 2]; 2] = [
+    [
+        [
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+        ],
+        [
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+        ],
+    ],
+    [
+        [
+            "anthropic-ratelimit-requests-limit",
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-reset",
+        ],
+        [
+            "anthropic-ratelimit-tokens-limit",
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset",
+        ],
+    ],
+];
+
 impl Rates {
     fn write(&self, out: &mut Vec<u8>) {
         let mut num = itoa::Buffer::new();
-        for (what, rate) in [("requests", self.requests), ("tokens", self.tokens)] {
+        let names = &RATE_NAMES[usize::from(self.anthropic)];
+        for (names, rate) in names.iter().zip([self.requests, self.tokens]) {
             let Some(r) = rate else { continue };
-            let names: [&str; 3] = if self.anthropic {
-                match what {
-                    "requests" => [
-                        "anthropic-ratelimit-requests-limit",
-                        "anthropic-ratelimit-requests-remaining",
-                        "anthropic-ratelimit-requests-reset",
-                    ],
-                    _ => [
-                        "anthropic-ratelimit-tokens-limit",
-                        "anthropic-ratelimit-tokens-remaining",
-                        "anthropic-ratelimit-tokens-reset",
-                    ],
-                }
-            } else {
-                match what {
-                    "requests" => [
-                        "x-ratelimit-limit-requests",
-                        "x-ratelimit-remaining-requests",
-                        "x-ratelimit-reset-requests",
-                    ],
-                    _ => [
-                        "x-ratelimit-limit-tokens",
-                        "x-ratelimit-remaining-tokens",
-                        "x-ratelimit-reset-tokens",
-                    ],
-                }
-            };
             for (name, value) in names.iter().zip([r.limit, r.remaining]) {
                 out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(name.as_bytes());
@@ -88,7 +90,7 @@ impl Rates {
                 let at = crate::observe::time::iso8601(self.now_ms + r.reset_ms.max(0) + 999);
                 out.extend_from_slice(at.as_bytes());
             } else {
-                push_duration(out, r.reset_ms.max(0));
+                push_duration(out, r.reset_ms);
             }
         }
     }

@@ -22,7 +22,9 @@ pub(super) fn charge(
     charges: &mut Charges,
 ) -> Result<(), GatewayError> {
     ctx.prompt_estimate = facts.prompt_tokens;
-    ctx.end_user = facts.user().map(Box::from);
+    if env.shard.ledger.is_some() {
+        ctx.end_user = facts.user().map(Box::from);
+    }
     let Some(model) = env.snapshot.models.get(ctx.model as usize) else {
         return Ok(());
     };
@@ -59,7 +61,7 @@ pub(super) fn charge(
     }
     let limits = all.iter().map_while(|l| *l);
     let input = facts.prompt_tokens;
-    let now = crate::auth::now_ms();
+    let now = ctx.wall_ms();
     let mut leases = env.shard.leases.borrow_mut();
     let output = match facts.max_tokens {
         Some(n) => n,

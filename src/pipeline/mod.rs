@@ -223,6 +223,9 @@ pub struct Ctx {
     pub prompt_estimate: u64,
     /// The request's end user (`user` / `metadata.user_id`), for the ledger.
     pub end_user: Option<Box<str>>,
+    /// The wall clock as first read for this request (0: not read yet): expiry, limit windows
+    /// and the ledger's time all take this one reading.
+    wall_ms: std::cell::Cell<i64>,
 }
 
 /// Skipped fallbacks the access log lists.
@@ -276,6 +279,7 @@ impl Ctx {
             cost: None,
             prompt_estimate: 0,
             end_user: None,
+            wall_ms: std::cell::Cell::new(0),
         };
         match client_id {
             Some(id) => {
@@ -290,6 +294,14 @@ impl Ctx {
             }
         }
         ctx
+    }
+
+    /// Unix milliseconds, read once per request (see `wall_ms`).
+    pub fn wall_ms(&self) -> i64 {
+        if self.wall_ms.get() == 0 {
+            self.wall_ms.set(crate::auth::now_ms());
+        }
+        self.wall_ms.get()
     }
 
     pub fn elapsed_us(&self) -> u64 {
@@ -441,7 +453,7 @@ async fn proxy(
     ctx: &mut Ctx,
     endpoint: crate::providers::Endpoint,
 ) -> Result<Outcome, GatewayError> {
-    let key = authenticate(env, conn, head)?;
+    let key = authenticate(env, ctx, conn, head)?;
     ctx.key = Some(key);
     let body_at = conn.read_body(head, &env.shard.limits()).await?;
     ctx.body_read = true;
@@ -461,9 +473,17 @@ async fn proxy(
 }
 
 /// The authenticate stage: the presented key against the request's key table (401).
-fn authenticate(env: &Env<'_>, conn: &Conn, head: &Head) -> Result<Principal, GatewayError> {
+fn authenticate(
+    env: &Env<'_>,
+    ctx: &Ctx,
+    conn: &Conn,
+    head: &Head,
+) -> Result<Principal, GatewayError> {
+    if env.keys.is_open() {
+        return Ok(Principal::Anonymous); // no clock needed
+    }
     let presented = head.api_key.clone().map(|r| &conn.rbuf[r]);
-    env.keys.authenticate(presented, crate::auth::now_ms())
+    env.keys.authenticate(presented, ctx.wall_ms())
 }
 
 /// The admit stage: the alias exists (404) and the key may use it (403).
@@ -615,7 +635,11 @@ fn ledger_row(
     let u = usage.unwrap_or_default();
     crate::store::LedgerRow {
         request_id: String::from_utf8_lossy(ctx.id()).into_owned(),
-        ts_ms: crate::auth::now_ms() - (total_us / 1000) as i64,
+        // The clock as the request first read it (near its start), else now less its length.
+        ts_ms: match ctx.wall_ms.get() {
+            0 => crate::auth::now_ms() - (total_us / 1000) as i64,
+            t => t,
+        },
         key_id: key.map(|k| k.id.to_string()),
         team_id: key.and_then(|k| k.team.as_deref().map(str::to_owned)),
         end_user: ctx.end_user.as_deref().map(str::to_owned),

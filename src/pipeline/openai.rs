@@ -69,7 +69,7 @@ pub(super) async fn run(
     if let Route::Proxy(endpoint) = route {
         return super::proxy(env, conn, scratch, head, ctx, endpoint).await;
     }
-    let key = super::authenticate(env, conn, head)?;
+    let key = super::authenticate(env, ctx, conn, head)?;
     ctx.key = Some(key);
     // GET routes ignore a body; a connection whose body was not read cannot be reused.
     ctx.body_read = !head.chunked && head.content_length.unwrap_or(0) == 0;

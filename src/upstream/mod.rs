@@ -89,11 +89,6 @@ impl Client {
         next
     }
 
-    /// Idle pooled connections, by origin index (for tests and the carry-over log).
-    pub fn idle_count(&self) -> usize {
-        self.pools.borrow().iter().map(Vec::len).sum()
-    }
-
     fn take_idle(&self, idx: usize, origin: &Origin) -> Option<Conn> {
         let mut pools = self.pools.borrow_mut();
         let pool = &mut pools[idx];
