@@ -418,7 +418,7 @@ fn revocation_reaches_every_shard_quickly() {
                     );
                     let r = c.read_response();
                     log.lock().unwrap().push((at, r.status == 200));
-                    if let Some(shard) = r.header("x-request-id").and_then(|id| id.get(12..14)) {
+                    if let Some(shard) = r.shard() {
                         shards.lock().unwrap().insert(shard.to_owned());
                     }
                     if r.header("connection") == Some("close") {

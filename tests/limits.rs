@@ -262,7 +262,7 @@ fn the_limit_holds_across_shards() {
                         body,
                     );
                     let r = c.read_response();
-                    if let Some(s) = r.header("x-request-id").and_then(|id| id.get(12..14)) {
+                    if let Some(s) = r.shard() {
                         shards.lock().unwrap().insert(s.to_owned());
                     }
                     match r.status {

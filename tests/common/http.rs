@@ -24,6 +24,11 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The shard that served it, from the gateway's request id (`req_` + 8 hex + shard).
+    pub fn shard(&self) -> Option<&str> {
+        self.header("x-request-id").and_then(|id| id.get(12..14))
+    }
+
     pub fn json(&self) -> serde_json::Value {
         super::json(&self.body)
     }
