@@ -24,6 +24,8 @@
 # 30-day budget (limits that never refuse), the alias with an rpm limit, a priced target, and a
 # store file with the spend ledger written. Give the same binary twice to price exactly that.
 # LEDGER=off with LIMITS=1: everything but the ledger.
+# PERF_RECORD=DIR: sample each measured run's gateway with `perf record -e cpu-clock -g` (a
+# software clock, so it works without hardware counters) into DIR/perf.NAME.data (`perf report`).
 # Only 127.0.0.1 is contacted; every process started here is stopped on exit (by its PID).
 set -euo pipefail
 
@@ -106,8 +108,16 @@ run() {
         perf stat -x, -e instructions -p "$pid" -o "$TMP/perf.$name" &
         local perf_pid=$!
     fi
+    if [[ -n ${PERF_RECORD:-} ]]; then
+        perf record -q -F 4999 -e cpu-clock -g -p "$pid" -o "$PERF_RECORD/perf.$name.data" 2>/dev/null &
+        local rec_pid=$!
+    fi
     json=$("${load[@]}" --duration "$DURATION" 2>/dev/null)
     t1=$(cpu_ticks "$pid")
+    if [[ -n ${PERF_RECORD:-} ]]; then
+        kill -INT "$rec_pid" 2>/dev/null || true
+        wait "$rec_pid" 2>/dev/null || true
+    fi
     [[ -z $CALLGRIND ]] || callgrind_control -i off "$pid" >/dev/null
     if [[ -n $PERF ]]; then
         kill -INT "$perf_pid" 2>/dev/null || true

@@ -323,3 +323,124 @@ fn a_soft_budget_alerts_once_and_serves_on() {
     std::thread::sleep(Duration::from_millis(500));
     gw.wait_metric("shardgate_soft_budget_alerts_total 1");
 }
+
+/// Waits, if the current minute has under 15 s left, for the next one (a test that counts a
+/// per-minute limit across a restart must not see the window turn).
+fn within_one_minute() {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let left = 60_000 - ms % 60_000;
+    if left < 15_000 {
+        std::thread::sleep(Duration::from_millis(left + 50));
+    }
+}
+
+/// The `limit_state` entry of the key's limit whose name starts with `limit`.
+fn limit_used(gw: &Gateway, id: &str, limit: &str) -> f64 {
+    let j = gw
+        .admin_call("GET", &format!("/key/info?key={id}"), "")
+        .json();
+    let state = j["info"]["limit_state"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    state
+        .iter()
+        .find(|s| s["limit"].as_str().is_some_and(|l| l.starts_with(limit)))
+        .and_then(|s| s["used"].as_f64())
+        .unwrap_or_else(|| panic!("no {limit} in {j}"))
+}
+
+/// Limit and budget state survives a restart: after `kill -9` the key's and the end user's
+/// per-minute counts come back from the saved counters, and after a clean stop with every saved
+/// counter deleted the key's budget still comes back whole from the ledger.
+#[test]
+fn limit_state_survives_a_restart() {
+    within_one_minute();
+    let up = mock();
+    let dir = common::TempDir::new();
+    let cfg = priced(&up.base_url(), &dir.0, "").replacen(
+        "providers:",
+        "end_users: { rpm_limit: 2 }\nproviders:",
+        1,
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let made = gw
+        .admin_call(
+            "POST",
+            "/key/generate",
+            r#"{"rpm_limit":3,"max_budget":10.0,"budget_duration":"30d"}"#,
+        )
+        .json();
+    let secret = made["key"].as_str().unwrap().to_owned();
+    let id = made["key_id"].as_str().unwrap().to_owned();
+    let as_user = |gw: &Gateway, user: &str| {
+        chat(
+            gw,
+            &secret,
+            &format!(
+                r#"{{"model":"gpt-4o-mini","max_tokens":8,"user":"{user}","messages":[{{"role":"user","content":"hello"}}]}}"#
+            ),
+        )
+    };
+    assert_eq!(as_user(&gw, "carol").status, 200);
+    assert_eq!(as_user(&gw, "carol").status, 200);
+    let spent = limit_used(&gw, &id, "budget");
+    assert!(spent > 0.0);
+    assert_eq!(limit_used(&gw, &id, "rpm"), 2.0);
+    // Counters are saved every second; then nothing is left to a clean stop.
+    std::thread::sleep(Duration::from_millis(1500));
+    common::send_signal(gw.pid(), libc::SIGKILL);
+    let mut gw = gw;
+    assert!(gw.wait_exit(Duration::from_secs(5)).is_some());
+    drop(gw);
+
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    assert_eq!(
+        limit_used(&gw, &id, "rpm"),
+        2.0,
+        "the key's minute, restored"
+    );
+    assert!((limit_used(&gw, &id, "budget") - spent).abs() < 1e-9);
+    let r = as_user(&gw, "carol");
+    assert_eq!(r.status, 429, "carol's two of two, restored: {}", r.text());
+    assert!(r.text().contains("end user rate limit"), "{}", r.text());
+    assert_eq!(as_user(&gw, "dave").status, 200, "the key's third of three");
+    let r = as_user(&gw, "erin");
+    assert_eq!(r.status, 429);
+    assert!(r.text().contains("key rate limit"), "{}", r.text());
+    // What the budget has taken: the three served requests' cost, and any slice still leased
+    // to the shard (given back at a clean stop or counted, never lost).
+    let spent = limit_used(&gw, &id, "budget");
+    common::send_signal(gw.pid(), libc::SIGTERM);
+    let mut gw = gw;
+    assert!(gw.wait_exit(Duration::from_secs(10)).is_some());
+    drop(gw);
+
+    // Without any saved counter, the budget comes back from the ledger's rollups.
+    let db = rusqlite::Connection::open(dir.0.join("s.db")).unwrap();
+    db.execute("DELETE FROM limit_usage", []).unwrap();
+    drop(db);
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let ledger = gw
+        .admin_call("GET", &format!("/key/info?key={id}"), "")
+        .json()["info"]["spend"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        ledger > 0.0 && ledger <= spent + 1e-9,
+        "${ledger} of ${spent}"
+    );
+    let used = limit_used(&gw, &id, "budget");
+    assert!(
+        (used - ledger).abs() < 1e-9,
+        "${used} restored, ${ledger} spent"
+    );
+    assert_eq!(
+        limit_used(&gw, &id, "rpm"),
+        0.0,
+        "the minute's count was deleted"
+    );
+}

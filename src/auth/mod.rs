@@ -62,11 +62,19 @@ pub struct KeySpec {
     pub limits: Vec<crate::limits::Limit>,
     /// Limits of this key on one alias (`model_rpm_limit`, `model_tpm_limit`).
     pub alias_limits: Vec<(String, crate::limits::Limit)>,
+    /// The number the spend ledger knows this key and its team by (control's
+    /// `KeyNumbers`); [`NO_NUMBER`] outside a control thread.
+    pub number: u32,
 }
+
+/// A key without a ledger number (numbers start at 1).
+pub const NO_NUMBER: u32 = 0;
 
 #[derive(Debug)]
 pub struct KeyEntry {
     pub id: Box<str>,
+    /// See [`KeySpec::number`].
+    pub number: u32,
     pub name: Box<str>,
     pub team: Option<Box<str>>,
     models: Option<Box<[Box<str>]>>,
@@ -170,6 +178,7 @@ impl KeyTable {
             };
             t.entries.push(KeyEntry {
                 id: s.id.into(),
+                number: s.number,
                 name: s.name.into(),
                 team: s.team.map(String::into_boxed_str),
                 models: boxed(s.models),

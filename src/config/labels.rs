@@ -17,6 +17,26 @@ pub struct LabelNames {
     /// `(alias id, target name)`.
     pub targets: Vec<(u32, String)>,
     pub providers: Vec<String>,
+    /// What served a request, for the spend ledger: `(target id, provider id, upstream
+    /// model)` (a reload may point a target name at another provider or model).
+    pub served: Vec<(u32, u32, String)>,
+}
+
+impl LabelNames {
+    /// The alias name of id `a`.
+    pub fn alias(&self, a: u32) -> Option<&str> {
+        self.aliases.get(a as usize).map(String::as_str)
+    }
+
+    /// Target name, provider name and upstream model of served id `s`.
+    pub fn served(&self, s: u32) -> Option<(&str, &str, &str)> {
+        let (t, p, model) = self.served.get(s as usize)?;
+        Some((
+            self.targets.get(*t as usize)?.1.as_str(),
+            self.providers.get(*p as usize)?.as_str(),
+            model.as_str(),
+        ))
+    }
 }
 
 /// One generation's positions mapped to their ids, and the registry they come from.
@@ -29,6 +49,8 @@ pub struct Labels {
     pub target: Vec<Vec<u32>>,
     /// By provider index.
     pub provider: Vec<u32>,
+    /// Served ids ([`LabelNames::served`]) by model index, then target index.
+    pub served: Vec<Vec<u32>>,
 }
 
 impl Labels {
@@ -56,33 +78,54 @@ impl Labels {
                 list.len() as u32 - 1
             })
         };
-        let provider = snap
+        let provider: Vec<u32> = snap
             .providers
             .iter()
             .map(|p| intern(&mut providers, &mut names.providers, &p.name))
             .collect();
+        let mut served_ids: HashMap<(u32, u32, String), u32> = names
+            .served
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u32))
+            .collect();
         let mut alias = Vec::with_capacity(snap.models.len());
         let mut target = Vec::with_capacity(snap.models.len());
+        let mut served = Vec::with_capacity(snap.models.len());
         for m in &snap.models {
             let a = intern(&mut aliases, &mut names.aliases, &m.alias);
             alias.push(a);
-            target.push(
+            let ids: Vec<u32> = m
+                .targets
+                .iter()
+                .map(|t| {
+                    *targets.entry((a, t.name.clone())).or_insert_with(|| {
+                        names.targets.push((a, t.name.clone()));
+                        names.targets.len() as u32 - 1
+                    })
+                })
+                .collect();
+            served.push(
                 m.targets
                     .iter()
-                    .map(|t| {
-                        *targets.entry((a, t.name.clone())).or_insert_with(|| {
-                            names.targets.push((a, t.name.clone()));
-                            names.targets.len() as u32 - 1
+                    .zip(&ids)
+                    .map(|(t, &id)| {
+                        let key = (id, provider[t.provider], t.model.clone());
+                        *served_ids.entry(key.clone()).or_insert_with(|| {
+                            names.served.push(key);
+                            names.served.len() as u32 - 1
                         })
                     })
                     .collect(),
             );
+            target.push(ids);
         }
         Labels {
             names: Arc::new(names),
             alias,
             target,
             provider,
+            served,
         }
     }
 }
@@ -114,5 +157,11 @@ mod tests {
         assert_eq!(lb.alias[0], 2, "z is new, after x and y");
         assert_eq!(lb.names.aliases, ["x", "y", "z"]);
         assert_eq!(lb.provider, la.provider);
+        assert_eq!(
+            lb.served[1][0], la.served[1][1],
+            "y's q/n is served by the same id"
+        );
+        assert_eq!(lb.names.served(lb.served[1][0]), Some(("q/n", "q", "n")));
+        assert_eq!(lb.names.alias(lb.alias[0]), Some("z"));
     }
 }

@@ -1,6 +1,7 @@
 //! The key table shards authenticate against, built from the config file's keys (read-only,
-//! ids `config:<name>`) and the store's.
+//! ids `config:<name>`) and the store's, and the numbers the spend ledger knows keys by.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::slots::Slots;
@@ -16,6 +17,7 @@ pub fn table(
     store: &Store,
     previous: Option<&KeyTable>,
     slots: &mut Slots,
+    numbers: &mut KeyNumbers,
 ) -> Result<Arc<KeyTable>, StoreError> {
     let mut specs: Vec<KeySpec> = config
         .keys
@@ -54,6 +56,7 @@ pub fn table(
             blocked: r.blocked,
             team_blocked: r.team_blocked,
             last_used_s: 0,
+            number: crate::auth::NO_NUMBER,
             id: r.id,
         });
     }
@@ -69,6 +72,11 @@ pub fn table(
             }
         }
     }
+    let now = crate::auth::now_ms();
+    for s in &mut specs {
+        s.number = numbers.number(&s.id, s.team.as_deref(), now);
+    }
+    numbers.sweep(now);
     slots.retain_used(|k| k.starts_with("model:"));
     let open = config.server.master_key.is_none();
     let (table, refused) = KeyTable::build(specs, open);
@@ -76,4 +84,112 @@ pub fn table(
         ::log::error!("key {id} has the same secret as another key; it is left out");
     }
     Ok(Arc::new(table))
+}
+
+/// A key id and its team id.
+type KeyAndTeam = (Box<str>, Option<Box<str>>);
+
+/// How long a key's number outlives the key's last table: longer than any request runs, so
+/// a request settled after its key was deleted still finds its key's name.
+const NUMBER_GRACE_MS: i64 = 86_400_000;
+
+/// A key's number names it in a shard's ledger row; control resolves it. A key and team pair
+/// keeps its number while it is in the table and for [`NUMBER_GRACE_MS`] after; then the
+/// number is reused, so the registry holds only the keys of the last day.
+#[derive(Debug, Default)]
+pub struct KeyNumbers {
+    by_key: HashMap<KeyAndTeam, u32>,
+    /// By number less one: the pair, and when it was last in a table.
+    named: Vec<Option<(KeyAndTeam, i64)>>,
+    free: Vec<u32>,
+    swept_ms: i64,
+}
+
+impl KeyNumbers {
+    /// The number of `id` in `team` (a new one the first time), marked in use at `now_ms`.
+    pub fn number(&mut self, id: &str, team: Option<&str>, now_ms: i64) -> u32 {
+        let k = (Box::from(id), team.map(Box::from));
+        if let Some(&n) = self.by_key.get(&k) {
+            if let Some(Some(e)) = self.named.get_mut(n as usize - 1) {
+                e.1 = now_ms;
+            }
+            return n;
+        }
+        let entry = Some((k.clone(), now_ms));
+        let n = match self.free.pop() {
+            Some(n) => {
+                self.named[n as usize - 1] = entry;
+                n
+            }
+            None => {
+                self.named.push(entry);
+                self.named.len() as u32
+            }
+        };
+        self.by_key.insert(k, n);
+        n
+    }
+
+    /// The key id and team id of number `n`.
+    pub fn get(&self, n: u32) -> Option<(&str, Option<&str>)> {
+        let ((id, team), _) = self.named.get((n as usize).checked_sub(1)?)?.as_ref()?;
+        Some((id, team.as_deref()))
+    }
+
+    /// Frees (at most hourly) the numbers of pairs in no table for [`NUMBER_GRACE_MS`]. Only
+    /// call right after numbering a whole table, so every current key is fresh.
+    fn sweep(&mut self, now_ms: i64) {
+        if now_ms - self.swept_ms < 3_600_000 {
+            return;
+        }
+        self.swept_ms = now_ms;
+        for (i, slot) in self.named.iter_mut().enumerate() {
+            if slot
+                .as_ref()
+                .is_some_and(|e| now_ms - e.1 > NUMBER_GRACE_MS)
+                && let Some((k, _)) = slot.take()
+            {
+                self.by_key.remove(&k);
+                self.free.push(i as u32 + 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_stable_then_reused_only_after_the_grace() {
+        let mut n = KeyNumbers::default();
+        let day = NUMBER_GRACE_MS;
+        let a = n.number("key_a", Some("t"), 0);
+        let b = n.number("key_b", None, 0);
+        assert_ne!(a, crate::auth::NO_NUMBER);
+        assert_eq!(
+            n.number("key_a", Some("t"), 10),
+            a,
+            "same pair, same number"
+        );
+        let moved = n.number("key_a", Some("u"), 10);
+        assert_ne!(moved, a, "a key that changed team gets a new number");
+        assert_eq!(n.get(a), Some(("key_a", Some("t"))));
+        assert_eq!(n.get(b), Some(("key_b", None)));
+        assert_eq!(n.get(crate::auth::NO_NUMBER), None);
+        // key_b stays in the table; key_a/t left it at 10.
+        n.number("key_b", None, day + 5);
+        n.sweep(day + 5);
+        assert_eq!(n.get(a), Some(("key_a", Some("t"))), "within the grace");
+        n.number("key_b", None, 2 * day + 3_600_000);
+        n.sweep(2 * day + 3_600_000);
+        assert_eq!(n.get(a), None, "freed after the grace");
+        assert_eq!(
+            n.get(b),
+            Some(("key_b", None)),
+            "a current key is never freed"
+        );
+        let c = n.number("key_c", None, 2 * day + 3_600_000);
+        assert!(c == a || c == moved, "a freed number is reused");
+    }
 }

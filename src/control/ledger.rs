@@ -1,18 +1,24 @@
 //! The spend ledger's write side and the limits' memory across restarts.
 //!
-//! Shards push one [`LedgerRow`] per request onto their own bounded lock-free queue
+//! Shards push one [`Spend`] per request onto their own bounded lock-free queue
 //! ([`QUEUE_ROWS`] rows); a full queue drops the row and counts it, it never blocks a shard.
-//! Control drains every queue each tick and appends the rows in batched transactions. It also
+//! A `Spend` names its key, alias and target by number, so queueing it allocates nothing (but
+//! for a client's long request id or an end user); control resolves the numbers ([`Names`])
+//! as it drains every queue each tick, and appends the rows in batched transactions. It also
 //! saves every windowed limit's count (`limit_usage`) and, at start, restores them; a budget's
 //! spend in its current period comes back from the ledger's daily rollups as well.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
+use super::keys::KeyNumbers;
 use super::slots::Slots;
+use crate::config::labels::LabelNames;
 use crate::limits::Window;
+use crate::providers::Usage;
 use crate::store::{LedgerRow, SpendScope, Store, day_of};
 
 /// Rows each shard's queue holds (at 20,000 requests a second on a shard, 3 s of them).
@@ -20,9 +26,92 @@ pub const QUEUE_ROWS: usize = 65_536;
 /// Rows appended per transaction.
 const BATCH: usize = 4_096;
 
+/// A request id as a ledger row carries it: inline when short (the gateway's own are).
+#[derive(Debug, Clone)]
+pub enum RequestId {
+    Inline(u8, [u8; 32]),
+    Long(Box<str>),
+}
+
+impl RequestId {
+    pub fn new(id: &[u8]) -> RequestId {
+        match std::str::from_utf8(id) {
+            Ok(_) if id.len() <= 32 => {
+                let mut b = [0; 32];
+                b[..id.len()].copy_from_slice(id);
+                RequestId::Inline(id.len() as u8, b)
+            }
+            _ => RequestId::Long(String::from_utf8_lossy(id).into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only ever made from a whole `str` of at most 32 bytes.
+            RequestId::Inline(n, b) => std::str::from_utf8(&b[..*n as usize]).unwrap_or(""),
+            RequestId::Long(s) => s,
+        }
+    }
+}
+
+/// One finished request as a shard queues it; control turns it into a [`LedgerRow`].
+#[derive(Debug, Clone)]
+pub struct Spend {
+    pub request_id: RequestId,
+    /// When the request started, unix ms.
+    pub ts_ms: i64,
+    /// The key's number ([`KeyNumbers`]); `auth::NO_NUMBER` for an anonymous request.
+    pub key: u32,
+    /// The alias the client asked for, and what served it (target, provider and upstream
+    /// model), as label ids ([`LabelNames`]); `u32::MAX` for none.
+    pub alias: u32,
+    pub served: u32,
+    pub end_user: Option<Box<str>>,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub status: u16,
+    pub latency_ms: f64,
+    pub estimated: bool,
+}
+
+/// What control resolves a [`Spend`]'s numbers with: both registries only hand out numbers
+/// before a shard can use them, and keep them while a queued row may still name them.
+pub struct Names<'a> {
+    pub labels: &'a LabelNames,
+    pub keys: &'a KeyNumbers,
+}
+
+impl Names<'_> {
+    /// The ledger row of `s`, borrowing names from the registries.
+    pub fn row<'s>(&'s self, s: &'s Spend) -> LedgerRow<&'s str> {
+        let (key_id, team_id) = self.keys.get(s.key).unzip();
+        let served = self.labels.served(s.served);
+        LedgerRow {
+            request_id: s.request_id.as_str(),
+            ts_ms: s.ts_ms,
+            key_id,
+            team_id: team_id.flatten(),
+            end_user: s.end_user.as_deref(),
+            alias: self.labels.alias(s.alias),
+            target: served.map(|t| t.0),
+            provider: served.map(|t| t.1),
+            upstream_model: served.map(|t| t.2),
+            input: s.usage.input,
+            output: s.usage.output,
+            cache_read: s.usage.cache_read,
+            cache_write: s.usage.cache_write,
+            reasoning: s.usage.reasoning,
+            cost_usd: s.cost_usd,
+            status: s.status,
+            latency_ms: s.latency_ms,
+            estimated: s.estimated,
+        }
+    }
+}
+
 /// One shard's outbox of ledger rows, and what it dropped when full.
 pub struct Outbox {
-    rows: ArrayQueue<LedgerRow>,
+    rows: ArrayQueue<Spend>,
     pub dropped: AtomicU64,
 }
 
@@ -35,7 +124,7 @@ impl Outbox {
     }
 
     /// Queues a row; a full queue drops it (counted).
-    pub fn push(&self, row: LedgerRow) {
+    pub fn push(&self, row: Spend) {
         if self.rows.push(row).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -43,7 +132,12 @@ impl Outbox {
 }
 
 /// Drains every outbox into the store; returns rows written.
-pub fn drain(store: &mut Store, outboxes: &[Arc<Outbox>], batch: &mut Vec<LedgerRow>) -> u64 {
+pub fn drain(
+    store: &mut Store,
+    outboxes: &[Arc<Outbox>],
+    batch: &mut Vec<Spend>,
+    names: &Names<'_>,
+) -> u64 {
     let mut written = 0;
     loop {
         batch.clear();
@@ -58,7 +152,8 @@ pub fn drain(store: &mut Store, outboxes: &[Arc<Outbox>], batch: &mut Vec<Ledger
         if batch.is_empty() {
             return written;
         }
-        match store.append_ledger(batch) {
+        let rows: Vec<LedgerRow<&str>> = batch.iter().map(|s| names.row(s)).collect();
+        match store.append_ledger(&rows) {
             Ok(()) => written += batch.len() as u64,
             Err(e) => {
                 ::log::error!("ledger: {} rows not written: {e}", batch.len());
@@ -73,27 +168,40 @@ fn window_start(w: Window, now_ms: i64) -> i64 {
     w.bounds(now_ms).map_or(0, |(start, _)| start)
 }
 
-/// Saves every windowed limit's count in its current window.
-pub fn save_usage(store: &mut Store, slots: &Slots, now_ms: i64) {
-    let rows: Vec<(String, i64, f64)> = slots
-        .all()
-        .filter(|s| !s.key.ends_with(":parallel"))
-        .filter_map(|s| {
-            let used = s.granted(s.window.index(now_ms));
-            (used > 0).then(|| {
-                (
-                    s.key.to_string(),
-                    window_start(s.window, now_ms),
-                    used as f64,
-                )
-            })
-        })
-        .collect();
+/// Saves the count of every windowed limit (keys', teams', aliases' and end users') that
+/// moved since the last save; `saved` remembers what was written, by slot id.
+pub fn save_usage(
+    store: &mut Store,
+    slots: &Slots,
+    users: &crate::limits::Users,
+    saved: &mut HashMap<u32, (i64, u64)>,
+    now_ms: i64,
+) {
+    let user_slots = users.slots();
+    let mut rows: Vec<(String, i64, f64)> = Vec::new();
+    // Rebuilt each time, so slots that are gone leave it.
+    let mut now_saved = HashMap::with_capacity(saved.len());
+    for s in slots.all().chain(&user_slots) {
+        if s.key.ends_with(":parallel") {
+            continue;
+        }
+        let used = s.granted(s.window.index(now_ms));
+        if used == 0 {
+            continue;
+        }
+        let at = (window_start(s.window, now_ms), used);
+        if saved.get(&s.id) != Some(&at) {
+            rows.push((s.key.to_string(), at.0, used as f64));
+        }
+        now_saved.insert(s.id, at);
+    }
     if rows.is_empty() {
+        *saved = now_saved;
         return;
     }
-    if let Err(e) = store.save_limit_usage(&rows) {
-        ::log::warn!("limit counters not saved: {e}");
+    match store.save_limit_usage(&rows) {
+        Ok(()) => *saved = now_saved,
+        Err(e) => ::log::warn!("limit counters not saved: {e}"),
     }
     // Rows of windows long over (a month and a day) go.
     let _ = store.prune_limit_usage(now_ms - 32 * 86_400_000);
@@ -102,10 +210,11 @@ pub fn save_usage(store: &mut Store, slots: &Slots, now_ms: i64) {
 /// Restores what windowed limits counted before a restart: saved counters of the current
 /// windows, and for budgets of whole days or months at least the ledger's spend since the
 /// period began.
-pub fn restore_usage(store: &Store, slots: &Slots, now_ms: i64) {
+pub fn restore_usage(store: &Store, slots: &Slots, users: &crate::limits::Users, now_ms: i64) {
     let saved = store
         .load_limit_usage(now_ms - 32 * 86_400_000)
         .unwrap_or_default();
+    restore_users(store, users, &saved, now_ms);
     let saved: std::collections::HashMap<(String, i64), f64> =
         saved.into_iter().map(|(k, w, u)| ((k, w), u)).collect();
     let mut restored = 0;
@@ -144,6 +253,39 @@ pub fn restore_usage(store: &Store, slots: &Slots, now_ms: i64) {
     }
 }
 
+/// End users' slots are made when a user is first seen: their saved counts, and each user's
+/// spend in the current budget period from the ledger, wait in the registry until then.
+fn restore_users(
+    store: &Store,
+    users: &crate::limits::Users,
+    saved: &[(String, i64, f64)],
+    now_ms: i64,
+) {
+    let mut counts: Vec<(String, i64, u64)> = saved
+        .iter()
+        .filter(|(k, ..)| k.starts_with("user:"))
+        .map(|(k, start, used)| (k.clone(), *start, *used as u64))
+        .collect();
+    if let Some(w) = users.budget_window() {
+        let start = window_start(w, now_ms);
+        let day = if start == 0 {
+            i64::MIN / 2
+        } else {
+            day_of(start)
+        };
+        if !matches!(w, Window::Secs(_)) {
+            for (user, spent) in store.spend_by_user_since_day(day).unwrap_or_default() {
+                let used = crate::limits::micros(spent);
+                counts.push((format!("user:{user}:budget"), start, used));
+            }
+        }
+    }
+    if !counts.is_empty() {
+        ::log::info!("limits: {} end-user counters restored", counts.len());
+        users.restore(counts);
+    }
+}
+
 /// Whose spend a budget slot (`key:<id>:budget:…`, `team:<id>:…`, `config:<name>:…`) counts.
 fn budget_scope(key: &str) -> Option<SpendScope<'_>> {
     let (kind, rest) = key.split_once(':')?;
@@ -175,5 +317,56 @@ mod tests {
             Some(SpendScope::Key("config:team-a"))
         ));
         assert!(budget_scope("model:x:rpm").is_none());
+    }
+
+    /// An end user's counts come back after a restart: saved counters (only those that moved
+    /// are written again) and, with no counter saved, the budget's spend from the ledger.
+    #[test]
+    fn end_user_counts_are_saved_and_restored() {
+        use crate::limits::Users;
+        use crate::store::Limits;
+        let spec = Limits {
+            rpm_limit: Some(10),
+            max_budget: Some(5.0),
+            budget_duration: Some("1d".into()),
+            ..Limits::default()
+        };
+        let ids = || Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let mut store = Store::open(None).unwrap();
+        let now = crate::auth::now_ms();
+        let users = Users::new(ids(), spec.clone(), 0);
+        let carol = users.of("carol");
+        let rpm = carol.iter().find(|l| l.slot.key.ends_with(":rpm")).unwrap();
+        rpm.slot.restore(rpm.slot.window.index(now), 4);
+        let mut saved = HashMap::new();
+        save_usage(&mut store, &Slots::default(), &users, &mut saved, now);
+        assert_eq!(saved.len(), 1, "carol's rpm (her budget is untouched)");
+        // The ledger knows what dave spent today; no counter of his was saved.
+        let row = |user: &str, cost: f64| LedgerRow {
+            request_id: format!("r-{user}"),
+            ts_ms: now,
+            end_user: Some(user.to_owned()),
+            cost_usd: Some(cost),
+            status: 200,
+            ..LedgerRow::default()
+        };
+        store
+            .append_ledger(&[row("dave", 1.25), row("dave", 0.5)])
+            .unwrap();
+
+        let again = Users::new(ids(), spec, 0);
+        restore_usage(&store, &Slots::default(), &again, now);
+        let granted = |user: &str, limit: &str| {
+            let l = again.of(user);
+            let l = l.iter().find(|l| l.slot.key.ends_with(limit)).unwrap();
+            l.slot.granted(l.slot.window.index(now))
+        };
+        assert_eq!(granted("carol", ":rpm"), 4);
+        assert_eq!(
+            granted("dave", ":budget"),
+            1_750_000,
+            "$1.75 in micro-dollars"
+        );
+        assert_eq!(granted("erin", ":budget"), 0);
     }
 }

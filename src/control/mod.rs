@@ -118,10 +118,10 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
     let mut snapshot = snapshot;
     snapshot.alias_limits = alias_limits(&snapshot, &mut slots);
     let snapshot = Arc::new(snapshot);
-    let keys =
-        keys::table(&snapshot, &store, None, &mut slots).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut numbers = keys::KeyNumbers::default();
+    let keys = keys::table(&snapshot, &store, None, &mut slots, &mut numbers)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let pool: Arc<dyn crate::limits::Pool> = Arc::new(crate::limits::InProcess);
-    ledger::restore_usage(&store, &slots, crate::auth::now_ms());
     let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
     let n = runtime::shard_count(&snapshot, cores);
     let outboxes: Vec<Arc<ledger::Outbox>> = match snapshot.ledger_on() {
@@ -155,6 +155,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         snapshot.end_user_limits.clone(),
         snapshot.server.budget_offset_min,
     ));
+    ledger::restore_usage(&store, &slots, &users, crate::auth::now_ms());
     let shards = runtime::start(
         snapshot.clone(),
         tls,
@@ -192,6 +193,8 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         slots,
         outboxes,
         batch: Vec::new(),
+        numbers,
+        saved_usage: Default::default(),
         soft_alerted: Default::default(),
         users,
     };
@@ -254,7 +257,11 @@ struct Control {
     /// Every limit slot, by name (see [`slots`]).
     slots: slots::Slots,
     outboxes: Vec<Arc<ledger::Outbox>>,
-    batch: Vec<crate::store::LedgerRow>,
+    batch: Vec<ledger::Spend>,
+    /// The numbers ledger rows name keys by.
+    numbers: keys::KeyNumbers,
+    /// Limit counts last saved, by slot id (only moved ones are written again).
+    saved_usage: std::collections::HashMap<u32, (i64, u64)>,
     /// Soft budgets already reported, with the window they were reported in.
     soft_alerted: std::collections::HashMap<String, u32>,
     /// The end users' limits, shared with the shards.
@@ -301,7 +308,7 @@ impl Control {
                 }
                 Ok(Command::Stop(done)) => {
                     self.drain_ledger();
-                    ledger::save_usage(&mut self.store, &self.slots, crate::auth::now_ms());
+                    self.save_usage();
                     self.flush_last_used();
                     let _ = done.send(());
                     return;
@@ -317,7 +324,7 @@ impl Control {
             self.notice_outside_changes();
             self.catch_up_keys();
             if saved.elapsed() >= SAVE_EVERY {
-                ledger::save_usage(&mut self.store, &self.slots, crate::auth::now_ms());
+                self.save_usage();
                 saved = Instant::now();
             }
             if !self.outboxes.is_empty() && pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
@@ -384,6 +391,7 @@ impl Control {
             &self.store,
             Some(&self.keys),
             &mut self.slots,
+            &mut self.numbers,
         ) {
             Ok(table) => {
                 self.keys = table;
@@ -438,8 +446,23 @@ impl Control {
         if self.outboxes.is_empty() {
             return;
         }
-        let n = ledger::drain(&mut self.store, &self.outboxes, &mut self.batch);
+        let names = ledger::Names {
+            labels: &self.current.labels.names,
+            keys: &self.numbers,
+        };
+        let n = ledger::drain(&mut self.store, &self.outboxes, &mut self.batch, &names);
         self.handle.ledger_written.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn save_usage(&mut self) {
+        let now = crate::auth::now_ms();
+        ledger::save_usage(
+            &mut self.store,
+            &self.slots,
+            &self.users,
+            &mut self.saved_usage,
+            now,
+        );
     }
 
     /// Writes last-used times that moved since the last flush.

@@ -616,7 +616,8 @@ fn settle(env: &Env<'_>, ctx: &Ctx, path: &[u8], outcome: &Outcome, used: (Optio
     }
 }
 
-/// The request's row in the spend ledger.
+/// The request's row in the spend ledger: names by number, nothing allocated but a long
+/// client request id or the end user.
 fn ledger_row(
     env: &Env<'_>,
     ctx: &Ctx,
@@ -624,37 +625,34 @@ fn ledger_row(
     usage: Option<Usage>,
     estimated: bool,
     total_us: u64,
-) -> crate::store::LedgerRow {
-    let snap = env.snapshot;
-    let key = ctx.key.and_then(|k| env.keys.entry(k));
-    let served = snap
-        .models
-        .get(ctx.served_model as usize)
-        .and_then(|m| m.targets.get(ctx.target as usize))
-        .filter(|_| ctx.provider != NONE);
-    let u = usage.unwrap_or_default();
-    crate::store::LedgerRow {
-        request_id: String::from_utf8_lossy(ctx.id()).into_owned(),
+) -> crate::control::ledger::Spend {
+    let labels = &env.snapshot.labels;
+    let served = match ctx.provider {
+        NONE => None,
+        _ => labels
+            .served
+            .get(ctx.served_model as usize)
+            .and_then(|m| m.get(ctx.target as usize)),
+    };
+    crate::control::ledger::Spend {
+        request_id: crate::control::ledger::RequestId::new(ctx.id()),
         // The clock as the request first read it (near its start), else now less its length.
         ts_ms: match ctx.wall_ms.get() {
             0 => crate::auth::now_ms() - (total_us / 1000) as i64,
             t => t,
         },
-        key_id: key.map(|k| k.id.to_string()),
-        team_id: key.and_then(|k| k.team.as_deref().map(str::to_owned)),
-        end_user: ctx.end_user.as_deref().map(str::to_owned),
-        alias: snap.models.get(ctx.model as usize).map(|m| m.alias.clone()),
-        target: served.map(|t| t.name.clone()),
-        provider: snap
-            .providers
-            .get(ctx.provider as usize)
-            .map(|p| p.name.clone()),
-        upstream_model: served.map(|t| t.model.clone()),
-        input: u.input,
-        output: u.output,
-        cache_read: u.cache_read,
-        cache_write: u.cache_write,
-        reasoning: u.reasoning,
+        key: ctx
+            .key
+            .and_then(|k| env.keys.entry(k))
+            .map_or(crate::auth::NO_NUMBER, |k| k.number),
+        alias: labels
+            .alias
+            .get(ctx.model as usize)
+            .copied()
+            .unwrap_or(NONE),
+        served: served.copied().unwrap_or(NONE),
+        end_user: ctx.end_user.clone(),
+        usage: usage.unwrap_or_default(),
         cost_usd: ctx.cost,
         status,
         latency_ms: total_us as f64 / 1000.0,

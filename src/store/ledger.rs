@@ -12,7 +12,7 @@
 //! for "none", never NULL; a cost of `None` (unknown price) adds nothing to any spend and
 //! counts as `unpriced`.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use rusqlite::params;
 
@@ -27,21 +27,22 @@ pub fn day_of(ts_ms: i64) -> i64 {
     ts_ms.div_euclid(DAY_MS)
 }
 
-/// One finished request, as the ledger keeps it.
+/// One finished request, as the ledger keeps it: owned as listings return it, or borrowing
+/// its names (`LedgerRow<&str>`) as the control thread appends it.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct LedgerRow {
-    pub request_id: String,
+pub struct LedgerRow<S = String> {
+    pub request_id: S,
     /// When the request started, unix ms.
     pub ts_ms: i64,
     /// `None`: an anonymous request.
-    pub key_id: Option<String>,
-    pub team_id: Option<String>,
-    pub end_user: Option<String>,
+    pub key_id: Option<S>,
+    pub team_id: Option<S>,
+    pub end_user: Option<S>,
     /// The model alias the client asked for.
-    pub alias: Option<String>,
-    pub target: Option<String>,
-    pub provider: Option<String>,
-    pub upstream_model: Option<String>,
+    pub alias: Option<S>,
+    pub target: Option<S>,
+    pub provider: Option<S>,
+    pub upstream_model: Option<S>,
     /// Every prompt token, cached ones included.
     pub input: u64,
     pub output: u64,
@@ -93,20 +94,36 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-fn cost(row: &LedgerRow) -> Option<f64> {
+fn cost<S>(row: &LedgerRow<S>) -> Option<f64> {
     row.cost_usd.filter(|c| c.is_finite())
 }
 
 /// A rollup's key: (day, key, team, end user, alias, provider), '' for none.
-type DailyKey<'r> = (i64, &'r str, &'r str, &'r str, &'r str, &'r str);
+type DailyKey<'r> = (i64, Name<'r>, Name<'r>, Name<'r>, Name<'r>, Name<'r>);
+
+/// A hash map of a batch's sums (a fast hash: the keys are the gateway's own names).
+type Sums<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A name in a batch's sums. The control thread's rows borrow their names from one registry,
+/// so equal names are mostly the same bytes: equality looks at the address first.
+#[derive(Debug, Clone, Copy, Hash)]
+struct Name<'r>(&'r str);
+
+impl PartialEq for Name<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Name<'_> {}
 
 /// A rollup key column: '' for none.
-fn none(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("")
+fn none<S: AsRef<str>>(v: &Option<S>) -> Name<'_> {
+    Name(v.as_ref().map_or("", AsRef::as_ref))
 }
 
 /// What a batch adds to one rollup.
-fn add(sum: &mut SpendTotal, row: &LedgerRow) {
+fn add<S>(sum: &mut SpendTotal, row: &LedgerRow<S>) {
     sum.requests += 1;
     sum.input = sum.input.saturating_add(row.input);
     sum.output = sum.output.saturating_add(row.output);
@@ -125,7 +142,10 @@ fn add(sum: &mut SpendTotal, row: &LedgerRow) {
 impl Store {
     /// Inserts the rows, adds them into their rollups, and adds their cost to the spend of the
     /// keys and teams they name (ids not in those tables are ignored). One transaction.
-    pub fn append_ledger(&mut self, rows: &[LedgerRow]) -> Result<(), StoreError> {
+    pub fn append_ledger<S: AsRef<str>>(
+        &mut self,
+        rows: &[LedgerRow<S>],
+    ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -160,6 +180,19 @@ impl Store {
         since_day: i64,
     ) -> Result<f64, StoreError> {
         self.reader().spend_since_day(scope, since_day)
+    }
+
+    /// Every end user's spend (USD, priced requests) from UTC day `since_day` on.
+    pub fn spend_by_user_since_day(
+        &self,
+        since_day: i64,
+    ) -> Result<Vec<(String, f64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT end_user, sum(cost) FROM spend_daily WHERE end_user != '' AND day >= ?1 \
+             GROUP BY end_user HAVING sum(cost) > 0",
+        )?;
+        let rows = st.query_map([since_day], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Sets `used` of each (scope, window start in unix ms).
@@ -238,7 +271,7 @@ impl Reader<'_> {
 
 impl Writer<'_> {
     /// [`Store::append_ledger`] inside a transaction of the caller's.
-    pub fn append_ledger(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
+    pub fn append_ledger<S: AsRef<str>>(&self, rows: &[LedgerRow<S>]) -> Result<(), StoreError> {
         let mut data = Vec::with_capacity(rows.len() * 96);
         pack::pack(rows, &mut data);
         let (first, last) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
@@ -257,9 +290,9 @@ impl Writer<'_> {
                 rows.len() as i64,
                 data
             ])?;
-        let mut daily: BTreeMap<DailyKey, SpendTotal> = BTreeMap::new();
-        let mut keys: BTreeMap<&str, f64> = BTreeMap::new();
-        let mut teams: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut daily: Sums<DailyKey, SpendTotal> = Sums::default();
+        let mut keys: Sums<Name, f64> = Sums::default();
+        let mut teams: Sums<Name, f64> = Sums::default();
         for row in rows {
             let at = (
                 day_of(row.ts_ms),
@@ -272,10 +305,10 @@ impl Writer<'_> {
             add(daily.entry(at).or_default(), row);
             if let Some(c) = cost(row) {
                 if let Some(k) = &row.key_id {
-                    *keys.entry(k).or_default() += c;
+                    *keys.entry(Name(k.as_ref())).or_default() += c;
                 }
                 if let Some(t) = &row.team_id {
-                    *teams.entry(t).or_default() += c;
+                    *teams.entry(Name(t.as_ref())).or_default() += c;
                 }
             }
         }
@@ -284,18 +317,18 @@ impl Writer<'_> {
             .conn
             .prepare_cached("UPDATE keys SET spend = spend + ?2 WHERE key_id = ?1")?;
         for (id, c) in keys {
-            key.execute(params![id, c])?;
+            key.execute(params![id.0, c])?;
         }
         let mut team = self
             .conn
             .prepare_cached("UPDATE teams SET spend = spend + ?2 WHERE team_id = ?1")?;
         for (id, c) in teams {
-            team.execute(params![id, c])?;
+            team.execute(params![id.0, c])?;
         }
         Ok(())
     }
 
-    fn add_daily(&self, daily: &BTreeMap<DailyKey, SpendTotal>) -> Result<(), StoreError> {
+    fn add_daily(&self, daily: &Sums<DailyKey, SpendTotal>) -> Result<(), StoreError> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO spend_daily (day, key_id, team_id, end_user, alias, provider, requests, \
              input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
@@ -314,11 +347,11 @@ impl Writer<'_> {
         for (&(day, key, team, user, alias, provider), s) in daily {
             st.execute(params![
                 day,
-                key,
-                team,
-                user,
-                alias,
-                provider,
+                key.0,
+                team.0,
+                user.0,
+                alias.0,
+                provider.0,
                 int(s.requests),
                 int(s.input),
                 int(s.output),

@@ -204,7 +204,7 @@ mod tests {
             (records[0].id.as_str(), records[0].team_id.as_deref()),
             ("key_old", Some("t"))
         );
-        let row = super::super::LedgerRow {
+        let row: super::super::LedgerRow = super::super::LedgerRow {
             request_id: "r".into(),
             key_id: Some("key_old".into()),
             team_id: Some("t".into()),

@@ -15,8 +15,8 @@ fn varint(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// `0` for none, else `len + 1` and the bytes.
-fn text(out: &mut Vec<u8>, s: &Option<String>) {
-    match s {
+fn text<S: AsRef<str>>(out: &mut Vec<u8>, s: &Option<S>) {
+    match s.as_ref().map(AsRef::as_ref) {
         None => out.push(0),
         Some(s) => {
             varint(out, s.len() as u64 + 1);
@@ -26,10 +26,11 @@ fn text(out: &mut Vec<u8>, s: &Option<String>) {
 }
 
 /// Appends `rows` to `out`.
-pub fn pack(rows: &[LedgerRow], out: &mut Vec<u8>) {
+pub fn pack<S: AsRef<str>>(rows: &[LedgerRow<S>], out: &mut Vec<u8>) {
     for r in rows {
-        varint(out, r.request_id.len() as u64);
-        out.extend_from_slice(r.request_id.as_bytes());
+        let id = r.request_id.as_ref();
+        varint(out, id.len() as u64);
+        out.extend_from_slice(id.as_bytes());
         out.extend_from_slice(&r.ts_ms.to_le_bytes());
         for s in [
             &r.key_id,

@@ -145,7 +145,7 @@ fn rollups_and_spend_columns_equal_the_raw_rows() {
     for batch in rows.chunks(70) {
         s.append_ledger(batch).unwrap();
     }
-    s.append_ledger(&[]).unwrap();
+    s.append_ledger::<String>(&[]).unwrap();
     let rollups = sums(&s, ROLLUPS);
     assert!(rollups.len() >= 12, "{}", rollups.len());
     assert_eq!(rollups, from_raw(&s));
