@@ -233,6 +233,8 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
 
 /// How often control drains the ledger outboxes and looks for outside store changes.
 const TICK: Duration = Duration::from_millis(200);
+/// The pause between ledger batches while rows wait (the shards get the CPU in between).
+const CATCH_UP: Duration = Duration::from_millis(2);
 /// How often limit counters are saved, and old ledger rows pruned.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -281,8 +283,12 @@ impl Control {
         let mut flushed = Instant::now();
         let mut saved = Instant::now();
         let mut pruned: Option<Instant> = None;
+        let mut ticked = Instant::now();
+        let mut behind = false;
         loop {
-            match inbox.recv_timeout(TICK) {
+            // A ledger behind is drained a batch at a time with short pauses between.
+            let wait = if behind { CATCH_UP } else { TICK };
+            match inbox.recv_timeout(wait) {
                 Ok(Command::Reload(reply)) => {
                     let result = self.reload();
                     match (&result, reply) {
@@ -307,7 +313,12 @@ impl Control {
                     let _ = reply.send(r);
                 }
                 Ok(Command::Stop(done)) => {
-                    self.drain_ledger();
+                    // Everything queued, unless the store keeps refusing it.
+                    for _ in 0..1_000 {
+                        if !self.drain_ledger() {
+                            break;
+                        }
+                    }
                     self.save_usage();
                     self.flush_last_used();
                     let _ = done.send(());
@@ -319,7 +330,11 @@ impl Control {
                     return;
                 }
             }
-            self.drain_ledger();
+            behind = self.drain_ledger();
+            if ticked.elapsed() < TICK {
+                continue;
+            }
+            ticked = Instant::now();
             self.watch_soft_budgets();
             self.notice_outside_changes();
             self.catch_up_keys();
@@ -442,16 +457,20 @@ impl Control {
         }
     }
 
-    fn drain_ledger(&mut self) {
+    /// Appends a batch of ledger rows; true when more wait.
+    fn drain_ledger(&mut self) -> bool {
         if self.outboxes.is_empty() {
-            return;
+            return false;
         }
         let names = ledger::Names {
             labels: &self.current.labels.names,
             keys: &self.numbers,
         };
-        let n = ledger::drain(&mut self.store, &self.outboxes, &mut self.batch, &names);
-        self.handle.ledger_written.fetch_add(n, Ordering::Relaxed);
+        let d = ledger::drain(&mut self.store, &self.outboxes, &mut self.batch, &names);
+        self.handle
+            .ledger_written
+            .fetch_add(d.written, Ordering::Relaxed);
+        d.behind
     }
 
     fn save_usage(&mut self) {

@@ -104,12 +104,18 @@ fn find(entries: &[Entry], model: &str) -> Option<Price> {
 /// `openrouter/openai/gpt-4o` → `gpt-4o`; `us.anthropic.claude-3-5-sonnet-…` → `claude-3-5-…`.
 fn bare_name(model: &str) -> &str {
     let name = model.rsplit('/').next().unwrap_or(model);
-    // A dot before the first dash separates Bedrock's region/vendor prefix; dots after it are
-    // part of version numbers (`gpt-4.1`, `gemini-2.5-pro`).
+    // A dot before the first dash ends Bedrock's region and vendor prefix, which is letters
+    // only; other dots are part of version numbers (`gpt-4.1`, `Qwen3.5-397B`).
     let head = name.find('-').map_or(name, |d| &name[..d]);
     match head.rfind('.') {
-        Some(dot) => &name[dot + 1..],
-        None => name,
+        Some(dot)
+            if head[..dot]
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b == b'.') =>
+        {
+            &name[dot + 1..]
+        }
+        _ => name,
     }
 }
 

@@ -190,6 +190,10 @@ fn vendor_and_bedrock_prefixes_are_dropped() {
         lookup("global.anthropic.claude-sonnet-4-6").unwrap().output,
         15.0
     );
+    // A dot in a version number before the first dash is not a Bedrock prefix.
+    assert_eq!(bare_name("Qwen/Qwen3.5-397B-A17B"), "Qwen3.5-397B-A17B");
+    assert_eq!(bare_name("gpt-4.1-mini"), "gpt-4.1-mini");
+    assert_eq!(bare_name("us.amazon.nova-pro-v1:0"), "nova-pro-v1:0");
 }
 
 #[test]
