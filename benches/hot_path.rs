@@ -52,7 +52,7 @@ fn splice(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(size), &b, |bench, b| {
             bench.iter(|| {
                 out.clear();
-                let r = openai::Request {
+                let r = shardgate::providers::adapter::Splice {
                     provider,
                     api_key: provider.api_key.as_ref(),
                     origin,

@@ -613,23 +613,24 @@ impl Walker<'_> {
                 format_args!("missing: protocol {} needs an API key", vendor.name),
             );
         }
-        let (origin, base_path) = match (protocol, get(h, "base_url")) {
-            (Protocol::Mock, None) => (None, String::new()),
-            (Protocol::Mock, Some(_)) => {
+        let local = !protocol.adapter().networked();
+        let (origin, base_path) = match (local, get(h, "base_url")) {
+            (true, None) => (None, String::new()),
+            (true, Some(_)) => {
                 self.problem(
                     &join(path, "base_url"),
                     "the built-in mock protocol takes no base_url",
                 );
                 return None;
             }
-            (_, None) => match vendor.base_url {
+            (false, None) => match vendor.base_url {
                 Some(u) => self.origin(u, path, ca_file, max_idle, idle_timeout, origins)?,
                 None => {
                     self.problem(&join(path, "base_url"), "missing");
                     return None;
                 }
             },
-            (_, Some(y)) => {
+            (false, Some(y)) => {
                 let u = self.string(y, &join(path, "base_url"))?;
                 self.origin(&u, path, ca_file, max_idle, idle_timeout, origins)?
             }

@@ -273,10 +273,7 @@ pub fn full(
 /// An error response in the ingress's shape (OpenAI's or Anthropic's error JSON).
 pub fn error(out: &mut Vec<u8>, err: &GatewayError, meta: &Meta<'_>, wire: Wire) {
     let mut body = Vec::with_capacity(160);
-    match wire {
-        Wire::OpenAi => err.write_openai_body(&mut body),
-        Wire::Anthropic => err.write_anthropic_body(&mut body),
-    }
+    wire.adapter().error_body(err, &mut body);
     let mut secs = itoa::Buffer::new();
     let mut ms = itoa::Buffer::new();
     let extra: &[(&str, &[u8])] = match (err.kind, err.retry_after_s) {

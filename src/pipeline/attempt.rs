@@ -20,9 +20,10 @@ use super::{Ctx, Outcome, Scratch, Tried};
 use crate::config::Model;
 use crate::error::{GatewayError, Kind};
 use crate::http::conn::{Body, Conn};
+use crate::providers::adapter::Splice;
 use crate::providers::canonical::Stamp;
 use crate::providers::translate::{self, Wire};
-use crate::providers::{Endpoint, Protocol, anthropic, head, mock, openai};
+use crate::providers::{Endpoint, head, mock};
 use crate::routing::{self, Facts, Plan, Shortfall};
 
 /// Fallback aliases followed at most, so a cycle in the config cannot loop.
@@ -244,7 +245,7 @@ fn within(mut t: crate::config::Timeouts, left: Option<Duration>) -> crate::conf
 /// Whether the target is reached over the network (the built-in mock answers in-process).
 fn networked(env: &Env<'_>, model: &Model, t: usize) -> bool {
     let p = model.targets[t].provider;
-    env.snapshot.providers[p].protocol != Protocol::Mock
+    env.snapshot.providers[p].protocol.adapter().networked()
 }
 
 /// An attempt under way: what [`record`] needs to report it.
@@ -397,11 +398,12 @@ async fn attempt(
     let target = &snap.models[at.alias].targets[at.target];
     at.serve(env, ctx);
     let provider = &snap.providers[target.provider];
-    if call.endpoint == Endpoint::CountTokens && provider.protocol != Protocol::Anthropic {
-        // Only Anthropic counts tokens; any other target's answer is the gateway's estimate.
+    let adapter = provider.protocol.adapter();
+    if call.endpoint == Endpoint::CountTokens && !adapter.counts_tokens() {
+        // A target that cannot count tokens gets the gateway's estimate.
         return relay::estimate(snap, conn, ctx, call.body_at).await;
     }
-    if provider.protocol == Protocol::Mock {
+    if !adapter.networked() {
         let decoded = call.decoded;
         let include_usage =
             ctx.wire == Wire::Anthropic || decoded.stream_options == StreamOptions::IncludeUsage;
@@ -451,14 +453,15 @@ pub fn prepare<'s>(
     let target = &model.targets[target_idx];
     let provider = &snap.providers[target.provider];
     let api_key = target.api_key(provider);
-    let upstream = provider.protocol.wire();
+    let adapter = provider.protocol.adapter();
+    let upstream = adapter.wire();
     if upstream != ctx.wire && !endpoint.is_chat() {
         return Err(GatewayError::new(
             Kind::BadRequest,
             format!(
                 "provider {:?} speaks {}, which has no {} endpoint",
                 provider.name,
-                provider.protocol.name(),
+                adapter.name(),
                 endpoint.path()
             ),
         ));
@@ -467,36 +470,17 @@ pub fn prepare<'s>(
     scratch.upstream.clear();
     let mut dropped = String::new();
     let passage = if upstream == ctx.wire {
-        match upstream {
-            Wire::OpenAi => {
-                let request = openai::Request {
-                    provider,
-                    api_key,
-                    origin,
-                    endpoint,
-                    body,
-                    decoded,
-                    model: &target.model,
-                };
-                let injected_usage = openai::build(&mut scratch.upstream, &request);
-                Passage::Same { injected_usage }
-            }
-            Wire::Anthropic => {
-                anthropic::build(
-                    &mut scratch.upstream,
-                    provider,
-                    api_key,
-                    origin,
-                    endpoint,
-                    body,
-                    decoded,
-                    &target.model,
-                );
-                Passage::Same {
-                    injected_usage: false,
-                }
-            }
-        }
+        let splice = Splice {
+            provider,
+            api_key,
+            origin,
+            endpoint,
+            body,
+            decoded,
+            model: &target.model,
+        };
+        let injected_usage = adapter.splice(&mut scratch.upstream, &splice);
+        Passage::Same { injected_usage }
     } else {
         // The body is parsed in place: work on a copy, encode into `events`, then frame it.
         scratch.body.clear();
@@ -528,13 +512,10 @@ pub fn prepare<'s>(
             log::debug!(
                 "request {}: {} cannot carry {dropped}; dropped",
                 String::from_utf8_lossy(ctx.id()),
-                provider.protocol.name(),
+                adapter.name(),
             );
         }
-        let path = match upstream {
-            Wire::OpenAi => Endpoint::Chat.path(),
-            Wire::Anthropic => Endpoint::Messages.path(),
-        };
+        let path = adapter.chat_path();
         head::write(
             &mut scratch.upstream,
             provider,

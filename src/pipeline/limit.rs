@@ -9,7 +9,6 @@ use crate::error::{GatewayError, Kind};
 use crate::http::response::{Rate, Rates};
 use crate::limits::{Actual, Charges, Demand, Limit, Meter};
 use crate::providers::Usage;
-use crate::providers::translate::Wire;
 use crate::routing::price;
 
 /// Admits the request against its limits, all or nothing, or refuses it with 429 (or 403 for
@@ -108,7 +107,7 @@ pub(super) fn charge(
     };
     let admitted = leases.admit(limits.clone(), &demand, now, charges);
     let mut rates = Rates {
-        anthropic: ctx.wire == Wire::Anthropic,
+        anthropic: ctx.wire.adapter().anthropic_rate_headers(),
         now_ms: now,
         requests: None,
         tokens: None,

@@ -20,9 +20,10 @@ use crate::http::chunked;
 use crate::http::conn::Conn;
 use crate::http::response::{self, Meta};
 use crate::http::sse;
+use crate::providers::adapter::Adapter;
 use crate::providers::canonical::Stamp;
 use crate::providers::translate::{self, StreamTranslator, Wire};
-use crate::providers::{Usage, anthropic, mock, openai};
+use crate::providers::{Usage, anthropic, mock};
 
 /// How long an upstream wait runs before the client socket is watched. Most waits (a fast
 /// answer, a stream's next event) end sooner, and each watch costs the shard an io_uring poll
@@ -99,21 +100,6 @@ fn extras<'a>(
         n += 1;
     }
     (out, n)
-}
-
-/// An in-band error event in the client's stream shape.
-fn error_event(wire: Wire, e: &GatewayError, out: &mut Vec<u8>) {
-    match wire {
-        Wire::OpenAi => {
-            out.extend_from_slice(b"data: ");
-            e.write_openai_body(out);
-        }
-        Wire::Anthropic => {
-            out.extend_from_slice(b"event: error\ndata: ");
-            e.write_anthropic_body(out);
-        }
-    }
-    out.extend_from_slice(b"\n\n");
 }
 
 /// `Retry-After` in whole seconds (the HTTP-date form is not used by model providers).
@@ -315,8 +301,11 @@ pub async fn exchange(
     if !(ok || passthrough) {
         let retry_after = retry_after_secs(resp.retry_after.as_deref());
         env.upstream.release(resp, origin);
-        let mut e =
-            translate::classify(provider.protocol.wire(), status, body).retry_after(retry_after);
+        let mut e = provider
+            .protocol
+            .adapter()
+            .classify(status, body)
+            .retry_after(retry_after);
         e.message = format!(
             "upstream provider {:?} ({origin}) returned HTTP {status}: {}",
             provider.name, e.message
@@ -372,7 +361,8 @@ pub async fn deliver(
         passage,
         ..
     } = *leg;
-    let upstream_wire = provider.protocol.wire();
+    let adapter = provider.protocol.adapter();
+    let upstream_wire = adapter.wire();
     let Answer {
         mut resp,
         streaming,
@@ -383,7 +373,7 @@ pub async fn deliver(
     if streaming {
         let scan = match passage {
             Passage::Same { injected_usage } => Scan::Same {
-                wire: upstream_wire,
+                adapter,
                 injected_usage,
             },
             Passage::Translate { include_usage } => {
@@ -403,15 +393,12 @@ pub async fn deliver(
     let retry_after = resp.retry_after.take();
     env.upstream.release(resp, origin);
     let ok = (200..300).contains(&status);
-    let usage = match (ok, passage, upstream_wire) {
-        (false, _, _) => None,
-        (true, Passage::Same { .. }, Wire::OpenAi) => {
-            openai::usage_from_body(&mut scratch.decoder, &scratch.body)
+    let usage = match (ok, passage) {
+        (false, _) => None,
+        (true, Passage::Same { .. }) => {
+            adapter.usage_from_body(&mut scratch.decoder, &scratch.body)
         }
-        (true, Passage::Same { .. }, Wire::Anthropic) => {
-            anthropic::usage_from_body(&mut scratch.decoder, &scratch.body)
-        }
-        (true, Passage::Translate { .. }, _) => {
+        (true, Passage::Translate { .. }) => {
             scratch.events.clear();
             let stamp = stamp(model, provider.default_max_tokens);
             let usage = translate::response(
@@ -468,7 +455,7 @@ pub async fn deliver(
 enum Scan {
     /// Forward as is, reading usage on the way.
     Same {
-        wire: Wire,
+        adapter: &'static dyn Adapter,
         injected_usage: bool,
     },
     Translate(Box<StreamTranslator>),
@@ -536,27 +523,15 @@ async fn stream(
         let (events, json) = (&mut scratch.events, &mut scratch.decoder);
         let split = match &mut scan {
             Scan::Same {
-                wire: Wire::OpenAi,
+                adapter,
                 injected_usage,
             } => splitter.feed(&scratch.body, |event| {
-                if let Some((u, usage_only)) =
-                    sse::data(event).and_then(|d| openai::usage_from_event(json, d))
-                {
-                    usage = Some(u);
-                    if usage_only && *injected_usage {
-                        return;
-                    }
+                // A usage-only event the gateway asked for, and the client did not, is held back.
+                let usage_only =
+                    sse::data(event).is_some_and(|d| adapter.usage_from_event(json, d, &mut usage));
+                if !(usage_only && *injected_usage) {
+                    events.extend_from_slice(event);
                 }
-                events.extend_from_slice(event);
-            }),
-            Scan::Same {
-                wire: Wire::Anthropic,
-                ..
-            } => splitter.feed(&scratch.body, |event| {
-                if let Some(d) = sse::data(event) {
-                    anthropic::usage_from_event(json, d, &mut usage);
-                }
-                events.extend_from_slice(event);
             }),
             Scan::Translate(t) => {
                 if let Err(e) = t.feed(&scratch.body, events) {
@@ -624,7 +599,7 @@ async fn stream(
                 // an in-band error and a clean end. Events translated before the failure go first.
                 conn.wbuf.truncate(head_unsent);
                 let mut event = std::mem::take(&mut scratch.events);
-                error_event(ctx.wire, &e, &mut event);
+                ctx.wire.adapter().error_event(&e, &mut event);
                 chunked::frame(&mut conn.wbuf, &event);
                 event.clear();
                 scratch.events = event;

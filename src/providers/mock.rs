@@ -1,9 +1,16 @@
 //! The built-in `mock` protocol: answers chat completions (JSON and SSE), completions and
 //! embeddings locally, so the embedded default config works with no network. Token counts are
 //! deterministic: input = body bytes / 4, output = the number of words in the canned answer.
+//! As an adapter ([`Mock`]) it is OpenAI's protocol over an in-process transport.
 
+use super::adapter::{Adapter, Splice, StreamDecode, StreamEncode};
+use super::canonical::{ChatRequest, ChatResponse, Json, Stamp};
+use super::openai::OpenAi;
+use super::translate::Wire;
 use super::{Endpoint, Usage};
+use crate::error::GatewayError;
 use crate::json;
+use crate::pipeline::decode::Decoder;
 
 const WORDS: [&str; 8] = [
     "Hello",
@@ -166,6 +173,85 @@ fn embeddings(out: &mut Vec<u8>, model: &str, usage: Usage) {
     out.extend_from_slice(b",\"total_tokens\":");
     json::push_u64(out, usage.input);
     out.extend_from_slice(b"}}");
+}
+
+/// The mock as an [`Adapter`]: OpenAI's shapes in every respect, answered in process.
+pub struct Mock;
+
+impl Adapter for Mock {
+    fn name(&self) -> &'static str {
+        "mock"
+    }
+
+    fn wire(&self) -> Wire {
+        OpenAi.wire()
+    }
+
+    fn networked(&self) -> bool {
+        false
+    }
+
+    fn chat_path(&self) -> &'static str {
+        OpenAi.chat_path()
+    }
+
+    fn models_path(&self) -> &'static str {
+        OpenAi.models_path()
+    }
+
+    fn splice(&self, out: &mut Vec<u8>, s: &Splice<'_>) -> bool {
+        OpenAi.splice(out, s)
+    }
+
+    fn encode_request(
+        &self,
+        r: &ChatRequest<'_>,
+        stamp: &Stamp<'_>,
+        out: &mut Vec<u8>,
+        dropped: &mut Vec<String>,
+    ) {
+        OpenAi.encode_request(r, stamp, out, dropped)
+    }
+
+    fn decode_response<'a>(&self, v: Json<'a>) -> Result<ChatResponse<'a>, GatewayError> {
+        OpenAi.decode_response(v)
+    }
+
+    fn stream_decoder(&self) -> Box<dyn StreamDecode> {
+        OpenAi.stream_decoder()
+    }
+
+    fn classify(&self, status: u16, body: &[u8]) -> GatewayError {
+        OpenAi.classify(status, body)
+    }
+
+    fn usage_from_body(&self, json: &mut Decoder, body: &[u8]) -> Option<Usage> {
+        OpenAi.usage_from_body(json, body)
+    }
+
+    fn usage_from_event(&self, json: &mut Decoder, data: &[u8], usage: &mut Option<Usage>) -> bool {
+        OpenAi.usage_from_event(json, data, usage)
+    }
+
+    fn decode_request<'a>(&self, v: Json<'a>) -> Result<ChatRequest<'a>, GatewayError> {
+        OpenAi.decode_request(v)
+    }
+
+    fn encode_response(&self, r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
+        OpenAi.encode_response(r, stamp, out)
+    }
+
+    fn stream_encoder(&self, stamp: &Stamp<'_>, include_usage: bool) -> Box<dyn StreamEncode> {
+        OpenAi.stream_encoder(stamp, include_usage)
+    }
+
+    fn error_body(&self, e: &GatewayError, out: &mut Vec<u8>) {
+        OpenAi.error_body(e, out)
+    }
+
+    fn error_event(&self, e: &GatewayError, out: &mut Vec<u8>) {
+        OpenAi.error_event(e, out)
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! failures to error kinds. Adding a protocol is one folder and one line in [`Protocol`];
 //! adding an OpenAI-compatible vendor is one row in [`family`].
 
+pub mod adapter;
 pub mod anthropic;
 pub mod canonical;
 pub mod family;
@@ -21,20 +22,22 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    pub fn name(self) -> &'static str {
+    /// Everything the gateway knows of the protocol: the one match on it.
+    pub fn adapter(self) -> &'static dyn adapter::Adapter {
         match self {
-            Protocol::OpenAi => "openai",
-            Protocol::Anthropic => "anthropic",
-            Protocol::Mock => "mock",
+            Protocol::OpenAi => &openai::OpenAi,
+            Protocol::Anthropic => &anthropic::Anthropic,
+            Protocol::Mock => &mock::Mock,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.adapter().name()
     }
 
     /// The chat wire this protocol speaks (the mock answers in OpenAI's shapes).
     pub fn wire(self) -> translate::Wire {
-        match self {
-            Protocol::Anthropic => translate::Wire::Anthropic,
-            Protocol::OpenAi | Protocol::Mock => translate::Wire::OpenAi,
-        }
+        self.adapter().wire()
     }
 }
 

@@ -1,11 +1,12 @@
-//! The registry of translation paths: (ingress wire, upstream wire) → the adapters that carry a
-//! request, a response and a stream across through the canonical form. Same-wire pairs never
-//! come here; they forward the client's and the upstream's own bytes.
+//! Translation between two wires: the upstream's adapter and the ingress's carry a request, a
+//! response and a stream across through the canonical form. Same-wire pairs never come here;
+//! they forward the client's and the upstream's own bytes.
 
 use simd_json::BorrowedValue;
 
+use super::adapter::{Adapter, StreamDecode, StreamEncode};
 use super::canonical::{ChatRequest, Event, MAX_TOOL_ARGUMENT_BYTES, MAX_TOOL_CALLS, Stamp};
-use super::{Usage, anthropic, openai};
+use super::{Protocol, Usage};
 use crate::error::{GatewayError, Kind};
 use crate::http::sse;
 
@@ -14,6 +15,20 @@ use crate::http::sse;
 pub enum Wire {
     OpenAi,
     Anthropic,
+}
+
+impl Wire {
+    /// The protocol of this wire.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Wire::OpenAi => Protocol::OpenAi,
+            Wire::Anthropic => Protocol::Anthropic,
+        }
+    }
+
+    pub fn adapter(self) -> &'static dyn Adapter {
+        self.protocol().adapter()
+    }
 }
 
 /// What a translated request carries besides its bytes.
@@ -35,10 +50,7 @@ pub fn decode_request<'a>(
     from: Wire,
     v: &'a BorrowedValue<'a>,
 ) -> Result<ChatRequest<'a>, GatewayError> {
-    match from {
-        Wire::OpenAi => openai::ingress::decode_request(v),
-        Wire::Anthropic => anthropic::ingress::decode_request(v),
-    }
+    from.adapter().decode_request(v)
 }
 
 /// Writes the upstream JSON body for a canonical request.
@@ -49,10 +61,7 @@ pub fn encode_request(
     out: &mut Vec<u8>,
     dropped: &mut Vec<String>,
 ) {
-    match to {
-        Wire::OpenAi => openai::upstream::encode_request(r, stamp, out, dropped),
-        Wire::Anthropic => anthropic::upstream::encode_request(r, stamp, out, dropped),
-    }
+    to.adapter().encode_request(r, stamp, out, dropped)
 }
 
 /// Translates a whole request body from one wire to another.
@@ -76,10 +85,7 @@ pub fn request(
 
 /// Classifies an upstream's non-2xx answer (its own error body) into a gateway error.
 pub fn classify(upstream: Wire, status: u16, body: &[u8]) -> GatewayError {
-    match upstream {
-        Wire::OpenAi => openai::upstream::classify(status, body),
-        Wire::Anthropic => anthropic::upstream::classify(status, body),
-    }
+    upstream.adapter().classify(status, body)
 }
 
 /// Translates a whole 2xx upstream response body into the ingress's shape; returns its usage.
@@ -91,14 +97,8 @@ pub fn response(
     out: &mut Vec<u8>,
 ) -> Result<Usage, GatewayError> {
     let v = parse(body, Kind::UpstreamProtocol)?;
-    let r = match upstream {
-        Wire::OpenAi => openai::upstream::decode_response(&v)?,
-        Wire::Anthropic => anthropic::upstream::decode_response(&v)?,
-    };
-    match ingress {
-        Wire::OpenAi => openai::ingress::encode_response(&r, stamp, out),
-        Wire::Anthropic => anthropic::ingress::encode_response(&r, stamp, out),
-    }
+    let r = upstream.adapter().decode_response(&v)?;
+    ingress.adapter().encode_response(&r, stamp, out);
     Ok(r.usage)
 }
 
@@ -110,22 +110,12 @@ pub fn event_too_large(e: sse::EventTooLarge) -> GatewayError {
     )
 }
 
-enum Decoder {
-    OpenAi(openai::upstream::StreamDecoder),
-    Anthropic(anthropic::upstream::StreamDecoder),
-}
-
-enum Encoder {
-    OpenAi(openai::ingress::StreamEncoder),
-    Anthropic(anthropic::ingress::StreamEncoder),
-}
-
 /// Carries an upstream SSE stream across to the ingress's SSE shape, incrementally: feed it
 /// bytes as they arrive (split anywhere), get whole events out.
 pub struct StreamTranslator {
     splitter: sse::Splitter,
-    decoder: Decoder,
-    encoder: Encoder,
+    decoder: Box<dyn StreamDecode>,
+    encoder: Box<dyn StreamEncode>,
     data: Vec<u8>,
     usage: Option<Usage>,
     done: bool,
@@ -163,18 +153,8 @@ impl StreamTranslator {
     pub fn new(upstream: Wire, ingress: Wire, stamp: &Stamp<'_>, include_usage: bool) -> Self {
         StreamTranslator {
             splitter: sse::Splitter::default(),
-            decoder: match upstream {
-                Wire::OpenAi => Decoder::OpenAi(Default::default()),
-                Wire::Anthropic => Decoder::Anthropic(Default::default()),
-            },
-            encoder: match ingress {
-                Wire::OpenAi => {
-                    Encoder::OpenAi(openai::ingress::StreamEncoder::new(stamp, include_usage))
-                }
-                Wire::Anthropic => {
-                    Encoder::Anthropic(anthropic::ingress::StreamEncoder::new(stamp, include_usage))
-                }
-            },
+            decoder: upstream.adapter().stream_decoder(),
+            encoder: ingress.adapter().stream_encoder(stamp, include_usage),
             data: Vec::new(),
             usage: None,
             done: false,
@@ -245,15 +225,9 @@ impl StreamTranslator {
                 if bounds.exceeded() {
                     return;
                 }
-                match encoder {
-                    Encoder::OpenAi(e) => e.encode(&ev, out),
-                    Encoder::Anthropic(e) => e.encode(&ev, out),
-                }
+                encoder.encode(&ev, out);
             };
-            let r = match decoder {
-                Decoder::OpenAi(d) => d.decode(data, &mut emit),
-                Decoder::Anthropic(d) => d.decode(data, &mut emit),
-            };
+            let r = decoder.decode(data, &mut emit);
             if let Err(e) = r {
                 failure = Some(e);
             } else if let Some(e) = bounds.error() {

@@ -20,8 +20,8 @@ use super::generation::Generation;
 use super::shard::Shard;
 use crate::config::{HealthPolicy, Probe, Timeouts};
 use crate::error::{GatewayError, Kind};
-use crate::providers::translate::{self, Wire};
-use crate::providers::{Endpoint, Protocol, head};
+
+use crate::providers::head;
 
 /// Largest probe answer read (a models list); more is a failed probe.
 const MAX_PROBE_BODY: usize = 4 << 20;
@@ -38,7 +38,7 @@ pub fn restart(shard: &Rc<Shard>) {
         let Some(policy) = model.health else { continue };
         for target in &model.targets {
             let provider = &snap.providers[target.provider];
-            if provider.protocol == Protocol::Mock {
+            if !provider.protocol.adapter().networked() {
                 continue;
             }
             let key = (model.alias.clone(), target.name.clone());
@@ -156,15 +156,11 @@ async fn probe(
     let provider = &snap.providers[target.provider];
     let origin = &snap.origins[provider.origin.expect("network providers have an origin")];
     let api_key = target.api_key(provider);
-    let wire = provider.protocol.wire();
+    let adapter = provider.protocol.adapter();
     request.clear();
     match policy.probe {
         Probe::Models => {
-            let path = match wire {
-                Wire::OpenAi => "/models",
-                Wire::Anthropic => "/v1/models",
-            };
-            head::write_get(request, provider, api_key, origin, path);
+            head::write_get(request, provider, api_key, origin, adapter.models_path());
         }
         Probe::Chat => {
             // The same tiny body is valid for both protocols.
@@ -174,16 +170,12 @@ async fn probe(
             json.extend_from_slice(
                 b",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}",
             );
-            let path = match wire {
-                Wire::OpenAi => Endpoint::Chat.path(),
-                Wire::Anthropic => Endpoint::Messages.path(),
-            };
             head::write(
                 request,
                 provider,
                 api_key,
                 origin,
-                path,
+                adapter.chat_path(),
                 &target.model,
                 json.len(),
                 false,
@@ -210,7 +202,7 @@ async fn probe(
         if (200..300).contains(&status) {
             Ok(())
         } else {
-            Err(translate::classify(wire, status, body))
+            Err(adapter.classify(status, body))
         }
     };
     match monoio::time::timeout(policy.timeout, exchange).await {

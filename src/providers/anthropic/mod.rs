@@ -2,31 +2,33 @@
 //! `POST /v1/messages`, `upstream` the side sent to an Anthropic provider. Both translate
 //! through [`super::canonical`]; Anthropic-to-Anthropic traffic never comes here.
 
+mod adapter;
 pub mod ingress;
 pub mod upstream;
+
+pub use adapter::Anthropic;
 
 /// The `anthropic-version` header the gateway sends when the provider config names none.
 pub const API_VERSION: &str = "2023-06-01";
 
 use simd_json::prelude::*;
 
-use super::{Endpoint, Usage, head};
-use crate::config::{Origin, Provider, Secret};
+use super::adapter::Splice;
+use super::{Usage, head};
 use crate::json;
-use crate::pipeline::decode::{Decoded, Decoder};
+use crate::pipeline::decode::Decoder;
 
 /// Writes a same-protocol upstream request: the client's bytes with only `model` replaced.
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    out: &mut Vec<u8>,
-    provider: &Provider,
-    api_key: Option<&Secret>,
-    origin: &Origin,
-    endpoint: Endpoint,
-    body: &[u8],
-    decoded: &Decoded,
-    model: &str,
-) {
+pub fn build(out: &mut Vec<u8>, s: &Splice<'_>) {
+    let Splice {
+        provider,
+        api_key,
+        origin,
+        endpoint,
+        body,
+        decoded,
+        model,
+    } = *s;
     let mut escaped = Vec::with_capacity(model.len() + 8);
     json::push_escaped(&mut escaped, model.as_bytes());
     let len = body.len() - decoded.model.len() + escaped.len();

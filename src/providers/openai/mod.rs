@@ -3,27 +3,18 @@
 //! responses and stream events. `ingress` and `upstream` translate through the canonical form
 //! when the other side speaks another protocol.
 
+mod adapter;
 pub mod ingress;
 pub mod upstream;
 
+pub use adapter::OpenAi;
+
 use simd_json::prelude::*;
 
-use super::{Endpoint, Usage, family, head};
-use crate::config::{Origin, Provider, Secret};
+use super::adapter::Splice;
+use super::{Usage, family, head};
 use crate::json;
-use crate::pipeline::decode::{Decoded, Decoder, StreamOptions};
-
-/// Everything needed to build one upstream request.
-pub struct Request<'a> {
-    pub provider: &'a Provider,
-    /// The target's own key, or the provider's.
-    pub api_key: Option<&'a Secret>,
-    pub origin: &'a Origin,
-    pub endpoint: Endpoint,
-    pub body: &'a [u8],
-    pub decoded: &'a Decoded,
-    pub model: &'a str,
-}
+use crate::pipeline::decode::{Decoder, StreamOptions};
 
 const INCLUDE_USAGE_MEMBER: &[u8] = b"\"stream_options\":{\"include_usage\":true},";
 
@@ -31,7 +22,7 @@ const INCLUDE_USAGE_MEMBER: &[u8] = b"\"stream_options\":{\"include_usage\":true
 /// with `model` replaced, the fields the vendor rejects removed, and, for streams,
 /// `stream_options.include_usage` forced on so usage can be accounted. Returns whether the
 /// gateway added `include_usage` (the client did not ask).
-pub fn build(out: &mut Vec<u8>, r: &Request<'_>) -> bool {
+pub fn build(out: &mut Vec<u8>, r: &Splice<'_>) -> bool {
     // A model name is plain almost always: it goes in as it is, with no buffer to escape into.
     let escaped;
     let model: &[u8] = if json::needs_escape(r.model.as_bytes()) {
@@ -240,8 +231,9 @@ pub fn usage_from_event(json: &mut Decoder, data: &[u8]) -> Option<(Usage, bool)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Secret, Timeouts};
+    use crate::config::{Origin, Provider, Secret, Timeouts};
     use crate::pipeline::decode::Decoder;
+    use crate::providers::Endpoint;
     use crate::providers::Protocol;
 
     fn provider() -> (Provider, Origin) {
@@ -280,7 +272,7 @@ mod tests {
     ) -> (String, String, bool) {
         let d = Decoder::default().decode(body.as_bytes()).unwrap();
         let mut out = Vec::new();
-        let r = Request {
+        let r = Splice {
             provider: &p,
             api_key: p.api_key.as_ref(),
             origin: &o,

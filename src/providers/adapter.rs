@@ -1,0 +1,99 @@
+//! What the gateway knows of one wire protocol, in one place: an [`Adapter`]. As an upstream it
+//! builds requests (the same-protocol splice, or an encoding of the canonical form), reads
+//! answers, streams and usage, and classifies failures; as an ingress it decodes requests and
+//! encodes answers, streams and errors in the client's shape. Adapters do no I/O.
+//! [`Protocol::adapter`](super::Protocol::adapter) is the only match on the protocol.
+
+use super::canonical::{ChatRequest, ChatResponse, Event, Json, Stamp};
+use super::translate::Wire;
+use super::{Endpoint, Usage};
+use crate::config::{Origin, Provider, Secret};
+use crate::error::GatewayError;
+use crate::pipeline::decode::{Decoded, Decoder};
+
+/// A same-protocol upstream request: the client's own body, with what the splice changes.
+pub struct Splice<'a> {
+    pub provider: &'a Provider,
+    /// The target's own key, or the provider's.
+    pub api_key: Option<&'a Secret>,
+    pub origin: &'a Origin,
+    pub endpoint: Endpoint,
+    pub body: &'a [u8],
+    pub decoded: &'a Decoded,
+    pub model: &'a str,
+}
+
+/// Decodes an upstream's stream one SSE event's data at a time into canonical events.
+pub trait StreamDecode {
+    /// `data` is parsed in place.
+    fn decode(
+        &mut self,
+        data: &mut [u8],
+        emit: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), GatewayError>;
+}
+
+/// Encodes canonical events as the client's stream events.
+pub trait StreamEncode {
+    fn encode(&mut self, ev: &Event<'_>, out: &mut Vec<u8>);
+}
+
+/// One wire protocol.
+pub trait Adapter: Sync {
+    /// As config and messages name it.
+    fn name(&self) -> &'static str;
+    /// The chat wire it speaks: two adapters of one wire pass each other's bytes through.
+    fn wire(&self) -> Wire;
+
+    // --- as an upstream ---
+
+    /// Whether its requests go over the network (the built-in mock answers in process).
+    fn networked(&self) -> bool {
+        true
+    }
+    /// Whether it counts tokens itself (`/v1/messages/count_tokens`); else the gateway
+    /// estimates.
+    fn counts_tokens(&self) -> bool {
+        false
+    }
+    /// The chat path under the provider's base URL.
+    fn chat_path(&self) -> &'static str;
+    /// The model listing a health probe asks for.
+    fn models_path(&self) -> &'static str;
+    /// Writes a same-protocol request (head and body) into `out`; returns whether the
+    /// gateway asked for stream usage the client did not (so that event is held back).
+    fn splice(&self, out: &mut Vec<u8>, s: &Splice<'_>) -> bool;
+    /// Writes the upstream body for a canonical request, naming what it cannot carry.
+    fn encode_request(
+        &self,
+        r: &ChatRequest<'_>,
+        stamp: &Stamp<'_>,
+        out: &mut Vec<u8>,
+        dropped: &mut Vec<String>,
+    );
+    /// Reads a whole 2xx answer into the canonical form.
+    fn decode_response<'a>(&self, v: Json<'a>) -> Result<ChatResponse<'a>, GatewayError>;
+    fn stream_decoder(&self) -> Box<dyn StreamDecode>;
+    /// Classifies a non-2xx answer from its own error body.
+    fn classify(&self, status: u16, body: &[u8]) -> GatewayError;
+    /// Usage of a whole same-protocol answer.
+    fn usage_from_body(&self, json: &mut Decoder, body: &[u8]) -> Option<Usage>;
+    /// Folds one same-protocol stream event's usage into `usage`; true when the event carries
+    /// nothing but usage (a client that did not ask for it is not sent it).
+    fn usage_from_event(&self, json: &mut Decoder, data: &[u8], usage: &mut Option<Usage>) -> bool;
+
+    // --- as an ingress ---
+
+    fn decode_request<'a>(&self, v: Json<'a>) -> Result<ChatRequest<'a>, GatewayError>;
+    fn encode_response(&self, r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>);
+    fn stream_encoder(&self, stamp: &Stamp<'_>, include_usage: bool) -> Box<dyn StreamEncode>;
+    /// The error JSON a client of this protocol expects.
+    fn error_body(&self, e: &GatewayError, out: &mut Vec<u8>);
+    /// An in-band error event, for a stream already under way.
+    fn error_event(&self, e: &GatewayError, out: &mut Vec<u8>);
+    /// Whether its rate-limit headers are Anthropic's (`anthropic-ratelimit-*`) rather than
+    /// OpenAI's (`x-ratelimit-*`).
+    fn anthropic_rate_headers(&self) -> bool {
+        false
+    }
+}
