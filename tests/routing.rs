@@ -473,3 +473,67 @@ fn retries_stop_at_the_requests_deadline() {
     assert_eq!(r.json()["error"]["code"], "upstream_timeout");
     assert_eq!(served_by(&r), ("hang/x".to_string(), 2));
 }
+
+/// A server that answers every request with `head` (a 429's status line and headers, without
+/// `Retry-After`) and an error body in `protocol`'s shape.
+fn rate_limited(head: &'static str, body: &'static str) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 8192];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                }
+            }
+            let _ = write!(
+                s,
+                "{head}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// A 429 without `Retry-After`: each protocol's adapter reads its own rate-limit headers for
+/// when to come back (OpenAI's durations, Anthropic's RFC 3339 times), and the client is told.
+#[test]
+fn a_429_says_when_from_the_providers_own_headers() {
+    let openai = rate_limited(
+        "HTTP/1.1 429 Too Many Requests\r\nx-ratelimit-remaining-requests: 0\r\nx-ratelimit-reset-requests: 7s\r\nx-ratelimit-reset-tokens: 50ms\r\n",
+        r#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+    );
+    let reset = shardgate::observe::time::iso8601(shardgate::auth::now_ms() + 42_000);
+    let head: &'static str = Box::leak(
+        format!("HTTP/1.1 429 Too Many Requests\r\nanthropic-ratelimit-tokens-remaining: 0\r\nanthropic-ratelimit-tokens-reset: {reset}\r\nanthropic-ratelimit-requests-reset: {reset}\r\n")
+            .into_boxed_str(),
+    );
+    let anthropic = rate_limited(
+        head,
+        r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
+    );
+    let providers = format!(
+        "  o:\n    protocol: openai\n    base_url: {openai}/v1\n  a:\n    protocol: anthropic\n    api_key: {{ env: UPSTREAM_KEY }}\n    base_url: {anthropic}\n"
+    );
+    let cfg = config(
+        &providers,
+        "  via-openai:\n    targets:\n      - { provider: o, model: x }\n  via-anthropic:\n    targets:\n      - { provider: a, model: y }\n",
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let r = chat(&gw, "via-openai");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(
+        r.header("retry-after"),
+        Some("7"),
+        "the exhausted limit's reset"
+    );
+    let r = chat(&gw, "via-anthropic");
+    assert_eq!(r.status, 429, "{}", r.text());
+    let secs: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((40..=42).contains(&secs), "{secs} s");
+}

@@ -299,13 +299,12 @@ pub async fn exchange(
     let passthrough =
         same && (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429);
     if !(ok || passthrough) {
-        let retry_after = retry_after_secs(resp.retry_after.as_deref());
+        let adapter = provider.protocol.adapter();
+        // A 429 without Retry-After: the provider's own reset headers say when.
+        let retry_after = retry_after_secs(resp.retry_after.as_deref())
+            .or_else(|| adapter.retry_after(&resp.rate_limit, crate::auth::now_ms()));
         env.upstream.release(resp, origin);
-        let mut e = provider
-            .protocol
-            .adapter()
-            .classify(status, body)
-            .retry_after(retry_after);
+        let mut e = adapter.classify(status, body).retry_after(retry_after);
         e.message = format!(
             "upstream provider {:?} ({origin}) returned HTTP {status}: {}",
             provider.name, e.message

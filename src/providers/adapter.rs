@@ -76,6 +76,11 @@ pub trait Adapter: Sync {
     fn stream_decoder(&self) -> Box<dyn StreamDecode>;
     /// Classifies a non-2xx answer from its own error body.
     fn classify(&self, status: u16, body: &[u8]) -> GatewayError;
+    /// Seconds until the limit that refused a request (429) resets, from the provider's own
+    /// rate-limit headers (lowercase names), when it sent no `Retry-After`.
+    fn retry_after(&self, _headers: &[(String, String)], _now_ms: i64) -> Option<u64> {
+        None
+    }
     /// Usage of a whole same-protocol answer.
     fn usage_from_body(&self, json: &mut Decoder, body: &[u8]) -> Option<Usage>;
     /// Folds one same-protocol stream event's usage into `usage`; true when the event carries

@@ -225,6 +225,10 @@ impl Adapter for Mock {
         OpenAi.classify(status, body)
     }
 
+    fn retry_after(&self, headers: &[(String, String)], now_ms: i64) -> Option<u64> {
+        OpenAi.retry_after(headers, now_ms)
+    }
+
     fn usage_from_body(&self, json: &mut Decoder, body: &[u8]) -> Option<Usage> {
         OpenAi.usage_from_body(json, body)
     }

@@ -6,7 +6,6 @@
 
 mod conn;
 mod dns;
-mod ratelimit;
 pub(crate) mod response;
 pub mod tls;
 

@@ -21,6 +21,9 @@ pub struct Response {
     pub status: u16,
     pub content_type: Option<Cow<'static, str>>,
     pub retry_after: Option<String>,
+    /// On a 429: the provider's own rate-limit headers (`*ratelimit*`, at most
+    /// [`MAX_RATE_HEADERS`]), for its adapter to read when the limit resets.
+    pub rate_limit: Vec<(String, String)>,
     keep_alive: bool,
     framing: Framing,
     /// Body bytes read off the wire so far, framing included: what bounds are counted in.
@@ -58,9 +61,13 @@ pub(crate) struct Head {
     status: u16,
     content_type: Option<Cow<'static, str>>,
     retry_after: Option<String>,
+    rate_limit: Vec<(String, String)>,
     keep_alive: bool,
     framing: Framing,
 }
+
+/// Rate-limit headers a 429 keeps at most.
+pub const MAX_RATE_HEADERS: usize = 16;
 
 /// Parses a response head from the start of `rbuf`, dropping it (and any 1xx before it) from
 /// the buffer; `None` until the head is complete. Kept out of `read_head` so the header array
@@ -82,7 +89,7 @@ pub(crate) fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> 
                 }
                 let mut content_type = None;
                 let mut retry_after = None;
-                let mut reset = (status == 429).then(super::ratelimit::Reset::default);
+                let mut rate_limit = Vec::new();
                 let mut keep_alive = resp.version == Some(1);
                 let mut chunked = false;
                 let mut length = None;
@@ -111,15 +118,15 @@ pub(crate) fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> 
                         content_type = Some(media_type(v));
                     } else if name.eq_ignore_ascii_case(b"retry-after") {
                         retry_after = Some(String::from_utf8_lossy(v).into_owned());
-                    } else if let Some(r) = &mut reset {
-                        r.observe(name, v);
+                    } else if status == 429
+                        && rate_limit.len() < MAX_RATE_HEADERS
+                        && memchr::memmem::find(&name.to_ascii_lowercase(), b"ratelimit").is_some()
+                    {
+                        rate_limit.push((
+                            String::from_utf8_lossy(name).to_ascii_lowercase(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        ));
                     }
-                }
-                // A 429 without Retry-After: the provider's own reset headers say when.
-                if retry_after.is_none()
-                    && let Some(secs) = reset.and_then(|r| r.wait_secs())
-                {
-                    retry_after = Some(secs.to_string());
                 }
                 let framing = match length {
                     _ if status == 204 || status == 304 => Framing::Done,
@@ -136,6 +143,7 @@ pub(crate) fn parse_head(rbuf: &mut Vec<u8>) -> Result<Option<Head>, HeadError> 
                     status,
                     content_type,
                     retry_after,
+                    rate_limit,
                     keep_alive,
                     framing,
                 }));
@@ -170,6 +178,7 @@ impl Response {
                         status: h.status,
                         content_type: h.content_type,
                         retry_after: h.retry_after,
+                        rate_limit: h.rate_limit,
                         keep_alive: h.keep_alive,
                         framing: h.framing,
                         raw: 0,

@@ -75,6 +75,10 @@ impl Adapter for Anthropic {
         upstream::classify(status, body)
     }
 
+    fn retry_after(&self, headers: &[(String, String)], now_ms: i64) -> Option<u64> {
+        super::ratelimit::wait_secs(headers, now_ms)
+    }
+
     fn usage_from_body(&self, json: &mut Decoder, body: &[u8]) -> Option<Usage> {
         super::usage_from_body(json, body)
     }

@@ -4,6 +4,7 @@
 
 mod adapter;
 pub mod ingress;
+mod ratelimit;
 pub mod upstream;
 
 pub use adapter::Anthropic;

@@ -70,6 +70,14 @@ impl Adapter for OpenAi {
         upstream::classify(status, body)
     }
 
+    fn retry_after(&self, headers: &[(String, String)], _now_ms: i64) -> Option<u64> {
+        let mut reset = super::ratelimit::Reset::default();
+        for (name, value) in headers {
+            reset.observe(name.as_bytes(), value.as_bytes());
+        }
+        reset.wait_secs()
+    }
+
     fn usage_from_body(&self, json: &mut Decoder, body: &[u8]) -> Option<Usage> {
         super::usage_from_body(json, body)
     }

@@ -5,6 +5,7 @@
 
 mod adapter;
 pub mod ingress;
+mod ratelimit;
 pub mod upstream;
 
 pub use adapter::OpenAi;

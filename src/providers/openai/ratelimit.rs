@@ -1,4 +1,4 @@
-//! When a rate-limited provider says it resets, from the headers other than `Retry-After`:
+//! When a rate-limited OpenAI provider says it resets, from the headers other than `Retry-After`:
 //! OpenAI's `x-ratelimit-reset-requests` / `-tokens` (durations such as `1s`, `6m0s`, `20ms`),
 //! paired with `x-ratelimit-remaining-*` to tell which limit ran out. Read only on a 429.
 
