@@ -194,6 +194,18 @@ fn a_429_is_honoured_not_hammered() {
     assert_eq!(served_by(&r).0, "good/x");
 }
 
+/// Reads a request's head off `s` (its body, if any, is left unread).
+fn read_head(s: &mut std::net::TcpStream) {
+    let mut buf = [0u8; 8192];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+        }
+    }
+}
+
 /// A one-connection-at-a-time HTTP server answering 500, or a chat completion once `healthy`.
 fn switchable() -> (String, Arc<AtomicBool>, Arc<AtomicU64>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -204,14 +216,7 @@ fn switchable() -> (String, Arc<AtomicBool>, Arc<AtomicU64>) {
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { return };
-            let mut buf = [0u8; 8192];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => got.extend_from_slice(&buf[..k]),
-                }
-            }
+            read_head(&mut s);
             n.fetch_add(1, Ordering::SeqCst);
             let (status, body) = if h.load(Ordering::SeqCst) {
                 (
@@ -482,14 +487,7 @@ fn rate_limited(head: &'static str, body: &'static str) -> String {
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { return };
-            let mut buf = [0u8; 8192];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => got.extend_from_slice(&buf[..k]),
-                }
-            }
+            read_head(&mut s);
             let _ = write!(
                 s,
                 "{head}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
