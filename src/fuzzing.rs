@@ -278,7 +278,8 @@ pub fn request_decode(data: &[u8]) {
 pub fn translate_request(data: &[u8]) {
     for (from, to) in PATHS {
         let mut out = Vec::new();
-        if let Ok(t) = translate::request(from, to, &mut data.to_vec(), &STAMP, &mut out) {
+        if let Ok(t) = translate::request(from, to.adapter(), &mut data.to_vec(), &STAMP, &mut out)
+        {
             assert_json("a translated request", &out);
             assert!(t.dropped.iter().all(|d| !d.is_empty()));
         }
@@ -290,11 +291,19 @@ pub fn translate_response(data: &[u8]) {
     const STATUSES: [u16; 10] = [400, 401, 403, 404, 413, 422, 429, 500, 503, 529];
     for (upstream, ingress) in PATHS {
         let mut out = Vec::new();
-        if translate::response(upstream, ingress, &mut data.to_vec(), &STAMP, &mut out).is_ok() {
+        if translate::response(
+            upstream.adapter(),
+            ingress,
+            &mut data.to_vec(),
+            &STAMP,
+            &mut out,
+        )
+        .is_ok()
+        {
             assert_json("a translated response", &out);
         }
         let status = STATUSES[cut(data, 0) % STATUSES.len()];
-        let e = translate::classify(upstream, status, data);
+        let e = translate::classify(upstream.adapter(), status, data);
         for write in [
             GatewayError::write_openai_body,
             GatewayError::write_anthropic_body,
@@ -310,7 +319,7 @@ pub fn translate_response(data: &[u8]) {
 type Streamed = (Vec<u8>, Option<GatewayError>, bool, Option<Usage>);
 
 fn stream(path: (Wire, Wire), include_usage: bool, parts: &[&[u8]]) -> Streamed {
-    let mut t = StreamTranslator::new(path.0, path.1, &STAMP, include_usage);
+    let mut t = StreamTranslator::new(path.0.adapter(), path.1, &STAMP, include_usage);
     let mut out = Vec::new();
     let fed = parts.iter().find_map(|p| t.feed(p, &mut out).err());
     let err = fed.or_else(|| t.finish(&mut out).err());

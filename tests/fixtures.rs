@@ -78,7 +78,7 @@ fn translate_stream(
     sse: &[u8],
     cuts: &[usize],
 ) -> Vec<u8> {
-    let mut t = StreamTranslator::new(upstream, ingress, stamp, include_usage);
+    let mut t = StreamTranslator::new(upstream.adapter(), ingress, stamp, include_usage);
     let mut out = Vec::new();
     let mut at = 0;
     let mut i = 0;
@@ -110,7 +110,7 @@ fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
 
     let mut body = request.clone();
     let mut out = Vec::new();
-    let t = translate::request(ingress, upstream, &mut body, &stamp, &mut out)
+    let t = translate::request(ingress, upstream.adapter(), &mut body, &stamp, &mut out)
         .unwrap_or_else(|e| panic!("{name}: request did not translate: {e}"));
     assert_eq!(json(&out, &name), want_upstream, "{name}: upstream request");
     if let Some(dropped) = read(dir, "dropped") {
@@ -142,7 +142,7 @@ fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
         }
     } else if let Some(mut resp) = read(dir, "upstream_response.json") {
         let mut out = Vec::new();
-        translate::response(upstream, ingress, &mut resp, &stamp, &mut out)
+        translate::response(upstream.adapter(), ingress, &mut resp, &stamp, &mut out)
             .unwrap_or_else(|e| panic!("{name}: response did not translate: {e}"));
         let want = json(&read(dir, "response.json").expect("response.json"), &name);
         assert_eq!(json(&out, &name), want, "{name}: client response");
@@ -153,7 +153,7 @@ fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
             .trim()
             .parse()
             .unwrap();
-        let e = translate::classify(upstream, status, &body);
+        let e = translate::classify(upstream.adapter(), status, &body);
         let mut out = Vec::new();
         match ingress {
             Wire::OpenAi => e.write_openai_body(&mut out),
@@ -190,8 +190,14 @@ fn stream_cases() -> Vec<(Wire, Wire, String, bool, Vec<u8>)> {
                 created: CREATED,
                 default_max_tokens: 4096,
             };
-            let t =
-                translate::request(ingress, upstream, &mut body, &stamp, &mut Vec::new()).unwrap();
+            let t = translate::request(
+                ingress,
+                upstream.adapter(),
+                &mut body,
+                &stamp,
+                &mut Vec::new(),
+            )
+            .unwrap();
             out.push((upstream, ingress, model, t.include_usage, sse));
         }
     }

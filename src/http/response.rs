@@ -273,7 +273,7 @@ pub fn full(
 /// An error response in the ingress's shape (OpenAI's or Anthropic's error JSON).
 pub fn error(out: &mut Vec<u8>, err: &GatewayError, meta: &Meta<'_>, wire: Wire) {
     let mut body = Vec::with_capacity(160);
-    wire.adapter().error_body(err, &mut body);
+    wire.ingress().error_body(err, &mut body);
     let mut secs = itoa::Buffer::new();
     let mut ms = itoa::Buffer::new();
     let extra: &[(&str, &[u8])] = match (err.kind, err.retry_after_s) {

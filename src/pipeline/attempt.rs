@@ -454,8 +454,8 @@ pub fn prepare<'s>(
     let provider = &snap.providers[target.provider];
     let api_key = target.api_key(provider);
     let adapter = provider.protocol.adapter();
-    let upstream = adapter.wire();
-    if upstream != ctx.wire && !endpoint.is_chat() {
+    let same = adapter.wire() == Some(ctx.wire);
+    if !same && !endpoint.is_chat() {
         return Err(GatewayError::new(
             Kind::BadRequest,
             format!(
@@ -469,7 +469,7 @@ pub fn prepare<'s>(
     let origin = &snap.origins[provider.origin.expect("network providers have an origin")];
     scratch.upstream.clear();
     let mut dropped = String::new();
-    let passage = if upstream == ctx.wire {
+    let passage = if same {
         let splice = Splice {
             provider,
             api_key,
@@ -493,7 +493,7 @@ pub fn prepare<'s>(
         };
         let t = translate::request(
             ctx.wire,
-            upstream,
+            adapter,
             &mut scratch.body,
             &stamp,
             &mut scratch.events,

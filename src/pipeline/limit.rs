@@ -107,7 +107,7 @@ pub(super) fn charge(
     };
     let admitted = leases.admit(limits.clone(), &demand, now, charges);
     let mut rates = Rates {
-        anthropic: ctx.wire.adapter().anthropic_rate_headers(),
+        anthropic: ctx.wire.ingress().anthropic_rate_headers(),
         now_ms: now,
         requests: None,
         tokens: None,

@@ -135,11 +135,11 @@ pub async fn local(
         let stamp = stamp(model, 0);
         let mut out = Vec::with_capacity(reply.body.len());
         if reply.stream {
-            let mut t = StreamTranslator::new(Wire::OpenAi, Wire::Anthropic, &stamp, true);
+            let mut t = StreamTranslator::new(&mock::Mock, Wire::Anthropic, &stamp, true);
             t.feed(&reply.body, &mut out)?;
         } else {
             translate::response(
-                Wire::OpenAi,
+                &mock::Mock,
                 Wire::Anthropic,
                 &mut reply.body,
                 &stamp,
@@ -361,7 +361,6 @@ pub async fn deliver(
         ..
     } = *leg;
     let adapter = provider.protocol.adapter();
-    let upstream_wire = adapter.wire();
     let Answer {
         mut resp,
         streaming,
@@ -377,7 +376,7 @@ pub async fn deliver(
             },
             Passage::Translate { include_usage } => {
                 let stamp = stamp(model, provider.default_max_tokens);
-                let t = StreamTranslator::new(upstream_wire, ctx.wire, &stamp, include_usage);
+                let t = StreamTranslator::new(adapter, ctx.wire, &stamp, include_usage);
                 Scan::Translate(Box::new(t.bounded(env.snapshot.server.max_event_bytes)))
             }
         };
@@ -401,7 +400,7 @@ pub async fn deliver(
             scratch.events.clear();
             let stamp = stamp(model, provider.default_max_tokens);
             let usage = translate::response(
-                upstream_wire,
+                adapter,
                 ctx.wire,
                 &mut scratch.body,
                 &stamp,
@@ -598,7 +597,7 @@ async fn stream(
                 // an in-band error and a clean end. Events translated before the failure go first.
                 conn.wbuf.truncate(head_unsent);
                 let mut event = std::mem::take(&mut scratch.events);
-                ctx.wire.adapter().error_event(&e, &mut event);
+                ctx.wire.ingress().error_event(&e, &mut event);
                 chunked::frame(&mut conn.wbuf, &event);
                 event.clear();
                 scratch.events = event;

@@ -1,8 +1,9 @@
-//! What the gateway knows of one wire protocol, in one place: an [`Adapter`]. As an upstream it
+//! What the gateway knows of one wire protocol, in one place. As an upstream ([`Adapter`]) it
 //! builds requests (the same-protocol splice, or an encoding of the canonical form), reads
-//! answers, streams and usage, and classifies failures; as an ingress it decodes requests and
-//! encodes answers, streams and errors in the client's shape. Adapters do no I/O.
-//! [`Protocol::adapter`](super::Protocol::adapter) is the only match on the protocol.
+//! answers, streams and usage, and classifies failures; a protocol clients also speak is an
+//! [`Ingress`] too: it decodes requests and encodes answers, streams and errors in the client's
+//! shape. Adapters do no I/O. [`Protocol::adapter`](super::Protocol::adapter) is the only
+//! match on the protocol, [`Wire::ingress`] the only one on an ingress's wire.
 
 use super::canonical::{ChatRequest, ChatResponse, Event, Json, Stamp};
 use super::translate::Wire;
@@ -38,12 +39,13 @@ pub trait StreamEncode {
     fn encode(&mut self, ev: &Event<'_>, out: &mut Vec<u8>);
 }
 
-/// One wire protocol.
+/// One wire protocol, as the gateway speaks it to an upstream.
 pub trait Adapter: Sync {
     /// As config and messages name it.
     fn name(&self) -> &'static str;
-    /// The chat wire it speaks: two adapters of one wire pass each other's bytes through.
-    fn wire(&self) -> Wire;
+    /// The ingress wire it is, if clients speak it too: a client of that wire gets the
+    /// upstream's own bytes. `None`: every request is translated.
+    fn wire(&self) -> Option<Wire>;
 
     // --- as an upstream ---
 
@@ -61,8 +63,11 @@ pub trait Adapter: Sync {
     /// The model listing a health probe asks for.
     fn models_path(&self) -> &'static str;
     /// Writes a same-protocol request (head and body) into `out`; returns whether the
-    /// gateway asked for stream usage the client did not (so that event is held back).
-    fn splice(&self, out: &mut Vec<u8>, s: &Splice<'_>) -> bool;
+    /// gateway asked for stream usage the client did not (so that event is held back). Only
+    /// called when [`Adapter::wire`] is some: a protocol no client speaks never splices.
+    fn splice(&self, _out: &mut Vec<u8>, _s: &Splice<'_>) -> bool {
+        false
+    }
     /// Writes the upstream body for a canonical request, naming what it cannot carry.
     fn encode_request(
         &self,
@@ -86,9 +91,10 @@ pub trait Adapter: Sync {
     /// Folds one same-protocol stream event's usage into `usage`; true when the event carries
     /// nothing but usage (a client that did not ask for it is not sent it).
     fn usage_from_event(&self, json: &mut Decoder, data: &[u8], usage: &mut Option<Usage>) -> bool;
+}
 
-    // --- as an ingress ---
-
+/// One wire protocol, as clients speak it to the gateway.
+pub trait Ingress: Sync {
     fn decode_request<'a>(&self, v: Json<'a>) -> Result<ChatRequest<'a>, GatewayError>;
     fn encode_response(&self, r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>);
     fn stream_encoder(&self, stamp: &Stamp<'_>, include_usage: bool) -> Box<dyn StreamEncode>;

@@ -3,7 +3,7 @@
 //! deterministic: input = body bytes / 4, output = the number of words in the canned answer.
 //! As an adapter ([`Mock`]) it is OpenAI's protocol over an in-process transport.
 
-use super::adapter::{Adapter, Splice, StreamDecode, StreamEncode};
+use super::adapter::{Adapter, Splice, StreamDecode};
 use super::canonical::{ChatRequest, ChatResponse, Json, Stamp};
 use super::openai::OpenAi;
 use super::translate::Wire;
@@ -183,7 +183,7 @@ impl Adapter for Mock {
         "mock"
     }
 
-    fn wire(&self) -> Wire {
+    fn wire(&self) -> Option<Wire> {
         OpenAi.wire()
     }
 
@@ -235,26 +235,6 @@ impl Adapter for Mock {
 
     fn usage_from_event(&self, json: &mut Decoder, data: &[u8], usage: &mut Option<Usage>) -> bool {
         OpenAi.usage_from_event(json, data, usage)
-    }
-
-    fn decode_request<'a>(&self, v: Json<'a>) -> Result<ChatRequest<'a>, GatewayError> {
-        OpenAi.decode_request(v)
-    }
-
-    fn encode_response(&self, r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
-        OpenAi.encode_response(r, stamp, out)
-    }
-
-    fn stream_encoder(&self, stamp: &Stamp<'_>, include_usage: bool) -> Box<dyn StreamEncode> {
-        OpenAi.stream_encoder(stamp, include_usage)
-    }
-
-    fn error_body(&self, e: &GatewayError, out: &mut Vec<u8>) {
-        OpenAi.error_body(e, out)
-    }
-
-    fn error_event(&self, e: &GatewayError, out: &mut Vec<u8>) {
-        OpenAi.error_event(e, out)
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod adapter;
 pub mod anthropic;
 pub mod canonical;
+pub mod cohere;
 pub mod family;
 pub mod head;
 pub mod mock;
@@ -35,8 +36,9 @@ impl Protocol {
         self.adapter().name()
     }
 
-    /// The chat wire this protocol speaks (the mock answers in OpenAI's shapes).
-    pub fn wire(self) -> translate::Wire {
+    /// The ingress wire this protocol is, if clients speak it (the mock answers in OpenAI's
+    /// shapes).
+    pub fn wire(self) -> Option<translate::Wire> {
         self.adapter().wire()
     }
 }

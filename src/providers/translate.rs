@@ -4,7 +4,7 @@
 
 use simd_json::BorrowedValue;
 
-use super::adapter::{Adapter, StreamDecode, StreamEncode};
+use super::adapter::{Adapter, Ingress, StreamDecode, StreamEncode};
 use super::canonical::{ChatRequest, Event, MAX_TOOL_ARGUMENT_BYTES, MAX_TOOL_CALLS, Stamp};
 use super::{Protocol, Usage};
 use crate::error::{GatewayError, Kind};
@@ -26,8 +26,17 @@ impl Wire {
         }
     }
 
+    /// The protocol of this wire, as an upstream.
     pub fn adapter(self) -> &'static dyn Adapter {
         self.protocol().adapter()
+    }
+
+    /// The protocol of this wire, as clients speak it.
+    pub fn ingress(self) -> &'static dyn Ingress {
+        match self {
+            Wire::OpenAi => &super::openai::OpenAi,
+            Wire::Anthropic => &super::anthropic::Anthropic,
+        }
     }
 }
 
@@ -50,24 +59,24 @@ pub fn decode_request<'a>(
     from: Wire,
     v: &'a BorrowedValue<'a>,
 ) -> Result<ChatRequest<'a>, GatewayError> {
-    from.adapter().decode_request(v)
+    from.ingress().decode_request(v)
 }
 
 /// Writes the upstream JSON body for a canonical request.
 pub fn encode_request(
-    to: Wire,
+    to: &dyn Adapter,
     r: &ChatRequest<'_>,
     stamp: &Stamp<'_>,
     out: &mut Vec<u8>,
     dropped: &mut Vec<String>,
 ) {
-    to.adapter().encode_request(r, stamp, out, dropped)
+    to.encode_request(r, stamp, out, dropped)
 }
 
 /// Translates a whole request body from one wire to another.
 pub fn request(
     from: Wire,
-    to: Wire,
+    to: &dyn Adapter,
     body: &mut [u8],
     stamp: &Stamp<'_>,
     out: &mut Vec<u8>,
@@ -84,21 +93,21 @@ pub fn request(
 }
 
 /// Classifies an upstream's non-2xx answer (its own error body) into a gateway error.
-pub fn classify(upstream: Wire, status: u16, body: &[u8]) -> GatewayError {
-    upstream.adapter().classify(status, body)
+pub fn classify(upstream: &dyn Adapter, status: u16, body: &[u8]) -> GatewayError {
+    upstream.classify(status, body)
 }
 
 /// Translates a whole 2xx upstream response body into the ingress's shape; returns its usage.
 pub fn response(
-    upstream: Wire,
+    upstream: &dyn Adapter,
     ingress: Wire,
     body: &mut [u8],
     stamp: &Stamp<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, GatewayError> {
     let v = parse(body, Kind::UpstreamProtocol)?;
-    let r = upstream.adapter().decode_response(&v)?;
-    ingress.adapter().encode_response(&r, stamp, out);
+    let r = upstream.decode_response(&v)?;
+    ingress.ingress().encode_response(&r, stamp, out);
     Ok(r.usage)
 }
 
@@ -150,11 +159,16 @@ impl Bounds {
 }
 
 impl StreamTranslator {
-    pub fn new(upstream: Wire, ingress: Wire, stamp: &Stamp<'_>, include_usage: bool) -> Self {
+    pub fn new(
+        upstream: &dyn Adapter,
+        ingress: Wire,
+        stamp: &Stamp<'_>,
+        include_usage: bool,
+    ) -> Self {
         StreamTranslator {
             splitter: sse::Splitter::default(),
-            decoder: upstream.adapter().stream_decoder(),
-            encoder: ingress.adapter().stream_encoder(stamp, include_usage),
+            decoder: upstream.stream_decoder(),
+            encoder: ingress.ingress().stream_encoder(stamp, include_usage),
             data: Vec::new(),
             usage: None,
             done: false,

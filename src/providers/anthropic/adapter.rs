@@ -3,7 +3,7 @@
 use super::{ingress, upstream};
 use crate::error::GatewayError;
 use crate::pipeline::decode::Decoder;
-use crate::providers::adapter::{Adapter, Splice, StreamDecode, StreamEncode};
+use crate::providers::adapter::{Adapter, Ingress, Splice, StreamDecode, StreamEncode};
 use crate::providers::canonical::{ChatRequest, ChatResponse, Event, Json, Stamp};
 use crate::providers::translate::Wire;
 use crate::providers::{Endpoint, Usage};
@@ -32,8 +32,8 @@ impl Adapter for Anthropic {
         "anthropic"
     }
 
-    fn wire(&self) -> Wire {
-        Wire::Anthropic
+    fn wire(&self) -> Option<Wire> {
+        Some(Wire::Anthropic)
     }
 
     fn counts_tokens(&self) -> bool {
@@ -87,7 +87,9 @@ impl Adapter for Anthropic {
         super::usage_from_event(json, data, usage);
         false
     }
+}
 
+impl Ingress for Anthropic {
     fn decode_request<'a>(&self, v: Json<'a>) -> Result<ChatRequest<'a>, GatewayError> {
         ingress::decode_request(v)
     }

@@ -3,7 +3,7 @@
 use super::{ingress, upstream};
 use crate::error::GatewayError;
 use crate::pipeline::decode::Decoder;
-use crate::providers::adapter::{Adapter, Splice, StreamDecode, StreamEncode};
+use crate::providers::adapter::{Adapter, Ingress, Splice, StreamDecode, StreamEncode};
 use crate::providers::canonical::{ChatRequest, ChatResponse, Event, Json, Stamp};
 use crate::providers::translate::Wire;
 use crate::providers::{Endpoint, Usage};
@@ -32,8 +32,8 @@ impl Adapter for OpenAi {
         "openai"
     }
 
-    fn wire(&self) -> Wire {
-        Wire::OpenAi
+    fn wire(&self) -> Option<Wire> {
+        Some(Wire::OpenAi)
     }
 
     fn chat_path(&self) -> &'static str {
@@ -91,7 +91,9 @@ impl Adapter for OpenAi {
             None => false,
         }
     }
+}
 
+impl Ingress for OpenAi {
     fn decode_request<'a>(&self, v: Json<'a>) -> Result<ChatRequest<'a>, GatewayError> {
         ingress::decode_request(v)
     }
