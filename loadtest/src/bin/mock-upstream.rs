@@ -11,7 +11,7 @@ use loadtest::mock::{DIRECTIVE_HELP, MockConfig, MockServer};
 const USAGE: &str = "\
 usage: mock-upstream [--listen 127.0.0.1:9001] [--threads N] [--cpus 1,2]
 
-Endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages;
+Endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v2/chat (Cohere);
 GET /v1/models; GET /mock/stats; POST /mock/reset.
 Directives (path prefix /mock/a=1,b=2/v1/..., header x-mock-NAME, query ?NAME=, body \"mock\":{..};
 later sources win; a bare name means true):

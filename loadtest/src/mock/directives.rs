@@ -91,6 +91,16 @@ impl StopReason {
         }
     }
 
+    /// Cohere v2's `finish_reason`.
+    pub fn cohere(self) -> &'static str {
+        match self {
+            StopReason::EndTurn => "COMPLETE",
+            StopReason::MaxTokens => "MAX_TOKENS",
+            StopReason::StopSequence => "STOP_SEQUENCE",
+            StopReason::ToolUse => "TOOL_CALL",
+        }
+    }
+
     pub fn openai(self) -> &'static str {
         match self {
             StopReason::EndTurn | StopReason::StopSequence => "stop",

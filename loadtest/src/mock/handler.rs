@@ -40,6 +40,7 @@ fn route(method: &str, path: &str, has_prefix: bool) -> Route {
         ("POST", "/v1/chat/completions") => Route::Api(Api::Chat),
         ("POST", "/v1/completions") => Route::Api(Api::Completion),
         ("POST", "/v1/messages") => Route::Api(Api::Messages),
+        ("POST", "/v2/chat") => Route::Api(Api::Cohere),
         ("POST", "/v1/messages/count_tokens") => Route::CountTokens,
         ("POST", "/v1/embeddings") => Route::Embeddings,
         ("GET", "/v1/models") => Route::Models,
@@ -152,10 +153,15 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
     });
 
     let anthropic = matches!(route, Route::Api(Api::Messages) | Route::CountTokens);
+    let cohere = route == Route::Api(Api::Cohere);
     let retry_after = d.retry_after.as_deref();
     let error = |conn: &mut Conn, status: u16, msg: &str| {
         conn.scratch.clear();
-        r::error_body(&mut conn.scratch, anthropic, status, msg);
+        if cohere {
+            r::cohere_error(&mut conn.scratch, msg);
+        } else {
+            r::error_body(&mut conn.scratch, anthropic, status, msg);
+        }
     };
     if let Some(msg) = problem {
         // Directives that did not all parse shape nothing: a plain 400.
@@ -229,7 +235,7 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
             conn.scratch.extend_from_slice(r::MALFORMED_BODY)
         }
         Route::Api(api) if stream => {
-            let usage = b.include_usage() && api != Api::Messages;
+            let usage = b.include_usage() && matches!(api, Api::Chat | Api::Completion);
             let plan = Plan::new(api, &reply, usage, d.malformed);
             let sse = Sse {
                 api,

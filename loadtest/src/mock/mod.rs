@@ -28,6 +28,7 @@
 //! `usage_huge` reports token counts that overflow a sum. Every size is capped at 256 MiB
 //! (`tool_args` at 32 MiB a call).
 
+mod cohere;
 mod conn;
 mod directives;
 mod handler;

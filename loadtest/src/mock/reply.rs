@@ -72,9 +72,12 @@ impl Reply {
         let (calls, implied) = match api {
             Api::Chat => (tools, body.reasoning_requested()),
             Api::Messages => (tools, body.thinking_enabled()),
+            Api::Cohere => (tools, false),
             Api::Completion => (0, false),
         };
-        let thinking = api != Api::Completion && d.thinking.unwrap_or(implied);
+        // Cohere's chat has no reasoning to stream.
+        let thinking =
+            !matches!(api, Api::Completion | Api::Cohere) && d.thinking.unwrap_or(implied);
         let stop = match d.stop_reason {
             Some(s) => s,
             None if calls > 0 => StopReason::ToolUse,
@@ -230,6 +233,7 @@ impl Plan {
         }
         match api {
             Api::Messages => p.anthropic(reply, malformed),
+            Api::Cohere => p.cohere(reply),
             Api::Chat | Api::Completion => {
                 if api == Api::Chat {
                     p.push(Seg::One(Step::Role));
@@ -255,6 +259,21 @@ impl Plan {
             }
         }
         p
+    }
+
+    /// `message-start`, each block's start, pieces and end, `message-end` (no sentinel).
+    fn cohere(&mut self, reply: &Reply) {
+        self.push(Seg::One(Step::MessageStart));
+        for block in reply.blocks() {
+            self.push(Seg::One(Step::BlockStart(block)));
+            match block {
+                Block::Text => self.push(Seg::Text(reply.chunks)),
+                Block::Tool(c) => self.push(Seg::Args(c)),
+                Block::Thinking => {}
+            }
+            self.push(Seg::One(Step::BlockStop(block)));
+        }
+        self.push(Seg::One(Step::MessageDelta));
     }
 
     fn anthropic(&mut self, reply: &Reply, malformed: bool) {

@@ -133,6 +133,8 @@ pub(crate) enum Api {
     Chat,
     Completion,
     Messages,
+    /// Cohere v2 `POST /v2/chat`.
+    Cohere,
 }
 
 /// Appends the text answer `"tok0 tok1 ... "` of `reply.chunks` pieces as a JSON string, then
@@ -246,6 +248,7 @@ pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta, reply: &Reply) {
             openai_usage(out, m);
             out.push(b'}');
         }
+        Api::Cohere => super::cohere::body(out, m, reply),
         Api::Messages => {
             out.extend_from_slice(b"{\"id\":\"msg_mock");
             num(out, m.id);
@@ -285,10 +288,10 @@ pub(crate) struct Sse<'a> {
 impl Sse<'_> {
     /// Appends the SSE text (`data: ...\n\n`, with an `event:` line for Anthropic) of `step`.
     pub fn event(&self, out: &mut Vec<u8>, step: Step) {
-        if self.api == Api::Messages {
-            self.anthropic_event(out, step);
-        } else {
-            self.openai_event(out, step);
+        match self.api {
+            Api::Messages => self.anthropic_event(out, step),
+            Api::Cohere => super::cohere::event(out, self.meta, self.reply, step),
+            Api::Chat | Api::Completion => self.openai_event(out, step),
         }
     }
 
@@ -447,6 +450,13 @@ fn content_field(out: &mut Vec<u8>, prefix: &[u8], i: u64) {
     out.extend_from_slice(prefix);
     num(out, i);
     out.extend_from_slice(b" \"");
+}
+
+/// Cohere's error body: `{"id":…,"message":…}`.
+pub(crate) fn cohere_error(out: &mut Vec<u8>, message: &str) {
+    out.extend_from_slice(b"{\"id\":\"mock-error\",\"message\":");
+    json_str(out, message);
+    out.push(b'}');
 }
 
 /// An error body: Anthropic-shaped for `Api::Messages` (`anthropic`), OpenAI-shaped otherwise.
