@@ -112,6 +112,15 @@ pub static VENDORS: &[Vendor] = &[
         rejects: &[],
     },
     Vendor {
+        name: "cohere",
+        protocol: Protocol::Cohere,
+        base_url: Some("https://api.cohere.com"),
+        auth: Auth::Bearer,
+        needs_key: true,
+        path: PathStyle::Plain,
+        rejects: &[],
+    },
+    Vendor {
         name: "mock",
         protocol: Protocol::Mock,
         base_url: None,

@@ -18,6 +18,8 @@ pub mod translate;
 pub enum Protocol {
     OpenAi,
     Anthropic,
+    /// Cohere v2 chat (an upstream only).
+    Cohere,
     /// Built in: answers locally, no network.
     Mock,
 }
@@ -28,6 +30,7 @@ impl Protocol {
         match self {
             Protocol::OpenAi => &openai::OpenAi,
             Protocol::Anthropic => &anthropic::Anthropic,
+            Protocol::Cohere => &cohere::Cohere,
             Protocol::Mock => &mock::Mock,
         }
     }
