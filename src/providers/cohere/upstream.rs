@@ -475,6 +475,14 @@ impl StreamDecoder {
             "message-end" => {
                 let delta = v.get("delta");
                 let reason = delta.and_then(|d| str_at(d, "finish_reason")).unwrap_or("");
+                // A generation that failed says why in `delta.error`.
+                if let Some(e) = delta.and_then(|d| str_at(d, "error")) {
+                    emit(Event::Error {
+                        kind: Kind::UpstreamServer,
+                        message: Cow::Owned(upstream_message("cohere", Some(e), None)),
+                    });
+                    return Ok(());
+                }
                 if matches!(reason, "ERROR" | "TIMEOUT") {
                     emit(Event::Error {
                         kind: if reason == "TIMEOUT" {

@@ -231,6 +231,11 @@ fn broken_streams_are_errors_not_panics() {
         seen[0].starts_with("Error { kind: UpstreamServer"),
         "{seen:?}"
     );
+    let (seen, r) = streamed(&[
+        r#"{"type":"message-end","delta":{"error":"internal failure","finish_reason":"ERROR"}}"#,
+    ]);
+    r.unwrap();
+    assert!(seen[0].contains("internal failure"), "{seen:?}");
 }
 
 #[test]
