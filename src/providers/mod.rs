@@ -7,6 +7,7 @@ pub mod adapter;
 pub mod anthropic;
 pub mod canonical;
 pub mod cohere;
+pub(crate) mod encode;
 pub mod family;
 pub mod head;
 pub mod mock;

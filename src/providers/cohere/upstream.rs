@@ -9,27 +9,15 @@ use std::borrow::Cow;
 use simd_json::prelude::*;
 
 use crate::error::{GatewayError, Kind, upstream_message};
-use crate::json::{push_escaped, push_f64, push_str, push_u64};
+use crate::json::{push_escaped, push_str, push_u64};
 use crate::providers::Usage;
 use crate::providers::canonical::{
     ChatRequest, ChatResponse, Event, Finish, Image, Json, Message, Part, ResponseFormat, Role,
     Stamp, ToolChoice, note_dropped,
 };
+use crate::providers::encode::{arguments_of, float_field, key, push_texts};
 
 // === request ===
-
-fn key(out: &mut Vec<u8>, name: &str) {
-    out.push(b',');
-    push_str(out, name);
-    out.push(b':');
-}
-
-fn float_field(out: &mut Vec<u8>, name: &str, v: Option<f64>) {
-    if let Some(v) = v.filter(|v| v.is_finite()) {
-        key(out, name);
-        push_f64(out, v);
-    }
-}
 
 /// Opens the next element of a JSON array being written.
 fn comma(first: &mut bool, out: &mut Vec<u8>) {
@@ -37,22 +25,6 @@ fn comma(first: &mut bool, out: &mut Vec<u8>) {
         out.push(b',');
     }
     *first = false;
-}
-
-/// The text parts of `parts` as one JSON string, joined by a blank line.
-fn push_texts(out: &mut Vec<u8>, parts: &[Part<'_>]) {
-    out.push(b'"');
-    let mut first = true;
-    for p in parts {
-        if let Part::Text(t) = p {
-            if !first {
-                out.extend_from_slice(b"\\n\\n");
-            }
-            first = false;
-            push_escaped(out, t.as_bytes());
-        }
-    }
-    out.push(b'"');
 }
 
 /// Writes the `/v2/chat` body for `r`, with `model` = `stamp.model`.
@@ -318,15 +290,6 @@ pub fn usage_of(u: Option<Json<'_>>) -> Usage {
         input: n("input_tokens"),
         output: n("output_tokens"),
         ..Usage::default()
-    }
-}
-
-/// A tool call's `arguments`, as text.
-fn arguments_of<'a>(f: Option<Json<'a>>) -> Cow<'a, str> {
-    match f.and_then(|f| f.get("arguments")) {
-        Some(a) if a.is_str() => Cow::Borrowed(a.as_str().unwrap_or_default()),
-        Some(a) if a.is_object() => Cow::Owned(a.encode()),
-        _ => Cow::Borrowed("{}"),
     }
 }
 

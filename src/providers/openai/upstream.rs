@@ -17,6 +17,7 @@ use crate::providers::canonical::{
     ChatRequest, ChatResponse, Effort, Event, Finish, Image, Json, Message, Part, Reasoning,
     ResponseFormat, Role, Stamp, ToolChoice, note_dropped,
 };
+use crate::providers::encode::{Commas, arguments_of, float_field, key, push_texts};
 
 // === request ===
 
@@ -82,49 +83,6 @@ pub fn encode_request(
 }
 
 /// Writes `,"name":` — every field after `model` starts this way.
-fn key(out: &mut Vec<u8>, name: &str) {
-    out.push(b',');
-    push_str(out, name);
-    out.push(b':');
-}
-
-fn float_field(out: &mut Vec<u8>, name: &str, v: Option<f64>) {
-    // A non-finite number has no JSON form; it cannot come from a parsed body anyway.
-    if let Some(v) = v.filter(|v| v.is_finite()) {
-        key(out, name);
-        crate::json::push_f64(out, v);
-    }
-}
-
-/// The separators of one JSON array or object being written.
-#[derive(Default)]
-struct Commas(bool);
-
-impl Commas {
-    fn next(&mut self, out: &mut Vec<u8>) {
-        if self.0 {
-            out.push(b',');
-        }
-        self.0 = true;
-    }
-}
-
-/// Writes the text parts among `parts` as one JSON string, joined by a blank line.
-fn push_texts(out: &mut Vec<u8>, parts: &[Part<'_>]) {
-    out.push(b'"');
-    let mut first = true;
-    for p in parts {
-        if let Part::Text(t) = p {
-            if !first {
-                out.extend_from_slice(b"\\n\\n");
-            }
-            first = false;
-            push_escaped(out, t.as_bytes());
-        }
-    }
-    out.push(b'"');
-}
-
 fn write_messages(r: &ChatRequest<'_>, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
     let mut c = Commas::default();
     out.push(b'[');
@@ -366,16 +324,6 @@ fn usage_of(u: Json<'_>) -> Usage {
         reasoning: n(u
             .get("completion_tokens_details")
             .and_then(|d| d.get("reasoning_tokens"))),
-    }
-}
-
-/// A tool call's `arguments`: JSON text, as OpenAI sends it (some compatible servers send an
-/// object, which is written back out as text).
-fn arguments_of<'a>(f: Option<Json<'a>>) -> Cow<'a, str> {
-    match f.and_then(|f| f.get("arguments")) {
-        Some(a) if a.is_str() => Cow::Borrowed(a.as_str().unwrap_or_default()),
-        Some(a) if a.is_object() => Cow::Owned(a.encode()),
-        _ => Cow::Borrowed("{}"),
     }
 }
 
