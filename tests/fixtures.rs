@@ -1,7 +1,8 @@
 //! Golden translation fixtures: `tests/fixtures/<upstream protocol>/<case>/`.
 //!
 //! `anthropic/` cases are an OpenAI client in front of an Anthropic provider; `openai/` cases an
-//! Anthropic client in front of an OpenAI-protocol provider. Each case holds:
+//! Anthropic client in front of an OpenAI-protocol provider; `cohere/` cases an OpenAI client in
+//! front of a Cohere provider. Each case holds:
 //!
 //! - `request.json` — what the client sends;
 //! - `upstream_request.json` — the exact body the provider must receive (its `model` is the
@@ -19,7 +20,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use shardgate::providers::adapter::Adapter;
 use shardgate::providers::canonical::Stamp;
+use shardgate::providers::cohere::Cohere;
 use shardgate::providers::translate::{self, StreamTranslator, Wire};
 
 const CREATED: u64 = 1_700_000_000;
@@ -72,13 +75,13 @@ fn cases(protocol: &str) -> Vec<PathBuf> {
 
 /// Replays the stream in pieces cut by `cuts` (a pattern of piece lengths, repeated).
 fn translate_stream(
-    (upstream, ingress): (Wire, Wire),
+    (upstream, ingress): (&'static dyn Adapter, Wire),
     stamp: &Stamp<'_>,
     include_usage: bool,
     sse: &[u8],
     cuts: &[usize],
 ) -> Vec<u8> {
-    let mut t = StreamTranslator::new(upstream.adapter(), ingress, stamp, include_usage);
+    let mut t = StreamTranslator::new(upstream, ingress, stamp, include_usage);
     let mut out = Vec::new();
     let mut at = 0;
     let mut i = 0;
@@ -92,7 +95,7 @@ fn translate_stream(
     out
 }
 
-fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
+fn run_case(dir: &Path, upstream: &'static dyn Adapter, ingress: Wire) {
     let name = dir.display().to_string();
     let request = read(dir, "request.json").unwrap_or_else(|| panic!("{name}: no request.json"));
     let want_upstream = json(
@@ -110,7 +113,7 @@ fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
 
     let mut body = request.clone();
     let mut out = Vec::new();
-    let t = translate::request(ingress, upstream.adapter(), &mut body, &stamp, &mut out)
+    let t = translate::request(ingress, upstream, &mut body, &stamp, &mut out)
         .unwrap_or_else(|e| panic!("{name}: request did not translate: {e}"));
     assert_eq!(json(&out, &name), want_upstream, "{name}: upstream request");
     if let Some(dropped) = read(dir, "dropped") {
@@ -142,7 +145,7 @@ fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
         }
     } else if let Some(mut resp) = read(dir, "upstream_response.json") {
         let mut out = Vec::new();
-        translate::response(upstream.adapter(), ingress, &mut resp, &stamp, &mut out)
+        translate::response(upstream, ingress, &mut resp, &stamp, &mut out)
             .unwrap_or_else(|e| panic!("{name}: response did not translate: {e}"));
         let want = json(&read(dir, "response.json").expect("response.json"), &name);
         assert_eq!(json(&out, &name), want, "{name}: client response");
@@ -153,7 +156,7 @@ fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
             .trim()
             .parse()
             .unwrap();
-        let e = translate::classify(upstream.adapter(), status, &body);
+        let e = translate::classify(upstream, status, &body);
         let mut out = Vec::new();
         match ingress {
             Wire::OpenAi => e.write_openai_body(&mut out),
@@ -171,13 +174,19 @@ fn run_case(dir: &Path, upstream: Wire, ingress: Wire) {
     }
 }
 
-/// Every SSE fixture of both directions, with its wires and the usage setting its request asks.
-fn stream_cases() -> Vec<(Wire, Wire, String, bool, Vec<u8>)> {
+/// One SSE fixture: its upstream, its ingress, the target model, the usage setting its request
+/// asks, and the upstream's stream.
+type StreamCase = (&'static dyn Adapter, Wire, String, bool, Vec<u8>);
+
+/// Every SSE fixture of every direction.
+fn stream_cases() -> Vec<StreamCase> {
     let mut out = Vec::new();
-    for (dir, upstream, ingress) in [
-        ("anthropic", Wire::Anthropic, Wire::OpenAi),
-        ("openai", Wire::OpenAi, Wire::Anthropic),
-    ] {
+    let directions: [(&str, &'static dyn Adapter, Wire); 3] = [
+        ("anthropic", Wire::Anthropic.adapter(), Wire::OpenAi),
+        ("openai", Wire::OpenAi.adapter(), Wire::Anthropic),
+        ("cohere", &Cohere, Wire::OpenAi),
+    ];
+    for (dir, upstream, ingress) in directions {
         for case in cases(dir) {
             let Some(sse) = read(&case, "upstream.sse") else {
                 continue;
@@ -190,14 +199,8 @@ fn stream_cases() -> Vec<(Wire, Wire, String, bool, Vec<u8>)> {
                 created: CREATED,
                 default_max_tokens: 4096,
             };
-            let t = translate::request(
-                ingress,
-                upstream.adapter(),
-                &mut body,
-                &stamp,
-                &mut Vec::new(),
-            )
-            .unwrap();
+            let t =
+                translate::request(ingress, upstream, &mut body, &stamp, &mut Vec::new()).unwrap();
             out.push((upstream, ingress, model, t.include_usage, sse));
         }
     }
@@ -222,13 +225,20 @@ proptest::proptest! {
 #[test]
 fn openai_client_to_anthropic_provider() {
     for dir in cases("anthropic") {
-        run_case(&dir, Wire::Anthropic, Wire::OpenAi);
+        run_case(&dir, Wire::Anthropic.adapter(), Wire::OpenAi);
     }
 }
 
 #[test]
 fn anthropic_client_to_openai_provider() {
     for dir in cases("openai") {
-        run_case(&dir, Wire::OpenAi, Wire::Anthropic);
+        run_case(&dir, Wire::OpenAi.adapter(), Wire::Anthropic);
+    }
+}
+
+#[test]
+fn openai_client_to_cohere_provider() {
+    for dir in cases("cohere") {
+        run_case(&dir, &Cohere, Wire::OpenAi);
     }
 }

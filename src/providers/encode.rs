@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use simd_json::prelude::*;
 
-use super::canonical::{Json, Part};
+use super::canonical::{ChatRequest, Json, Part};
 use crate::json::{push_escaped, push_f64, push_str};
 
 /// `,"name":` — the next member of an object already opened with one member.
@@ -61,4 +61,21 @@ pub fn arguments_of<'a>(f: Option<Json<'a>>) -> Cow<'a, str> {
         Some(a) if a.is_object() => Cow::Owned(a.encode()),
         _ => Cow::Borrowed("{}"),
     }
+}
+
+/// The system prompt as a leading `{"role":"system"}` message, its parts joined by a blank
+/// line (OpenAI's and Cohere's shape); nothing when there is none.
+pub fn system_message(r: &ChatRequest<'_>, c: &mut Commas, out: &mut Vec<u8>) {
+    if r.system.is_empty() {
+        return;
+    }
+    c.next(out);
+    out.extend_from_slice(b"{\"role\":\"system\",\"content\":\"");
+    for (i, s) in r.system.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\\n\\n");
+        }
+        push_escaped(out, s.as_bytes());
+    }
+    out.extend_from_slice(b"\"}");
 }

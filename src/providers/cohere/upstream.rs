@@ -1,33 +1,39 @@
 //! The Cohere v2 chat wire as a provider expects it, always reached through the canonical
-//! form: the `/v2/chat` request body, a whole answer and the typed stream events read back,
-//! and Cohere's error bodies classified. Pure functions; nothing an upstream sends can make
-//! them panic (a malformed shape is `UpstreamProtocol`). What Cohere cannot express is named
-//! in `dropped`.
+//! form: the `/v2/chat` request body, a whole answer read back, and Cohere's error bodies
+//! classified. Pure functions; nothing an upstream sends can make them panic (a malformed
+//! shape is `UpstreamProtocol`).
+//!
+//! The encoder keeps Cohere's shapes: the system prompt is a leading `system` message, tool
+//! results are `tool` messages, and the text of an assistant turn that calls tools is its
+//! `tool_plan`. Sampling values outside Cohere's ranges are clamped to them, and whatever
+//! Cohere cannot express is named in `dropped`, once per name. A finish of `ERROR` or
+//! `TIMEOUT` is a failure, not an answer.
 
 use std::borrow::Cow;
 
 use simd_json::prelude::*;
 
 use crate::error::{GatewayError, Kind, upstream_message};
-use crate::json::{push_escaped, push_str, push_u64};
+use crate::json::{push_escaped, push_f64, push_str, push_u64};
 use crate::providers::Usage;
 use crate::providers::canonical::{
-    ChatRequest, ChatResponse, Event, Finish, Image, Json, Message, Part, ResponseFormat, Role,
+    ChatRequest, ChatResponse, Finish, Image, Json, Message, Part, Reasoning, ResponseFormat, Role,
     Stamp, ToolChoice, note_dropped,
 };
-use crate::providers::encode::{arguments_of, float_field, key, push_texts};
+use crate::providers::encode::{Commas, arguments_of, key, push_texts, system_message};
+
+/// Most stop sequences Cohere takes.
+const MAX_STOP: usize = 5;
+/// Cohere's `k` ceiling.
+const MAX_K: u64 = 500;
+const STOP_TRUNCATED: &str = "stop (more than 5)";
+const SEED_NEGATIVE: &str = "seed (negative)";
+const JSON_WITH_TOOLS: &str = "response_format (with tools)";
 
 // === request ===
 
-/// Opens the next element of a JSON array being written.
-fn comma(first: &mut bool, out: &mut Vec<u8>) {
-    if !*first {
-        out.push(b',');
-    }
-    *first = false;
-}
-
-/// Writes the `/v2/chat` body for `r`, with `model` = `stamp.model`.
+/// Writes the `/v2/chat` body for `r`, with `model` = `stamp.model`. `max_tokens` is sent
+/// only when the client set it: Cohere defaults it to the model's own limit.
 pub fn encode_request(
     r: &ChatRequest<'_>,
     stamp: &Stamp<'_>,
@@ -42,45 +48,40 @@ pub fn encode_request(
         key(out, "max_tokens");
         push_u64(out, n);
     }
-    float_field(out, "temperature", r.temperature);
-    float_field(out, "p", r.top_p);
-    if let Some(k) = r.top_k {
-        key(out, "k");
-        push_u64(out, k);
-    }
+    write_sampling(r, out, dropped);
     if !r.stop.is_empty() {
+        if r.stop.len() > MAX_STOP {
+            note_dropped(dropped, STOP_TRUNCATED);
+        }
         key(out, "stop_sequences");
+        let mut c = Commas::default();
         out.push(b'[');
-        let mut first = true;
-        for s in &r.stop {
-            comma(&mut first, out);
+        for s in r.stop.iter().take(MAX_STOP) {
+            c.next(out);
             push_str(out, s);
         }
         out.push(b']');
     }
     if let Some(seed) = r.seed {
-        key(out, "seed");
-        out.extend_from_slice(seed.to_string().as_bytes());
+        if seed >= 0 {
+            key(out, "seed");
+            out.extend_from_slice(itoa::Buffer::new().format(seed).as_bytes());
+        } else {
+            note_dropped(dropped, SEED_NEGATIVE);
+        }
     }
-    float_field(out, "frequency_penalty", r.frequency_penalty);
-    float_field(out, "presence_penalty", r.presence_penalty);
     if r.stream {
         out.extend_from_slice(b",\"stream\":true");
     }
     write_tools(r, out, dropped);
-    match &r.response_format {
-        Some(ResponseFormat::JsonObject) => {
-            out.extend_from_slice(b",\"response_format\":{\"type\":\"json_object\"}")
+    write_response_format(r, out, dropped);
+    match r.reasoning {
+        Some(Reasoning::Disabled) => {
+            out.extend_from_slice(b",\"thinking\":{\"type\":\"disabled\"}")
         }
-        Some(ResponseFormat::JsonSchema { schema, .. }) => {
-            out.extend_from_slice(b",\"response_format\":{\"type\":\"json_object\"");
-            if let Some(s) = schema {
-                key(out, "json_schema");
-                let _ = simd_json::prelude::Writable::write(*s, out);
-            }
-            out.push(b'}');
-        }
-        Some(ResponseFormat::Text) | None => {}
+        Some(Reasoning::Effort(e)) => write_thinking_budget(e.budget(), out),
+        Some(Reasoning::Budget(b)) => write_thinking_budget(b.max(1), out),
+        None => {}
     }
     if r.n.is_some_and(|n| n > 1) {
         note_dropped(dropped, "n");
@@ -88,82 +89,91 @@ pub fn encode_request(
     if r.user.is_some() {
         note_dropped(dropped, "user");
     }
-    if r.reasoning.is_some() {
-        note_dropped(dropped, "reasoning");
-    }
-    if r.parallel_tool_calls.is_some() {
-        note_dropped(dropped, "parallel_tool_calls");
-    }
     out.push(b'}');
 }
 
-fn write_messages(r: &ChatRequest<'_>, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
-    out.push(b'[');
-    let mut first = true;
-    if !r.system.is_empty() {
-        comma(&mut first, out);
-        out.extend_from_slice(b"{\"role\":\"system\",\"content\":");
-        let parts: Vec<Part<'_>> = r.system.iter().map(|s| Part::Text(s.clone())).collect();
-        push_texts(out, &parts);
-        out.push(b'}');
+fn write_thinking_budget(tokens: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(b",\"thinking\":{\"type\":\"enabled\",\"token_budget\":");
+    push_u64(out, tokens);
+    out.push(b'}');
+}
+
+/// `temperature`, `p`, the penalties and `k`, each clamped to the range Cohere accepts (a
+/// clamp is named in `dropped`).
+fn write_sampling(r: &ChatRequest<'_>, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
+    let fields = [
+        ("temperature", r.temperature, 0.0..=1.0),
+        ("top_p", r.top_p, 0.01..=0.99),
+        ("frequency_penalty", r.frequency_penalty, 0.0..=1.0),
+        ("presence_penalty", r.presence_penalty, 0.0..=1.0),
+    ];
+    for (name, v, range) in fields {
+        // A non-finite number has no JSON form; it cannot come from a parsed body anyway.
+        let Some(v) = v.filter(|v| v.is_finite()) else {
+            continue;
+        };
+        let clamped = v.clamp(*range.start(), *range.end());
+        if clamped != v {
+            note_dropped(dropped, &format!("{name} (clamped to {clamped})"));
+        }
+        // Cohere's nucleus sampling is `p`; the other names are the same on both sides.
+        key(out, if name == "top_p" { "p" } else { name });
+        push_f64(out, clamped);
     }
+    if let Some(k) = r.top_k {
+        if k > MAX_K {
+            note_dropped(dropped, &format!("top_k (clamped to {MAX_K})"));
+        }
+        key(out, "k");
+        push_u64(out, k.min(MAX_K));
+    }
+}
+
+fn write_messages(r: &ChatRequest<'_>, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
+    let mut c = Commas::default();
+    out.push(b'[');
+    system_message(r, &mut c, out);
     for m in &r.messages {
         match m.role {
-            Role::User => write_user(m, &mut first, out),
-            Role::Assistant => write_assistant(m, &mut first, out, dropped),
+            Role::User => write_user(m, &mut c, out, dropped),
+            Role::Assistant => write_assistant(m, &mut c, out, dropped),
         }
     }
     out.push(b']');
 }
 
-/// A user turn: its tool results as `tool` messages, then the rest as one `user` message.
-fn write_user(m: &Message<'_>, first: &mut bool, out: &mut Vec<u8>) {
+/// A user turn: its tool results as `tool` messages first (Cohere wants them right after the
+/// assistant turn that called), then the rest as one `user` message.
+fn write_user(m: &Message<'_>, c: &mut Commas, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
+    let mut results = 0;
     for p in &m.parts {
-        if let Part::ToolResult { id, content, .. } = p {
-            comma(first, out);
-            out.extend_from_slice(b"{\"role\":\"tool\",\"tool_call_id\":");
-            push_str(out, id);
-            out.extend_from_slice(b",\"content\":");
-            push_texts(out, content);
-            out.push(b'}');
+        match p {
+            Part::ToolResult { id, content, .. } => {
+                results += 1;
+                c.next(out);
+                write_tool_result(id, content, out, dropped);
+            }
+            Part::Thinking { .. } | Part::RedactedThinking(_) => note_dropped(dropped, "thinking"),
+            Part::ToolCall { .. } => note_dropped(dropped, "user tool_use"),
+            Part::Text(_) | Part::Image(_) => {}
         }
     }
-    let rest: Vec<&Part<'_>> = m
-        .parts
-        .iter()
-        .filter(|p| matches!(p, Part::Text(_) | Part::Image(_)))
-        .collect();
-    if rest.is_empty() {
+    let rest = |p: &&Part<'_>| matches!(p, Part::Text(_) | Part::Image(_));
+    if results > 0 && !m.parts.iter().any(|p| rest(&p)) {
         return;
     }
-    comma(first, out);
+    c.next(out);
     out.extend_from_slice(b"{\"role\":\"user\",\"content\":");
-    if let [Part::Text(t)] = rest.as_slice() {
-        push_str(out, t);
+    if !m.parts.iter().any(|p| matches!(p, Part::Image(_))) {
+        push_texts(out, &m.parts);
     } else {
+        let mut blocks = Commas::default();
         out.push(b'[');
-        let mut f = true;
-        for p in rest {
-            comma(&mut f, out);
+        for p in m.parts.iter().filter(rest) {
+            blocks.next(out);
             match p {
-                Part::Text(t) => {
-                    out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-                    push_str(out, t);
-                    out.push(b'}');
-                }
-                Part::Image(img) => {
-                    out.extend_from_slice(b"{\"type\":\"image_url\",\"image_url\":{\"url\":\"");
-                    match img {
-                        Image::Url(u) => push_escaped(out, u.as_bytes()),
-                        Image::Base64 { media_type, data } => {
-                            out.extend_from_slice(b"data:");
-                            push_escaped(out, media_type.as_bytes());
-                            out.extend_from_slice(b";base64,");
-                            push_escaped(out, data.as_bytes());
-                        }
-                    }
-                    out.extend_from_slice(b"\"}}");
-                }
+                Part::Image(img) => write_image(img, out),
+                Part::Text(t) => write_text_block(t, out),
                 _ => {}
             }
         }
@@ -172,91 +182,214 @@ fn write_user(m: &Message<'_>, first: &mut bool, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn write_assistant(
-    m: &Message<'_>,
-    first: &mut bool,
-    out: &mut Vec<u8>,
-    dropped: &mut Vec<String>,
-) {
-    comma(first, out);
+fn write_text_block(t: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+    push_str(out, t);
+    out.push(b'}');
+}
+
+/// `{"type":"image_url",…}`: Cohere takes a web URL or a base64 data URI.
+fn write_image(img: &Image<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"type\":\"image_url\",\"image_url\":{\"url\":\"");
+    match img {
+        Image::Url(u) => push_escaped(out, u.as_bytes()),
+        Image::Base64 { media_type, data } => {
+            out.extend_from_slice(b"data:");
+            push_escaped(out, media_type.as_bytes());
+            out.extend_from_slice(b";base64,");
+            push_escaped(out, data.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\"}}");
+}
+
+/// A `tool` message: the result's text as content blocks (a string would have to be a JSON
+/// object). Cohere has no error flag; the text says what went wrong, as on OpenAI's wire.
+fn write_tool_result(id: &str, content: &[Part<'_>], out: &mut Vec<u8>, dropped: &mut Vec<String>) {
+    out.extend_from_slice(b"{\"role\":\"tool\",\"tool_call_id\":");
+    push_str(out, id);
+    out.extend_from_slice(b",\"content\":[");
+    let mut texts = 0;
+    for p in content {
+        match p {
+            Part::Text(t) => {
+                if texts > 0 {
+                    out.push(b',');
+                }
+                texts += 1;
+                write_text_block(t, out);
+            }
+            Part::Image(_) => note_dropped(dropped, "tool_result image"),
+            _ => {}
+        }
+    }
+    if texts == 0 {
+        // Cohere requires content; a result with nothing to say is one empty block.
+        write_text_block("", out);
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// An assistant turn. With tool calls its text is the `tool_plan` and `content` holds only
+/// thinking; without, `content` is the text (blocks, when thinking leads it).
+fn write_assistant(m: &Message<'_>, c: &mut Commas, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
+    let has = |f: fn(&Part<'_>) -> bool| m.parts.iter().any(f);
+    let has_text = has(|p| matches!(p, Part::Text(t) if !t.is_empty()));
+    let has_calls = has(|p| matches!(p, Part::ToolCall { .. }));
+    let has_thinking = has(|p| matches!(p, Part::Thinking { .. }));
+    c.next(out);
     out.extend_from_slice(b"{\"role\":\"assistant\"");
-    if m.parts.iter().any(|p| matches!(p, Part::Text(_))) {
+    if has_calls && has_text {
+        key(out, "tool_plan");
+        push_texts(out, &m.parts);
+    }
+    if has_thinking {
+        key(out, "content");
+        write_assistant_blocks(&m.parts, !has_calls, out);
+    } else if !has_calls {
+        // Cohere rejects an assistant message with neither content nor tool calls.
         key(out, "content");
         push_texts(out, &m.parts);
     }
-    let mut calls = m.parts.iter().filter_map(|p| match p {
-        Part::ToolCall {
-            id,
-            name,
-            arguments,
-        } => Some((id, name, arguments)),
-        _ => None,
-    });
-    if let Some(call) = calls.next() {
+    if has_calls {
         key(out, "tool_calls");
+        let mut calls = Commas::default();
         out.push(b'[');
-        for (i, (id, name, arguments)) in std::iter::once(call).chain(calls).enumerate() {
-            if i > 0 {
-                out.push(b',');
+        for p in &m.parts {
+            if let Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } = p
+            {
+                calls.next(out);
+                write_tool_call(id, name, arguments, out);
             }
-            out.extend_from_slice(b"{\"id\":");
-            push_str(out, id);
-            out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
-            push_str(out, name);
-            out.extend_from_slice(b",\"arguments\":");
-            push_str(out, arguments);
-            out.extend_from_slice(b"}}");
         }
         out.push(b']');
     }
-    if m.parts
-        .iter()
-        .any(|p| matches!(p, Part::Thinking { .. } | Part::RedactedThinking(_)))
-    {
-        note_dropped(dropped, "thinking");
+    out.push(b'}');
+    for p in &m.parts {
+        match p {
+            Part::RedactedThinking(_) => note_dropped(dropped, "redacted_thinking"),
+            Part::Image(_) => note_dropped(dropped, "assistant image"),
+            Part::ToolResult { .. } => note_dropped(dropped, "assistant tool_result"),
+            Part::Text(_) | Part::ToolCall { .. } | Part::Thinking { .. } => {}
+        }
+    }
+}
+
+/// `[{"type":"thinking",…},…,{"type":"text",…}]`: thinking first, then (`with_text`) the text.
+fn write_assistant_blocks(parts: &[Part<'_>], with_text: bool, out: &mut Vec<u8>) {
+    let mut c = Commas::default();
+    out.push(b'[');
+    for p in parts {
+        if let Part::Thinking { text, .. } = p {
+            c.next(out);
+            out.extend_from_slice(b"{\"type\":\"thinking\",\"thinking\":");
+            push_str(out, text);
+            out.push(b'}');
+        }
+    }
+    for p in parts.iter().filter(|_| with_text) {
+        if let Part::Text(t) = p
+            && !t.is_empty()
+        {
+            c.next(out);
+            write_text_block(t, out);
+        }
+    }
+    out.push(b']');
+}
+
+fn write_tool_call(id: &str, name: &str, arguments: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":");
+    push_str(out, id);
+    out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+    push_str(out, name);
+    out.extend_from_slice(b",\"arguments\":");
+    // A call with no arguments takes an empty object.
+    let arguments = Some(arguments).filter(|a| !a.trim().is_empty());
+    push_str(out, arguments.unwrap_or("{}"));
+    out.extend_from_slice(b"}}");
+}
+
+fn write_tools(r: &ChatRequest<'_>, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
+    // Without tools a tool choice means nothing (and `REQUIRED` would be rejected).
+    if r.tools.is_empty() {
+        return;
+    }
+    key(out, "tools");
+    let mut c = Commas::default();
+    out.push(b'[');
+    for t in &r.tools {
+        c.next(out);
+        out.extend_from_slice(b"{\"type\":\"function\",\"function\":{\"name\":");
+        push_str(out, &t.name);
+        if let Some(d) = &t.description {
+            key(out, "description");
+            push_str(out, d);
+        }
+        key(out, "parameters");
+        t.write_schema(out);
+        out.extend_from_slice(b"}}");
+    }
+    out.push(b']');
+    let choice = match &r.tool_choice {
+        Some(ToolChoice::Required) => Some("REQUIRED"),
+        Some(ToolChoice::None) => Some("NONE"),
+        // Cohere cannot name a tool; with only that one defined, "some tool" is the same.
+        Some(ToolChoice::Tool(name)) if r.tools.len() == 1 && r.tools[0].name == *name => {
+            Some("REQUIRED")
+        }
+        Some(ToolChoice::Tool(_)) => {
+            note_dropped(dropped, "tool_choice");
+            None
+        }
+        Some(ToolChoice::Auto) | None => None,
+    };
+    if let Some(choice) = choice {
+        key(out, "tool_choice");
+        push_str(out, choice);
+    }
+    // Cohere may always call tools in parallel; with `NONE` there is nothing to serialise.
+    if r.parallel_tool_calls == Some(false) && r.tool_choice != Some(ToolChoice::None) {
+        note_dropped(dropped, "parallel_tool_calls");
+    }
+}
+
+/// JSON mode: `{"type":"json_object"}`, with the schema as `json_schema` when there is one.
+/// Cohere does not take it together with tools.
+fn write_response_format(r: &ChatRequest<'_>, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
+    let schema = match &r.response_format {
+        None | Some(ResponseFormat::Text) => return,
+        Some(ResponseFormat::JsonObject) => None,
+        Some(ResponseFormat::JsonSchema { schema, .. }) => *schema,
+    };
+    if !r.tools.is_empty() {
+        note_dropped(dropped, JSON_WITH_TOOLS);
+        return;
+    }
+    out.extend_from_slice(b",\"response_format\":{\"type\":\"json_object\"");
+    if let Some(schema) = schema {
+        key(out, "json_schema");
+        let _ = schema.write(out);
     }
     out.push(b'}');
 }
 
-fn write_tools(r: &ChatRequest<'_>, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
-    if !r.tools.is_empty() {
-        key(out, "tools");
-        out.push(b'[');
-        let mut first = true;
-        for t in &r.tools {
-            comma(&mut first, out);
-            out.extend_from_slice(b"{\"type\":\"function\",\"function\":{\"name\":");
-            push_str(out, &t.name);
-            if let Some(d) = &t.description {
-                key(out, "description");
-                push_str(out, d);
-            }
-            key(out, "parameters");
-            t.write_schema(out);
-            out.extend_from_slice(b"}}");
-        }
-        out.push(b']');
-    }
-    match &r.tool_choice {
-        Some(ToolChoice::Required) => out.extend_from_slice(b",\"tool_choice\":\"REQUIRED\""),
-        Some(ToolChoice::None) => out.extend_from_slice(b",\"tool_choice\":\"NONE\""),
-        // Cohere cannot name the one tool to call.
-        Some(ToolChoice::Tool(_)) => note_dropped(dropped, "tool_choice"),
-        Some(ToolChoice::Auto) | None => {}
-    }
-}
-
 // === response ===
 
-fn protocol(message: impl Into<String>) -> GatewayError {
+pub(super) fn protocol(message: impl Into<String>) -> GatewayError {
     GatewayError::new(Kind::UpstreamProtocol, message)
 }
 
-fn str_at<'a>(v: Json<'a>, key: &str) -> Option<&'a str> {
+pub(super) fn str_at<'a>(v: Json<'a>, key: &str) -> Option<&'a str> {
     v.get(key).and_then(|x| x.as_str())
 }
 
-fn finish_of(reason: &str) -> Option<Finish> {
+/// The canonical finish of a successful `finish_reason`.
+pub(super) fn finish_of(reason: &str) -> Option<Finish> {
     Some(match reason {
         "COMPLETE" => Finish::EndTurn,
         "STOP_SEQUENCE" => Finish::StopSequence,
@@ -266,62 +399,59 @@ fn finish_of(reason: &str) -> Option<Finish> {
     })
 }
 
-/// `usage.tokens` (what the model read and wrote), else `usage.billed_units`. Cohere reports
-/// no cached or reasoning tokens.
-pub fn usage_of(u: Option<Json<'_>>) -> Usage {
-    let Some(u) = u else {
-        return Usage::default();
+/// The error a failed generation is: `finish_reason` `ERROR` or `TIMEOUT`, or an `error`
+/// message (which only the stream's `message-end` carries). `None` for a generation that ended
+/// well.
+pub(super) fn failure(reason: Option<&str>, error: Option<&str>) -> Option<GatewayError> {
+    let error = error.filter(|e| !e.trim().is_empty());
+    let (kind, fallback) = match reason {
+        Some("TIMEOUT") => (
+            Kind::UpstreamTimeout,
+            "the generation exceeded its time limit",
+        ),
+        Some("ERROR") => (Kind::UpstreamServer, "the generation failed"),
+        _ if error.is_some() => (Kind::UpstreamServer, ""),
+        _ => return None,
     };
-    let counts = u
-        .get("tokens")
-        .filter(|t| t.is_object())
-        .or_else(|| u.get("billed_units"));
-    let n = |k: &str| {
-        counts
-            .and_then(|c| c.get(k))
-            // Cohere has sent these as floats (`12.0`) as well as integers.
-            .and_then(|x| {
-                x.as_u64()
-                    .or_else(|| x.cast_f64().map(|f| f.max(0.0) as u64))
-            })
-            .unwrap_or(0)
-    };
-    Usage {
-        input: n("input_tokens"),
-        output: n("output_tokens"),
-        ..Usage::default()
-    }
+    let message = upstream_message("cohere", Some(error.unwrap_or(fallback)), None);
+    Some(GatewayError::new(kind, message))
+}
+
+/// `usage` of an answer or of `message-end`.
+pub(super) fn usage_of(u: Json<'_>) -> Usage {
+    super::usage_from(
+        |holder, key| u.get(holder)?.get(key).and_then(super::count),
+        u.get("cached_tokens").and_then(super::count),
+    )
 }
 
 /// Reads a whole `/v2/chat` answer.
 pub fn decode_response<'a>(v: Json<'a>) -> Result<ChatResponse<'a>, GatewayError> {
+    let reason = str_at(v, "finish_reason");
+    if let Some(e) = failure(reason, None) {
+        return Err(e);
+    }
     let msg = v
         .get("message")
         .filter(|m| m.is_object())
         .ok_or_else(|| protocol("cohere: response has no message"))?;
-    let mut parts = Vec::new();
-    match msg.get("content") {
-        Some(c) if c.is_str() => parts.push(Part::Text(Cow::Borrowed(c.as_str().unwrap_or("")))),
-        Some(c) => {
-            for block in c.as_array().into_iter().flatten() {
-                if str_at(block, "type") == Some("text")
-                    && let Some(t) = str_at(block, "text")
-                {
-                    parts.push(Part::Text(Cow::Borrowed(t)));
-                }
-            }
-        }
-        None => {}
-    }
-    for (i, call) in msg
-        .get("tool_calls")
-        .and_then(|c| c.as_array())
+    // Canonical order: thinking, text (the tool plan leads it), tool calls.
+    let mut parts: Vec<Part<'a>> = blocks(msg, "thinking")
+        .map(|t| Part::Thinking {
+            text: Cow::Borrowed(t),
+            signature: None,
+        })
+        .collect();
+    let plan = str_at(msg, "tool_plan").filter(|t| !t.is_empty());
+    let text = str_at(msg, "content")
         .into_iter()
-        .flatten()
-        .enumerate()
-    {
+        .chain(blocks(msg, "text"));
+    parts.extend(plan.into_iter().chain(text).map(|t| Part::Text(t.into())));
+    let calls = msg.get("tool_calls").and_then(|c| c.as_array());
+    for (i, call) in calls.into_iter().flatten().enumerate() {
         let f = call.get("function");
-        let (Some(id), Some(name)) = (str_at(call, "id"), f.and_then(|f| str_at(f, "name"))) else {
+        let name = f.and_then(|f| str_at(f, "name"));
+        let (Some(id), Some(name)) = (str_at(call, "id"), name) else {
             return Err(protocol(format!(
                 "cohere: message.tool_calls[{i}]: no id or function name"
             )));
@@ -332,169 +462,56 @@ pub fn decode_response<'a>(v: Json<'a>) -> Result<ChatResponse<'a>, GatewayError
             arguments: arguments_of(f),
         });
     }
-    let reason = str_at(v, "finish_reason").unwrap_or_default();
-    if matches!(reason, "ERROR" | "TIMEOUT") {
-        let kind = if reason == "TIMEOUT" {
-            Kind::UpstreamTimeout
-        } else {
-            Kind::UpstreamServer
-        };
-        return Err(GatewayError::new(
-            kind,
-            format!("cohere: the answer ended with finish_reason {reason}"),
-        ));
-    }
     Ok(ChatResponse {
         id: Cow::Borrowed(str_at(v, "id").unwrap_or_default()),
+        // Cohere does not echo the model; the ingress reports the one the gateway asked for.
         model: Cow::Borrowed(""),
         created: None,
         parts,
-        finish: finish_of(reason),
+        finish: reason.and_then(finish_of),
+        // Cohere does not say which stop sequence matched.
         stop_sequence: None,
-        usage: usage_of(v.get("usage")),
+        usage: v.get("usage").map(usage_of).unwrap_or_default(),
     })
 }
 
-// === stream ===
-
-/// Reads Cohere's typed stream events. Tool calls are numbered by their `index` among the
-/// answer's tool calls; `message-end` carries the finish reason and usage, and ends the
-/// stream (Cohere sends no sentinel after it).
-#[derive(Debug, Default)]
-pub struct StreamDecoder {
-    /// Tool calls announced so far.
-    tools: u32,
-}
-
-impl StreamDecoder {
-    pub fn decode(
-        &mut self,
-        data: &mut [u8],
-        emit: &mut dyn FnMut(Event<'_>),
-    ) -> Result<(), GatewayError> {
-        if data.trim_ascii().is_empty() {
-            return Ok(());
-        }
-        let v = simd_json::to_borrowed_value(data)
-            .map_err(|e| protocol(format!("cohere: stream event is not valid JSON: {e}")))?;
-        let msg = v.get("delta").and_then(|d| d.get("message"));
-        let index = v.get("index").and_then(|i| i.as_u64()).unwrap_or(0) as u32;
-        match str_at(&v, "type").unwrap_or_default() {
-            "message-start" => emit(Event::Start {
-                id: Cow::Borrowed(str_at(&v, "id").unwrap_or_default()),
-                model: Cow::Borrowed(""),
-                usage: Usage::default(),
-            }),
-            "content-delta" => {
-                let text = msg
-                    .and_then(|m| m.get("content"))
-                    .and_then(|c| str_at(c, "text"));
-                if let Some(t) = text.filter(|t| !t.is_empty()) {
-                    emit(Event::Text(Cow::Borrowed(t)));
-                }
-            }
-            "tool-call-start" => {
-                let call = msg.and_then(|m| m.get("tool_calls"));
-                let f = call.and_then(|c| c.get("function"));
-                let (Some(id), Some(name)) = (
-                    call.and_then(|c| str_at(c, "id")),
-                    f.and_then(|f| str_at(f, "name")),
-                ) else {
-                    return Err(protocol("cohere: tool-call-start without an id or name"));
-                };
-                self.tools = self.tools.max(index + 1);
-                emit(Event::ToolCall {
-                    index,
-                    id: Cow::Borrowed(id),
-                    name: Cow::Borrowed(name),
-                });
-                if let Some(a) = f
-                    .and_then(|f| str_at(f, "arguments"))
-                    .filter(|a| !a.is_empty())
-                {
-                    emit(Event::ToolArguments {
-                        index,
-                        fragment: Cow::Borrowed(a),
-                    });
-                }
-            }
-            "tool-call-delta" => {
-                let fragment = msg
-                    .and_then(|m| m.get("tool_calls"))
-                    .and_then(|c| c.get("function"))
-                    .and_then(|f| str_at(f, "arguments"));
-                if let Some(a) = fragment.filter(|a| !a.is_empty()) {
-                    if index >= self.tools {
-                        return Err(protocol(format!(
-                            "cohere: arguments for tool call {index}, which never started"
-                        )));
-                    }
-                    emit(Event::ToolArguments {
-                        index,
-                        fragment: Cow::Borrowed(a),
-                    });
-                }
-            }
-            "message-end" => {
-                let delta = v.get("delta");
-                let reason = delta.and_then(|d| str_at(d, "finish_reason")).unwrap_or("");
-                // A generation that failed says why in `delta.error`.
-                if let Some(e) = delta.and_then(|d| str_at(d, "error")) {
-                    emit(Event::Error {
-                        kind: Kind::UpstreamServer,
-                        message: Cow::Owned(upstream_message("cohere", Some(e), None)),
-                    });
-                    return Ok(());
-                }
-                if matches!(reason, "ERROR" | "TIMEOUT") {
-                    emit(Event::Error {
-                        kind: if reason == "TIMEOUT" {
-                            Kind::UpstreamTimeout
-                        } else {
-                            Kind::UpstreamServer
-                        },
-                        message: Cow::Owned(format!(
-                            "cohere: the stream ended with finish_reason {reason}"
-                        )),
-                    });
-                    return Ok(());
-                }
-                emit(Event::Finish {
-                    reason: finish_of(reason).unwrap_or(Finish::EndTurn),
-                    stop_sequence: None,
-                });
-                emit(Event::Usage(usage_of(delta.and_then(|d| d.get("usage")))));
-                emit(Event::Done);
-            }
-            // content-start/-end, tool-plan-delta, tool-call-end, citations: nothing to carry.
-            _ => {}
-        }
-        Ok(())
-    }
+/// The `kind` strings of `message.content`'s blocks of type `kind` (`text`, `thinking`).
+fn blocks<'a>(msg: Json<'a>, kind: &'static str) -> impl Iterator<Item = &'a str> {
+    let content = msg.get("content").and_then(|c| c.as_array());
+    content
+        .into_iter()
+        .flatten()
+        .filter(move |b| str_at(b, "type") == Some(kind))
+        .filter_map(move |b| str_at(b, kind))
 }
 
 // === errors ===
 
-/// Classifies a non-2xx `/v2/chat` answer (`{"id","message"}`).
+/// Classifies a non-2xx `/v2/chat` answer (`{"id","message"}`, sometimes `message` alone);
+/// `retry_after_s` is left to the caller's headers.
 pub fn classify(status: u16, body: &[u8]) -> GatewayError {
     let mut copy = body.to_vec();
     let parsed = simd_json::to_borrowed_value(&mut copy).ok();
     let message = parsed.as_ref().and_then(|v| str_at(v, "message"));
     let kind = match status {
-        400 | 422
-            if message.is_some_and(|m| {
-                let m = m.to_ascii_lowercase();
-                m.contains("too many tokens") || m.contains("context length")
-            }) =>
-        {
-            Kind::UpstreamContextWindow
-        }
-        422 => Kind::UpstreamBadRequest,
+        400 | 422 if message.is_some_and(too_long) => Kind::UpstreamContextWindow,
+        // A deny-listed token in the request or the answer.
+        498 => Kind::UpstreamContentPolicy,
+        // Cancelled before it finished: another attempt may complete.
         499 => Kind::UpstreamTimeout,
         400..=599 => Kind::from_upstream_status(status),
         _ => Kind::UpstreamProtocol,
     };
     GatewayError::new(kind, upstream_message("cohere", message, Some(status)))
+}
+
+/// Whether a 400's message says the prompt does not fit the model's context window ("too many
+/// tokens: …", "… exceeds the context length …").
+fn too_long(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["too many tokens", "context length", "context window"]
+        .iter()
+        .any(|needle| m.contains(needle))
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ use crate::providers::canonical::{
     ChatRequest, ChatResponse, Effort, Event, Finish, Image, Json, Message, Part, Reasoning,
     ResponseFormat, Role, Stamp, ToolChoice, note_dropped,
 };
-use crate::providers::encode::{Commas, arguments_of, float_field, key, push_texts};
+use crate::providers::encode::{
+    Commas, arguments_of, float_field, key, push_texts, system_message,
+};
 
 // === request ===
 
@@ -82,21 +84,10 @@ pub fn encode_request(
     out.push(b'}');
 }
 
-/// Writes `,"name":` — every field after `model` starts this way.
 fn write_messages(r: &ChatRequest<'_>, out: &mut Vec<u8>, dropped: &mut Vec<String>) {
     let mut c = Commas::default();
     out.push(b'[');
-    if !r.system.is_empty() {
-        c.next(out);
-        out.extend_from_slice(b"{\"role\":\"system\",\"content\":\"");
-        for (i, s) in r.system.iter().enumerate() {
-            if i > 0 {
-                out.extend_from_slice(b"\\n\\n");
-            }
-            push_escaped(out, s.as_bytes());
-        }
-        out.extend_from_slice(b"\"}");
-    }
+    system_message(r, &mut c, out);
     for m in &r.messages {
         match m.role {
             Role::User => write_user(m, &mut c, out, dropped),
