@@ -166,6 +166,42 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// `max_tokens` sent to a protocol that requires it when the client gave none.
     pub default_max_tokens: u64,
+    /// Cloud region (Bedrock `us-east-1`, Vertex `us-east5`).
+    pub region: Option<String>,
+    /// Cloud project (Vertex).
+    pub project: Option<String>,
+    /// AWS credentials a Bedrock provider signs with (SigV4).
+    pub aws: Option<AwsKeys>,
+    /// An access token control keeps fresh (Vertex with a service account); read per request.
+    pub token: Option<std::sync::Arc<Token>>,
+}
+
+/// AWS credentials, resolved at load time.
+#[derive(Debug, Clone)]
+pub struct AwsKeys {
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+/// A bearer token that changes while the gateway runs: control writes a fresh one before the
+/// old one expires, shards read it for each request (a read lock, uncontended but for the
+/// write once an hour).
+#[derive(Debug, Default)]
+pub struct Token {
+    value: std::sync::RwLock<Option<std::sync::Arc<str>>>,
+}
+
+impl Token {
+    pub fn get(&self) -> Option<std::sync::Arc<str>> {
+        self.value.read().ok()?.clone()
+    }
+
+    pub fn set(&self, value: std::sync::Arc<str>) {
+        if let Ok(mut v) = self.value.write() {
+            *v = Some(value);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

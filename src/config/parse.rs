@@ -647,6 +647,10 @@ impl Walker<'_> {
             timeouts,
             api_version,
             default_max_tokens,
+            region: None,
+            project: None,
+            aws: None,
+            token: None,
         })
     }
 

@@ -5,11 +5,13 @@
 //! shape. Adapters do no I/O. [`Protocol::adapter`](super::Protocol::adapter) is the only
 //! match on the protocol, [`Wire::ingress`] the only one on an ingress's wire.
 
-use super::canonical::{ChatRequest, ChatResponse, Event, Json, Stamp};
+use super::canonical::{
+    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Event, Json, Stamp,
+};
 use super::translate::Wire;
-use super::{Endpoint, Usage};
+use super::{Endpoint, Usage, head};
 use crate::config::{Origin, Provider, Secret};
-use crate::error::GatewayError;
+use crate::error::{GatewayError, Kind};
 use crate::pipeline::decode::{Decoded, Decoder};
 
 /// A same-protocol upstream request: the client's own body, with what the splice changes.
@@ -22,6 +24,33 @@ pub struct Splice<'a> {
     pub body: &'a [u8],
     pub decoded: &'a Decoded,
     pub model: &'a str,
+}
+
+/// A translated request's head: everything [`Adapter::write_head`] needs but the adapter.
+pub struct Head<'a> {
+    pub provider: &'a Provider,
+    /// The target's own key, or the provider's.
+    pub api_key: Option<&'a Secret>,
+    pub origin: &'a Origin,
+    /// [`Endpoint::Chat`] or [`Endpoint::Embeddings`].
+    pub endpoint: Endpoint,
+    /// The target's model.
+    pub model: &'a str,
+    /// The encoded body (signers hash it; everyone states its length).
+    pub body: &'a [u8],
+    pub stream: bool,
+    /// Unix seconds (a signature covers the time).
+    pub now: u64,
+}
+
+/// How an upstream frames a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events: the decoder gets each event's `data`.
+    Sse,
+    /// AWS's `application/vnd.amazon.eventstream` binary frames: the decoder gets each frame
+    /// as `{"<:event-type>":<payload>}` (an exception as `{"<:exception-type>":<payload>}`).
+    EventStream,
 }
 
 /// Decodes an upstream's stream one SSE event's data at a time into canonical events.
@@ -67,6 +96,44 @@ pub trait Adapter: Sync {
     /// called when [`Adapter::wire`] is some: a protocol no client speaks never splices.
     fn splice(&self, _out: &mut Vec<u8>, _s: &Splice<'_>) -> bool {
         false
+    }
+    /// Writes a translated request's head (request line, host, framing, auth, up to the blank
+    /// line) for `h.body`. The default is a POST to [`Adapter::chat_path`] with the vendor's
+    /// auth header.
+    fn write_head(&self, out: &mut Vec<u8>, h: &Head<'_>) {
+        head::write(
+            out,
+            h.provider,
+            h.api_key,
+            h.origin,
+            self.chat_path(),
+            h.model,
+            h.body.len(),
+            h.stream,
+        );
+    }
+    /// How its streams are framed.
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+    /// Writes the upstream body of an embeddings request for `model`.
+    fn encode_embeddings(
+        &self,
+        _r: &EmbedRequest<'_>,
+        _model: &str,
+        _out: &mut Vec<u8>,
+    ) -> Result<(), GatewayError> {
+        Err(GatewayError::new(
+            Kind::BadRequest,
+            format!("protocol {} has no embeddings endpoint", self.name()),
+        ))
+    }
+    /// Reads a whole 2xx embeddings answer.
+    fn decode_embeddings(&self, _v: Json<'_>) -> Result<EmbedResponse, GatewayError> {
+        Err(GatewayError::new(
+            Kind::UpstreamProtocol,
+            format!("protocol {} has no embeddings endpoint", self.name()),
+        ))
     }
     /// Writes the upstream body for a canonical request, naming what it cannot carry.
     fn encode_request(

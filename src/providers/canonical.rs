@@ -309,3 +309,25 @@ pub fn arguments_object(arguments: &str) -> Option<&str> {
         .is_ok_and(|v| v.is_object())
         .then_some(text)
 }
+
+/// An embeddings request (OpenAI `/v1/embeddings`), the form other protocols' encoders read.
+#[derive(Debug, Clone, Default)]
+pub struct EmbedRequest<'a> {
+    /// The model as the client sent it (the alias).
+    pub model: Cow<'a, str>,
+    /// The texts to embed, in order (a single string is one input).
+    pub input: Vec<Cow<'a, str>>,
+    /// Output dimensions asked for (OpenAI `dimensions`).
+    pub dimensions: Option<u64>,
+    /// The client wants vectors as base64 of little-endian f32 (`encoding_format: base64`).
+    pub base64: bool,
+    pub user: Option<Cow<'a, str>>,
+}
+
+/// An embeddings answer: one vector per input, in input order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmbedResponse {
+    pub vectors: Vec<Vec<f32>>,
+    /// Input tokens (0 when the provider does not say).
+    pub input_tokens: u64,
+}

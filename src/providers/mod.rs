@@ -5,13 +5,16 @@
 
 pub mod adapter;
 pub mod anthropic;
+pub mod bedrock;
 pub mod canonical;
 pub mod cohere;
 pub(crate) mod encode;
 pub mod family;
+pub mod gemini;
 pub mod head;
 pub mod mock;
 pub mod openai;
+pub mod responses;
 pub mod translate;
 
 /// The wire protocols a provider can speak (vendors are rows of [`family::VENDORS`]).

@@ -249,6 +249,10 @@ mod tests {
             timeouts: Timeouts::default(),
             api_version: None,
             default_max_tokens: 4096,
+            region: None,
+            project: None,
+            aws: None,
+            token: None,
         };
         let o = Origin {
             tls: false,
