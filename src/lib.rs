@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod credentials;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -187,12 +187,21 @@ pub struct AwsKeys {
 /// A bearer token that changes while the gateway runs: control writes a fresh one before the
 /// old one expires, shards read it for each request (a read lock, uncontended but for the
 /// write once an hour).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Token {
     value: std::sync::RwLock<Option<std::sync::Arc<str>>>,
+    /// Why the last attempt to get one failed, while none has been got.
+    problem: std::sync::Mutex<Option<String>>,
 }
 
 impl Token {
+    /// A token that never changes (`access_token: { env: … }`).
+    pub fn fixed(value: &str) -> Token {
+        let t = Token::default();
+        t.set(value.into());
+        t
+    }
+
     pub fn get(&self) -> Option<std::sync::Arc<str>> {
         self.value.read().ok()?.clone()
     }
@@ -201,6 +210,32 @@ impl Token {
         if let Ok(mut v) = self.value.write() {
             *v = Some(value);
         }
+        if let Ok(mut p) = self.problem.lock() {
+            *p = None;
+        }
+    }
+
+    /// Records why no token could be got (kept only while there is none to use).
+    pub fn fail(&self, why: String) {
+        if let Ok(mut p) = self.problem.lock() {
+            *p = Some(why);
+        }
+    }
+
+    /// Why there is no token yet, for an error message.
+    pub fn problem(&self) -> String {
+        self.problem
+            .lock()
+            .ok()
+            .and_then(|p| p.clone())
+            .unwrap_or_else(|| "the first access token is still being fetched".into())
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ready = self.get().is_some();
+        write!(f, "Token(ready: {ready})")
     }
 }
 

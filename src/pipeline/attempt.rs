@@ -20,10 +20,10 @@ use super::{Ctx, Outcome, Scratch, Tried};
 use crate::config::Model;
 use crate::error::{GatewayError, Kind};
 use crate::http::conn::{Body, Conn};
-use crate::providers::adapter::Splice;
+use crate::providers::adapter::{Head, Splice};
 use crate::providers::canonical::Stamp;
 use crate::providers::translate::{self, Wire};
-use crate::providers::{Endpoint, head, mock};
+use crate::providers::{Endpoint, mock};
 use crate::routing::{self, Facts, Plan, Shortfall};
 
 /// Fallback aliases followed at most, so a cycle in the config cannot loop.
@@ -455,7 +455,8 @@ pub fn prepare<'s>(
     let api_key = target.api_key(provider);
     let adapter = provider.protocol.adapter();
     let same = adapter.wire() == Some(ctx.wire);
-    if !same && !endpoint.is_chat() {
+    let embed = !same && endpoint == Endpoint::Embeddings;
+    if !same && !endpoint.is_chat() && !embed {
         return Err(GatewayError::new(
             Kind::BadRequest,
             format!(
@@ -481,6 +482,30 @@ pub fn prepare<'s>(
         };
         let injected_usage = adapter.splice(&mut scratch.upstream, &splice);
         Passage::Same { injected_usage }
+    } else if embed {
+        // Another protocol's embeddings: the request through the canonical form, like a chat.
+        scratch.body.clear();
+        scratch.body.extend_from_slice(body);
+        scratch.events.clear();
+        let base64 = translate::embed_request(
+            adapter,
+            &mut scratch.body,
+            &target.model,
+            &mut scratch.events,
+        )?;
+        let head = Head {
+            provider,
+            api_key,
+            origin,
+            endpoint,
+            model: &target.model,
+            body: &scratch.events,
+            stream: false,
+            now: unix_now(),
+        };
+        adapter.write_head(&mut scratch.upstream, &head);
+        scratch.upstream.extend_from_slice(&scratch.events);
+        Passage::Embed { base64 }
     } else {
         // The body is parsed in place: work on a copy, encode into `events`, then frame it.
         scratch.body.clear();
@@ -515,17 +540,17 @@ pub fn prepare<'s>(
                 adapter.name(),
             );
         }
-        let path = adapter.chat_path();
-        head::write(
-            &mut scratch.upstream,
+        let head = Head {
             provider,
             api_key,
             origin,
-            path,
-            &target.model,
-            scratch.events.len(),
-            t.stream,
-        );
+            endpoint: Endpoint::Chat,
+            model: &target.model,
+            body: &scratch.events,
+            stream: t.stream,
+            now: unix_now(),
+        };
+        adapter.write_head(&mut scratch.upstream, &head);
         scratch.upstream.extend_from_slice(&scratch.events);
         Passage::Translate {
             include_usage: t.include_usage,

@@ -68,6 +68,8 @@ pub enum Passage {
     Same { injected_usage: bool },
     /// Another protocol: translated into the client's.
     Translate { include_usage: bool },
+    /// Another protocol's embeddings, written back as OpenAI's (`base64`: as the client asked).
+    Embed { base64: bool },
 }
 
 fn stamp<'a>(model: &'a str, default_max_tokens: u64) -> Stamp<'a> {
@@ -374,7 +376,13 @@ pub async fn deliver(
                 adapter,
                 injected_usage,
             },
-            Passage::Translate { include_usage } => {
+            Passage::Translate { .. } | Passage::Embed { .. } => {
+                let include_usage = matches!(
+                    passage,
+                    Passage::Translate {
+                        include_usage: true
+                    }
+                );
                 let stamp = stamp(model, provider.default_max_tokens);
                 let t = StreamTranslator::new(adapter, ctx.wire, &stamp, include_usage);
                 Scan::Translate(Box::new(t.bounded(env.snapshot.server.max_event_bytes)))
@@ -416,10 +424,22 @@ pub async fn deliver(
             std::mem::swap(&mut scratch.body, &mut scratch.events);
             Some(usage)
         }
+        (true, Passage::Embed { base64 }) => {
+            scratch.events.clear();
+            let usage = translate::embed_response(
+                adapter,
+                &mut scratch.body,
+                model,
+                base64,
+                &mut scratch.events,
+            )?;
+            std::mem::swap(&mut scratch.body, &mut scratch.events);
+            Some(usage)
+        }
     };
     let ct = match passage {
         Passage::Same { .. } => content_type.as_deref().unwrap_or(response::JSON),
-        Passage::Translate { .. } => response::JSON,
+        Passage::Translate { .. } | Passage::Embed { .. } => response::JSON,
     };
     if let (Some(u), Some(p)) = (&usage, super::limit::served_price(env, ctx)) {
         ctx.cost = Some(crate::routing::price::cost(&p, u));

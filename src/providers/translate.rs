@@ -111,6 +111,37 @@ pub fn response(
     Ok(r.usage)
 }
 
+/// Translates an OpenAI embeddings request for `to`'s `model`; returns whether the client
+/// wants base64 vectors back.
+pub fn embed_request(
+    to: &dyn Adapter,
+    body: &mut [u8],
+    model: &str,
+    out: &mut Vec<u8>,
+) -> Result<bool, GatewayError> {
+    let v = parse(body, Kind::BadRequest)?;
+    let r = super::openai::embed::decode_request(&v)?;
+    to.encode_embeddings(&r, model, out)?;
+    Ok(r.base64)
+}
+
+/// Translates a whole 2xx embeddings answer into OpenAI's list; returns its usage.
+pub fn embed_response(
+    upstream: &dyn Adapter,
+    body: &mut [u8],
+    model: &str,
+    base64: bool,
+    out: &mut Vec<u8>,
+) -> Result<Usage, GatewayError> {
+    let v = parse(body, Kind::UpstreamProtocol)?;
+    let r = upstream.decode_embeddings(&v)?;
+    super::openai::embed::encode_response(&r, model, base64, out);
+    Ok(Usage {
+        input: r.input_tokens,
+        ..Usage::default()
+    })
+}
+
 /// An upstream SSE event past the splitter's bound, as the client sees it.
 pub fn event_too_large(e: sse::EventTooLarge) -> GatewayError {
     GatewayError::new(

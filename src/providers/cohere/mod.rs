@@ -8,6 +8,7 @@
 //! the second only where the first is missing. `cached_tokens`, when sent, is the share of the
 //! input read from Cohere's prompt cache.
 
+mod embed;
 mod stream;
 pub mod upstream;
 
@@ -15,10 +16,12 @@ pub use stream::StreamDecoder;
 
 use simd_json::prelude::*;
 
-use super::Usage;
-use super::adapter::{Adapter, StreamDecode};
-use super::canonical::{ChatRequest, ChatResponse, Event, Json, Stamp};
+use super::adapter::{Adapter, Head, StreamDecode};
+use super::canonical::{
+    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Event, Json, Stamp,
+};
 use super::translate::Wire;
+use super::{Endpoint, Usage, head};
 use crate::error::GatewayError;
 use crate::pipeline::decode::Decoder;
 
@@ -50,6 +53,31 @@ impl Adapter for Cohere {
 
     fn models_path(&self) -> &'static str {
         "/v1/models"
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>, h: &Head<'_>) {
+        let path = match h.endpoint {
+            Endpoint::Embeddings => "/v2/embed",
+            _ => self.chat_path(),
+        };
+        let len = h.body.len();
+        head::write(
+            out, h.provider, h.api_key, h.origin, path, h.model, len, h.stream,
+        );
+    }
+
+    fn encode_embeddings(
+        &self,
+        r: &EmbedRequest<'_>,
+        model: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), GatewayError> {
+        embed::encode_request(r, model, out);
+        Ok(())
+    }
+
+    fn decode_embeddings(&self, v: Json<'_>) -> Result<EmbedResponse, GatewayError> {
+        embed::decode_response(v)
     }
 
     fn encode_request(

@@ -4,6 +4,7 @@
 //! when the other side speaks another protocol.
 
 mod adapter;
+pub mod embed;
 pub mod ingress;
 mod ratelimit;
 pub mod upstream;
