@@ -8,6 +8,7 @@
 pub mod labels;
 mod limits;
 mod parse;
+mod protocol;
 pub mod routes;
 mod secret;
 mod wire;

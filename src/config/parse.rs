@@ -14,17 +14,13 @@ use super::{
     AccessLog, ConfigKey, Origin, Problems, Provider, Secret, Server, Shards, Snapshot,
     StoreConfig, Timeouts,
 };
-use crate::providers::Protocol;
-use crate::providers::family::{self, PathStyle, Vendor};
+use crate::providers::family;
 
-/// The Azure OpenAI `api-version` used when a provider names none.
-const AZURE_API_VERSION: &str = "2024-10-21";
-
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 pub(super) struct Walker<'e> {
     pub(super) problems: Vec<String>,
-    env: Env<'e>,
+    pub(super) env: Env<'e>,
 }
 
 pub(super) fn parse(text: &str, env: Env<'_>) -> Result<Snapshot, Problems> {
@@ -516,20 +512,9 @@ impl Walker<'_> {
         origins: &mut Vec<Origin>,
     ) -> Option<Provider> {
         let allowed = [
-            "protocol",
-            "base_url",
-            "api_key",
-            "headers",
-            "timeouts",
-            "ca_file",
-            "pool",
-            "anthropic_version",
-            "anthropic_beta",
-            "default_max_tokens",
-            "organization",
-            "project",
-            "api_version",
+            "protocol", "base_url", "api_key", "headers", "timeouts", "ca_file", "pool",
         ];
+        let allowed: Vec<&str> = allowed.into_iter().chain(family::settings()).collect();
         let h = self.mapping(y, path, &allowed)?;
         let vendor = match get(h, "protocol") {
             None => {
@@ -623,9 +608,19 @@ impl Walker<'_> {
                 );
                 return None;
             }
-            (false, None) => match vendor.base_url {
-                Some(u) => self.origin(u, path, ca_file, max_idle, idle_timeout, origins)?,
-                None => {
+            (false, None) => match (
+                settings.as_ref().map(|s| s.base_url.as_deref()),
+                vendor.base_url,
+            ) {
+                (Some(Some(u)), _) => {
+                    self.origin(u, path, ca_file, max_idle, idle_timeout, origins)?
+                }
+                (None, Some(u)) if !u.contains("{region}") => {
+                    self.origin(u, path, ca_file, max_idle, idle_timeout, origins)?
+                }
+                // The settings' problem says what the URL is missing.
+                (None, Some(_)) => return None,
+                _ => {
                     self.problem(&join(path, "base_url"), "missing");
                     return None;
                 }
@@ -635,7 +630,7 @@ impl Walker<'_> {
                 self.origin(&u, path, ca_file, max_idle, idle_timeout, origins)?
             }
         };
-        let (api_version, default_max_tokens) = settings?;
+        let settings = settings?;
         Some(Provider {
             name: name.to_owned(),
             protocol,
@@ -645,112 +640,13 @@ impl Walker<'_> {
             api_key,
             headers,
             timeouts,
-            api_version,
-            default_max_tokens,
-            region: None,
-            project: None,
-            aws: None,
-            token: None,
+            api_version: settings.api_version,
+            default_max_tokens: settings.default_max_tokens,
+            region: settings.region,
+            project: settings.project,
+            aws: settings.aws,
+            token: settings.token,
         })
-    }
-
-    /// The protocol-specific fields of a provider block; each is an error on another protocol.
-    /// Header-like settings become `headers`; returns (Azure api-version, default max_tokens).
-    fn protocol_settings(
-        &mut self,
-        h: &yaml_rust2::yaml::Hash,
-        path: &str,
-        vendor: &Vendor,
-        headers: &mut Vec<(String, String)>,
-    ) -> Option<(Option<String>, u64)> {
-        let only = |field: &str| -> Option<&'static str> {
-            match field {
-                "anthropic_version" | "anthropic_beta" | "default_max_tokens" => {
-                    (vendor.protocol != Protocol::Anthropic).then_some("anthropic")
-                }
-                "organization" | "project" => (vendor.name != "openai").then_some("openai"),
-                "api_version" => (vendor.path != PathStyle::AzureDeployment).then_some("azure"),
-                _ => None,
-            }
-        };
-        let mut ok = true;
-        for field in [
-            "anthropic_version",
-            "anthropic_beta",
-            "default_max_tokens",
-            "organization",
-            "project",
-            "api_version",
-        ] {
-            if get(h, field).is_some()
-                && let Some(want) = only(field)
-            {
-                self.problem(
-                    &join(path, field),
-                    format_args!("only for protocol {want}, not {}", vendor.name),
-                );
-                ok = false;
-            }
-        }
-        let mut text = |field: &str| -> Option<String> {
-            let y = get(h, field)?;
-            let s = self.string(y, &join(path, field))?;
-            match wire::header_value(&s) {
-                Ok(()) => Some(s),
-                Err(e) => {
-                    self.problem(&join(path, field), e);
-                    None
-                }
-            }
-        };
-        let mut api_version = None;
-        match vendor.protocol {
-            Protocol::Anthropic => {
-                let version = text("anthropic_version")
-                    .unwrap_or_else(|| crate::providers::anthropic::API_VERSION.to_owned());
-                headers.push(("anthropic-version".into(), version));
-            }
-            _ if vendor.path == PathStyle::AzureDeployment => {
-                api_version = Some(text("api_version").unwrap_or_else(|| AZURE_API_VERSION.into()));
-            }
-            _ => {
-                if let Some(org) = text("organization") {
-                    headers.push(("openai-organization".into(), org));
-                }
-                if let Some(project) = text("project") {
-                    headers.push(("openai-project".into(), project));
-                }
-            }
-        }
-        if let Some(y) = get(h, "anthropic_beta") {
-            let bp = join(path, "anthropic_beta");
-            match y {
-                Yaml::Array(items) => {
-                    let names: Vec<&str> = items.iter().filter_map(|i| i.as_str()).collect();
-                    let flaw = names.iter().find_map(|n| wire::name(n).err());
-                    if names.len() != items.len() {
-                        self.problem(&bp, "expected a list of beta names");
-                        ok = false;
-                    } else if let Some(e) = flaw {
-                        self.problem(&bp, e);
-                        ok = false;
-                    } else if !names.is_empty() {
-                        headers.push(("anthropic-beta".into(), names.join(",")));
-                    }
-                }
-                _ => {
-                    self.problem(&bp, format_args!("expected a list, found {}", type_name(y)));
-                    ok = false;
-                }
-            }
-        }
-        let mut default_max_tokens = 4096;
-        if let Some(y) = get(h, "default_max_tokens")
-            && let Some(n) = self.uint(y, &join(path, "default_max_tokens"), 1)
-        {
-            default_max_tokens = n;
-        }
-        ok.then_some((api_version, default_max_tokens))
     }
 
     fn origin(

@@ -9,28 +9,20 @@ use std::path::PathBuf;
 use crate::config::{AwsKeys, Secret};
 
 /// Where to look: the process environment, or a fixed map in tests.
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// The process environment.
-pub struct Process;
-
-impl Env for Process {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-    }
+fn var(env: Env<'_>, name: &str) -> Option<String> {
+    env(name).filter(|v| !v.trim().is_empty())
 }
 
 fn secret(value: &str, origin: String) -> Secret {
     Secret::new(value.trim().to_owned(), origin)
 }
 
-fn home_file(env: &dyn Env, var: &str, name: &str) -> Option<PathBuf> {
-    env.var(var).map(PathBuf::from).or_else(|| {
-        env.var("HOME")
-            .map(|h| PathBuf::from(h).join(".aws").join(name))
-    })
+fn home_file(env: Env<'_>, file_var: &str, name: &str) -> Option<PathBuf> {
+    var(env, file_var)
+        .map(PathBuf::from)
+        .or_else(|| var(env, "HOME").map(|h| PathBuf::from(h).join(".aws").join(name)))
 }
 
 /// The `key = value` pairs of section `[section]` of an INI-style AWS file.
@@ -61,24 +53,23 @@ fn lookup(pairs: &[(String, String)], key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn profile_name(env: &dyn Env, profile: Option<&str>) -> String {
+fn profile_name(env: Env<'_>, profile: Option<&str>) -> String {
     profile
         .map(str::to_owned)
-        .or_else(|| env.var("AWS_PROFILE"))
+        .or_else(|| var(env, "AWS_PROFILE"))
         .unwrap_or_else(|| "default".into())
 }
 
 /// Keys from the environment, else the profile in the shared credentials file.
-pub fn keys(env: &dyn Env, profile: Option<&str>) -> Result<AwsKeys, String> {
+pub fn keys(env: Env<'_>, profile: Option<&str>) -> Result<AwsKeys, String> {
     if let (Some(id), Some(key)) = (
-        env.var("AWS_ACCESS_KEY_ID"),
-        env.var("AWS_SECRET_ACCESS_KEY"),
+        var(env, "AWS_ACCESS_KEY_ID"),
+        var(env, "AWS_SECRET_ACCESS_KEY"),
     ) {
         return Ok(AwsKeys {
             access_key_id: secret(&id, "env AWS_ACCESS_KEY_ID".into()),
             secret_access_key: secret(&key, "env AWS_SECRET_ACCESS_KEY".into()),
-            session_token: env
-                .var("AWS_SESSION_TOKEN")
+            session_token: var(env, "AWS_SESSION_TOKEN")
                 .map(|t| secret(&t, "env AWS_SESSION_TOKEN".into())),
         });
     }
@@ -112,11 +103,8 @@ pub fn keys(env: &dyn Env, profile: Option<&str>) -> Result<AwsKeys, String> {
 }
 
 /// The region from the environment, else the profile in the shared config file.
-pub fn region(env: &dyn Env, profile: Option<&str>) -> Option<String> {
-    if let Some(r) = env
-        .var("AWS_REGION")
-        .or_else(|| env.var("AWS_DEFAULT_REGION"))
-    {
+pub fn region(env: Env<'_>, profile: Option<&str>) -> Option<String> {
+    if let Some(r) = var(env, "AWS_REGION").or_else(|| var(env, "AWS_DEFAULT_REGION")) {
         return Some(r);
     }
     let name = profile_name(env, profile);
@@ -137,8 +125,8 @@ mod tests {
 
     struct Map(HashMap<&'static str, String>);
 
-    impl Env for Map {
-        fn var(&self, name: &str) -> Option<String> {
+    impl Map {
+        fn get(&self, name: &str) -> Option<String> {
             self.0.get(name).cloned()
         }
     }
@@ -151,10 +139,10 @@ mod tests {
             ("AWS_SESSION_TOKEN", "tok".to_owned()),
             ("AWS_DEFAULT_REGION", "eu-west-1".to_owned()),
         ]));
-        let k = keys(&env, None).unwrap();
+        let k = keys(&|n| env.get(n), None).unwrap();
         assert_eq!(k.access_key_id.expose(), "AKIDENV");
         assert_eq!(k.session_token.unwrap().expose(), "tok");
-        assert_eq!(region(&env, None).as_deref(), Some("eu-west-1"));
+        assert_eq!(region(&|n| env.get(n), None).as_deref(), Some("eu-west-1"));
     }
 
     #[test]
@@ -178,17 +166,20 @@ mod tests {
             ("AWS_SHARED_CREDENTIALS_FILE", creds.display().to_string()),
             ("AWS_CONFIG_FILE", config.display().to_string()),
         ]));
-        let k = keys(&env, None).unwrap();
+        let k = keys(&|n| env.get(n), None).unwrap();
         assert_eq!(
             (k.access_key_id.expose(), k.session_token.is_none()),
             ("AKIDDEF", true)
         );
-        let w = keys(&env, Some("work")).unwrap();
+        let w = keys(&|n| env.get(n), Some("work")).unwrap();
         assert_eq!(w.secret_access_key.expose(), "s2");
         assert_eq!(w.session_token.unwrap().expose(), "t2");
-        assert_eq!(region(&env, None).as_deref(), Some("us-east-1"));
-        assert_eq!(region(&env, Some("work")).as_deref(), Some("us-west-2"));
-        let e = keys(&env, Some("missing")).unwrap_err();
+        assert_eq!(region(&|n| env.get(n), None).as_deref(), Some("us-east-1"));
+        assert_eq!(
+            region(&|n| env.get(n), Some("work")).as_deref(),
+            Some("us-west-2")
+        );
+        let e = keys(&|n| env.get(n), Some("missing")).unwrap_err();
         assert!(e.contains("\"missing\""), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

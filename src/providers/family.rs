@@ -23,6 +23,61 @@ pub enum PathStyle {
     AzureDeployment,
 }
 
+/// A provider field only some vendors take, and what it means for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// `anthropic_version`: the `anthropic-version` header (a default is always sent).
+    AnthropicVersion,
+    /// `anthropic_beta`: the `anthropic-beta` header.
+    AnthropicBeta,
+    /// `default_max_tokens`: sent when a protocol requires `max_tokens` and the client gave none.
+    DefaultMaxTokens,
+    /// `organization`: OpenAI's `openai-organization` header.
+    Organization,
+    /// `project`: OpenAI's `openai-project` header.
+    OpenAiProject,
+    /// `api_version`: Azure's `api-version` query value.
+    ApiVersion,
+    /// `project`: the Google Cloud project (required).
+    CloudProject,
+    /// `region`: the cloud region (`{region}` in the default base URL).
+    Region,
+    /// `credentials: { file: sa.json }` or `access_token: { env: … }` (Google; one required).
+    GoogleAuth,
+    /// `access_key_id`, `secret_access_key`, `session_token`, `profile` (AWS; else the
+    /// environment and the shared files).
+    AwsAuth,
+}
+
+impl Setting {
+    /// The provider fields it covers.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Setting::AnthropicVersion => &["anthropic_version"],
+            Setting::AnthropicBeta => &["anthropic_beta"],
+            Setting::DefaultMaxTokens => &["default_max_tokens"],
+            Setting::Organization => &["organization"],
+            Setting::OpenAiProject | Setting::CloudProject => &["project"],
+            Setting::ApiVersion => &["api_version"],
+            Setting::Region => &["region"],
+            Setting::GoogleAuth => &["credentials", "access_token"],
+            Setting::AwsAuth => &[
+                "access_key_id",
+                "secret_access_key",
+                "session_token",
+                "profile",
+            ],
+        }
+    }
+}
+
+const OPENAI: &[Setting] = &[Setting::Organization, Setting::OpenAiProject];
+const ANTHROPIC: &[Setting] = &[
+    Setting::AnthropicVersion,
+    Setting::AnthropicBeta,
+    Setting::DefaultMaxTokens,
+];
+
 #[derive(Debug)]
 pub struct Vendor {
     /// The name used in `protocol:`.
@@ -35,6 +90,8 @@ pub struct Vendor {
     pub path: PathStyle,
     /// Top-level request fields the vendor answers with an error; removed before sending.
     pub rejects: &'static [&'static str],
+    /// The vendor-specific provider fields it takes.
+    pub settings: &'static [Setting],
 }
 
 const fn openai_like(
@@ -51,6 +108,7 @@ const fn openai_like(
         needs_key,
         path: PathStyle::Plain,
         rejects,
+        settings: &[],
     }
 }
 
@@ -59,7 +117,10 @@ pub const REJECTABLE: &[&str] = &["logprobs", "logit_bias", "top_logprobs"];
 
 /// The table. `rejects` entries must appear in [`REJECTABLE`].
 pub static VENDORS: &[Vendor] = &[
-    openai_like("openai", Some("https://api.openai.com/v1"), false, &[]),
+    Vendor {
+        settings: OPENAI,
+        ..openai_like("openai", Some("https://api.openai.com/v1"), false, &[])
+    },
     Vendor {
         name: "azure",
         protocol: Protocol::OpenAi,
@@ -68,6 +129,7 @@ pub static VENDORS: &[Vendor] = &[
         needs_key: true,
         path: PathStyle::AzureDeployment,
         rejects: &[],
+        settings: &[Setting::ApiVersion],
     },
     openai_like("mistral", Some("https://api.mistral.ai/v1"), true, &[]),
     // Groq documents these as 400 errors.
@@ -110,6 +172,7 @@ pub static VENDORS: &[Vendor] = &[
         needs_key: true,
         path: PathStyle::Plain,
         rejects: &[],
+        settings: ANTHROPIC,
     },
     Vendor {
         name: "cohere",
@@ -119,6 +182,7 @@ pub static VENDORS: &[Vendor] = &[
         needs_key: true,
         path: PathStyle::Plain,
         rejects: &[],
+        settings: &[],
     },
     Vendor {
         name: "mock",
@@ -128,11 +192,36 @@ pub static VENDORS: &[Vendor] = &[
         needs_key: false,
         path: PathStyle::Plain,
         rejects: &[],
+        settings: &[],
     },
 ];
 
 pub fn find(name: &str) -> Option<&'static Vendor> {
     VENDORS.iter().find(|v| v.name == name)
+}
+
+/// Every vendor-specific provider field, once each.
+pub fn settings() -> Vec<&'static str> {
+    let mut out: Vec<&str> = Vec::new();
+    for f in VENDORS
+        .iter()
+        .flat_map(|v| v.settings.iter().flat_map(|s| s.fields()))
+    {
+        if !out.contains(f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// The vendors that take provider field `field`, for error messages.
+pub fn taking(field: &str) -> String {
+    VENDORS
+        .iter()
+        .filter(|v| v.settings.iter().any(|s| s.fields().contains(&field)))
+        .map(|v| v.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `openai, azure, …` for error messages.
