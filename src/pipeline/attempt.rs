@@ -398,7 +398,7 @@ async fn attempt(
     let target = &snap.models[at.alias].targets[at.target];
     at.serve(env, ctx);
     let provider = &snap.providers[target.provider];
-    let adapter = provider.protocol.adapter();
+    let adapter = provider.protocol.adapter_for(&target.model);
     if call.endpoint == Endpoint::CountTokens && !adapter.counts_tokens() {
         // A target that cannot count tokens gets the gateway's estimate.
         return relay::estimate(snap, conn, ctx, call.body_at).await;
@@ -453,7 +453,8 @@ pub fn prepare<'s>(
     let target = &model.targets[target_idx];
     let provider = &snap.providers[target.provider];
     let api_key = target.api_key(provider);
-    let adapter = provider.protocol.adapter();
+    let adapter = provider.protocol.adapter_for(&target.model);
+    adapter.ready(provider)?;
     let same = adapter.wire() == Some(ctx.wire);
     let embed = !same && endpoint == Endpoint::Embeddings;
     if !same && !endpoint.is_chat() && !embed {

@@ -301,7 +301,7 @@ pub async fn exchange(
     let passthrough =
         same && (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 429);
     if !(ok || passthrough) {
-        let adapter = provider.protocol.adapter();
+        let adapter = provider.protocol.adapter_for(leg.model);
         // A 429 without Retry-After: the provider's own reset headers say when.
         let retry_after = retry_after_secs(resp.retry_after.as_deref())
             .or_else(|| adapter.retry_after(&resp.rate_limit, crate::auth::now_ms()));
@@ -362,7 +362,7 @@ pub async fn deliver(
         passage,
         ..
     } = *leg;
-    let adapter = provider.protocol.adapter();
+    let adapter = provider.protocol.adapter_for(model);
     let Answer {
         mut resp,
         streaming,

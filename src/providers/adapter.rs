@@ -78,6 +78,17 @@ pub trait Adapter: Sync {
 
     // --- as an upstream ---
 
+    /// The adapter one of its models needs, when its models differ in shape (Vertex AI's
+    /// publishers); `None`: this one serves every model.
+    fn for_model(&self, _model: &str) -> Option<&'static dyn Adapter> {
+        None
+    }
+    /// Whether a request can go now: credentials that arrive while the gateway runs (a
+    /// refreshed token) may not have arrived yet.
+    fn ready(&self, _provider: &Provider) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
     /// Whether its requests go over the network (the built-in mock answers in process).
     fn networked(&self) -> bool {
         true
@@ -111,6 +122,10 @@ pub trait Adapter: Sync {
             h.body.len(),
             h.stream,
         );
+    }
+    /// Writes a health probe's `GET` of [`Adapter::models_path`] (`h.body` is empty).
+    fn write_models_probe(&self, out: &mut Vec<u8>, h: &Head<'_>) {
+        head::write_get(out, h.provider, h.api_key, h.origin, self.models_path());
     }
     /// How its streams are framed.
     fn framing(&self) -> Framing {

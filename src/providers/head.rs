@@ -99,7 +99,7 @@ fn auth_and_extras(out: &mut Vec<u8>, provider: &Provider, api_key: Option<&Secr
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn push_path_segment(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn push_path_segment(out: &mut Vec<u8>, s: &str) {
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(b);

@@ -39,6 +39,12 @@ impl Protocol {
         }
     }
 
+    /// The adapter for one of its models (the protocol's own, unless its models differ).
+    pub fn adapter_for(self, model: &str) -> &'static dyn adapter::Adapter {
+        let a = self.adapter();
+        a.for_model(model).unwrap_or(a)
+    }
+
     pub fn name(self) -> &'static str {
         self.adapter().name()
     }

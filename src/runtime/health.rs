@@ -21,7 +21,9 @@ use super::shard::Shard;
 use crate::config::{HealthPolicy, Probe, Timeouts};
 use crate::error::{GatewayError, Kind};
 
-use crate::providers::head;
+use crate::providers::Endpoint;
+use crate::providers::adapter::Head;
+use crate::providers::canonical::{ChatRequest, Message, Part, Role, Stamp};
 
 /// Largest probe answer read (a models list); more is a failed probe.
 const MAX_PROBE_BODY: usize = 4 << 20;
@@ -156,30 +158,41 @@ async fn probe(
     let provider = &snap.providers[target.provider];
     let origin = &snap.origins[provider.origin.expect("network providers have an origin")];
     let api_key = target.api_key(provider);
-    let adapter = provider.protocol.adapter();
+    let adapter = provider.protocol.adapter_for(&target.model);
     request.clear();
+    adapter.ready(provider)?;
+    let mut json = Vec::new();
+    if policy.probe == Probe::Chat {
+        // The smallest chat there is, in the provider's own protocol.
+        let r = ChatRequest {
+            messages: vec![Message {
+                role: Role::User,
+                parts: vec![Part::Text("ping".into())],
+            }],
+            max_tokens: Some(1),
+            ..ChatRequest::default()
+        };
+        let stamp = Stamp {
+            model: &target.model,
+            created: 0,
+            default_max_tokens: 1,
+        };
+        adapter.encode_request(&r, &stamp, &mut json, &mut Vec::new());
+    }
+    let head = Head {
+        provider,
+        api_key,
+        origin,
+        endpoint: Endpoint::Chat,
+        model: &target.model,
+        body: &json,
+        stream: false,
+        now: crate::auth::now_ms() as u64 / 1000,
+    };
     match policy.probe {
-        Probe::Models => {
-            head::write_get(request, provider, api_key, origin, adapter.models_path());
-        }
+        Probe::Models => adapter.write_models_probe(request, &head),
         Probe::Chat => {
-            // The same tiny body is valid for both protocols.
-            let mut json = Vec::with_capacity(128);
-            json.extend_from_slice(b"{\"model\":");
-            crate::json::push_str(&mut json, &target.model);
-            json.extend_from_slice(
-                b",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}",
-            );
-            head::write(
-                request,
-                provider,
-                api_key,
-                origin,
-                adapter.chat_path(),
-                &target.model,
-                json.len(),
-                false,
-            );
+            adapter.write_head(request, &head);
             request.extend_from_slice(&json);
         }
     }
