@@ -23,7 +23,7 @@ pub struct Head {
     pub chunked: bool,
     pub expect_continue: bool,
     pub keep_alive: bool,
-    /// The token of `Authorization: Bearer <token>`, or `x-api-key`.
+    /// The token of `Authorization: Bearer <token>`, or `x-api-key` / `x-goog-api-key`.
     pub api_key: Option<Range<usize>>,
     pub request_id: Option<Range<usize>>,
     /// `x-shardgate-tags`: a comma list routing rules match on.
@@ -122,7 +122,10 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
             if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {
                 head.api_key = Some(range_of(buf, trim(&value[7..])));
             }
-        } else if name.eq_ignore_ascii_case(b"x-api-key") {
+        } else if name.eq_ignore_ascii_case(b"x-api-key")
+            || name.eq_ignore_ascii_case(b"x-goog-api-key")
+        {
+            // Anthropic's SDKs send `x-api-key`, Google's `x-goog-api-key`.
             if head.api_key.is_none() {
                 head.api_key = Some(range_of(buf, value));
             }
@@ -196,6 +199,8 @@ mod tests {
         let h = parse(raw, 1024).unwrap().unwrap();
         assert!(!h.keep_alive);
         assert_eq!(&raw[h.api_key.unwrap()], b"k");
+        let raw = b"POST / HTTP/1.1\r\nx-goog-api-key: g\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(&raw[parse(raw, 1024).unwrap().unwrap().api_key.unwrap()], b"g");
         let h = parse(b"GET / HTTP/1.0\r\n\r\n", 1024).unwrap().unwrap();
         assert!(!h.keep_alive);
     }

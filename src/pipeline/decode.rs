@@ -115,7 +115,22 @@ impl Decoder {
 
     /// Decodes a request body: the fields the gateway acts on, and where they are.
     pub fn decode(&mut self, body: &[u8]) -> Result<Decoded, GatewayError> {
-        match self.with_tape(body, |t, base| extract(t, body, base)) {
+        match self.with_tape(body, |t, base| extract(t, body, base, None)) {
+            Ok(decoded) => decoded,
+            Err(e) => Err(bad(format!("request body is not valid JSON: {e}"))),
+        }
+    }
+
+    /// Decodes the body of a protocol that names the model and streaming in the path (Gemini):
+    /// `model` is the alias, a body member of that name is not read.
+    pub fn decode_for(
+        &mut self,
+        body: &[u8],
+        model: &str,
+        stream: bool,
+    ) -> Result<Decoded, GatewayError> {
+        let path = Some((model, stream));
+        match self.with_tape(body, |t, base| extract(t, body, base, path)) {
             Ok(decoded) => decoded,
             Err(e) => Err(bad(format!("request body is not valid JSON: {e}"))),
         }
@@ -147,11 +162,24 @@ fn acted_on(key: &str) -> Option<u32> {
         "system" => 8,
         "tools" => 9,
         "tool_choice" => 10,
+        // The Responses API's and Gemini's.
+        "input" => 11,
+        "instructions" => 12,
+        "max_output_tokens" => 13,
+        "contents" => 14,
+        "systemInstruction" => 15,
+        "generationConfig" => 16,
+        "toolConfig" => 17,
         _ => return None,
     })
 }
 
-fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, GatewayError> {
+fn extract(
+    tape: &Tape<'_>,
+    body: &[u8],
+    base: usize,
+    path: Option<(&str, bool)>,
+) -> Result<Decoded, GatewayError> {
     let root = tape.as_value();
     let obj = root
         .as_object()
@@ -176,6 +204,7 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
             seen |= 1 << bit;
         }
         match key {
+            "model" | "stream" if path.is_some() => {}
             "model" => {
                 let s = value
                     .as_str()
@@ -231,7 +260,12 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
                     user = Some(offset(s)..offset(s) + s.len());
                 }
             }
-            "max_tokens" | "max_completion_tokens" => max_tokens = value.as_u64(),
+            "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
+                max_tokens = value.as_u64();
+            }
+            "generationConfig" => {
+                max_tokens = value.get("maxOutputTokens").and_then(|m| m.as_u64());
+            }
             _ => {
                 if let Some(i) = family::REJECTABLE.iter().position(|f| *f == key) {
                     let k = offset(key);
@@ -241,9 +275,13 @@ fn extract(tape: &Tape<'_>, body: &[u8], base: usize) -> Result<Decoded, Gateway
             }
         }
     }
+    if let Some((alias, streams)) = path {
+        model = Some((0..0, Some(alias.to_owned())));
+        stream = streams;
+    }
     let (model, model_unescaped) =
         model.ok_or_else(|| bad("you must provide a `model` parameter"))?;
-    if model.is_empty() {
+    if model_unescaped.as_deref().map_or(model.is_empty(), str::is_empty) {
         return Err(bad("`model` must not be empty"));
     }
     let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
