@@ -154,7 +154,7 @@ pub struct Provider {
     pub protocol: Protocol,
     /// The family row named by `protocol:` (auth style, URL style, rejected fields).
     pub vendor: &'static Vendor,
-    /// Index into `Snapshot::origins`; `None` for the built-in mock.
+    /// Index into `Snapshot::origins` (the built-in mock's is the local one).
     pub origin: Option<usize>,
     /// Path prefix from `base_url` (e.g. `/v1`), without a trailing slash.
     pub base_path: String,
@@ -268,6 +268,24 @@ pub struct Origin {
     pub ca_file: Option<PathBuf>,
     pub max_idle: usize,
     pub idle_timeout: Duration,
+    /// Answered in process by the local transport (the built-in mock), not over a socket.
+    pub local: bool,
+}
+
+impl Origin {
+    /// The in-process origin the built-in mock's requests go to.
+    pub fn local() -> Origin {
+        Origin {
+            tls: false,
+            host: "mock".into(),
+            port: 0,
+            authority: "mock".into(),
+            ca_file: None,
+            max_idle: 1024,
+            idle_timeout: Duration::from_secs(3600),
+            local: true,
+        }
+    }
 }
 
 impl fmt::Display for Origin {

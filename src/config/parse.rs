@@ -598,9 +598,19 @@ impl Walker<'_> {
                 format_args!("missing: protocol {} needs an API key", vendor.name),
             );
         }
-        let local = !protocol.adapter().networked();
+        let local = protocol.adapter().local();
         let (origin, base_path) = match (local, get(h, "base_url")) {
-            (true, None) => (None, String::new()),
+            (true, None) => {
+                let o = Origin::local();
+                let idx = match origins.iter().position(|x| *x == o) {
+                    Some(i) => i,
+                    None => {
+                        origins.push(o);
+                        origins.len() - 1
+                    }
+                };
+                (Some(idx), String::new())
+            }
             (true, Some(_)) => {
                 self.problem(
                     &join(path, "base_url"),
@@ -685,6 +695,7 @@ impl Walker<'_> {
             ca_file,
             max_idle,
             idle_timeout,
+            local: false,
         };
         let idx = match origins.iter().position(|o| *o == origin) {
             Some(i) => i,

@@ -200,7 +200,10 @@ mod tests {
         assert!(!h.keep_alive);
         assert_eq!(&raw[h.api_key.unwrap()], b"k");
         let raw = b"POST / HTTP/1.1\r\nx-goog-api-key: g\r\ncontent-length: 0\r\n\r\n";
-        assert_eq!(&raw[parse(raw, 1024).unwrap().unwrap().api_key.unwrap()], b"g");
+        assert_eq!(
+            &raw[parse(raw, 1024).unwrap().unwrap().api_key.unwrap()],
+            b"g"
+        );
         let h = parse(b"GET / HTTP/1.0\r\n\r\n", 1024).unwrap().unwrap();
         assert!(!h.keep_alive);
     }

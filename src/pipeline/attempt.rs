@@ -8,22 +8,21 @@
 //!
 //! `prepare` turns the client's request into one target's upstream request. When the client
 //! and the provider speak the same protocol the upstream gets the client's own bytes with the
-//! model spliced in; otherwise the body goes through the canonical form ([`translate`]). The
-//! built-in mock answers in-process.
+//! model spliced in; otherwise the body goes through the canonical form ([`translate`]).
 
 use super::Env;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::decode::{Decoded, StreamOptions};
+use super::decode::Decoded;
 use super::relay::{self, Passage};
 use super::{Ctx, Outcome, Scratch, Tried};
 use crate::config::Model;
 use crate::error::{GatewayError, Kind};
 use crate::http::conn::{Body, Conn};
+use crate::providers::Endpoint;
 use crate::providers::adapter::{Head, Splice};
 use crate::providers::canonical::Stamp;
-use crate::providers::translate::{self, Wire};
-use crate::providers::{Endpoint, mock};
+use crate::providers::translate;
 use crate::routing::{self, Facts, Plan, Shortfall};
 
 /// Fallback aliases followed at most, so a cycle in the config cannot loop.
@@ -200,12 +199,7 @@ async fn try_alias(
             .chain(&order[..i % order.len()])
             .map(|&p| p as usize)
             .find(|&p| p != t)
-            .filter(|&p| {
-                hedging
-                    && tries < model.retry.attempts
-                    && networked(env, model, t)
-                    && networked(env, model, p)
-            });
+            .filter(|_| hedging && tries < model.retry.attempts);
         let result = match partner {
             Some(p) => {
                 // Boxed: a race holds two exchanges, and inline it would double the state of
@@ -240,12 +234,6 @@ fn within(mut t: crate::config::Timeouts, left: Option<Duration>) -> crate::conf
         t.total = t.total.min(left);
     }
     t
-}
-
-/// Whether the target is reached over the network (the built-in mock answers in-process).
-fn networked(env: &Env<'_>, model: &Model, t: usize) -> bool {
-    let p = model.targets[t].provider;
-    env.snapshot.providers[p].protocol.adapter().networked()
 }
 
 /// An attempt under way: what [`record`] needs to report it.
@@ -402,25 +390,6 @@ async fn attempt(
     if call.endpoint == Endpoint::CountTokens && !adapter.counts_tokens() {
         // A target that cannot count tokens gets the gateway's estimate.
         return relay::estimate(snap, conn, ctx, call.body_at).await;
-    }
-    if !adapter.networked() {
-        let decoded = call.decoded;
-        let include_usage =
-            ctx.wire == Wire::Anthropic || decoded.stream_options == StreamOptions::IncludeUsage;
-        let id = String::from_utf8_lossy(ctx.id()).into_owned();
-        let as_openai = match call.endpoint {
-            Endpoint::Messages => Endpoint::Chat,
-            e => e,
-        };
-        let reply = mock::respond(
-            as_openai,
-            ctx.stream,
-            include_usage,
-            &target.model,
-            conn.body(call.body_at).len(),
-            &id,
-        );
-        return relay::local(snap, conn, ctx, reply, &target.model).await;
     }
     let (leg, dropped) = prepare(
         env,

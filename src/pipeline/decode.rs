@@ -281,7 +281,10 @@ fn extract(
     }
     let (model, model_unescaped) =
         model.ok_or_else(|| bad("you must provide a `model` parameter"))?;
-    if model_unescaped.as_deref().map_or(model.is_empty(), str::is_empty) {
+    if model_unescaped
+        .as_deref()
+        .map_or(model.is_empty(), str::is_empty)
+    {
         return Err(bad("`model` must not be empty"));
     }
     let open = body.iter().position(|&b| b == b'{').unwrap_or(0);

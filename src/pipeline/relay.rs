@@ -22,8 +22,8 @@ use crate::http::response::{self, Meta};
 use crate::http::sse;
 use crate::providers::adapter::Adapter;
 use crate::providers::canonical::Stamp;
-use crate::providers::translate::{self, StreamTranslator, Wire};
-use crate::providers::{Usage, anthropic, mock};
+use crate::providers::translate::{self, StreamTranslator};
+use crate::providers::{Usage, anthropic};
 
 /// How long an upstream wait runs before the client socket is watched. Most waits (a fast
 /// answer, a stream's next event) end sooner, and each watch costs the shard an io_uring poll
@@ -122,61 +122,6 @@ fn meta<'a>(ctx: &'a Ctx, snap: &'a Snapshot, upstream_us: Option<u64>) -> Meta<
         route: ctx.route(snap),
         rates: ctx.rates.as_ref(),
     }
-}
-
-/// A reply produced in-process (the built-in mock provider), in OpenAI's shapes; an Anthropic
-/// client gets it translated like any OpenAI-protocol upstream's.
-pub async fn local(
-    snap: &Snapshot,
-    conn: &mut Conn,
-    ctx: &mut Ctx,
-    mut reply: mock::Reply,
-    model: &str,
-) -> Result<Outcome, GatewayError> {
-    if ctx.wire == Wire::Anthropic {
-        let stamp = stamp(model, 0);
-        let mut out = Vec::with_capacity(reply.body.len());
-        if reply.stream {
-            let mut t = StreamTranslator::new(&mock::Mock, Wire::Anthropic, &stamp, true);
-            t.feed(&reply.body, &mut out)?;
-        } else {
-            translate::response(
-                &mock::Mock,
-                Wire::Anthropic,
-                &mut reply.body,
-                &stamp,
-                &mut out,
-            )?;
-        }
-        reply.body = out;
-    }
-    if reply.stream {
-        response::head(
-            &mut conn.wbuf,
-            200,
-            response::SSE,
-            None,
-            &meta(ctx, snap, None),
-            &[],
-        );
-        chunked::frame(&mut conn.wbuf, &reply.body);
-        conn.wbuf.extend_from_slice(chunked::LAST_CHUNK);
-    } else {
-        response::full(
-            &mut conn.wbuf,
-            200,
-            response::JSON,
-            &reply.body,
-            &meta(ctx, snap, None),
-            &[],
-        );
-    }
-    conn.flush().await?;
-    Ok(Outcome {
-        status: 200,
-        usage: Some(reply.usage),
-        ..Outcome::default()
-    })
 }
 
 /// `count_tokens` for a target that cannot count (not Anthropic): a local estimate, marked.

@@ -89,9 +89,10 @@ pub trait Adapter: Sync {
         Ok(())
     }
 
-    /// Whether its requests go over the network (the built-in mock answers in process).
-    fn networked(&self) -> bool {
-        true
+    /// Whether its requests go to the in-process transport (the built-in mock) rather than
+    /// over the network.
+    fn local(&self) -> bool {
+        false
     }
     /// Whether it counts tokens itself (`/v1/messages/count_tokens`); else the gateway
     /// estimates.

@@ -1,7 +1,10 @@
 //! The built-in `mock` protocol: answers chat completions (JSON and SSE), completions and
 //! embeddings locally, so the embedded default config works with no network. Token counts are
 //! deterministic: input = body bytes / 4, output = the number of words in the canned answer.
-//! As an adapter ([`Mock`]) it is OpenAI's protocol over an in-process transport.
+//! As an adapter ([`Mock`]) it is OpenAI's protocol; its requests go to the in-process
+//! transport (`upstream::conn::Io::Local`), which hands each whole HTTP request to [`serve`]
+//! and reads the HTTP answer it writes like any upstream's: the same splice, translation,
+//! relay and usage accounting as a real provider, no socket.
 
 use super::adapter::{Adapter, Splice, StreamDecode};
 use super::canonical::{ChatRequest, ChatResponse, Json, Stamp};
@@ -61,6 +64,92 @@ pub fn respond(
         body,
         usage,
     }
+}
+
+/// Answers one whole HTTP/1.1 request (as a provider's head writer made it) with a whole
+/// HTTP answer appended to `out`: chat completions, completions and embeddings under any base
+/// path, `GET …/models`, and OpenAI's error JSON for anything else.
+pub fn serve(request: &[u8], out: &mut Vec<u8>) {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(at)) = req.parse(request) else {
+        return answer(out, 400, "application/json", &error("a malformed request"));
+    };
+    let (method, path) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
+    let path = path.split('?').next().unwrap_or_default();
+    let endpoint = if path.ends_with("/chat/completions") {
+        Endpoint::Chat
+    } else if path.ends_with("/completions") {
+        Endpoint::Completions
+    } else if path.ends_with("/embeddings") {
+        Endpoint::Embeddings
+    } else if path.ends_with("/models") && method == "GET" {
+        return answer(
+            out,
+            200,
+            "application/json",
+            b"{\"object\":\"list\",\"data\":[]}",
+        );
+    } else {
+        let e = error(&format!("the mock has no {method} {path}"));
+        return answer(out, 404, "application/json", &e);
+    };
+    let body = &request[at..];
+    let mut copy = body.to_vec();
+    let Ok(v) = simd_json::to_borrowed_value(&mut copy) else {
+        return answer(out, 400, "application/json", &error("the body is not JSON"));
+    };
+    use simd_json::prelude::*;
+    let model = v.get("model").and_then(|m| m.as_str()).unwrap_or("mock");
+    let stream = v.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
+    let include_usage = v
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(|u| u.as_bool())
+        .unwrap_or(false);
+    let id = NEXT_ID.with(|n| {
+        let id = n.get();
+        n.set(id + 1);
+        id
+    });
+    let reply = respond(
+        endpoint,
+        stream,
+        include_usage,
+        model,
+        body.len(),
+        &id.to_string(),
+    );
+    let ct = if reply.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    answer(out, 200, ct, &reply.body);
+}
+
+thread_local! {
+    /// Answer ids, per shard thread (nothing shared across cores).
+    static NEXT_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
+
+fn error(message: &str) -> Vec<u8> {
+    let mut e = b"{\"error\":{\"message\":".to_vec();
+    json::push_str(&mut e, message);
+    e.extend_from_slice(b",\"type\":\"invalid_request_error\",\"code\":null}}");
+    e
+}
+
+fn answer(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[u8]) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    json::push_u64(out, u64::from(status));
+    out.extend_from_slice(if status == 200 { b" OK" } else { b" Error" });
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
+    json::push_u64(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
 }
 
 fn push_usage(out: &mut Vec<u8>, u: Usage) {
@@ -187,8 +276,8 @@ impl Adapter for Mock {
         OpenAi.wire()
     }
 
-    fn networked(&self) -> bool {
-        false
+    fn local(&self) -> bool {
+        true
     }
 
     fn chat_path(&self) -> &'static str {
@@ -243,6 +332,50 @@ mod tests {
     use super::*;
     use crate::http::sse;
     use crate::providers::openai;
+
+    fn served(request: &str) -> (u16, String, Vec<u8>) {
+        let mut out = Vec::new();
+        serve(request.as_bytes(), &mut out);
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut r = httparse::Response::new(&mut headers);
+        let at = match r.parse(&out).unwrap() {
+            httparse::Status::Complete(n) => n,
+            _ => panic!("incomplete head"),
+        };
+        let ct = r.headers.iter().find(|h| h.name == "content-type").unwrap();
+        let ct = String::from_utf8(ct.value.to_vec()).unwrap();
+        (r.code.unwrap(), ct, out[at..].to_vec())
+    }
+
+    #[test]
+    fn the_local_transport_answers_whole_http_requests() {
+        let body = r#"{"model":"m-1","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let req = format!(
+            "POST /chat/completions HTTP/1.1\r\nhost: mock\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (status, ct, sse_body) = served(&req);
+        assert_eq!((status, ct.as_str()), (200, "text/event-stream"));
+        let text = String::from_utf8(sse_body).unwrap();
+        assert!(text.contains("\"model\":\"m-1\"") && text.ends_with("data: [DONE]\n\n"));
+        assert!(text.contains("\"usage\":{\"prompt_tokens\""), "{text}");
+        let whole = r#"{"model":"m","input":"x"}"#;
+        let req = format!(
+            "POST /v1/embeddings HTTP/1.1\r\ncontent-length: {}\r\n\r\n{whole}",
+            whole.len()
+        );
+        let (status, ct, json) = served(&req);
+        assert_eq!((status, ct.as_str()), (200, "application/json"));
+        simd_json::to_owned_value(&mut json.clone()).unwrap();
+        let (status, _, _) = served("GET /models HTTP/1.1\r\n\r\n");
+        assert_eq!(status, 200);
+        let (status, _, e) = served("POST /v1/responses HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}");
+        assert_eq!(status, 404);
+        assert!(String::from_utf8(e).unwrap().contains("\"error\""));
+        let (status, _, _) =
+            served("POST /chat/completions HTTP/1.1\r\ncontent-length: 1\r\n\r\n{");
+        assert_eq!(status, 400);
+    }
 
     #[test]
     fn json_replies_are_valid_and_carry_usage() {

@@ -29,7 +29,7 @@ use crate::providers::canonical::{ChatRequest, Message, Part, Role, Stamp};
 const MAX_PROBE_BODY: usize = 4 << 20;
 
 /// Brings the probe tasks in line with the current generation: a task for every target of an
-/// alias with `health:` (mock targets answer in-process and are not probed), started where
+/// alias with `health:`, started where
 /// none probes the same thing already.
 pub fn restart(shard: &Rc<Shard>) {
     let generation = shard.generation();
@@ -39,10 +39,6 @@ pub fn restart(shard: &Rc<Shard>) {
     for model in &snap.models {
         let Some(policy) = model.health else { continue };
         for target in &model.targets {
-            let provider = &snap.providers[target.provider];
-            if !provider.protocol.adapter().networked() {
-                continue;
-            }
             let key = (model.alias.clone(), target.name.clone());
             wanted.insert(key, (fingerprint(snap, target, &policy), policy));
         }

@@ -587,10 +587,7 @@ mod tests {
             std::mem::size_of_val(&fut)
         });
         eprintln!("request future: {size} bytes");
-        assert!(
-            size <= 7 * 1024 + 512,
-            "the request future grew to {size} bytes"
-        );
+        assert!(size <= 8 * 1024, "the request future grew to {size} bytes");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One upstream connection (plain TCP or TLS) and its read buffer.
+//! One upstream connection (plain TCP, TLS, or the in-process transport) and its read buffer.
 
 use std::io;
 use std::time::Instant;
@@ -12,6 +12,9 @@ use crate::http::io::read_more;
 pub enum Io {
     Plain(TcpStream),
     Tls(Box<ClientTlsStream<TcpStream>>),
+    /// The in-process transport: a request written is answered at once by the built-in mock
+    /// ([`crate::providers::mock::serve`]), whole, into the read buffer.
+    Local,
 }
 
 /// A connection's read buffer to start with (a response head and its first events fit).
@@ -44,6 +47,10 @@ impl Conn {
     pub async fn write_all(&mut self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         self.broken = true;
         let (res, buf) = match &mut self.io {
+            Io::Local => {
+                crate::providers::mock::serve(&buf, &mut self.rbuf);
+                (Ok(buf.len()), buf)
+            }
             Io::Plain(s) => s.write_all(buf).await,
             Io::Tls(s) => {
                 let (res, buf) = s.write_all(buf).await;
@@ -62,6 +69,8 @@ impl Conn {
     pub async fn fill(&mut self) -> io::Result<usize> {
         self.broken = true;
         let res = match &mut self.io {
+            // Everything was answered with the request: nothing more comes.
+            Io::Local => Ok(0),
             Io::Plain(s) => read_more(s, &mut self.rbuf).await,
             Io::Tls(s) => read_more(s.as_mut(), &mut self.rbuf).await,
         };

@@ -145,6 +145,9 @@ impl Client {
         origin: &Origin,
         timeout: Duration,
     ) -> Result<Conn, GatewayError> {
+        if origin.local {
+            return Ok(Conn::new(conn::Io::Local, idx));
+        }
         let fail =
             |kind, what: &dyn std::fmt::Display| upstream_error(kind, provider, origin, what);
         let attempt = async {

@@ -228,6 +228,6 @@ mod tests {
         assert_eq!(Cohere.wire(), None);
         assert_eq!(Cohere.chat_path(), "/v2/chat");
         assert_eq!(Cohere.models_path(), "/v1/models");
-        assert!(Cohere.networked() && !Cohere.counts_tokens());
+        assert!(!Cohere.local() && !Cohere.counts_tokens());
     }
 }

@@ -263,6 +263,7 @@ mod tests {
             ca_file: None,
             max_idle: 8,
             idle_timeout: std::time::Duration::from_secs(1),
+            local: false,
         };
         (p, o)
     }
