@@ -31,10 +31,12 @@
 mod cohere;
 mod conn;
 mod directives;
+pub mod eventstream;
 mod handler;
 mod reply;
 mod request;
 mod responses;
+pub mod sigv4;
 mod stats;
 mod stream;
 mod tools;
