@@ -416,3 +416,45 @@ fn binary_takes_aws_keys_together() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--aws-secret-access-key"));
 }
+
+#[test]
+fn stream_directives_keep_each_protocols_framing() {
+    let m = server();
+    // Responses: the giant event is numbered in turn, and is exactly its size.
+    let body = r#"{"model":"m","input":"hi","stream":true}"#;
+    let r = call(
+        m.addr(),
+        "POST",
+        &format!("{RESPONSES}?giant_event=3000&chunks=2"),
+        &[],
+        body,
+    );
+    let events = r.events();
+    assert_eq!(events[1].0, "mock.padding");
+    for (k, (_, data)) in events.iter().enumerate() {
+        let d: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(d["sequence_number"], k as u64);
+    }
+    // Bedrock: the SSE-only shapes are ignored, drop_after cuts between frames.
+    let auth = (
+        "authorization",
+        "AWS4-HMAC-SHA256 Credential=x/y, SignedHeaders=host, Signature=0",
+    );
+    let path =
+        format!("{MODEL}/converse-stream?giant_event=3000&cr_only&sse_no_blank=500&chunks=2");
+    let fs = frames(&call(m.addr(), "POST", &path, &[auth], CONVERSE));
+    assert_eq!(fs.len(), 6, "start, 2 deltas, stop, messageStop, metadata");
+    let path = format!("{MODEL}/converse-stream?drop_after=2");
+    let r = call(m.addr(), "POST", &path, &[auth], CONVERSE);
+    assert!(!r.complete);
+    assert_eq!(frames(&r).len(), 2);
+    // Gemini: malformed is one chunk that is not JSON; the rest still parse.
+    let path = format!("{GEMINI}:streamGenerateContent?alt=sse&malformed&chunks=1");
+    let events = call(m.addr(), "POST", &path, &[KEY], CONTENTS).events();
+    assert!(serde_json::from_str::<Value>(&events[0].1).is_err());
+    assert!(
+        events[1..]
+            .iter()
+            .all(|(_, d)| serde_json::from_str::<Value>(d).is_ok())
+    );
+}

@@ -392,10 +392,22 @@ impl Sse<'_> {
 
     /// `giant_event`: appends an event whose one `data:` line ends in a `"pad"` string left open,
     /// and returns where its filler goes; the bytes after that close it. OpenAI: a chunk with no
-    /// choices (as the usage chunk has); Anthropic: a `ping`. Both are events a client skips.
+    /// choices (as the usage chunk has); Anthropic: a `ping`; Responses: an unknown event type;
+    /// Gemini: a chunk without candidates. All are events a client skips.
     pub fn giant(&self, out: &mut Vec<u8>) -> usize {
         if self.api == Api::Messages {
             out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\",\"pad\":\"");
+        } else if self.api == Api::Responses {
+            // An event type no client knows, numbered in turn like every other event.
+            out.extend_from_slice(
+                b"event: mock.padding\ndata: {\"type\":\"mock.padding\",\"sequence_number\":",
+            );
+            num(out, self.seq.get());
+            out.extend_from_slice(b",\"pad\":\"");
+            self.seq.set(self.seq.get() + 1);
+        } else if self.api == Api::Gemini {
+            // A chunk without candidates.
+            out.extend_from_slice(b"data: {\"candidates\":[],\"pad\":\"");
         } else {
             out.extend_from_slice(b"data: ");
             if self.api == Api::Chat {
