@@ -13,7 +13,7 @@
 //! invoke}`; `GET /v1/models`, `GET /mock/stats`, `POST /mock/reset` (routes: `routes.rs`).
 //! Directives: see [`DIRECTIVES`], [`DIRECTIVE_HELP`] and `directives.rs`.
 //!
-//! What the assistant says is also programmable, in both protocols, JSON and SSE alike:
+//! What the assistant says is also programmable, in every protocol, whole and streamed alike:
 //! - `tools=N` (0..=8): N tool calls instead of text, named after the request's `tools` in order
 //!   (cycling; `get_weather` when there are none), with arguments `{"city":"Paris","call":i}` and
 //!   ids `call_mock<i>` / `toolu_mock<i>`; finish `tool_calls` / `tool_use`. Streams send each
@@ -23,6 +23,18 @@
 //!   OpenAI body sets `reasoning_effort` (other than `none`); `thinking=0` turns it off.
 //! - `stop_reason=max_tokens|stop_sequence|end_turn`: forces the finish (OpenAI `length` /
 //!   `stop`); `stop_sequence` answers carry `"stop_sequence":"###"` on Anthropic.
+//!
+//! The other protocols map them thus. Gemini: `functionCall` parts (whole, one stream chunk
+//! each), thinking as a `thought: true` part (implied by `thinkingConfig.includeThoughts`),
+//! `finishReason` `STOP` or `MAX_TOKENS`. Bedrock: `toolUse` blocks (ids `tooluse_mock<i>`,
+//! input streamed in fragments), `reasoningContent` (implied by Anthropic `thinking` in
+//! `additionalModelRequestFields`), Anthropic's stop reasons. Responses API: `function_call`
+//! items, a `reasoning` item with a summary (implied by `reasoning.effort`), `max_tokens` as
+//! status `incomplete`. Cohere: tool calls, no reasoning. `cached_tokens` and
+//! `reasoning_tokens` land in each protocol's own usage fields; `status` gives each protocol's
+//! error body (Bedrock's with `x-amzn-errortype`), `error_after` its in-stream error; the
+//! SSE-only hostile shapes (`sse_no_blank`, `giant_event`, `cr_only`) leave Bedrock's binary
+//! frames alone.
 //!
 //! Output tokens are one per content delta: reasoning pieces plus text pieces or argument
 //! fragments. Module map: `routes` names the endpoint and checks authentication, `handler`
