@@ -471,7 +471,7 @@ fn threads_and_port_conflict() {
     let clash = MockConfig {
         listen: m.addr(),
         threads: 2,
-        cpus: None,
+        ..MockConfig::default()
     };
     assert!(MockServer::start(clash).is_err());
 }

@@ -6,13 +6,19 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use loadtest::mock::{DIRECTIVE_HELP, MockConfig, MockServer};
+use loadtest::mock::{AwsKeys, DIRECTIVE_HELP, MockConfig, MockServer};
 
 const USAGE: &str = "\
 usage: mock-upstream [--listen 127.0.0.1:9001] [--threads N] [--cpus 1,2]
+                     [--aws-access-key-id ID --aws-secret-access-key SECRET [--aws-session-token T]]
 
-Endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages, /v2/chat (Cohere);
-GET /v1/models; GET /mock/stats; POST /mock/reset.
+Endpoints: POST /v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings, /v1/messages;
+/v2/chat, /v2/embed (Cohere); /v1beta/models/{m}:generateContent|streamGenerateContent|embedContent|
+batchEmbedContents (Gemini, x-goog-api-key); /v1/projects/{p}/locations/{r}/publishers/google/models/
+{m}:generateContent|streamGenerateContent|predict and .../publishers/anthropic/models/{m}:rawPredict|
+streamRawPredict (Vertex AI, bearer token); /model/{id}/converse|converse-stream|invoke (Bedrock,
+SigV4: verified with the --aws-* keys, else only required to be there); GET /v1/models;
+GET /mock/stats; POST /mock/reset.
 Directives (path prefix /mock/a=1,b=2/v1/..., header x-mock-NAME, query ?NAME=, body \"mock\":{..};
 later sources win; a bare name means true):
 ";
@@ -22,6 +28,7 @@ fn parse_args() -> Result<MockConfig, String> {
         listen: "127.0.0.1:9001".parse().expect("valid address"),
         ..MockConfig::default()
     };
+    let (mut key_id, mut secret, mut token) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -54,9 +61,26 @@ fn parse_args() -> Result<MockConfig, String> {
                     .map_err(|e| format!("--cpus {value}: {e}"))?;
                 cfg.cpus = Some(cpus);
             }
+            "--aws-access-key-id" => key_id = Some(value),
+            "--aws-secret-access-key" => secret = Some(value),
+            "--aws-session-token" => token = Some(value),
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    cfg.aws = match (key_id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(AwsKeys {
+            access_key_id,
+            secret_access_key,
+            session_token: token,
+        }),
+        (None, None) if token.is_none() => None,
+        _ => {
+            return Err(
+                "--aws-access-key-id and --aws-secret-access-key go together (with an optional --aws-session-token)"
+                    .into(),
+            );
+        }
+    };
     Ok(cfg)
 }
 

@@ -57,6 +57,10 @@ pub(crate) struct Directives {
     pub stall_after: Option<u64>,
     /// Usage counts of `u64::MAX`.
     pub usage_huge: bool,
+    /// Streams: events sent before the protocol's in-stream error ends the stream.
+    pub error_after: Option<u64>,
+    /// The status that in-stream error stands for (default 500).
+    pub error_status: u16,
 }
 
 /// Why the answer ended, named as Anthropic does (`responses.rs` maps it to OpenAI's names).
@@ -101,6 +105,14 @@ impl StopReason {
         }
     }
 
+    /// Gemini's `finishReason` (a tool call ends with `STOP` there).
+    pub fn gemini(self) -> &'static str {
+        match self {
+            StopReason::MaxTokens => "MAX_TOKENS",
+            _ => "STOP",
+        }
+    }
+
     pub fn openai(self) -> &'static str {
         match self {
             StopReason::EndTurn | StopReason::StopSequence => "stop",
@@ -140,6 +152,8 @@ impl Default for Directives {
             big_head: 0,
             stall_after: None,
             usage_huge: false,
+            error_after: None,
+            error_status: 500,
         }
     }
 }
@@ -183,6 +197,8 @@ pub const NAMES: &[&str] = &[
     "big_head",
     "stall_after",
     "usage_huge",
+    "error_after",
+    "error_status",
 ];
 
 /// One entry per directive (continuation lines indented further), for `mock-upstream --help`.
@@ -230,6 +246,13 @@ pub const HELP: &str = concat!(
     "  stall_after=N    streams: after N events, send nothing and keep the connection open for up\n",
     "                   to 60 s, then close it (the body unfinished)\n",
     "  usage_huge       every reported token count is u64::MAX (18446744073709551615); totals saturate\n",
+    "  error_after=N    streams: after N events, the protocol's in-stream error ends the stream\n",
+    "                   (Bedrock: an exception frame; Responses: an `error` event; Anthropic: an\n",
+    "                   `error` event; OpenAI and Gemini: a data line with an error body)\n",
+    "  error_status=S   the status that error stands for (400..=599, default 500; Bedrock 429 is a\n",
+    "                   throttlingException, 503 serviceUnavailableException, 400\n",
+    "                   validationException, 500 internalServerException, others\n",
+    "                   modelStreamErrorException)\n",
 );
 
 fn num(name: &str, value: &str) -> Result<u64, String> {
@@ -299,6 +322,14 @@ impl Directives {
             "big_head" => self.big_head = bytes(name, value)?,
             "stall_after" => self.stall_after = Some(num(name, value)?),
             "usage_huge" => self.usage_huge = flag(name, value)?,
+            "error_after" => self.error_after = Some(num(name, value)?),
+            "error_status" => {
+                let s = num(name, value)?;
+                if !(400..=599).contains(&s) {
+                    return Err(format!("mock directive error_status: {s} is not 400..=599"));
+                }
+                self.error_status = s as u16;
+            }
             _ => return Ok(false),
         }
         Ok(true)

@@ -1,6 +1,7 @@
-//! Serves one connection: routes each request, applies its directives and writes the JSON
-//! response, or hands an SSE one to `stream.rs`. How the bytes are framed and paced on the wire
-//! (`big_head`, `head_trickle_ms`, chunking) is `wire.rs`'s business.
+//! Serves one connection: routes each request (`routes.rs`), checks its authentication,
+//! applies its directives and writes the JSON response in its protocol's shape (errors in its
+//! protocol's error body), or hands a streamed one to `stream.rs`. How the bytes are framed
+//! and paced on the wire (`big_head`, `head_trickle_ms`, chunking) is `wire.rs`'s business.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,42 +13,17 @@ use super::directives::{Directives, split_target};
 use super::reply::{Plan, Reply};
 use super::request::Body;
 use super::responses::{self as r, Api, Head, Meta, Sse};
+use super::routes::{self, Family, Route};
 use super::stats::{RecordedRequest, Shared};
 use super::stream;
 use super::wire::{self, Wire};
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Route {
-    Api(Api),
-    Embeddings,
-    Models,
-    /// Anthropic's `count_tokens`: about four request bytes a token.
-    CountTokens,
-    Stats,
-    Reset,
-    NotFound,
-}
+use super::{embed, errors};
 
 /// What to do with the connection after a response.
 #[derive(PartialEq, Eq)]
 pub(crate) enum Next {
     KeepAlive,
     Close,
-}
-
-fn route(method: &str, path: &str, has_prefix: bool) -> Route {
-    match (method, path) {
-        ("POST", "/v1/chat/completions") => Route::Api(Api::Chat),
-        ("POST", "/v1/completions") => Route::Api(Api::Completion),
-        ("POST", "/v1/messages") => Route::Api(Api::Messages),
-        ("POST", "/v2/chat") => Route::Api(Api::Cohere),
-        ("POST", "/v1/messages/count_tokens") => Route::CountTokens,
-        ("POST", "/v1/embeddings") => Route::Embeddings,
-        ("GET", "/v1/models") => Route::Models,
-        ("GET", "/mock/stats") if !has_prefix => Route::Stats,
-        ("POST", "/mock/reset") if !has_prefix => Route::Reset,
-        _ => Route::NotFound,
-    }
 }
 
 /// Serves requests on `stream` until either side closes.
@@ -60,9 +36,9 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             Ok(None) | Err(ReadError::Gone) => return,
             Err(ReadError::Bad(status, msg)) => {
                 conn.scratch.clear();
-                r::error_body(&mut conn.scratch, false, status, msg);
+                errors::body(&mut conn.scratch, Family::OpenAi, status, msg);
                 let w = &mut Wire::plain();
-                let _ = respond(&mut conn, w, status, "application/json", true, None).await;
+                let _ = respond(&mut conn, w, status, true, None, None).await;
                 return;
             }
         };
@@ -72,21 +48,22 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-/// Writes a response with `conn.scratch` as its body, framed as `w` says.
+/// Writes a JSON response with `conn.scratch` as its body, framed as `w` says.
 async fn respond(
     conn: &mut Conn,
     w: &mut Wire,
     status: u16,
-    content_type: &str,
     close: bool,
     retry_after: Option<&str>,
+    extra: Option<(&str, &str)>,
 ) -> Next {
     let h = Head {
         status,
-        content_type,
+        content_type: "application/json",
         content_length: None,
         close,
         retry_after,
+        extra,
     };
     match wire::whole(conn, w, h).await {
         Ok(()) if !close => Next::KeepAlive,
@@ -96,23 +73,21 @@ async fn respond(
 
 async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body: Vec<u8>) -> Next {
     let (segment, path, query) = split_target(&head.target);
-    let route = route(&head.method, path, segment.is_some());
+    let t = routes::route(&head.method, path, segment.is_some());
     let mut close = !head.keep_alive;
 
-    match route {
+    match t.route {
         Route::Stats => {
             conn.scratch.clear();
             conn.scratch
                 .extend_from_slice(shared.snapshot().to_json().as_bytes());
-            let w = &mut Wire::plain();
-            return respond(conn, w, 200, "application/json", close, None).await;
+            return respond(conn, &mut Wire::plain(), 200, close, None, None).await;
         }
         Route::Reset => {
             shared.reset();
             conn.scratch.clear();
             conn.scratch.extend_from_slice(b"{\"ok\":true}");
-            let w = &mut Wire::plain();
-            return respond(conn, w, 200, "application/json", close, None).await;
+            return respond(conn, &mut Wire::plain(), 200, close, None, None).await;
         }
         _ => {}
     }
@@ -140,11 +115,27 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
             note(d.set_strict(name, &value));
         }
     }
-    let not_found =
-        (route == Route::NotFound).then(|| format!("mock: no route for {} {}", head.method, path));
+    let not_found = (t.route == Route::NotFound)
+        .then(|| format!("mock: no route for {} {}", head.method, path));
     close |= d.close;
+    let denied = routes::denied(
+        &t,
+        &head.method,
+        &head.target,
+        &head.headers,
+        &body,
+        shared.aws.as_ref(),
+    );
 
     let body_len = body.len();
+    shared.count_api(t.stat);
+    if t.route == Route::Api(Api::Responses)
+        && parsed
+            .as_ref()
+            .is_ok_and(|b| b.previous_response_id.is_some())
+    {
+        shared.previous_response();
+    }
     shared.record(RecordedRequest {
         method: head.method,
         path: head.target,
@@ -152,25 +143,22 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         body,
     });
 
-    let anthropic = matches!(route, Route::Api(Api::Messages) | Route::CountTokens);
-    let cohere = route == Route::Api(Api::Cohere);
     let retry_after = d.retry_after.as_deref();
-    let error = |conn: &mut Conn, status: u16, msg: &str| {
-        conn.scratch.clear();
-        if cohere {
-            r::cohere_error(&mut conn.scratch, msg);
-        } else {
-            r::error_body(&mut conn.scratch, anthropic, status, msg);
-        }
-    };
+    let family = t.family;
     if let Some(msg) = problem {
         // Directives that did not all parse shape nothing: a plain 400.
-        error(conn, 400, &msg);
-        let w = &mut Wire::plain();
-        return respond(conn, w, 400, "application/json", close, retry_after).await;
+        let extra = errors::body(&mut conn.scratch, family, 400, &msg);
+        return respond(conn, &mut Wire::plain(), 400, close, retry_after, extra).await;
+    }
+    if let Some(no) = denied {
+        let extra = errors::body(&mut conn.scratch, family, no.status, &no.message);
+        let extra = no.error_type.map(|e| ("x-amzn-errortype", e)).or(extra);
+        return respond(conn, &mut Wire::plain(), no.status, close, None, extra).await;
     }
     let w = &mut Wire::new(&d);
-    let stream = matches!(route, Route::Api(_)) && parsed.as_ref().is_ok_and(Body::stream);
+    let stream = matches!(t.route, Route::Api(_))
+        && t.stream
+            .unwrap_or_else(|| parsed.as_ref().is_ok_and(Body::stream));
 
     if d.drop_after == Some(0) || (d.drop_after.is_some() && !stream) {
         return Next::Close;
@@ -189,34 +177,56 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         }
         return Next::Close;
     }
-    if let Some(status) = d.status.filter(|&s| s != 200) {
-        error(conn, status, &format!("mock: status {status} requested"));
-        return respond(conn, w, status, "application/json", close, retry_after).await;
-    }
-    if let Some(msg) = not_found {
-        error(conn, 404, &msg);
-        return respond(conn, w, 404, "application/json", close, retry_after).await;
+    let fail = |conn: &mut Conn, status: u16, msg: &str| {
+        (status, errors::body(&mut conn.scratch, family, status, msg))
+    };
+    let failed = if let Some(status) = d.status.filter(|&s| s != 200) {
+        Some(fail(
+            conn,
+            status,
+            &format!("mock: status {status} requested"),
+        ))
+    } else if let Some(msg) = not_found {
+        Some(fail(conn, 404, &msg))
+    } else if let Route::Unsupported(msg) = t.route {
+        Some(fail(conn, 400, msg))
+    } else {
+        None
+    };
+    if let Some((status, extra)) = failed {
+        return respond(conn, w, status, close, retry_after, extra).await;
     }
     let b = match parsed {
         Ok(b) => b,
-        Err(_) if route == Route::Models => Body::default(),
+        Err(_) if t.route == Route::Models => Body::default(),
         Err(msg) => {
-            error(conn, 400, &msg);
-            return respond(conn, w, 400, "application/json", close, retry_after).await;
+            let extra = errors::body(&mut conn.scratch, family, 400, &msg);
+            return respond(conn, w, 400, close, retry_after, extra).await;
         }
     };
-    let model = b.model.as_deref().unwrap_or("mock-model");
-    let mut reply = match route {
+    let model = t
+        .model
+        .as_deref()
+        .or(b.model.as_deref())
+        .unwrap_or("mock-model");
+    let mut reply = match t.route {
         Route::Api(api) => Reply::new(api, &d, &b),
         _ => Reply::text(d.chunks),
     };
     let mut meta = Meta::new(shared.next_id(), model, body_len, &reply);
     meta.report(d.cached_tokens, d.reasoning_tokens);
+    meta.latency_ms = d.latency_ms;
     if d.usage_huge {
         meta.huge_usage();
     }
     conn.scratch.clear();
-    match route {
+    let dims = d
+        .dims
+        .or(b.dimensions)
+        .or(b.output_dimensionality)
+        .unwrap_or(8)
+        .clamp(1, 1_000_000);
+    match t.route {
         Route::Models => r::models(&mut conn.scratch),
         Route::CountTokens => {
             conn.scratch.extend_from_slice(b"{\"input_tokens\":");
@@ -225,11 +235,17 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         }
         Route::Embeddings => {
             let Some(input) = b.input else {
-                error(conn, 400, "mock: embeddings request without input");
-                return respond(conn, w, 400, "application/json", close, retry_after).await;
+                let msg = "mock: embeddings request without input";
+                let extra = errors::body(&mut conn.scratch, family, 400, msg);
+                return respond(conn, w, 400, close, retry_after, extra).await;
             };
-            let dims = d.dims.or(b.dimensions).unwrap_or(8).clamp(1, 1_000_000);
             r::embeddings(&mut conn.scratch, &meta, input.0, dims);
+        }
+        Route::Embed(kind) => {
+            if let Err(msg) = embed::body(&mut conn.scratch, kind, &meta, &b, dims) {
+                let extra = errors::body(&mut conn.scratch, family, 400, &msg);
+                return respond(conn, w, 400, close, retry_after, extra).await;
+            }
         }
         Route::Api(_) if d.malformed && !stream => {
             conn.scratch.extend_from_slice(r::MALFORMED_BODY)
@@ -242,13 +258,14 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
                 meta: &meta,
                 reply: &reply,
                 usage_null: usage,
+                seq: Default::default(),
             };
             return stream::send(conn, shared, &sse, &plan, &d, close).await;
         }
         Route::Api(api) => json_body(conn, api, &meta, &mut reply, d.huge_body),
-        _ => unreachable!("control routes answered above"),
+        _ => unreachable!("control and failing routes answered above"),
     }
-    respond(conn, w, 200, "application/json", close, retry_after).await
+    respond(conn, w, 200, close, retry_after, None).await
 }
 
 /// Builds a JSON answer in `conn.scratch`; with `huge_body=N`, a text answer is built again with

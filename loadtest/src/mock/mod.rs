@@ -1,12 +1,19 @@
-//! A fast mock LLM upstream speaking the OpenAI and Anthropic HTTP APIs (JSON and SSE), which
-//! tests program per request with directives (latency, status, chunk count, drops, hangs...).
+//! A fast mock LLM upstream speaking the OpenAI (Chat Completions and Responses), Anthropic,
+//! Cohere, Gemini (Google AI and Vertex AI) and Amazon Bedrock HTTP APIs (JSON, SSE and AWS
+//! event streams), which tests program per request with directives (latency, status, chunk
+//! count, drops, hangs...).
 //!
 //! It runs one monoio runtime per thread, each with its own listener on the same port
 //! (SO_REUSEPORT when there is more than one thread). Endpoints: `POST /v1/chat/completions`,
-//! `/v1/completions`, `/v1/embeddings`, `/v1/messages`, `GET /v1/models`, `GET /mock/stats`,
-//! `POST /mock/reset`. Directives: see [`DIRECTIVES`], [`DIRECTIVE_HELP`] and `directives.rs`.
+//! `/v1/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/messages`, `/v2/chat`,
+//! `/v2/embed`, `/v1beta/models/{m}:{generateContent|streamGenerateContent|embedContent|
+//! batchEmbedContents}`, Vertex AI's `/v1/projects/{p}/locations/{r}/publishers/google/models/
+//! {m}:{generateContent|streamGenerateContent|predict}` and `.../publishers/anthropic/models/
+//! {m}:{rawPredict|streamRawPredict}`, Bedrock's `/model/{id}/{converse|converse-stream|
+//! invoke}`; `GET /v1/models`, `GET /mock/stats`, `POST /mock/reset` (routes: `routes.rs`).
+//! Directives: see [`DIRECTIVES`], [`DIRECTIVE_HELP`] and `directives.rs`.
 //!
-//! What the assistant says is also programmable, in both protocols, JSON and SSE alike:
+//! What the assistant says is also programmable, in every protocol, whole and streamed alike:
 //! - `tools=N` (0..=8): N tool calls instead of text, named after the request's `tools` in order
 //!   (cycling; `get_weather` when there are none), with arguments `{"city":"Paris","call":i}` and
 //!   ids `call_mock<i>` / `toolu_mock<i>`; finish `tool_calls` / `tool_use`. Streams send each
@@ -17,10 +24,24 @@
 //! - `stop_reason=max_tokens|stop_sequence|end_turn`: forces the finish (OpenAI `length` /
 //!   `stop`); `stop_sequence` answers carry `"stop_sequence":"###"` on Anthropic.
 //!
+//! The other protocols map them thus. Gemini: `functionCall` parts (whole, one stream chunk
+//! each), thinking as a `thought: true` part (implied by `thinkingConfig.includeThoughts`),
+//! `finishReason` `STOP` or `MAX_TOKENS`. Bedrock: `toolUse` blocks (ids `tooluse_mock<i>`,
+//! input streamed in fragments), `reasoningContent` (implied by Anthropic `thinking` in
+//! `additionalModelRequestFields`), Anthropic's stop reasons. Responses API: `function_call`
+//! items, a `reasoning` item with a summary (implied by `reasoning.effort`), `max_tokens` as
+//! status `incomplete`. Cohere: tool calls, no reasoning. `cached_tokens` and
+//! `reasoning_tokens` land in each protocol's own usage fields; `status` gives each protocol's
+//! error body (Bedrock's with `x-amzn-errortype`), `error_after` its in-stream error; the
+//! SSE-only hostile shapes (`sse_no_blank`, `giant_event`, `cr_only`) leave Bedrock's binary
+//! frames alone.
+//!
 //! Output tokens are one per content delta: reasoning pieces plus text pieces or argument
-//! fragments. Module map: `handler` routes and sends JSON answers, `stream` sends SSE ones,
-//! `wire` frames and paces the bytes of both, `reply` decides the answer and the order of its
-//! events, `responses` and `tools` build the bytes.
+//! fragments. Module map: `routes` names the endpoint and checks authentication, `handler`
+//! sends JSON answers, `stream` sends streamed ones, `wire` frames and paces the bytes of both,
+//! `reply` decides the answer and the order of its events, `responses` and `tools` build the
+//! OpenAI and Anthropic bytes, `cohere`, `gemini`, `bedrock` (with `eventstream` and `sigv4`)
+//! and `responses_api` those of their protocols, `embed` the other embedding shapes.
 //!
 //! Hostile directives, for a gateway's hardening tests: `sse_no_blank`, `giant_event`,
 //! `cr_only` and `stall_after` break a stream; `huge_body` and `tool_args` make an answer large;
@@ -28,13 +49,21 @@
 //! `usage_huge` reports token counts that overflow a sum. Every size is capped at 256 MiB
 //! (`tool_args` at 32 MiB a call).
 
+mod bedrock;
 mod cohere;
 mod conn;
 mod directives;
+mod embed;
+mod errors;
+pub mod eventstream;
+mod gemini;
 mod handler;
 mod reply;
 mod request;
 mod responses;
+mod responses_api;
+mod routes;
+pub mod sigv4;
 mod stats;
 mod stream;
 mod tools;
@@ -55,7 +84,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 pub use directives::{HELP as DIRECTIVE_HELP, NAMES as DIRECTIVES};
 pub use responses::MODELS;
-pub use stats::{RecordedRequest, Stats};
+pub use sigv4::AwsKeys;
+pub use stats::{APIS, RecordedRequest, Stats};
 
 use stats::Shared;
 
@@ -68,6 +98,9 @@ pub struct MockConfig {
     pub threads: usize,
     /// CPUs to pin the threads to (thread `i` goes to `cpus[i % len]`); `None` = no pinning.
     pub cpus: Option<Vec<usize>>,
+    /// Keys to verify Bedrock requests' SigV4 signatures with; `None` checks only that an
+    /// `AWS4-HMAC-SHA256` Authorization header is there.
+    pub aws: Option<AwsKeys>,
 }
 
 impl Default for MockConfig {
@@ -76,6 +109,7 @@ impl Default for MockConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             threads: 1,
             cpus: None,
+            aws: None,
         }
     }
 }
@@ -96,7 +130,10 @@ impl MockServer {
         let addr = listeners[0].local_addr()?;
         let mut server = MockServer {
             addr,
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared {
+                aws: cfg.aws.clone(),
+                ..Shared::default()
+            }),
             listeners: Vec::with_capacity(threads),
         };
         let (ready_tx, ready_rx) = mpsc::channel();

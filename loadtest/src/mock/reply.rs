@@ -73,6 +73,9 @@ impl Reply {
             Api::Chat => (tools, body.reasoning_requested()),
             Api::Messages => (tools, body.thinking_enabled()),
             Api::Cohere => (tools, false),
+            Api::Gemini => (tools, body.gemini_thoughts()),
+            Api::Bedrock => (tools, body.bedrock_reasoning()),
+            Api::Responses => (tools, body.responses_reasoning()),
             Api::Completion => (0, false),
         };
         // Cohere's chat has no reasoning to stream.
@@ -197,6 +200,15 @@ pub(crate) enum Step {
     BlockStop(Block),
     MessageDelta,
     MessageStop,
+    /// Responses API: `response.in_progress`.
+    InProgress,
+    /// Responses API: the text part of the message item opens (`content_part.added`).
+    PartStart,
+    /// Responses API: the whole text (`output_text.done`), the reasoning summary
+    /// (`reasoning_summary_text.done`) or a call's arguments (`function_call_arguments.done`).
+    BlockDone(Block),
+    /// Responses API: the text part closes (`content_part.done`).
+    PartStop,
 }
 
 /// A run of events: one step, or a counted run of pieces.
@@ -208,9 +220,9 @@ enum Seg {
     Args(u8),
 }
 
-/// Worst case is Anthropic: 3 before the first block, a thinking block (4), a tool call
-/// (3 each) and 2 after.
-const MAX_SEGS: usize = 3 + 4 + 3 * MAX_TOOLS as usize + 2;
+/// Worst case is the Responses API: 3 before the first item, a reasoning item (4), a
+/// function call (4 each) or the message (6), and 1 after; with room to spare.
+const MAX_SEGS: usize = 4 + 4 + 4 * MAX_TOOLS as usize + 6 + 2;
 
 /// The sequence of events of one SSE response; runs of pieces are counted, not stored, so
 /// `chunks=1000000` costs nothing.
@@ -234,6 +246,9 @@ impl Plan {
         match api {
             Api::Messages => p.anthropic(reply, malformed),
             Api::Cohere => p.cohere(reply),
+            Api::Gemini => p.gemini(reply, malformed),
+            Api::Bedrock => p.bedrock(reply, malformed),
+            Api::Responses => p.responses(reply, malformed),
             Api::Chat | Api::Completion => {
                 if api == Api::Chat {
                     p.push(Seg::One(Step::Role));
@@ -274,6 +289,76 @@ impl Plan {
             self.push(Seg::One(Step::BlockStop(block)));
         }
         self.push(Seg::One(Step::MessageDelta));
+    }
+
+    /// Gemini: a chunk per reasoning or text piece, each function call whole in one chunk,
+    /// then a last chunk with the finish reason and usage (no sentinel).
+    fn gemini(&mut self, reply: &Reply, malformed: bool) {
+        if malformed {
+            self.push(Seg::One(Step::Malformed));
+        }
+        if reply.thinking {
+            self.push(Seg::Thinking);
+        }
+        if reply.calls == 0 {
+            self.push(Seg::Text(reply.chunks));
+        }
+        for c in 0..reply.calls {
+            self.push(Seg::One(Step::ToolStart(c)));
+        }
+        self.push(Seg::One(Step::Finish));
+    }
+
+    /// Bedrock ConverseStream: `messageStart`; per block a `contentBlockStart` (tool use
+    /// only), its deltas and `contentBlockStop`; `messageStop`; `metadata` with the usage.
+    fn bedrock(&mut self, reply: &Reply, malformed: bool) {
+        self.push(Seg::One(Step::MessageStart));
+        if malformed {
+            self.push(Seg::One(Step::Malformed));
+        }
+        for block in reply.blocks() {
+            match block {
+                Block::Thinking => {
+                    self.push(Seg::Thinking);
+                    self.push(Seg::One(Step::Signature));
+                }
+                Block::Text => self.push(Seg::Text(reply.chunks)),
+                Block::Tool(c) => {
+                    self.push(Seg::One(Step::BlockStart(block)));
+                    self.push(Seg::Args(c));
+                }
+            }
+            self.push(Seg::One(Step::BlockStop(block)));
+        }
+        self.push(Seg::One(Step::MessageStop));
+        self.push(Seg::One(Step::Usage));
+    }
+
+    /// The Responses API: `response.created`, `.in_progress`; per output item its `added`,
+    /// deltas, `done` (and for the message its content part's); `response.completed`.
+    fn responses(&mut self, reply: &Reply, malformed: bool) {
+        self.push(Seg::One(Step::MessageStart));
+        self.push(Seg::One(Step::InProgress));
+        if malformed {
+            self.push(Seg::One(Step::Malformed));
+        }
+        for block in reply.blocks() {
+            self.push(Seg::One(Step::BlockStart(block)));
+            match block {
+                Block::Thinking => self.push(Seg::Thinking),
+                Block::Text => {
+                    self.push(Seg::One(Step::PartStart));
+                    self.push(Seg::Text(reply.chunks));
+                }
+                Block::Tool(c) => self.push(Seg::Args(c)),
+            }
+            self.push(Seg::One(Step::BlockDone(block)));
+            if block == Block::Text {
+                self.push(Seg::One(Step::PartStop));
+            }
+            self.push(Seg::One(Step::BlockStop(block)));
+        }
+        self.push(Seg::One(Step::MessageStop));
     }
 
     fn anthropic(&mut self, reply: &Reply, malformed: bool) {
@@ -386,7 +471,13 @@ mod tests {
 
     #[test]
     fn plan_len_matches_steps_and_tokens() {
-        for api in [Api::Chat, Api::Completion, Api::Messages] {
+        for api in [
+            Api::Chat,
+            Api::Completion,
+            Api::Messages,
+            Api::Bedrock,
+            Api::Responses,
+        ] {
             for dirs in [
                 "",
                 "chunks=0",

@@ -32,15 +32,50 @@ pub(crate) struct Body {
     /// OpenAI reasoning models' `"low" | "medium" | "high"` (or `"none"`).
     #[serde(default)]
     pub reasoning_effort: Option<serde_json::Value>,
+    /// Responses API `{"effort":..}`.
+    #[serde(default)]
+    pub reasoning: Option<serde_json::Value>,
+    /// Responses API: the answer continues a stored one.
+    #[serde(default)]
+    pub previous_response_id: Option<serde_json::Value>,
+    /// Gemini `generationConfig` (`thinkingConfig.includeThoughts`).
+    #[serde(default, rename = "generationConfig")]
+    pub generation_config: Option<serde_json::Value>,
+    /// Bedrock Converse `toolConfig.tools[].toolSpec.name`.
+    #[serde(default, rename = "toolConfig")]
+    pub tool_config: Option<serde_json::Value>,
+    /// Bedrock Converse `additionalModelRequestFields` (`thinking` or `reasoning_config`).
+    #[serde(default, rename = "additionalModelRequestFields")]
+    pub additional_fields: Option<serde_json::Value>,
+    /// Cohere embed (v2, and on Bedrock): the texts to embed, echoed back.
+    #[serde(default)]
+    pub texts: Option<Vec<String>>,
+    /// Cohere v2 embed: `["float", "int8", ...]`.
+    #[serde(default)]
+    pub embedding_types: Option<Vec<String>>,
+    /// Titan embeddings on Bedrock.
+    #[serde(default, rename = "inputText")]
+    pub input_text: Option<String>,
+    /// Gemini `batchEmbedContents`: one embedding each.
+    #[serde(default)]
+    pub requests: Option<Vec<IgnoredAny>>,
+    /// Vertex `predict`: one embedding each.
+    #[serde(default)]
+    pub instances: Option<Vec<IgnoredAny>>,
+    /// Gemini `embedContent`'s dimensions.
+    #[serde(default, rename = "outputDimensionality")]
+    pub output_dimensionality: Option<u64>,
 }
 
-/// One entry of `tools`; only its name is kept.
+/// One entry of `tools`; only its name is kept (Gemini's entries declare several).
 #[derive(Deserialize, Default, Debug)]
 pub(crate) struct ToolDecl {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub function: Option<FunctionDecl>,
+    #[serde(default, rename = "functionDeclarations")]
+    pub function_declarations: Option<Vec<FunctionDecl>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -75,18 +110,50 @@ impl Body {
             .unwrap_or(false)
     }
 
-    /// The declared tool names in order (`function.name`, else `name`); nameless tools skipped.
+    /// The declared tool names in order (`function.name`, else `name`, Gemini's
+    /// `functionDeclarations[].name`, Bedrock's `toolConfig.tools[].toolSpec.name`); nameless
+    /// tools skipped.
     pub fn tool_names(&self) -> Vec<String> {
-        self.tools
-            .iter()
-            .flatten()
-            .filter_map(|t| {
-                t.function
-                    .as_ref()
-                    .and_then(|f| f.name.clone())
-                    .or_else(|| t.name.clone())
-            })
-            .collect()
+        let mut names: Vec<String> = Vec::new();
+        for t in self.tools.iter().flatten() {
+            if let Some(decls) = &t.function_declarations {
+                names.extend(decls.iter().filter_map(|d| d.name.clone()));
+            } else if let Some(n) = t.function.as_ref().and_then(|f| f.name.clone()) {
+                names.push(n);
+            } else if let Some(n) = &t.name {
+                names.push(n.clone());
+            }
+        }
+        let specs = self.tool_config.as_ref().and_then(|c| c.get("tools"));
+        for spec in specs.and_then(|t| t.as_array()).into_iter().flatten() {
+            let name = spec.pointer("/toolSpec/name").and_then(|n| n.as_str());
+            names.extend(name.map(str::to_string));
+        }
+        names
+    }
+
+    /// Gemini `generationConfig.thinkingConfig.includeThoughts`.
+    pub fn gemini_thoughts(&self) -> bool {
+        let c = self.generation_config.as_ref();
+        let v = c.and_then(|c| c.pointer("/thinkingConfig/includeThoughts"));
+        v.and_then(|v| v.as_bool()).unwrap_or(false)
+    }
+
+    /// Bedrock: Anthropic `thinking` enabled, or any `reasoning_config`, among the
+    /// additional model request fields.
+    pub fn bedrock_reasoning(&self) -> bool {
+        let f = self.additional_fields.as_ref();
+        let kind = f
+            .and_then(|f| f.pointer("/thinking/type"))
+            .and_then(|k| k.as_str());
+        matches!(kind, Some("enabled" | "adaptive"))
+            || f.and_then(|f| f.get("reasoning_config")).is_some()
+    }
+
+    /// Responses API `reasoning.effort` set to anything but `"none"`.
+    pub fn responses_reasoning(&self) -> bool {
+        let effort = self.reasoning.as_ref().and_then(|r| r.get("effort"));
+        effort.and_then(|e| e.as_str()).is_some_and(|e| e != "none")
     }
 
     /// Anthropic `thinking` with type `enabled` (or `adaptive`).

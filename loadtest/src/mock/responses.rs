@@ -20,6 +20,9 @@ pub(crate) struct Meta {
     pub completion_tokens: u64,
     /// The part of `completion_tokens` spent reasoning.
     pub reasoning_tokens: u64,
+    /// The latency the answer reports where a protocol has a field for it (Bedrock's
+    /// `metrics.latencyMs`): `latency_ms`.
+    pub latency_ms: u64,
 }
 
 impl Meta {
@@ -38,6 +41,7 @@ impl Meta {
             cached_tokens: 0,
             completion_tokens: reply.output_tokens(),
             reasoning_tokens: reply.reasoning_tokens(),
+            latency_ms: 0,
         }
     }
 
@@ -101,6 +105,8 @@ pub(crate) struct Head<'a> {
     pub content_length: Option<usize>,
     pub close: bool,
     pub retry_after: Option<&'a str>,
+    /// One more header (Bedrock's `x-amzn-errortype`).
+    pub extra: Option<(&'a str, &'a str)>,
 }
 
 pub(crate) fn head(out: &mut Vec<u8>, h: &Head) {
@@ -121,6 +127,12 @@ pub(crate) fn head(out: &mut Vec<u8>, h: &Head) {
         out.extend_from_slice(b"\r\nretry-after: ");
         out.extend_from_slice(r.as_bytes());
     }
+    if let Some((name, value)) = h.extra {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+    }
     if h.close {
         out.extend_from_slice(b"\r\nconnection: close");
     }
@@ -135,6 +147,22 @@ pub(crate) enum Api {
     Messages,
     /// Cohere v2 `POST /v2/chat`.
     Cohere,
+    /// Gemini `generateContent` (Google AI and Vertex AI).
+    Gemini,
+    /// Bedrock `converse` / `converse-stream`.
+    Bedrock,
+    /// OpenAI `POST /v1/responses`.
+    Responses,
+}
+
+impl Api {
+    /// The content type of a streamed answer.
+    pub fn stream_type(self) -> &'static str {
+        match self {
+            Api::Bedrock => "application/vnd.amazon.eventstream",
+            _ => "text/event-stream",
+        }
+    }
 }
 
 /// Appends the text answer `"tok0 tok1 ... "` of `reply.chunks` pieces as a JSON string, then
@@ -198,7 +226,7 @@ fn anthropic_usage(out: &mut Vec<u8>, m: &Meta, output: u64) {
     out.push(b'}');
 }
 
-fn quoted(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn quoted(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
@@ -249,6 +277,9 @@ pub(crate) fn json_body(out: &mut Vec<u8>, api: Api, m: &Meta, reply: &Reply) {
             out.push(b'}');
         }
         Api::Cohere => super::cohere::body(out, m, reply),
+        Api::Gemini => super::gemini::body(out, m, reply),
+        Api::Bedrock => super::bedrock::body(out, m, reply),
+        Api::Responses => super::responses_api::body(out, m, reply),
         Api::Messages => {
             out.extend_from_slice(b"{\"id\":\"msg_mock");
             num(out, m.id);
@@ -283,6 +314,8 @@ pub(crate) struct Sse<'a> {
     pub reply: &'a Reply,
     /// Adds `"usage":null` to OpenAI chunks (the client asked for usage).
     pub usage_null: bool,
+    /// Events written so far (the Responses API numbers them).
+    pub seq: std::cell::Cell<u64>,
 }
 
 impl Sse<'_> {
@@ -291,8 +324,12 @@ impl Sse<'_> {
         match self.api {
             Api::Messages => self.anthropic_event(out, step),
             Api::Cohere => super::cohere::event(out, self.meta, self.reply, step),
+            Api::Gemini => super::gemini::event(out, self.meta, self.reply, step),
+            Api::Bedrock => super::bedrock::event(out, self.meta, self.reply, step),
+            Api::Responses => super::responses_api::event(out, self, step),
             Api::Chat | Api::Completion => self.openai_event(out, step),
         }
+        self.seq.set(self.seq.get() + 1);
     }
 
     fn openai_event(&self, out: &mut Vec<u8>, step: Step) {
@@ -355,10 +392,22 @@ impl Sse<'_> {
 
     /// `giant_event`: appends an event whose one `data:` line ends in a `"pad"` string left open,
     /// and returns where its filler goes; the bytes after that close it. OpenAI: a chunk with no
-    /// choices (as the usage chunk has); Anthropic: a `ping`. Both are events a client skips.
+    /// choices (as the usage chunk has); Anthropic: a `ping`; Responses: an unknown event type;
+    /// Gemini: a chunk without candidates. All are events a client skips.
     pub fn giant(&self, out: &mut Vec<u8>) -> usize {
         if self.api == Api::Messages {
             out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\",\"pad\":\"");
+        } else if self.api == Api::Responses {
+            // An event type no client knows, numbered in turn like every other event.
+            out.extend_from_slice(
+                b"event: mock.padding\ndata: {\"type\":\"mock.padding\",\"sequence_number\":",
+            );
+            num(out, self.seq.get());
+            out.extend_from_slice(b",\"pad\":\"");
+            self.seq.set(self.seq.get() + 1);
+        } else if self.api == Api::Gemini {
+            // A chunk without candidates.
+            out.extend_from_slice(b"data: {\"candidates\":[],\"pad\":\"");
         } else {
             out.extend_from_slice(b"data: ");
             if self.api == Api::Chat {
@@ -446,53 +495,29 @@ impl Sse<'_> {
     }
 }
 
-fn content_field(out: &mut Vec<u8>, prefix: &[u8], i: u64) {
+pub(crate) fn content_field(out: &mut Vec<u8>, prefix: &[u8], i: u64) {
     out.extend_from_slice(prefix);
     num(out, i);
     out.extend_from_slice(b" \"");
 }
 
-/// Cohere's error body: `{"id":…,"message":…}`.
-pub(crate) fn cohere_error(out: &mut Vec<u8>, message: &str) {
-    out.extend_from_slice(b"{\"id\":\"mock-error\",\"message\":");
-    json_str(out, message);
-    out.push(b'}');
-}
-
-/// An error body: Anthropic-shaped for `Api::Messages` (`anthropic`), OpenAI-shaped otherwise.
-pub(crate) fn error_body(out: &mut Vec<u8>, anthropic: bool, status: u16, message: &str) {
-    if anthropic {
-        let kind = match status {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            413 => "request_too_large",
-            429 => "rate_limit_error",
-            529 => "overloaded_error",
-            500..=599 => "api_error",
-            _ => "invalid_request_error",
-        };
-        out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":\"");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\",\"message\":");
-        json_str(out, message);
-        out.extend_from_slice(b"}}");
-    } else {
-        let (kind, code) = match status {
-            401 => ("authentication_error", "\"invalid_api_key\""),
-            403 => ("permission_error", "null"),
-            429 => ("rate_limit_error", "\"rate_limit_exceeded\""),
-            500..=599 => ("server_error", "null"),
-            _ => ("invalid_request_error", "null"),
-        };
-        out.extend_from_slice(b"{\"error\":{\"message\":");
-        json_str(out, message);
-        out.extend_from_slice(b",\"type\":\"");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\",\"param\":null,\"code\":");
-        out.extend_from_slice(code.as_bytes());
-        out.extend_from_slice(b"}}");
+/// Vector `i` of `dims` deterministic floats as a JSON array: 0.001 ..= 0.999, as text
+/// without float formatting.
+pub(crate) fn vector(out: &mut Vec<u8>, i: u64, dims: u64) {
+    out.push(b'[');
+    for j in 0..dims {
+        if j > 0 {
+            out.push(b',');
+        }
+        let v = (i * 31 + j * 17) % 999 + 1;
+        out.extend_from_slice(b"0.");
+        out.extend_from_slice(&[
+            b'0' + (v / 100) as u8,
+            b'0' + (v / 10 % 10) as u8,
+            b'0' + (v % 10) as u8,
+        ]);
     }
+    out.push(b']');
 }
 
 /// An OpenAI embeddings list with `count` vectors of `dims` deterministic floats.
@@ -504,21 +529,9 @@ pub(crate) fn embeddings(out: &mut Vec<u8>, m: &Meta, count: u64, dims: u64) {
         }
         out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
         num(out, i);
-        out.extend_from_slice(b",\"embedding\":[");
-        for j in 0..dims {
-            if j > 0 {
-                out.push(b',');
-            }
-            // 0.001 ..= 0.999, as text without float formatting.
-            let v = (i * 31 + j * 17) % 999 + 1;
-            out.extend_from_slice(b"0.");
-            out.extend_from_slice(&[
-                b'0' + (v / 100) as u8,
-                b'0' + (v / 10 % 10) as u8,
-                b'0' + (v % 10) as u8,
-            ]);
-        }
-        out.extend_from_slice(b"]}");
+        out.extend_from_slice(b",\"embedding\":");
+        vector(out, i, dims);
+        out.push(b'}');
     }
     out.extend_from_slice(b"],\"model\":");
     out.extend_from_slice(&m.model);

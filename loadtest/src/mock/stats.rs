@@ -1,7 +1,11 @@
-//! Counters shared by every mock thread: atomics for the numbers, a mutex for the last request.
+//! Counters shared by every mock thread: atomics for the numbers (overall and per API), a
+//! mutex for the last request; and the AWS keys Bedrock signatures are checked with.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use super::sigv4::AwsKeys;
 
 /// A snapshot of the mock's counters.
 #[derive(Clone, Debug, Default)]
@@ -16,6 +20,40 @@ pub struct Stats {
     pub streams_aborted: u64,
     /// The last API request received (control endpoints excluded).
     pub last_request: Option<RecordedRequest>,
+    /// Requests per API, by the names in [`APIS`] (streamed and whole answers alike).
+    pub by_api: BTreeMap<&'static str, u64>,
+    /// Responses API requests that carried a `previous_response_id`.
+    pub previous_response_ids: u64,
+}
+
+/// The per-API counters: one per endpoint family (Vertex AI apart from Google AI).
+pub const APIS: &[&str] = &[
+    "openai_chat",
+    "openai_completions",
+    "openai_responses",
+    "openai_embeddings",
+    "models",
+    "anthropic_messages",
+    "anthropic_count_tokens",
+    "cohere_chat",
+    "cohere_embed",
+    "gemini",
+    "gemini_embed",
+    "vertex_gemini",
+    "vertex_predict",
+    "vertex_anthropic",
+    "bedrock_converse",
+    "bedrock_invoke",
+    "not_found",
+];
+
+const N_APIS: usize = APIS.len();
+
+impl Stats {
+    /// The count of API `name` (0 for a name not in [`APIS`]).
+    pub fn api(&self, name: &str) -> u64 {
+        self.by_api.get(name).copied().unwrap_or(0)
+    }
 }
 
 /// One request as the mock received it.
@@ -50,6 +88,10 @@ pub(crate) struct Shared {
     pub next_id: AtomicU64,
     pub last_request: Mutex<Option<RecordedRequest>>,
     pub stop: AtomicBool,
+    pub by_api: [AtomicU64; N_APIS],
+    pub previous_response_ids: AtomicU64,
+    /// The keys Bedrock requests' signatures are checked with (none: not checked).
+    pub aws: Option<AwsKeys>,
 }
 
 impl Shared {
@@ -65,6 +107,12 @@ impl Shared {
             total_connections: self.total_connections.load(Relaxed),
             streams_aborted: self.streams_aborted.load(Relaxed),
             last_request,
+            by_api: APIS
+                .iter()
+                .zip(&self.by_api)
+                .map(|(&name, n)| (name, n.load(Relaxed)))
+                .collect(),
+            previous_response_ids: self.previous_response_ids.load(Relaxed),
         }
     }
 
@@ -72,6 +120,10 @@ impl Shared {
         self.requests.store(0, Relaxed);
         self.total_connections.store(0, Relaxed);
         self.streams_aborted.store(0, Relaxed);
+        for n in &self.by_api {
+            n.store(0, Relaxed);
+        }
+        self.previous_response_ids.store(0, Relaxed);
         let old = self
             .last_request
             .lock()
@@ -89,6 +141,17 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .replace(req);
         drop(old); // freed outside the lock
+    }
+
+    /// Counts one request to API `name` (one of [`APIS`]; others are not counted).
+    pub fn count_api(&self, name: &str) {
+        if let Some(i) = APIS.iter().position(|&a| a == name) {
+            self.by_api[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn previous_response(&self) {
+        self.previous_response_ids.fetch_add(1, Relaxed);
     }
 
     pub fn stream_aborted(&self) {
@@ -127,6 +190,8 @@ impl Stats {
             "total_connections": self.total_connections,
             "streams_aborted": self.streams_aborted,
             "last_request": last,
+            "by_api": self.by_api,
+            "previous_response_ids": self.previous_response_ids,
         })
         .to_string()
     }

@@ -1,9 +1,10 @@
 //! Sends one SSE answer: the head on its own, then the plan's events one chunk (and one write)
 //! each, paced by `interval_ms` and cut short by `drop_after` or `stall_after`; or one of the
 //! hostile shapes, `sse_no_blank` (lines that never end an event), `giant_event` (a huge second
-//! event) and `cr_only` (bare CR line endings). A failed write, or the client gone during a
-//! pause or a stall, counts as a client abort; a drop, or a stall running out, is the mock's own
-//! doing and does not.
+//! event) and `cr_only` (bare CR line endings), which Bedrock's binary event stream ignores.
+//! `error_after` ends a stream early with the protocol's own in-stream error. A failed write,
+//! or the client gone during a pause or a stall, counts as a client abort; a drop, or a stall
+//! running out, is the mock's own doing and does not.
 
 use std::io;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use super::conn::Conn;
 use super::directives::Directives;
 use super::handler::Next;
 use super::reply::Plan;
-use super::responses::{Head, Sse};
+use super::responses::{Api, Head, Sse};
 use super::stats::Shared;
 use super::wire::{self, PIECE, Wire};
 
@@ -48,17 +49,20 @@ pub(crate) async fn send(
     conn.out.clear();
     let h = Head {
         status: 200,
-        content_type: "text/event-stream",
+        content_type: sse.api.stream_type(),
         content_length: None,
         close,
         retry_after: d.retry_after.as_deref(),
+        extra: None,
     };
+    // Bedrock's stream is binary frames: the SSE-only shapes do not apply to it.
+    let sse_shapes = sse.api != Api::Bedrock;
     let end = match wire::head(conn, &w, &h).await {
         Err(_) => End::Aborted,
         Ok(()) if conn.flush_out().await.is_err() => End::Aborted,
-        Ok(()) => match d.sse_no_blank {
+        Ok(()) => match d.sse_no_blank.filter(|_| sse_shapes) {
             Some(n) => no_blank(conn, &mut w, n, d.cr_only).await.into(),
-            None => events(conn, &mut w, sse, plan, d).await,
+            None => events(conn, &mut w, sse, plan, d, sse_shapes).await,
         },
     };
     match end {
@@ -72,9 +76,22 @@ pub(crate) async fn send(
 }
 
 /// The plan's events, with `giant_event`'s extra event second (it counts as an event for
-/// `drop_after` and `stall_after`).
-async fn events(conn: &mut Conn, w: &mut Wire, sse: &Sse<'_>, plan: &Plan, d: &Directives) -> End {
-    let total = plan.len() + d.giant_event.is_some() as u64;
+/// `drop_after`, `stall_after` and `error_after`); `error_after` replaces the rest with the
+/// protocol's in-stream error.
+async fn events(
+    conn: &mut Conn,
+    w: &mut Wire,
+    sse: &Sse<'_>,
+    plan: &Plan,
+    d: &Directives,
+    sse_shapes: bool,
+) -> End {
+    let giant = d.giant_event.filter(|_| sse_shapes);
+    let cr = d.cr_only && sse_shapes;
+    let mut total = plan.len() + giant.is_some() as u64;
+    if let Some(n) = d.error_after {
+        total = total.min(n + 1);
+    }
     let mut steps = plan.steps();
     let interval = Duration::from_millis(d.interval_ms);
     for k in 0..total {
@@ -88,13 +105,19 @@ async fn events(conn: &mut Conn, w: &mut Wire, sse: &Sse<'_>, plan: &Plan, d: &D
             return End::Aborted;
         }
         let last = k + 1 == total;
-        let sent = match d.giant_event {
-            Some(n) if k == 1 => giant_event(conn, w, sse, n, d.cr_only, last).await,
+        let sent = match giant {
+            Some(n) if k == 1 && d.error_after != Some(k) => {
+                giant_event(conn, w, sse, n, cr, last).await
+            }
             _ => {
-                let step = steps.next().expect("a plan yields `len` steps");
                 conn.scratch.clear();
-                sse.event(&mut conn.scratch, step);
-                if d.cr_only {
+                if d.error_after == Some(k) {
+                    super::errors::in_stream(sse, &mut conn.scratch, d.error_status);
+                } else {
+                    let step = steps.next().expect("a plan yields `len` steps");
+                    sse.event(&mut conn.scratch, step);
+                }
+                if cr {
                     cr_only(&mut conn.scratch);
                 }
                 wire::chunk(conn, w, last).await
