@@ -216,12 +216,20 @@ fn cohere_errors_reach_each_client_in_its_shape() {
     let r = post(&gw, "/v1/messages", body);
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.json()["error"]["type"], "rate_limit_error");
-    // Cohere has no embeddings route through the chat adapter: a clear 400.
+    // Embeddings through Cohere's /v2/embed, written back as OpenAI's list, base64 included.
     let r = post(
         &gw,
         "/v1/embeddings",
-        r#"{"model":"command","input":"hello"}"#,
+        r#"{"model":"command","input":["hello","world"],"encoding_format":"base64"}"#,
     );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert!(v["data"][1]["embedding"].is_string(), "{v}");
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{v}");
+    // A token-array input has no text to give Cohere: a clear 400.
+    let r = post(&gw, "/v1/embeddings", r#"{"model":"command","input":[[1,2]]}"#);
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("cohere"), "{}", r.text());
+    assert!(r.text().contains("token arrays"), "{}", r.text());
 }
