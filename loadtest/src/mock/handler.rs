@@ -83,6 +83,15 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
                 .extend_from_slice(shared.snapshot().to_json().as_bytes());
             return respond(conn, &mut Wire::plain(), 200, close, None, None).await;
         }
+        Route::Token => {
+            let (status, answer) = match super::token::exchange(&body) {
+                Ok(a) => (200, a),
+                Err(e) => (400, e),
+            };
+            conn.scratch.clear();
+            conn.scratch.extend_from_slice(answer.as_bytes());
+            return respond(conn, &mut Wire::plain(), status, close, None, None).await;
+        }
         Route::Reset => {
             shared.reset();
             conn.scratch.clear();

@@ -66,6 +66,7 @@ mod routes;
 pub mod sigv4;
 mod stats;
 mod stream;
+mod token;
 mod tools;
 mod wire;
 

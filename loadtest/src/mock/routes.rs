@@ -20,6 +20,8 @@ pub(crate) enum Route {
     CountTokens,
     Stats,
     Reset,
+    /// Google's OAuth token endpoint (a service account's JWT for an access token).
+    Token,
     /// A known path the mock does not answer (a 400 with this message).
     Unsupported(&'static str),
     NotFound,
@@ -92,6 +94,7 @@ pub(crate) fn route(method: &str, path: &str, has_prefix: bool) -> Target {
         ("POST", "/v2/embed") => target(Route::Embed(Embed::Cohere), Cohere, "cohere_embed"),
         ("GET", "/mock/stats") if !has_prefix => target(Route::Stats, OpenAi, "control"),
         ("POST", "/mock/reset") if !has_prefix => target(Route::Reset, OpenAi, "control"),
+        ("POST", "/token") => target(Route::Token, OpenAi, "control"),
         ("POST", _) => google(path)
             .or_else(|| bedrock(path))
             .unwrap_or_else(not_found),
