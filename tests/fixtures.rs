@@ -158,10 +158,7 @@ fn run_case(dir: &Path, upstream: &'static dyn Adapter, ingress: Wire) {
             .unwrap();
         let e = translate::classify(upstream, status, &body);
         let mut out = Vec::new();
-        match ingress {
-            Wire::OpenAi => e.write_openai_body(&mut out),
-            Wire::Anthropic => e.write_anthropic_body(&mut out),
-        }
+        ingress.ingress().error_body(&e, &mut out);
         let want = json(&read(dir, "error.json").expect("error.json"), &name);
         assert_eq!(json(&out, &name), want, "{name}: client error body");
         let want_status: u16 =

@@ -41,3 +41,51 @@ pub fn content_length(v: &[u8]) -> Option<usize> {
     }
     Some(v.iter().fold(0, |n, &d| n * 10 + (d - b'0') as usize))
 }
+
+/// A request target without its query.
+pub fn without_query(path: &[u8]) -> &[u8] {
+    match memchr::memchr(b'?', path) {
+        Some(q) => &path[..q],
+        None => path,
+    }
+}
+
+/// `s` with its `%XX` escapes decoded (a malformed escape is kept as it is; bytes that do not
+/// make UTF-8 become U+FFFD). Borrowed when there is nothing to decode.
+pub fn percent_decoded(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|&c| hex(c)),
+            b.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod percent_tests {
+    #[test]
+    fn escapes_decode_and_bad_ones_stay() {
+        assert_eq!(super::percent_decoded("gemini-2.5"), "gemini-2.5");
+        assert_eq!(super::percent_decoded("my%2Falias%3a1"), "my/alias:1");
+        assert_eq!(super::percent_decoded("100%"), "100%");
+        assert_eq!(super::percent_decoded("%zz%4"), "%zz%4");
+    }
+}

@@ -7,14 +7,8 @@ use super::{Ctx, Outcome, Scratch};
 use crate::error::{GatewayError, Kind};
 use crate::http::conn::Conn;
 use crate::http::request::{Head, Method};
+use crate::http::without_query;
 use crate::providers::Endpoint;
-
-fn without_query(path: &[u8]) -> &[u8] {
-    match memchr::memchr(b'?', path) {
-        Some(q) => &path[..q],
-        None => path,
-    }
-}
 
 /// Whether a request path belongs to this ingress.
 pub fn is_own(path: &[u8]) -> bool {
@@ -52,5 +46,5 @@ pub(super) async fn run(
     ctx: &mut Ctx,
 ) -> Result<Outcome, GatewayError> {
     let endpoint = route(head.method, &conn.rbuf[head.path.clone()])?;
-    super::proxy(env, conn, scratch, head, ctx, endpoint).await
+    super::proxy(env, conn, scratch, head, ctx, endpoint, None).await
 }

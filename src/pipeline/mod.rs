@@ -19,6 +19,7 @@
 mod anthropic;
 mod attempt;
 pub mod decode;
+mod gemini;
 mod hedge;
 mod limit;
 mod openai;
@@ -84,8 +85,11 @@ pub async fn handle(shard: &Shard, conn: &mut Conn, scratch: &mut Scratch, head:
 }
 
 async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head) -> bool {
-    let wire = if anthropic::is_own(&conn.rbuf[head.path.clone()]) {
+    let path = &conn.rbuf[head.path.clone()];
+    let wire = if anthropic::is_own(path) {
         Wire::Anthropic
+    } else if gemini::is_own(path) {
+        Wire::Gemini
     } else {
         Wire::OpenAi
     };
@@ -101,6 +105,7 @@ async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head
         match wire {
             Wire::OpenAi => openai::run(env, conn, scratch, &head, &mut ctx).await,
             Wire::Anthropic => anthropic::run(env, conn, scratch, &head, &mut ctx).await,
+            Wire::Gemini => gemini::run(env, conn, scratch, &head, &mut ctx).await,
         }
     };
     let outcome = match result {
@@ -452,13 +457,22 @@ async fn proxy(
     head: &Head,
     ctx: &mut Ctx,
     endpoint: crate::providers::Endpoint,
+    path_model: Option<gemini::PathModel>,
 ) -> Result<Outcome, GatewayError> {
     let key = authenticate(env, ctx, conn, head)?;
     ctx.key = Some(key);
     let body_at = conn.read_body(head, &env.shard.limits()).await?;
     ctx.body_read = true;
     let body = conn.body(&body_at);
-    let decoded = scratch.decoder.decode(body)?;
+    let decoded = match path_model {
+        None => scratch.decoder.decode(body)?,
+        Some(at) => {
+            // A model in a path may be percent-encoded (`my%2Falias`).
+            let raw = String::from_utf8_lossy(&conn.rbuf[at.model]);
+            let alias = crate::http::percent_decoded(&raw);
+            scratch.decoder.decode_for(body, &alias, at.stream)?
+        }
+    };
     admit(env, ctx, key, decoded.alias(body))?;
     ctx.stream = decoded.stream && endpoint.streams();
     let rf = route_facts(env, conn, head, &body_at, &decoded);

@@ -19,10 +19,7 @@ enum Route {
 }
 
 fn route(method: Method, path: &[u8]) -> Result<Route, GatewayError> {
-    let path = match memchr::memchr(b'?', path) {
-        Some(q) => &path[..q],
-        None => path,
-    };
+    let path = crate::http::without_query(path);
     let rest = path.strip_prefix(b"/v1").unwrap_or(path);
     let (route, allowed) = match rest {
         b"/chat/completions" => (Route::Proxy(Endpoint::Chat), Method::Post),
@@ -67,7 +64,7 @@ pub(super) async fn run(
 ) -> Result<Outcome, GatewayError> {
     let route = route(head.method, &conn.rbuf[head.path.clone()])?;
     if let Route::Proxy(endpoint) = route {
-        return super::proxy(env, conn, scratch, head, ctx, endpoint).await;
+        return super::proxy(env, conn, scratch, head, ctx, endpoint, None).await;
     }
     let key = super::authenticate(env, ctx, conn, head)?;
     ctx.key = Some(key);

@@ -185,6 +185,32 @@ pub static VENDORS: &[Vendor] = &[
         settings: &[],
     },
     Vendor {
+        name: "gemini",
+        protocol: Protocol::Gemini,
+        base_url: Some("https://generativelanguage.googleapis.com"),
+        auth: Auth::Header("x-goog-api-key"),
+        needs_key: true,
+        path: PathStyle::Plain,
+        rejects: &[],
+        settings: &[],
+    },
+    Vendor {
+        name: "vertex",
+        protocol: Protocol::Vertex,
+        // `global` drops the region prefix.
+        base_url: Some("https://{region}-aiplatform.googleapis.com"),
+        auth: Auth::Bearer,
+        needs_key: false,
+        path: PathStyle::Plain,
+        rejects: &[],
+        settings: &[
+            Setting::CloudProject,
+            Setting::Region,
+            Setting::GoogleAuth,
+            Setting::DefaultMaxTokens,
+        ],
+    },
+    Vendor {
         name: "mock",
         protocol: Protocol::Mock,
         base_url: None,

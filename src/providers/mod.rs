@@ -16,6 +16,7 @@ pub mod mock;
 pub mod openai;
 pub mod responses;
 pub mod translate;
+pub mod vertex;
 
 /// The wire protocols a provider can speak (vendors are rows of [`family::VENDORS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub enum Protocol {
     Anthropic,
     /// Cohere v2 chat (an upstream only).
     Cohere,
+    /// Google's Gemini API.
+    Gemini,
+    /// Google Cloud's Vertex AI (Gemini and Claude models).
+    Vertex,
     /// Built in: answers locally, no network.
     Mock,
 }
@@ -35,6 +40,8 @@ impl Protocol {
             Protocol::OpenAi => &openai::OpenAi,
             Protocol::Anthropic => &anthropic::Anthropic,
             Protocol::Cohere => &cohere::Cohere,
+            Protocol::Gemini => &gemini::Gemini,
+            Protocol::Vertex => &vertex::Vertex,
             Protocol::Mock => &mock::Mock,
         }
     }
@@ -66,6 +73,10 @@ pub enum Endpoint {
     Messages,
     /// Anthropic `POST /v1/messages/count_tokens`.
     CountTokens,
+    /// OpenAI `POST /v1/responses`.
+    Responses,
+    /// Gemini `POST /v1beta/models/{model}:generateContent` (and its streaming form).
+    Generate,
 }
 
 impl Endpoint {
@@ -77,6 +88,9 @@ impl Endpoint {
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Messages => "/v1/messages",
             Endpoint::CountTokens => "/v1/messages/count_tokens",
+            Endpoint::Responses => "/responses",
+            // The model and the method follow (`/{model}:generateContent`).
+            Endpoint::Generate => "/v1beta/models",
         }
     }
 
@@ -86,7 +100,10 @@ impl Endpoint {
 
     /// A chat turn (the only kind that translates across protocols).
     pub fn is_chat(self) -> bool {
-        matches!(self, Endpoint::Chat | Endpoint::Messages)
+        matches!(
+            self,
+            Endpoint::Chat | Endpoint::Messages | Endpoint::Responses | Endpoint::Generate
+        )
     }
 }
 

@@ -15,6 +15,8 @@ use crate::http::sse;
 pub enum Wire {
     OpenAi,
     Anthropic,
+    /// Google's Gemini API (`generateContent`).
+    Gemini,
 }
 
 impl Wire {
@@ -23,6 +25,7 @@ impl Wire {
         match self {
             Wire::OpenAi => Protocol::OpenAi,
             Wire::Anthropic => Protocol::Anthropic,
+            Wire::Gemini => Protocol::Gemini,
         }
     }
 
@@ -36,6 +39,7 @@ impl Wire {
         match self {
             Wire::OpenAi => &super::openai::OpenAi,
             Wire::Anthropic => &super::anthropic::Anthropic,
+            Wire::Gemini => &super::gemini::Gemini,
         }
     }
 }

@@ -29,7 +29,10 @@ pub fn encode_request(r: &EmbedRequest<'_>, out: &mut Vec<u8>) {
 
 pub fn decode_response(v: Json<'_>) -> Result<EmbedResponse, GatewayError> {
     let broken = |what: &str| {
-        GatewayError::new(Kind::UpstreamProtocol, format!("vertex predict answer {what}"))
+        GatewayError::new(
+            Kind::UpstreamProtocol,
+            format!("vertex predict answer {what}"),
+        )
     };
     let predictions = v
         .get("predictions")
@@ -37,7 +40,9 @@ pub fn decode_response(v: Json<'_>) -> Result<EmbedResponse, GatewayError> {
         .ok_or_else(|| broken("has no predictions"))?;
     let mut out = EmbedResponse::default();
     for p in predictions {
-        let e = p.get("embeddings").ok_or_else(|| broken("has a prediction without embeddings"))?;
+        let e = p
+            .get("embeddings")
+            .ok_or_else(|| broken("has a prediction without embeddings"))?;
         let values = e
             .get("values")
             .and_then(vector)

@@ -46,7 +46,16 @@ fn write_head(out: &mut Vec<u8>, h: &Head<'_>, publisher: &str, method: &str) {
     path.extend_from_slice(method.as_bytes());
     // Every byte written is ASCII: project and region are checked at load, the model encoded.
     let path = std::str::from_utf8(&path).unwrap_or_default();
-    head::write(out, p, None, h.origin, path, h.model, h.body.len(), h.stream);
+    head::write(
+        out,
+        p,
+        None,
+        h.origin,
+        path,
+        h.model,
+        h.body.len(),
+        h.stream,
+    );
     bearer(out, p);
 }
 
