@@ -486,12 +486,13 @@ pub fn prepare<'s>(
             created: unix_now(),
             default_max_tokens: provider.default_max_tokens,
         };
-        let t = translate::request(
+        let t = translate::request_as(
             ctx.wire,
             adapter,
             &mut scratch.body,
             &stamp,
             &mut scratch.events,
+            Some(ctx.stream),
         )?;
         // Translation re-encodes (escapes, wraps content in blocks): it may grow a body, within
         // reason. Past twice the body limit something is wrong; nothing that large goes out.

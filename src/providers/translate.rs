@@ -85,8 +85,24 @@ pub fn request(
     stamp: &Stamp<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Translated, GatewayError> {
+    request_as(from, to, body, stamp, out, None)
+}
+
+/// [`request`], streamed or not as `stream` says when the client's wire says so outside the
+/// body (Gemini's method is in the path).
+pub fn request_as(
+    from: Wire,
+    to: &dyn Adapter,
+    body: &mut [u8],
+    stamp: &Stamp<'_>,
+    out: &mut Vec<u8>,
+    stream: Option<bool>,
+) -> Result<Translated, GatewayError> {
     let v = parse(body, Kind::BadRequest)?;
-    let r = decode_request(from, &v)?;
+    let mut r = decode_request(from, &v)?;
+    if let Some(s) = stream {
+        r.stream = s;
+    }
     let mut t = Translated {
         stream: r.stream,
         include_usage: r.include_usage,

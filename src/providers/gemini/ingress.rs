@@ -423,7 +423,7 @@ impl StreamEncoder {
         open_candidate(out);
         part(out);
         close_chunk(out, None, None, &self.model, &self.id);
-        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(b"\n\n");
     }
 
     pub fn encode(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) {
@@ -471,7 +471,7 @@ impl StreamEncoder {
                 }
                 let finish = finish_name(self.finish);
                 close_chunk(out, Some(finish), Some(&self.usage), &self.model, &self.id);
-                out.extend_from_slice(b"\r\n\r\n");
+                out.extend_from_slice(b"\n\n");
             }
             _ => {}
         }
@@ -531,7 +531,7 @@ impl Ingress for Gemini {
     fn error_event(&self, e: &GatewayError, out: &mut Vec<u8>) {
         out.extend_from_slice(b"data: ");
         write_error(e, out);
-        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(b"\n\n");
     }
 }
 

@@ -102,7 +102,7 @@ fn streams_end_with_calls_finish_and_usage() {
     }
     let text = String::from_utf8(out).unwrap();
     let chunks: Vec<serde_json::Value> = text
-        .split("\r\n\r\n")
+        .split("\n\n")
         .filter_map(|c| c.strip_prefix("data: "))
         .map(|c| serde_json::from_str(c).unwrap())
         .collect();
