@@ -24,6 +24,7 @@ mod hedge;
 mod limit;
 mod openai;
 mod relay;
+mod responses;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -90,6 +91,8 @@ async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head
         Wire::Anthropic
     } else if gemini::is_own(path) {
         Wire::Gemini
+    } else if responses::is_own(path) {
+        Wire::Responses
     } else {
         Wire::OpenAi
     };
@@ -106,6 +109,7 @@ async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head
             Wire::OpenAi => openai::run(env, conn, scratch, &head, &mut ctx).await,
             Wire::Anthropic => anthropic::run(env, conn, scratch, &head, &mut ctx).await,
             Wire::Gemini => gemini::run(env, conn, scratch, &head, &mut ctx).await,
+            Wire::Responses => responses::run(env, conn, scratch, &head, &mut ctx).await,
         }
     };
     let outcome = match result {

@@ -122,6 +122,17 @@ pub static VENDORS: &[Vendor] = &[
         ..openai_like("openai", Some("https://api.openai.com/v1"), false, &[])
     },
     Vendor {
+        name: "openai-responses",
+        protocol: Protocol::Responses,
+        settings: OPENAI,
+        ..openai_like(
+            "openai-responses",
+            Some("https://api.openai.com/v1"),
+            false,
+            &[],
+        )
+    },
+    Vendor {
         name: "azure",
         protocol: Protocol::OpenAi,
         base_url: None,

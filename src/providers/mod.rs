@@ -29,6 +29,8 @@ pub enum Protocol {
     Gemini,
     /// Google Cloud's Vertex AI (Gemini and Claude models).
     Vertex,
+    /// OpenAI's Responses API.
+    Responses,
     /// Built in: answers locally, no network.
     Mock,
 }
@@ -42,6 +44,7 @@ impl Protocol {
             Protocol::Cohere => &cohere::Cohere,
             Protocol::Gemini => &gemini::Gemini,
             Protocol::Vertex => &vertex::Vertex,
+            Protocol::Responses => &responses::Responses,
             Protocol::Mock => &mock::Mock,
         }
     }

@@ -17,6 +17,8 @@ pub enum Wire {
     Anthropic,
     /// Google's Gemini API (`generateContent`).
     Gemini,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 impl Wire {
@@ -26,6 +28,7 @@ impl Wire {
             Wire::OpenAi => Protocol::OpenAi,
             Wire::Anthropic => Protocol::Anthropic,
             Wire::Gemini => Protocol::Gemini,
+            Wire::Responses => Protocol::Responses,
         }
     }
 
@@ -40,6 +43,7 @@ impl Wire {
             Wire::OpenAi => &super::openai::OpenAi,
             Wire::Anthropic => &super::anthropic::Anthropic,
             Wire::Gemini => &super::gemini::Gemini,
+            Wire::Responses => &super::responses::Responses,
         }
     }
 }

@@ -246,10 +246,19 @@ impl<'de> Visitor<'de> for ElementVisitor {
     type Value = Element;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string, a number or an array")
+        f.write_str("a string, a number, an array or an input item")
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Element, E> {
+        Ok(Element(false))
+    }
+
+    /// A Responses API input item (`{"type":"message",…}`): one element, not a token.
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Element, A::Error> {
+        while map
+            .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+            .is_some()
+        {}
         Ok(Element(false))
     }
 
