@@ -88,7 +88,15 @@ providers:
     protocol: openai
     base_url: http://{mock}/mock/status=429,retry_after=3/v1
     api_key: {{ env: UPSTREAM_KEY }}
+  # The Responses API as an upstream.
+  up-resp:
+    protocol: openai-responses
+    base_url: http://{mock}/v1
+    api_key: {{ env: UPSTREAM_KEY }}
 models:
+  gpt-resp:
+    targets:
+      - {{ provider: up-resp, model: upstream-resp }}
   gpt-4o-mini:
     targets:
       - {{ provider: up, model: upstream-mini }}
@@ -134,7 +142,7 @@ keys:
   - name: team-a
     key: {{ env: TEAM_A_KEY }}
     models: [gpt-4o-mini, text-embedding-3-small, gpt-tools, claude, claude-tools, claude-busy,
-             gpt-busy, gpt-limited-a, gpt-limited-b, gpt-rps, claude-rps]
+             gpt-busy, gpt-limited-a, gpt-limited-b, gpt-rps, claude-rps, gpt-resp]
 """
 
 
