@@ -229,7 +229,11 @@ fn cohere_errors_reach_each_client_in_its_shape() {
     assert!(v["data"][1]["embedding"].is_string(), "{v}");
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{v}");
     // A token-array input has no text to give Cohere: a clear 400.
-    let r = post(&gw, "/v1/embeddings", r#"{"model":"command","input":[[1,2]]}"#);
+    let r = post(
+        &gw,
+        "/v1/embeddings",
+        r#"{"model":"command","input":[[1,2]]}"#,
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("token arrays"), "{}", r.text());
 }

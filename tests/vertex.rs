@@ -76,9 +76,8 @@ fn a_service_account_key_becomes_a_bearer_token_for_both_publishers() {
     let key = key_file(&dir, &format!("{}/token", m.base_url()));
     let gw = Gateway::start(&config(&m.base_url(), &key), Driver::Uring);
     // The first token arrives from the credentials thread, off the request path.
-    assert!(eventually(Duration::from_secs(10), || chat(&gw, "gem")
-        .status
-        == 200));
+    let ready = eventually(Duration::from_secs(20), || chat(&gw, "gem").status == 200);
+    assert!(ready, "{}", chat(&gw, "gem").text());
     let seen = m.stats().last_request.unwrap();
     assert_eq!(
         seen.path,

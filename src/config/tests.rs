@@ -246,7 +246,7 @@ providers:
         "providers.a.anthropic_version: only for protocol anthropic, not openai",
         "providers.b.api_key: missing: protocol groq needs an API key",
         "providers.c.api_version: only for protocol azure, not anthropic",
-        "providers.d.protocol: unknown protocol \"claude\" (one of: openai, azure, mistral, groq",
+        "providers.d.protocol: unknown protocol \"claude\" (one of: openai, openai-responses, azure",
     ] {
         assert!(
             p.iter().any(|l| l.starts_with(e)),
@@ -782,5 +782,82 @@ fn budget_timezones_parse_as_offsets() {
     for bad in ["Europe/Paris", "+5", "+15:00", "-08:75"] {
         let p = with(bad).unwrap_err().to_string();
         assert!(p.contains("server.budget_timezone"), "{bad}: {p}");
+    }
+}
+
+#[test]
+fn cloud_providers_take_their_region_project_and_credentials() {
+    let text = r#"
+providers:
+  vx:
+    protocol: vertex
+    project: my-project
+    region: us-east5
+    access_token: { env: LOCAL_API_KEY }
+  vg:
+    protocol: vertex
+    project: my-project
+    region: global
+    access_token: { env: LOCAL_API_KEY }
+  aws:
+    protocol: bedrock
+    region: eu-west-1
+    access_key_id: { env: LOCAL_API_KEY }
+    secret_access_key: { env: TEAM_A_KEY }
+  g:
+    protocol: gemini
+    api_key: { env: LOCAL_API_KEY }
+models:
+  m:
+    targets: [ { provider: vx, model: gemini-2.5-flash } ]
+"#;
+    let s = load_str(text, &env).unwrap();
+    let origin = |name: &str| {
+        let p = s.providers.iter().find(|p| p.name == name).unwrap();
+        s.origins[p.origin.unwrap()].authority.clone()
+    };
+    assert_eq!(origin("vx"), "us-east5-aiplatform.googleapis.com");
+    assert_eq!(origin("vg"), "aiplatform.googleapis.com");
+    assert_eq!(origin("aws"), "bedrock-runtime.eu-west-1.amazonaws.com");
+    assert_eq!(origin("g"), "generativelanguage.googleapis.com");
+    let vx = s.providers.iter().find(|p| p.name == "vx").unwrap();
+    assert_eq!(vx.project.as_deref(), Some("my-project"));
+    assert_eq!(
+        vx.token.as_ref().and_then(|t| t.get()).as_deref(),
+        Some("sk-local")
+    );
+    let aws = s.providers.iter().find(|p| p.name == "aws").unwrap();
+    let keys = aws.aws.as_ref().unwrap();
+    assert_eq!(
+        (keys.access_key_id.expose(), keys.secret_access_key.expose()),
+        ("sk-local", "sg-a")
+    );
+
+    let bad = r#"
+providers:
+  vx:
+    protocol: vertex
+    region: "US East"
+  aws:
+    protocol: bedrock
+    access_key_id: { env: LOCAL_API_KEY }
+    profile: x
+  o:
+    protocol: openai
+    region: us-east-1
+"#;
+    let p = load_str(bad, &|_: &str| None).unwrap_err().0;
+    for e in [
+        "providers.vx.project: missing (the Google Cloud project id)",
+        "providers.vx.region: \"US East\" is not a region name",
+        "providers.vx.credentials: missing: credentials: { file: sa.json } or access_token",
+        "providers.aws.access_key_id: environment variable LOCAL_API_KEY is not set",
+        "providers.o.region: only for protocol vertex, bedrock, not openai",
+    ] {
+        assert!(
+            p.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{}",
+            p.join("\n")
+        );
     }
 }

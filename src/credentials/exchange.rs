@@ -74,13 +74,45 @@ pub fn post_form(url: &str, form: &str) -> Result<Granted, String> {
     parse(&answer)
 }
 
+/// Reads the answer: until its `content-length` is in, else until the peer closes.
 fn read_all(r: &mut impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
-    match r.take(MAX_ANSWER).read_to_end(out) {
-        Ok(_) => Ok(()),
-        // A TLS peer that closes without close_notify: what arrived is the answer.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => Ok(()),
-        Err(e) => Err(e),
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(whole) = complete_at(out)
+            && out.len() >= whole
+        {
+            out.truncate(whole);
+            return Ok(());
+        }
+        if out.len() as u64 > MAX_ANSWER {
+            return Err(std::io::Error::other("the answer is larger than 1 MiB"));
+        }
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A TLS peer that closes without close_notify: what arrived is the answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
     }
+}
+
+/// The length of a whole answer with a `content-length`, once its head is in.
+fn complete_at(answer: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(at) = resp.parse(answer).ok()? else {
+        return None;
+    };
+    let len = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| crate::http::content_length(h.value))?;
+    Some(at + len)
 }
 
 fn client_config() -> Arc<rustls::ClientConfig> {

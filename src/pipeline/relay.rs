@@ -20,7 +20,7 @@ use crate::http::chunked;
 use crate::http::conn::Conn;
 use crate::http::response::{self, Meta};
 use crate::http::sse;
-use crate::providers::adapter::Adapter;
+use crate::providers::adapter::{Adapter, Framing};
 use crate::providers::canonical::Stamp;
 use crate::providers::translate::{self, StreamTranslator};
 use crate::providers::{Usage, anthropic};
@@ -202,11 +202,15 @@ pub async fn exchange(
             .await?;
         let ttfb_us = sent.elapsed().as_micros() as u64;
         let status = resp.status;
-        let is_sse = resp
+        let streamed = match provider.protocol.adapter_for(leg.model).framing() {
+            Framing::Sse => "text/event-stream",
+            Framing::EventStream => "application/vnd.amazon.eventstream",
+        };
+        let is_stream = resp
             .content_type
             .as_deref()
-            .is_some_and(|c| c.starts_with("text/event-stream"));
-        if wants_stream && is_sse && (200..300).contains(&status) {
+            .is_some_and(|c| c.starts_with(streamed));
+        if wants_stream && is_stream && (200..300).contains(&status) {
             return Ok((resp, ttfb_us, true));
         }
         body.clear();

@@ -35,6 +35,11 @@ impl Commas {
         }
         self.0 = true;
     }
+
+    /// Whether a member was written.
+    pub fn any(&self) -> bool {
+        self.0
+    }
 }
 
 /// Writes the text parts among `parts` as one JSON string, joined by a blank line.

@@ -222,6 +222,17 @@ pub static VENDORS: &[Vendor] = &[
         ],
     },
     Vendor {
+        name: "bedrock",
+        protocol: Protocol::Bedrock,
+        base_url: Some("https://bedrock-runtime.{region}.amazonaws.com"),
+        // A Bedrock API key (`api_key`) is a bearer token; without one requests are signed.
+        auth: Auth::Bearer,
+        needs_key: false,
+        path: PathStyle::Plain,
+        rejects: &[],
+        settings: &[Setting::Region, Setting::AwsAuth, Setting::DefaultMaxTokens],
+    },
+    Vendor {
         name: "mock",
         protocol: Protocol::Mock,
         base_url: None,

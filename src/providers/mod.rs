@@ -31,6 +31,8 @@ pub enum Protocol {
     Vertex,
     /// OpenAI's Responses API.
     Responses,
+    /// Amazon Bedrock's Converse API.
+    Bedrock,
     /// Built in: answers locally, no network.
     Mock,
 }
@@ -45,6 +47,7 @@ impl Protocol {
             Protocol::Gemini => &gemini::Gemini,
             Protocol::Vertex => &vertex::Vertex,
             Protocol::Responses => &responses::Responses,
+            Protocol::Bedrock => &bedrock::Bedrock,
             Protocol::Mock => &mock::Mock,
         }
     }

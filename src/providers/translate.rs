@@ -4,7 +4,8 @@
 
 use simd_json::BorrowedValue;
 
-use super::adapter::{Adapter, Ingress, StreamDecode, StreamEncode};
+use super::adapter::{Adapter, Framing, Ingress, StreamDecode, StreamEncode};
+use super::bedrock::eventstream;
 use super::canonical::{ChatRequest, Event, MAX_TOOL_ARGUMENT_BYTES, MAX_TOOL_CALLS, Stamp};
 use super::{Protocol, Usage};
 use crate::error::{GatewayError, Kind};
@@ -178,6 +179,8 @@ pub fn event_too_large(e: sse::EventTooLarge) -> GatewayError {
 /// bytes as they arrive (split anywhere), get whole events out.
 pub struct StreamTranslator {
     splitter: sse::Splitter,
+    /// For an upstream that frames its stream as AWS event-stream frames instead of SSE.
+    frames: Option<eventstream::Frames>,
     decoder: Box<dyn StreamDecode>,
     encoder: Box<dyn StreamEncode>,
     data: Vec<u8>,
@@ -220,8 +223,11 @@ impl StreamTranslator {
         stamp: &Stamp<'_>,
         include_usage: bool,
     ) -> Self {
+        let frames = (upstream.framing() == Framing::EventStream)
+            .then(|| eventstream::Frames::new(sse::MAX_EVENT));
         StreamTranslator {
             splitter: sse::Splitter::default(),
+            frames,
             decoder: upstream.stream_decoder(),
             encoder: ingress.ingress().stream_encoder(stamp, include_usage),
             data: Vec::new(),
@@ -234,6 +240,9 @@ impl StreamTranslator {
     /// Bounds one upstream event at `max_event` bytes (else [`sse::MAX_EVENT`]).
     pub fn bounded(mut self, max_event: usize) -> Self {
         self.splitter = sse::Splitter::new(max_event);
+        if self.frames.is_some() {
+            self.frames = Some(eventstream::Frames::new(max_event));
+        }
         self
     }
 
@@ -265,6 +274,7 @@ impl StreamTranslator {
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), GatewayError> {
         let StreamTranslator {
             splitter,
+            frames,
             decoder,
             encoder,
             data,
@@ -272,6 +282,13 @@ impl StreamTranslator {
             done,
             bounds,
         } = self;
+        if let Some(frames) = frames {
+            frames.push(input);
+            while frames.next(data)? {
+                translate_event(decoder, encoder, usage, done, bounds, data, out)?;
+            }
+            return Ok(());
+        }
         let mut failure = None;
         let split = splitter.feed(input, |event| {
             if failure.is_some() {
@@ -281,25 +298,7 @@ impl StreamTranslator {
             if !sse::data_into(event, data) {
                 return;
             }
-            let mut emit = |ev: Event<'_>| {
-                match &ev {
-                    Event::Start { usage: u, .. } | Event::Usage(u) => *usage = Some(*u),
-                    Event::Done => *done = true,
-                    Event::ToolCall { .. } => bounds.tool_calls += 1,
-                    Event::ToolArguments { fragment, .. } => {
-                        bounds.argument_bytes += fragment.len();
-                    }
-                    _ => {}
-                }
-                if bounds.exceeded() {
-                    return;
-                }
-                encoder.encode(&ev, out);
-            };
-            let r = decoder.decode(data, &mut emit);
-            if let Err(e) = r {
-                failure = Some(e);
-            } else if let Some(e) = bounds.error() {
+            if let Err(e) = translate_event(decoder, encoder, usage, done, bounds, data, out) {
                 failure = Some(e);
             }
         });
@@ -308,4 +307,36 @@ impl StreamTranslator {
         }
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// Decodes one upstream event's data and encodes what it says for the client.
+fn translate_event(
+    decoder: &mut Box<dyn StreamDecode>,
+    encoder: &mut Box<dyn StreamEncode>,
+    usage: &mut Option<Usage>,
+    done: &mut bool,
+    bounds: &mut Bounds,
+    data: &mut [u8],
+    out: &mut Vec<u8>,
+) -> Result<(), GatewayError> {
+    // The closure borrows the counts: it ends before they are checked.
+    {
+        let mut emit = |ev: Event<'_>| {
+            match &ev {
+                Event::Start { usage: u, .. } | Event::Usage(u) => *usage = Some(*u),
+                Event::Done => *done = true,
+                Event::ToolCall { .. } => bounds.tool_calls += 1,
+                Event::ToolArguments { fragment, .. } => {
+                    bounds.argument_bytes += fragment.len();
+                }
+                _ => {}
+            }
+            if bounds.exceeded() {
+                return;
+            }
+            encoder.encode(&ev, out);
+        };
+        decoder.decode(data, &mut emit)?;
+    }
+    bounds.error().map_or(Ok(()), Err)
 }
