@@ -20,6 +20,7 @@ const STAMP: Stamp<'static> = Stamp {
     model: "upstream-model",
     created: 1_700_000_000,
     default_max_tokens: 4096,
+    id: "",
 };
 
 fn filler() -> String {

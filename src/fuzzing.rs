@@ -22,6 +22,7 @@ const STAMP: Stamp<'static> = Stamp {
     model: "fuzz-model",
     created: 1_700_000_000,
     default_max_tokens: 1024,
+    id: "",
 };
 
 /// Every translation path (same-wire pairs never translate).

@@ -1,34 +1,107 @@
 //! Golden translation fixtures: `tests/fixtures/<upstream protocol>/<case>/`.
 //!
-//! `anthropic/` cases are an OpenAI client in front of an Anthropic provider; `openai/` cases an
-//! Anthropic client in front of an OpenAI-protocol provider; `cohere/` cases an OpenAI client in
-//! front of a Cohere provider. Each case holds:
+//! `openai/` cases are an Anthropic client in front of an OpenAI-protocol provider; the cases of
+//! every other folder (`anthropic/`, `cohere/`, `gemini/`, `bedrock/`, `responses/`) an OpenAI
+//! client in front of a provider of that protocol. Each case holds:
 //!
 //! - `request.json` — what the client sends;
 //! - `upstream_request.json` — the exact body the provider must receive (its `model` is the
-//!   target model the gateway is configured with);
-//! - the provider's answer: `upstream_response.json`, `upstream.sse`, or an error body in
-//!   `upstream_error.json` with its status in `upstream_status`;
+//!   target model the gateway is configured with; for protocols that put the model in the path
+//!   rather than the body, a `model` file names it);
+//! - the provider's answer: `upstream_response.json`, `upstream.sse` (or, for Bedrock's binary
+//!   event stream, `upstream.events`: one `{"event"|"exception": type, "payload": {...}}` a line,
+//!   framed by the event-stream encoder), or an error body in `upstream_error.json` with its
+//!   status in `upstream_status`;
 //! - what the client must get: `response.json`, `response.sse`, or `error.json` with the
 //!   status in `client_status`;
-//! - optionally `dropped`: request fields the translation must report as dropped, one a line.
+//! - `dropped`: the request fields the translation must report as dropped, one a line (no file:
+//!   none).
 //!
 //! JSON is compared as values; SSE event by event (event name and data). The stream translator
 //! gets the usage setting the request asked for. Every SSE case is also replayed split by each
 //! byte-boundary pattern below, and must give the same output.
+//!
+//! `SHARDGATE_BLESS=1` writes the expected files a new case lacks (never overwrites one), for a
+//! person to read and correct before committing them.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use shardgate::providers::adapter::Adapter;
+use shardgate::providers::bedrock::{Bedrock, eventstream};
 use shardgate::providers::canonical::Stamp;
 use shardgate::providers::cohere::Cohere;
+use shardgate::providers::gemini::Gemini;
+use shardgate::providers::responses::Responses;
 use shardgate::providers::translate::{self, StreamTranslator, Wire};
 
 const CREATED: u64 = 1_700_000_000;
+/// The gateway request id an answer is named after when its upstream gives it none.
+const REQUEST_ID: &str = "gw7f3a9c";
 
 fn read(dir: &Path, name: &str) -> Option<Vec<u8>> {
     std::fs::read(dir.join(name)).ok()
+}
+
+fn bless() -> bool {
+    std::env::var_os("SHARDGATE_BLESS").is_some()
+}
+
+/// The expected file `name`, written from `got` first when blessing and it is missing.
+fn expected(dir: &Path, name: &str, got: &[u8]) -> Vec<u8> {
+    if let Some(bytes) = read(dir, name) {
+        return bytes;
+    }
+    assert!(bless(), "{}: no {name}", dir.display());
+    let text = match serde_json::from_slice::<Value>(got) {
+        Ok(v) if name.ends_with(".json") => serde_json::to_string_pretty(&v).unwrap() + "\n",
+        _ => String::from_utf8_lossy(got).into_owned(),
+    };
+    std::fs::write(dir.join(name), &text).unwrap();
+    text.into_bytes()
+}
+
+/// The provider's stream: `upstream.sse` as is, or `upstream.events` framed as an event stream.
+fn upstream_stream(dir: &Path) -> Option<Vec<u8>> {
+    if let Some(sse) = read(dir, "upstream.sse") {
+        return Some(sse);
+    }
+    let lines = read(dir, "upstream.events")?;
+    let mut out = Vec::new();
+    for line in String::from_utf8(lines).unwrap().lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v = json(line.as_bytes(), "upstream.events line");
+        let payload = serde_json::to_vec(&v["payload"]).unwrap();
+        if let Some(kind) = v["event"].as_str() {
+            eventstream::event(kind, &payload, &mut out);
+        } else {
+            let kind = v["exception"].as_str().expect("an event or an exception");
+            let headers = [
+                (":exception-type", kind),
+                (":content-type", "application/json"),
+                (":message-type", "exception"),
+            ];
+            eventstream::encode(&headers, &payload, &mut out);
+        }
+    }
+    Some(out)
+}
+
+/// The target model: the `model` file, or the `model` of the expected upstream body.
+fn target_model(dir: &Path) -> String {
+    if let Some(m) = read(dir, "model") {
+        return String::from_utf8(m).unwrap().trim().to_string();
+    }
+    let want = json(
+        &read(dir, "upstream_request.json").expect("upstream_request.json or model"),
+        "upstream_request.json",
+    );
+    want["model"]
+        .as_str()
+        .expect("upstream_request.json has a model")
+        .to_string()
 }
 
 fn json(bytes: &[u8], what: &str) -> Value {
@@ -98,38 +171,39 @@ fn translate_stream(
 fn run_case(dir: &Path, upstream: &'static dyn Adapter, ingress: Wire) {
     let name = dir.display().to_string();
     let request = read(dir, "request.json").unwrap_or_else(|| panic!("{name}: no request.json"));
-    let want_upstream = json(
-        &read(dir, "upstream_request.json").expect("upstream_request.json"),
-        &name,
-    );
-    let model = want_upstream["model"]
-        .as_str()
-        .expect("upstream_request.json has a model");
+    let model = &target_model(dir);
     let stamp = Stamp {
         model,
         created: CREATED,
         default_max_tokens: 4096,
+        id: REQUEST_ID,
     };
 
     let mut body = request.clone();
     let mut out = Vec::new();
     let t = translate::request(ingress, upstream, &mut body, &stamp, &mut out)
         .unwrap_or_else(|e| panic!("{name}: request did not translate: {e}"));
+    let want_upstream = json(&expected(dir, "upstream_request.json", &out), &name);
     assert_eq!(json(&out, &name), want_upstream, "{name}: upstream request");
-    if let Some(dropped) = read(dir, "dropped") {
-        let want: Vec<String> = String::from_utf8(dropped)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        assert_eq!(t.dropped, want, "{name}: dropped fields");
-    }
+    // A case without a `dropped` file drops nothing.
+    let dropped = match read(dir, "dropped") {
+        None if bless() && !t.dropped.is_empty() => {
+            expected(dir, "dropped", t.dropped.join("\n").as_bytes())
+        }
+        other => other.unwrap_or_default(),
+    };
+    let want: Vec<String> = String::from_utf8(dropped)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(t.dropped, want, "{name}: dropped fields");
 
-    if let Some(sse) = read(dir, "upstream.sse") {
+    if let Some(sse) = upstream_stream(dir) {
         assert!(t.stream, "{name}: a streamed case must ask for a stream");
-        let want = sse_events(&read(dir, "response.sse").expect("response.sse"));
         let wires = (upstream, ingress);
         let whole = translate_stream(wires, &stamp, t.include_usage, &sse, &[sse.len()]);
+        let want = sse_events(&expected(dir, "response.sse", &whole));
         assert_eq!(
             sse_events(&whole),
             want,
@@ -147,7 +221,7 @@ fn run_case(dir: &Path, upstream: &'static dyn Adapter, ingress: Wire) {
         let mut out = Vec::new();
         translate::response(upstream, ingress, &mut resp, &stamp, &mut out)
             .unwrap_or_else(|e| panic!("{name}: response did not translate: {e}"));
-        let want = json(&read(dir, "response.json").expect("response.json"), &name);
+        let want = json(&expected(dir, "response.json", &out), &name);
         assert_eq!(json(&out, &name), want, "{name}: client response");
     } else {
         let body = read(dir, "upstream_error.json").expect("an upstream answer");
@@ -159,14 +233,14 @@ fn run_case(dir: &Path, upstream: &'static dyn Adapter, ingress: Wire) {
         let e = translate::classify(upstream, status, &body);
         let mut out = Vec::new();
         ingress.ingress().error_body(&e, &mut out);
-        let want = json(&read(dir, "error.json").expect("error.json"), &name);
+        let want = json(&expected(dir, "error.json", &out), &name);
         assert_eq!(json(&out, &name), want, "{name}: client error body");
-        let want_status: u16 =
-            String::from_utf8(read(dir, "client_status").expect("client_status"))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
+        let status = e.kind.status().to_string();
+        let want_status: u16 = String::from_utf8(expected(dir, "client_status", status.as_bytes()))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert_eq!(e.kind.status(), want_status, "{name}: client status");
     }
 }
@@ -175,26 +249,39 @@ fn run_case(dir: &Path, upstream: &'static dyn Adapter, ingress: Wire) {
 /// asks, and the upstream's stream.
 type StreamCase = (&'static dyn Adapter, Wire, String, bool, Vec<u8>);
 
-/// Every SSE fixture of every direction.
+/// Each fixture folder: its upstream and its ingress.
+const DIRECTIONS: [(&str, &dyn Adapter, Wire); 6] = [
+    (
+        "anthropic",
+        &shardgate::providers::anthropic::Anthropic,
+        Wire::OpenAi,
+    ),
+    (
+        "openai",
+        &shardgate::providers::openai::OpenAi,
+        Wire::Anthropic,
+    ),
+    ("cohere", &Cohere, Wire::OpenAi),
+    ("gemini", &Gemini, Wire::OpenAi),
+    ("bedrock", &Bedrock, Wire::OpenAi),
+    ("responses", &Responses, Wire::OpenAi),
+];
+
+/// Every stream fixture of every direction.
 fn stream_cases() -> Vec<StreamCase> {
     let mut out = Vec::new();
-    let directions: [(&str, &'static dyn Adapter, Wire); 3] = [
-        ("anthropic", Wire::Anthropic.adapter(), Wire::OpenAi),
-        ("openai", Wire::OpenAi.adapter(), Wire::Anthropic),
-        ("cohere", &Cohere, Wire::OpenAi),
-    ];
-    for (dir, upstream, ingress) in directions {
+    for (dir, upstream, ingress) in DIRECTIONS {
         for case in cases(dir) {
-            let Some(sse) = read(&case, "upstream.sse") else {
+            let Some(sse) = upstream_stream(&case) else {
                 continue;
             };
-            let want = json(&read(&case, "upstream_request.json").unwrap(), "model");
-            let model = want["model"].as_str().unwrap().to_string();
+            let model = target_model(&case);
             let mut body = read(&case, "request.json").unwrap();
             let stamp = Stamp {
                 model: &model,
                 created: CREATED,
                 default_max_tokens: 4096,
+                id: REQUEST_ID,
             };
             let t =
                 translate::request(ingress, upstream, &mut body, &stamp, &mut Vec::new()).unwrap();
@@ -211,7 +298,7 @@ proptest::proptest! {
     #[test]
     fn streams_translate_the_same_at_any_split(cuts in proptest::collection::vec(1usize..200, 1..12)) {
         for (upstream, ingress, model, usage, sse) in stream_cases() {
-            let stamp = Stamp { model: &model, created: CREATED, default_max_tokens: 4096 };
+            let stamp = Stamp { model: &model, created: CREATED, default_max_tokens: 4096, id: REQUEST_ID };
             let whole = translate_stream((upstream, ingress), &stamp, usage, &sse, &[sse.len()]);
             let split = translate_stream((upstream, ingress), &stamp, usage, &sse, &cuts);
             proptest::prop_assert_eq!(split, whole);
@@ -219,23 +306,42 @@ proptest::proptest! {
     }
 }
 
+fn run_direction(folder: &str) {
+    let (_, upstream, ingress) = DIRECTIONS
+        .into_iter()
+        .find(|d| d.0 == folder)
+        .expect("a direction");
+    for dir in cases(folder) {
+        run_case(&dir, upstream, ingress);
+    }
+}
+
 #[test]
 fn openai_client_to_anthropic_provider() {
-    for dir in cases("anthropic") {
-        run_case(&dir, Wire::Anthropic.adapter(), Wire::OpenAi);
-    }
+    run_direction("anthropic");
 }
 
 #[test]
 fn anthropic_client_to_openai_provider() {
-    for dir in cases("openai") {
-        run_case(&dir, Wire::OpenAi.adapter(), Wire::Anthropic);
-    }
+    run_direction("openai");
 }
 
 #[test]
 fn openai_client_to_cohere_provider() {
-    for dir in cases("cohere") {
-        run_case(&dir, &Cohere, Wire::OpenAi);
-    }
+    run_direction("cohere");
+}
+
+#[test]
+fn openai_client_to_gemini_provider() {
+    run_direction("gemini");
+}
+
+#[test]
+fn openai_client_to_bedrock_provider() {
+    run_direction("bedrock");
+}
+
+#[test]
+fn openai_client_to_responses_provider() {
+    run_direction("responses");
 }

@@ -485,6 +485,7 @@ pub fn prepare<'s>(
             model: &target.model,
             created: unix_now(),
             default_max_tokens: provider.default_max_tokens,
+            id: ctx.id_str(),
         };
         let t = translate::request_as(
             ctx.wire,

@@ -258,6 +258,11 @@ impl Ctx {
         &self.id[..self.id_len]
     }
 
+    /// The request id as text (empty should a client's id not be UTF-8).
+    pub fn id_str(&self) -> &str {
+        std::str::from_utf8(self.id()).unwrap_or_default()
+    }
+
     fn new(env: &Env<'_>, client_id: Option<&[u8]>, keep_alive: bool) -> Ctx {
         let mut ctx = Ctx {
             start: Instant::now(),

@@ -72,11 +72,12 @@ pub enum Passage {
     Embed { base64: bool },
 }
 
-fn stamp<'a>(model: &'a str, default_max_tokens: u64) -> Stamp<'a> {
+fn stamp<'a>(model: &'a str, default_max_tokens: u64, ctx: &'a Ctx) -> Stamp<'a> {
     Stamp {
         model,
         created: super::attempt::unix_now(),
         default_max_tokens,
+        id: ctx.id_str(),
     }
 }
 
@@ -332,7 +333,7 @@ pub async fn deliver(
                         include_usage: true
                     }
                 );
-                let stamp = stamp(model, provider.default_max_tokens);
+                let stamp = stamp(model, provider.default_max_tokens, ctx);
                 let t = StreamTranslator::new(adapter, ctx.wire, &stamp, include_usage);
                 Scan::Translate(Box::new(t.bounded(env.snapshot.server.max_event_bytes)))
             }
@@ -355,7 +356,7 @@ pub async fn deliver(
         }
         (true, Passage::Translate { .. }) => {
             scratch.events.clear();
-            let stamp = stamp(model, provider.default_max_tokens);
+            let stamp = stamp(model, provider.default_max_tokens, ctx);
             let usage = translate::response(
                 adapter,
                 ctx.wire,

@@ -151,6 +151,8 @@ pub enum ResponseFormat<'a> {
     JsonSchema {
         name: Cow<'a, str>,
         schema: Option<Json<'a>>,
+        /// OpenAI's `strict`: the output must match the schema exactly.
+        strict: Option<bool>,
     },
 }
 
@@ -279,6 +281,25 @@ pub struct Stamp<'s> {
     pub created: u64,
     /// `max_tokens` to send when the target requires one and the client gave none.
     pub default_max_tokens: u64,
+    /// The gateway's request id: answers whose upstream gives no id of its own (Bedrock's) are
+    /// named after it, so no two answers share an id.
+    pub id: &'s str,
+}
+
+impl Stamp<'_> {
+    /// The answer's id: the upstream's, or `prefix` and the gateway's request id when the
+    /// upstream gave none.
+    pub fn answer_id<'a>(&self, upstream: &'a str, prefix: &str) -> Cow<'a, str> {
+        if !upstream.is_empty() {
+            return Cow::Borrowed(upstream);
+        }
+        let id = if self.id.is_empty() {
+            "shardgate"
+        } else {
+            self.id
+        };
+        Cow::Owned(format!("{prefix}{id}"))
+    }
 }
 
 /// Adds a name to [`ChatRequest::ignored`] unless it is there already (each is reported once).

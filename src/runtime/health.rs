@@ -172,6 +172,7 @@ async fn probe(
             model: &target.model,
             created: 0,
             default_max_tokens: 1,
+            id: "",
         };
         adapter.encode_request(&r, &stamp, &mut json, &mut Vec::new());
     }

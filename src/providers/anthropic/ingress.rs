@@ -488,7 +488,7 @@ fn push_input(out: &mut Vec<u8>, arguments: &str) {
 /// Writes a whole response as an Anthropic `message`.
 pub fn encode_response(r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
-    push_str(out, &r.id);
+    push_str(out, &stamp.answer_id(&r.id, "msg_"));
     out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     push_str(
         out,
@@ -597,6 +597,8 @@ struct ToolSeen {
 pub struct StreamEncoder {
     /// The model to report when the upstream names none.
     model: String,
+    /// The message id when the upstream gives none.
+    fallback_id: String,
     started: bool,
     /// `Done` or `Error` went out; nothing more is written.
     ended: bool,
@@ -656,6 +658,7 @@ impl StreamEncoder {
     pub fn new(stamp: &Stamp<'_>, _include_usage: bool) -> Self {
         StreamEncoder {
             model: stamp.model.to_string(),
+            fallback_id: stamp.answer_id("", "msg_").into_owned(),
             started: false,
             ended: false,
             next_block: 0,
@@ -731,7 +734,7 @@ impl StreamEncoder {
         self.started = true;
         sse(out, "message_start");
         out.extend_from_slice(b"{\"type\":\"message_start\",\"message\":{\"id\":");
-        push_str(out, if id.is_empty() { "msg_shardgate" } else { id });
+        push_str(out, if id.is_empty() { &self.fallback_id } else { id });
         out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
         push_str(out, if model.is_empty() { &self.model } else { model });
         out.extend_from_slice(

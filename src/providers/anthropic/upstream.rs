@@ -123,7 +123,7 @@ fn json_instruction(f: &ResponseFormat<'_>) -> Option<String> {
         ResponseFormat::JsonObject => Some(format!(
             "Respond with only a single valid JSON object. {TAIL}"
         )),
-        ResponseFormat::JsonSchema { name, schema } => {
+        ResponseFormat::JsonSchema { name, schema, .. } => {
             let mut s = format!(
                 "Respond with only a single valid JSON object that conforms to the JSON schema \
                  \"{name}\". {TAIL}"

@@ -108,6 +108,7 @@ fn converse_requests_carry_tools_images_results_and_thinking() {
         model: "m",
         created: 0,
         default_max_tokens: 4096,
+        id: "",
     };
     let (mut out, mut dropped) = (Vec::new(), Vec::new());
     Bedrock.encode_request(&r, &stamp, &mut out, &mut dropped);

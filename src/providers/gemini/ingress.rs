@@ -181,6 +181,7 @@ fn decode_config<'a>(g: Json<'a>, r: &mut ChatRequest<'a>) {
         (_, Some(s)) => Some(ResponseFormat::JsonSchema {
             name: Cow::Borrowed("response"),
             schema: Some(s),
+            strict: None,
         }),
         (Some("application/json"), None) => Some(ResponseFormat::JsonObject),
         _ => None,
@@ -395,7 +396,7 @@ pub fn encode_response(r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8
         Some(finish_name(r.finish)),
         Some(&r.usage),
         stamp.model,
-        &r.id,
+        &stamp.answer_id(&r.id, ""),
     );
 }
 
@@ -414,6 +415,7 @@ impl StreamEncoder {
     pub fn new(stamp: &Stamp<'_>) -> StreamEncoder {
         StreamEncoder {
             model: stamp.model.to_owned(),
+            id: stamp.answer_id("", "").into_owned(),
             ..StreamEncoder::default()
         }
     }
@@ -429,7 +431,9 @@ impl StreamEncoder {
     pub fn encode(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) {
         match ev {
             Event::Start { id, usage, .. } => {
-                self.id = id.to_string();
+                if !id.is_empty() {
+                    self.id = id.to_string();
+                }
                 self.usage = *usage;
             }
             Event::Text(t) if !t.is_empty() => self.chunk(out, |o| text_part(o, t, false, None)),

@@ -15,6 +15,8 @@ use crate::providers::canonical::{Event, Finish, MAX_TOOL_CALLS, Part};
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
+    /// The stream's `responseId`, which names its calls.
+    response: String,
     calls: u32,
     finish: Option<Finish>,
     ended: bool,
@@ -42,6 +44,7 @@ impl StreamDecoder {
             return Ok(());
         }
         if !std::mem::replace(&mut self.started, true) {
+            self.response = str_at(&v, "responseId").unwrap_or_default().to_string();
             emit(Event::Start {
                 id: Cow::Borrowed(str_at(&v, "responseId").unwrap_or_default()),
                 model: Cow::Borrowed(str_at(&v, "modelVersion").unwrap_or_default()),
@@ -60,7 +63,7 @@ impl StreamDecoder {
             if self.calls as usize > MAX_TOOL_CALLS {
                 break;
             }
-            match part(p, &mut self.calls) {
+            match part(p, &mut self.calls, &self.response) {
                 Some(Part::Text(t)) => emit(Event::Text(t)),
                 Some(Part::Thinking { text, signature }) => {
                     if !text.is_empty() {
@@ -145,7 +148,7 @@ mod tests {
         );
         assert_eq!(out[1], r#"Text("Hel")"#);
         assert_eq!(out[2], r#"Text("lo")"#);
-        assert!(out[3].contains("ToolCall { index: 0") && out[3].contains("call_0"));
+        assert!(out[3].contains("ToolCall { index: 0") && out[3].contains("call_r1_0"));
         assert!(
             out[4].contains(r#"ToolArguments { index: 0, fragment: "{\"a\":1}" }"#),
             "{}",

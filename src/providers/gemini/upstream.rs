@@ -96,15 +96,17 @@ fn function_response(out: &mut Vec<u8>, content: &[Part<'_>], is_error: bool) {
     out.push(b'}');
 }
 
-/// The name of the call `id` made, from the turns before.
+/// The name of the call `id` made: the latest such call, should a client reuse ids.
 fn call_name<'a>(messages: &'a [Message<'a>], id: &str) -> Option<&'a str> {
-    messages
-        .iter()
-        .flat_map(|m| &m.parts)
-        .find_map(|p| match p {
-            Part::ToolCall { id: i, name, .. } if i == id => Some(name.as_ref()),
-            _ => None,
-        })
+    messages.iter().rev().find_map(|m| {
+        m.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::ToolCall { id: i, name, .. } if i == id => Some(name.as_ref()),
+                _ => None,
+            })
+            .last()
+    })
 }
 
 fn parts(out: &mut Vec<u8>, m: &Message<'_>, all: &[Message<'_>], dropped: &mut Vec<String>) {
@@ -337,8 +339,10 @@ pub(super) fn finish_of(reason: &str) -> Option<Finish> {
     })
 }
 
-/// One candidate part: thinking, text or a call (numbered from `calls`).
-pub(super) fn part<'a>(p: Json<'a>, calls: &mut u32) -> Option<Part<'a>> {
+/// One candidate part: thinking, text or a call (numbered from `calls`). A call without an id
+/// of Google's gets `call_{response id}_{n}`: unique across the turns of a conversation, so a
+/// tool result later names exactly one call.
+pub(super) fn part<'a>(p: Json<'a>, calls: &mut u32, response: &str) -> Option<Part<'a>> {
     if let Some(f) = p.get("functionCall") {
         let name = str_at(f, "name")?;
         let n = *calls;
@@ -346,7 +350,8 @@ pub(super) fn part<'a>(p: Json<'a>, calls: &mut u32) -> Option<Part<'a>> {
         let args = f.get("args").map_or(Cow::Borrowed("{}"), |a| {
             Cow::Owned(simd_json::prelude::Writable::encode(a))
         });
-        let id = str_at(f, "id").map_or_else(|| Cow::Owned(format!("call_{n}")), Cow::Borrowed);
+        let id = str_at(f, "id")
+            .map_or_else(|| Cow::Owned(format!("call_{response}_{n}")), Cow::Borrowed);
         return Some(Part::ToolCall {
             id,
             name: Cow::Borrowed(name),
@@ -397,7 +402,7 @@ pub fn decode_response<'a>(v: Json<'a>) -> Result<ChatResponse<'a>, GatewayError
         .and_then(|c| c.get("parts"))
         .and_then(|p| p.as_array());
     for p in list.into_iter().flatten() {
-        if let Some(part) = part(p, &mut calls) {
+        if let Some(part) = part(p, &mut calls, &out.id) {
             out.parts.push(part);
         }
     }

@@ -19,9 +19,6 @@ use crate::providers::canonical::{
     ResponseFormat, Role, Stamp, Tool, ToolChoice,
 };
 
-/// The id a stream gets when content arrives before the upstream said what its id is.
-const FALLBACK_ID: &str = "chatcmpl-shardgate";
-
 /// Top-level fields OpenAI defines that the canonical form cannot carry.
 const UNTRANSLATABLE: [&str; 12] = [
     "logit_bias",
@@ -227,6 +224,7 @@ fn decode_response_format<'a>(v: Json<'a>) -> Result<ResponseFormat<'a>, Gateway
             Ok(ResponseFormat::JsonSchema {
                 name: Cow::Borrowed(name),
                 schema: member(s, "schema"),
+                strict: member(s, "strict").and_then(|b| b.as_bool()),
             })
         }
         _ => Err(expected(
@@ -518,7 +516,7 @@ fn write_thinking_block(p: &Part<'_>, out: &mut Vec<u8>) {
 /// Writes a `chat.completion` body.
 pub fn encode_response(r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
-    push_str(out, if r.id.is_empty() { FALLBACK_ID } else { &r.id });
+    push_str(out, &stamp.answer_id(&r.id, "chatcmpl-"));
     out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
     push_u64(out, r.created.unwrap_or(stamp.created));
     out.extend_from_slice(b",\"model\":");
@@ -617,7 +615,8 @@ pub struct StreamEncoder {
 impl StreamEncoder {
     pub fn new(stamp: &Stamp<'_>, include_usage: bool) -> Self {
         StreamEncoder {
-            id: FALLBACK_ID.to_owned(),
+            // Until the upstream says what its id is.
+            id: stamp.answer_id("", "chatcmpl-").into_owned(),
             model: stamp.model.to_owned(),
             created: stamp.created,
             include_usage,

@@ -255,7 +255,11 @@ fn write_response_format(f: Option<&ResponseFormat<'_>>, out: &mut Vec<u8>) {
         Some(ResponseFormat::JsonObject) => {
             out.extend_from_slice(b",\"response_format\":{\"type\":\"json_object\"}");
         }
-        Some(ResponseFormat::JsonSchema { name, schema }) => {
+        Some(ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) => {
             out.extend_from_slice(
                 b",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":",
             );
@@ -263,6 +267,10 @@ fn write_response_format(f: Option<&ResponseFormat<'_>>, out: &mut Vec<u8>) {
             if let Some(schema) = schema {
                 key(out, "schema");
                 let _ = schema.write(out);
+            }
+            if let Some(s) = strict {
+                key(out, "strict");
+                out.extend_from_slice(if *s { b"true" } else { b"false" });
             }
             out.extend_from_slice(b"}}");
         }
@@ -416,7 +424,7 @@ impl StreamDecoder {
 
     fn chunk<'v>(&mut self, v: Json<'v>, emit: &mut dyn FnMut(Event<'_>)) {
         if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-            let (kind, message) = described(None, e);
+            let (kind, message) = described("openai", None, e);
             emit(Event::Error {
                 kind,
                 message: Cow::Owned(message),
@@ -424,7 +432,7 @@ impl StreamDecoder {
             return;
         }
         if v.get("object").and_then(|o| o.as_str()) == Some("error") {
-            let (kind, message) = described(None, v);
+            let (kind, message) = described("openai", None, v);
             emit(Event::Error {
                 kind,
                 message: Cow::Owned(message),
@@ -533,16 +541,22 @@ impl StreamDecoder {
 
 /// Classifies a non-2xx answer from an OpenAI-protocol provider.
 pub fn classify(status: u16, body: &[u8]) -> GatewayError {
+    classify_as("openai", status, body)
+}
+
+/// [`classify`] for another protocol that answers errors the same way, named `vendor` in the
+/// client's message.
+pub fn classify_as(vendor: &str, status: u16, body: &[u8]) -> GatewayError {
     let mut copy = body.to_vec();
     let (kind, message) = match simd_json::to_borrowed_value(&mut copy) {
         Ok(v) => match v.get("error").filter(|e| !e.is_null()) {
-            Some(e) => described(Some(status), e),
+            Some(e) => described(vendor, Some(status), e),
             // vLLM and others put the error object at the top level.
-            None => described(Some(status), &v),
+            None => described(vendor, Some(status), &v),
         },
         Err(_) => (
             kind_of(Some(status), "", "", ""),
-            format!("openai: HTTP {status}"),
+            format!("{vendor}: HTTP {status}"),
         ),
     };
     GatewayError::new(kind, message)
@@ -550,7 +564,7 @@ pub fn classify(status: u16, body: &[u8]) -> GatewayError {
 
 /// The kind and client-facing message of an OpenAI error object (`{"message","type","code"}`,
 /// or a bare string). `status` is `None` mid-stream, where a numeric `code` stands in for it.
-fn described(status: Option<u16>, e: Json<'_>) -> (Kind, String) {
+fn described(vendor: &str, status: Option<u16>, e: Json<'_>) -> (Kind, String) {
     let message = e
         .as_str()
         .or_else(|| e.get("message").and_then(|m| m.as_str()))
@@ -563,7 +577,7 @@ fn described(status: Option<u16>, e: Json<'_>) -> (Kind, String) {
     let code = code.and_then(|c| c.as_str()).unwrap_or_default();
     let ty = e.get("type").and_then(|t| t.as_str()).unwrap_or_default();
     let kind = kind_of(status, code, ty, message.unwrap_or_default());
-    (kind, upstream_message("openai", message, status))
+    (kind, upstream_message(vendor, message, status))
 }
 
 fn kind_of(status: Option<u16>, code: &str, ty: &str, message: &str) -> Kind {

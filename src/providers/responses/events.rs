@@ -36,7 +36,7 @@ pub struct StreamEncoder {
 impl StreamEncoder {
     pub fn new(stamp: &Stamp<'_>) -> StreamEncoder {
         StreamEncoder {
-            rid: String::new(),
+            rid: stamp.answer_id("", "resp_").into_owned(),
             model: stamp.model.to_owned(),
             created: stamp.created,
             seq: 0,
@@ -74,11 +74,9 @@ impl StreamEncoder {
         if std::mem::replace(&mut self.started, true) {
             return;
         }
-        self.rid = if id.is_empty() {
-            format!("resp_gw{}", self.created)
-        } else {
-            response_id(id)
-        };
+        if !id.is_empty() {
+            self.rid = response_id(id);
+        }
         for kind in ["response.created", "response.in_progress"] {
             self.event(out, kind, |s, out| {
                 out.extend_from_slice(b",\"response\":");

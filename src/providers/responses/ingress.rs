@@ -15,7 +15,7 @@ use crate::json::{push_str, push_u64};
 use crate::providers::Usage;
 use crate::providers::canonical::{
     ChatRequest, ChatResponse, Effort, Finish, Image, Json, Message, Part, Reasoning,
-    ResponseFormat, Role, Tool, ToolChoice, note_once,
+    ResponseFormat, Role, Stamp, Tool, ToolChoice, note_once,
 };
 
 fn bad(message: impl Into<String>) -> GatewayError {
@@ -231,6 +231,7 @@ pub fn decode_request<'a>(v: Json<'a>) -> Result<ChatRequest<'a>, GatewayError> 
             Some("json_schema") => Some(ResponseFormat::JsonSchema {
                 name: Cow::Borrowed(str_at(f, "name").unwrap_or("response")),
                 schema: f.get("schema"),
+                strict: f.get("strict").and_then(|s| s.as_bool()),
             }),
             _ => None,
         };
@@ -458,8 +459,9 @@ pub(super) fn write_response(
     out.push(b'}');
 }
 
-pub fn encode_response(r: &ChatResponse<'_>, model: &str, created: u64, out: &mut Vec<u8>) {
-    let rid = response_id(&r.id);
+pub fn encode_response(r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
+    let (model, created) = (stamp.model, stamp.created);
+    let rid = response_id(&stamp.answer_id(&r.id, "resp_"));
     let items = items_of(&r.parts);
     let finish = Some(r.finish.unwrap_or(Finish::EndTurn));
     write_response(

@@ -84,7 +84,7 @@ impl Adapter for Responses {
     }
 
     fn classify(&self, status: u16, body: &[u8]) -> GatewayError {
-        super::openai::upstream::classify(status, body)
+        super::openai::upstream::classify_as("openai-responses", status, body)
     }
 
     fn retry_after(&self, headers: &[(String, String)], now_ms: i64) -> Option<u64> {
@@ -146,7 +146,7 @@ impl Ingress for Responses {
     }
 
     fn encode_response(&self, r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
-        ingress::encode_response(r, stamp.model, stamp.created, out)
+        ingress::encode_response(r, stamp, out)
     }
 
     fn stream_encoder(&self, stamp: &Stamp<'_>, _include_usage: bool) -> Box<dyn StreamEncode> {

@@ -41,6 +41,7 @@ fn a_translated_request_is_input_items_never_stored() {
         model: "gpt-x",
         created: 0,
         default_max_tokens: 0,
+        id: "",
     };
     let (mut out, mut dropped) = (Vec::new(), Vec::new());
     Responses.encode_request(&r, &stamp, &mut out, &mut dropped);
@@ -128,6 +129,7 @@ fn the_client_stream_is_numbered_and_ends_with_the_whole_response() {
         model: "alias",
         created: 7,
         default_max_tokens: 0,
+        id: "",
     };
     let mut enc = Responses.stream_encoder(&stamp, true);
     let mut out = Vec::new();

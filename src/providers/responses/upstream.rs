@@ -193,12 +193,20 @@ pub fn encode_request(
         Some(ResponseFormat::JsonObject) => {
             out.extend_from_slice(b",\"text\":{\"format\":{\"type\":\"json_object\"}}");
         }
-        Some(ResponseFormat::JsonSchema { name, schema }) => {
+        Some(ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) => {
             out.extend_from_slice(b",\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":");
             push_str(out, name);
             if let Some(s) = schema {
                 key(out, "schema");
                 let _ = simd_json::prelude::Writable::write(*s, out);
+            }
+            if let Some(s) = strict {
+                key(out, "strict");
+                out.extend_from_slice(if *s { b"true" } else { b"false" });
             }
             out.extend_from_slice(b"}}");
         }

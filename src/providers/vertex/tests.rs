@@ -84,6 +84,7 @@ fn claude_bodies_carry_the_vertex_version_instead_of_the_model() {
         model: "claude-x",
         created: 0,
         default_max_tokens: 100,
+        id: "",
     };
     let mut out = b"prefix".to_vec();
     VertexAnthropic.encode_request(&r, &stamp, &mut out, &mut Vec::new());

@@ -88,6 +88,7 @@ fn response_usage_excludes_cached_tokens_and_bad_arguments_become_empty() {
         model: "gpt",
         created: 0,
         default_max_tokens: 1,
+        id: "",
     };
     let mut out = Vec::new();
     encode_response(&r, &stamp, &mut out);
@@ -115,6 +116,7 @@ fn stream_queues_a_second_tool_until_the_first_closes() {
         model: "gpt",
         created: 0,
         default_max_tokens: 1,
+        id: "",
     };
     let mut e = StreamEncoder::new(&stamp, true);
     let mut out = Vec::new();

@@ -7,6 +7,7 @@ const STAMP: Stamp<'static> = Stamp {
     model: "claude-sonnet-4-5",
     created: 1_700_000_000,
     default_max_tokens: 4096,
+    id: "",
 };
 
 fn value(s: &str) -> simd_json::OwnedValue {

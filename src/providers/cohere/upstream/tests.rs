@@ -7,6 +7,7 @@ const STAMP: Stamp<'static> = Stamp {
     model: "command-a-03-2025",
     created: 1_700_000_000,
     default_max_tokens: 4096,
+    id: "",
 };
 
 fn value(s: &str) -> simd_json::OwnedValue {
@@ -270,6 +271,7 @@ fn json_mode_with_and_without_a_schema() {
         ResponseFormat::JsonSchema {
             name: "person".into(),
             schema: Some(&schema),
+            strict: None,
         },
         vec![],
     );

@@ -62,6 +62,7 @@ fn streams_end_with_calls_finish_and_usage() {
         model: "alias",
         created: 0,
         default_max_tokens: 0,
+        id: "",
     };
     let mut enc = StreamEncoder::new(&stamp);
     let mut out = Vec::new();

@@ -10,6 +10,7 @@ fn stamp() -> Stamp<'static> {
         model: "gemini-x",
         created: 0,
         default_max_tokens: 4096,
+        id: "",
     }
 }
 
@@ -106,7 +107,7 @@ fn answers_read_calls_thoughts_finish_and_usage() {
     assert_eq!((r.id.as_ref(), r.model.as_ref()), ("rid", "gemini-x-001"));
     assert!(matches!(&r.parts[0], Part::Thinking { text, .. } if text == "think"));
     assert!(
-        matches!(&r.parts[2], Part::ToolCall { id, arguments, .. } if id == "call_0" && arguments == r#"{"a":[1]}"#)
+        matches!(&r.parts[2], Part::ToolCall { id, arguments, .. } if id == "call_rid_0" && arguments == r#"{"a":[1]}"#)
     );
     assert_eq!(r.finish, Some(Finish::ToolCalls));
     assert_eq!(

@@ -107,6 +107,7 @@ fn response(parts: Vec<Part<'static>>) -> simd_json::OwnedValue {
         model: "alias",
         created: 7,
         default_max_tokens: 1,
+        id: "",
     };
     let mut out = Vec::new();
     encode_response(&r, &stamp, &mut out);
@@ -143,6 +144,7 @@ fn stream_starts_itself_and_ends_with_usage() {
         model: "alias",
         created: 7,
         default_max_tokens: 1,
+        id: "",
     };
     let mut e = StreamEncoder::new(&stamp, true);
     let mut out = Vec::new();

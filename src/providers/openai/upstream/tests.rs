@@ -8,6 +8,7 @@ fn stamp() -> Stamp<'static> {
         model: "gpt-4o",
         created: 1,
         default_max_tokens: 4096,
+        id: "",
     }
 }
 
