@@ -2,7 +2,8 @@
 //!
 //! `openai/` cases are an Anthropic client in front of an OpenAI-protocol provider; the cases of
 //! every other folder (`anthropic/`, `cohere/`, `gemini/`, `bedrock/`, `responses/`) an OpenAI
-//! client in front of a provider of that protocol. Each case holds:
+//! client in front of a provider of that protocol; and the `<wire>_ingress/` folders a client of
+//! that wire (`responses`, `gemini`) in front of an OpenAI provider. Each case holds:
 //!
 //! - `request.json` — what the client sends;
 //! - `upstream_request.json` — the exact body the provider must receive (its `model` is the
@@ -87,6 +88,12 @@ fn upstream_stream(dir: &Path) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// Whether the request streams, for a wire that says so in its path (Gemini's method) rather
+/// than its body: a case with an upstream stream stands for `:streamGenerateContent`.
+fn path_stream(ingress: Wire, dir: &Path) -> Option<bool> {
+    (ingress == Wire::Gemini).then(|| upstream_stream(dir).is_some())
 }
 
 /// The target model: the `model` file, or the `model` of the expected upstream body.
@@ -181,7 +188,8 @@ fn run_case(dir: &Path, upstream: &'static dyn Adapter, ingress: Wire) {
 
     let mut body = request.clone();
     let mut out = Vec::new();
-    let t = translate::request(ingress, upstream, &mut body, &stamp, &mut out)
+    let stream = path_stream(ingress, dir);
+    let t = translate::request_as(ingress, upstream, &mut body, &stamp, &mut out, stream)
         .unwrap_or_else(|e| panic!("{name}: request did not translate: {e}"));
     let want_upstream = json(&expected(dir, "upstream_request.json", &out), &name);
     assert_eq!(json(&out, &name), want_upstream, "{name}: upstream request");
@@ -250,7 +258,7 @@ fn run_case(dir: &Path, upstream: &'static dyn Adapter, ingress: Wire) {
 type StreamCase = (&'static dyn Adapter, Wire, String, bool, Vec<u8>);
 
 /// Each fixture folder: its upstream and its ingress.
-const DIRECTIONS: [(&str, &dyn Adapter, Wire); 6] = [
+const DIRECTIONS: [(&str, &dyn Adapter, Wire); 8] = [
     (
         "anthropic",
         &shardgate::providers::anthropic::Anthropic,
@@ -265,6 +273,16 @@ const DIRECTIONS: [(&str, &dyn Adapter, Wire); 6] = [
     ("gemini", &Gemini, Wire::OpenAi),
     ("bedrock", &Bedrock, Wire::OpenAi),
     ("responses", &Responses, Wire::OpenAi),
+    (
+        "responses_ingress",
+        &shardgate::providers::openai::OpenAi,
+        Wire::Responses,
+    ),
+    (
+        "gemini_ingress",
+        &shardgate::providers::openai::OpenAi,
+        Wire::Gemini,
+    ),
 ];
 
 /// Every stream fixture of every direction.
@@ -283,8 +301,16 @@ fn stream_cases() -> Vec<StreamCase> {
                 default_max_tokens: 4096,
                 id: REQUEST_ID,
             };
-            let t =
-                translate::request(ingress, upstream, &mut body, &stamp, &mut Vec::new()).unwrap();
+            let stream = path_stream(ingress, &case);
+            let t = translate::request_as(
+                ingress,
+                upstream,
+                &mut body,
+                &stamp,
+                &mut Vec::new(),
+                stream,
+            )
+            .unwrap();
             out.push((upstream, ingress, model, t.include_usage, sse));
         }
     }
@@ -344,4 +370,14 @@ fn openai_client_to_bedrock_provider() {
 #[test]
 fn openai_client_to_responses_provider() {
     run_direction("responses");
+}
+
+#[test]
+fn responses_client_to_openai_provider() {
+    run_direction("responses_ingress");
+}
+
+#[test]
+fn gemini_client_to_openai_provider() {
+    run_direction("gemini_ingress");
 }

@@ -115,22 +115,78 @@ pub enum Image<'a> {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Tool<'a> {
     pub name: Cow<'a, str>,
     pub description: Option<Cow<'a, str>>,
     /// JSON Schema of the input; `None` means "any object".
     pub parameters: Option<Json<'a>>,
+    /// `parameters` is Google's OpenAPI subset (Gemini's `parameters`: `"type":"OBJECT"`,
+    /// `nullable`), written out as JSON Schema.
+    pub openapi: bool,
 }
 
 impl Tool<'_> {
-    /// Writes the input schema; a tool without one takes any object.
+    /// Writes the input schema as JSON Schema; a tool without one takes any object.
     pub fn write_schema(&self, out: &mut Vec<u8>) {
         match &self.parameters {
+            Some(schema) if self.openapi => write_openapi_schema(schema, out),
             Some(schema) => {
                 let _ = simd_json::prelude::Writable::write(*schema, out);
             }
             None => out.extend_from_slice(b"{\"type\":\"object\",\"properties\":{}}"),
+        }
+    }
+}
+
+/// An OpenAPI schema object (Google's subset) as JSON Schema: type names in lower case,
+/// `nullable: true` as a `"null"` type beside the other, Google's `propertyOrdering` left out;
+/// everything else as it is, at every depth.
+fn write_openapi_schema(v: &BorrowedValue<'_>, out: &mut Vec<u8>) {
+    use simd_json::prelude::*;
+    match v {
+        BorrowedValue::Object(o) => {
+            let nullable = o.get("nullable").and_then(|n| n.as_bool()) == Some(true);
+            out.push(b'{');
+            let mut first = true;
+            for (k, v) in o.iter() {
+                if k == "nullable" || k == "propertyOrdering" {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                crate::json::push_str(out, k);
+                out.push(b':');
+                match (k.as_ref(), v.as_str()) {
+                    ("type", Some(t)) => {
+                        let t = t.to_ascii_lowercase();
+                        if nullable {
+                            out.push(b'[');
+                            crate::json::push_str(out, &t);
+                            out.extend_from_slice(b",\"null\"]");
+                        } else {
+                            crate::json::push_str(out, &t);
+                        }
+                    }
+                    _ => write_openapi_schema(v, out),
+                }
+            }
+            out.push(b'}');
+        }
+        BorrowedValue::Array(a) => {
+            out.push(b'[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_openapi_schema(v, out);
+            }
+            out.push(b']');
+        }
+        other => {
+            let _ = Writable::write(other, out);
         }
     }
 }

@@ -401,6 +401,7 @@ fn decode_tools<'a>(tools: Json<'a>, r: &mut ChatRequest<'a>) -> Result<(), Gate
             Some(_) => return Err(bad(format!("{at}input_schema: must be an object"))),
         };
         r.tools.push(Tool {
+            openapi: false,
             name: req_str(t, &at, "name")?,
             description: opt_str(t, &at, "description")?,
             parameters,

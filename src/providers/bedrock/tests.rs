@@ -95,6 +95,7 @@ fn converse_requests_carry_tools_images_results_and_thinking() {
             },
         ],
         tools: vec![Tool {
+            openapi: false,
             name: "f".into(),
             description: None,
             parameters: Some(&schema),

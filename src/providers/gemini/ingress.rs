@@ -140,12 +140,12 @@ fn decode_tools<'a>(v: Json<'a>, r: &mut ChatRequest<'a>) -> Result<(), GatewayE
             for d in decls.as_array().into_iter().flatten() {
                 let name =
                     str_at(d, "name").ok_or_else(|| bad("a function declaration needs a name"))?;
+                let json_schema = d.get("parametersJsonSchema");
                 r.tools.push(Tool {
                     name: Cow::Borrowed(name),
                     description: str_at(d, "description").map(Cow::Borrowed),
-                    parameters: d
-                        .get("parametersJsonSchema")
-                        .or_else(|| d.get("parameters")),
+                    openapi: json_schema.is_none() && d.get("parameters").is_some(),
+                    parameters: json_schema.or_else(|| d.get("parameters")),
                 });
             }
         }
@@ -395,7 +395,11 @@ pub fn encode_response(r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8
         out,
         Some(finish_name(r.finish)),
         Some(&r.usage),
-        stamp.model,
+        if r.model.is_empty() {
+            stamp.model
+        } else {
+            &r.model
+        },
         &stamp.answer_id(&r.id, ""),
     );
 }
@@ -430,9 +434,12 @@ impl StreamEncoder {
 
     pub fn encode(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) {
         match ev {
-            Event::Start { id, usage, .. } => {
+            Event::Start { id, model, usage } => {
                 if !id.is_empty() {
                     self.id = id.to_string();
+                }
+                if !model.is_empty() {
+                    self.model = model.to_string();
                 }
                 self.usage = *usage;
             }

@@ -185,6 +185,7 @@ fn decode_tools<'a>(v: Json<'a>) -> Result<Vec<Tool<'a>>, GatewayError> {
             None => None,
         };
         tools.push(Tool {
+            openapi: false,
             name: Cow::Borrowed(string_at(f, "name", path())?),
             description,
             parameters: member(f, "parameters"),

@@ -257,8 +257,11 @@ impl StreamEncoder {
     }
 
     pub fn encode(&mut self, ev: &Event<'_>, out: &mut Vec<u8>) {
-        if let Event::Start { id, usage, .. } = ev {
+        if let Event::Start { id, model, usage } = ev {
             self.usage = *usage;
+            if !self.started && !model.is_empty() {
+                self.model = model.to_string();
+            }
             self.start(out, id);
             return;
         }

@@ -166,6 +166,7 @@ fn decode_tools<'a>(tools: Json<'a>, r: &mut ChatRequest<'a>) -> Result<(), Gate
     for t in tools.as_array().into_iter().flatten() {
         match str_at(t, "type") {
             Some("function") => r.tools.push(Tool {
+                openapi: false,
                 name: Cow::Borrowed(
                     str_at(t, "name").ok_or_else(|| bad("a function tool needs a name"))?,
                 ),
@@ -460,7 +461,12 @@ pub(super) fn write_response(
 }
 
 pub fn encode_response(r: &ChatResponse<'_>, stamp: &Stamp<'_>, out: &mut Vec<u8>) {
-    let (model, created) = (stamp.model, stamp.created);
+    let model = if r.model.is_empty() {
+        stamp.model
+    } else {
+        &r.model
+    };
+    let created = stamp.created;
     let rid = response_id(&stamp.answer_id(&r.id, "resp_"));
     let items = items_of(&r.parts);
     let finish = Some(r.finish.unwrap_or(Finish::EndTurn));

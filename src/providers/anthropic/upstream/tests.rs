@@ -106,6 +106,7 @@ fn tools_choice_and_clamped_temperature() {
         messages: vec![user("q")],
         temperature: Some(1.5),
         tools: vec![Tool {
+            openapi: false,
             name: "f".into(),
             description: None,
             parameters: None,

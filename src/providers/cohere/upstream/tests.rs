@@ -30,6 +30,7 @@ fn text(role: Role, t: &'static str) -> Message<'static> {
 
 fn tool(name: &'static str) -> Tool<'static> {
     Tool {
+        openapi: false,
         name: name.into(),
         description: None,
         parameters: None,
@@ -136,6 +137,7 @@ fn parallel_tool_calls_and_their_results() {
             },
         ],
         tools: vec![Tool {
+            openapi: false,
             name: "weather".into(),
             description: Some("Weather now".into()),
             parameters: Some(&schema),

@@ -121,7 +121,8 @@ fn streams_end_with_calls_finish_and_usage() {
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
     assert_eq!(last["usageMetadata"]["totalTokenCount"], 7);
     assert_eq!(last["usageMetadata"]["cachedContentTokenCount"], 1);
-    assert_eq!(last["modelVersion"], "alias");
+    // The upstream names its model; that is reported, as the OpenAI ingress does.
+    assert_eq!(last["modelVersion"], "m");
 }
 
 #[test]
@@ -138,4 +139,24 @@ fn errors_are_googles() {
     Gemini.error_body(&GatewayError::new(Kind::RateLimited, "slow down"), &mut out);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+}
+
+#[test]
+fn openapi_parameters_are_written_as_json_schema() {
+    let body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],
+      "tools":[{"functionDeclarations":[{"name":"f","parameters":{"type":"OBJECT","propertyOrdering":["a","b"],
+        "properties":{"a":{"type":"STRING","nullable":true,"enum":["X","Y"]},"b":{"type":"ARRAY","items":{"type":"INTEGER"}}},
+        "required":["a"]}}]}]}"#;
+    let mut b = body.as_bytes().to_vec();
+    let v = simd_json::to_borrowed_value(&mut b).unwrap();
+    let r = decode_request(&v).unwrap();
+    let mut out = Vec::new();
+    r.tools[0].write_schema(&mut out);
+    let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let want: serde_json::Value = serde_json::from_str(
+        r#"{"type":"object","properties":{"a":{"type":["string","null"],"enum":["X","Y"]},
+            "b":{"type":"array","items":{"type":"integer"}}},"required":["a"]}"#,
+    )
+    .unwrap();
+    assert_eq!(got, want);
 }

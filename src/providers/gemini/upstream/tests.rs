@@ -53,6 +53,7 @@ fn a_request_carries_turns_results_by_name_tools_and_settings() {
             },
         ],
         tools: vec![Tool {
+            openapi: false,
             name: "get_weather".into(),
             description: Some("Weather".into()),
             parameters: Some(&schema),

@@ -88,6 +88,7 @@ fn tool_choice_needs_tools() {
     };
     assert!(!encode(&r).0.contains("tool_choice"));
     r.tools.push(Tool {
+        openapi: false,
         name: "f".into(),
         description: None,
         parameters: None,
