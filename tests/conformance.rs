@@ -331,3 +331,32 @@ fn every_client_in_front_of_every_upstream() {
         }
     }
 }
+
+/// Bedrock's runtime endpoint lists no models: health checks left at the default
+/// `probe: models` send it the smallest chat instead (signed like any request), and the target
+/// stays healthy.
+#[test]
+fn bedrock_targets_are_probed_with_a_chat() {
+    let mock = loadtest::mock::MockServer::start(loadtest::mock::MockConfig {
+        aws: Some(loadtest::mock::AwsKeys {
+            access_key_id: AWS_KEY_ID.into(),
+            secret_access_key: AWS_SECRET.into(),
+            session_token: None,
+        }),
+        ..Default::default()
+    })
+    .expect("mock upstream starts");
+    let cfg = format!(
+        "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  shards: 1\n  pin: false\n\
+         providers:\n  aws:\n    {}\n\
+         models:\n  b:\n    health: {{ interval_ms: 100, timeout_ms: 1000, failures: 1 }}\n    \
+         targets:\n      - {{ provider: aws, model: anthropic.claude-up-v1:0 }}\n",
+        UPSTREAMS[6].provider.replace("{base}", &mock.base_url())
+    );
+    let env = [("AWS_KEY_ID", AWS_KEY_ID), ("AWS_SECRET", AWS_SECRET)];
+    let gw = Gateway::try_start(&cfg, Driver::Uring, &env)
+        .unwrap_or_else(|e| panic!("gateway did not start: {e}"));
+    gw.wait_metric(
+        "shardgate_health_probes_total{model=\"b\",target=\"aws/anthropic.claude-up-v1:0\",result=\"ok\"} 2",
+    );
+}

@@ -112,3 +112,47 @@ fn a_token_endpoint_that_is_down_is_a_clear_error() {
     assert!(text.contains("no Google access token yet"), "{text}");
     assert_eq!(m.stats().api("vertex_gemini"), 0);
 }
+
+/// A target whose token has not arrived yet is passed over, not benched: once the token
+/// endpoint answers, the next request is served (a 5-minute credentials bench would refuse it).
+#[test]
+fn a_token_that_arrives_late_is_used_at_once() {
+    use std::io::{Read, Write};
+    let m = mock();
+    let dir = TempDir::new();
+    // A free port, closed for now: the first exchanges are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let key = key_file(&dir, &format!("http://127.0.0.1:{port}/token"));
+    let gw = Gateway::start(&config(&m.base_url(), &key), Driver::Uring);
+    let r = chat(&gw, "gem");
+    assert!(r.status >= 500, "{} {}", r.status, r.text());
+    assert!(
+        r.text().contains("no Google access token yet"),
+        "{}",
+        r.text()
+    );
+    // Now the token endpoint comes up and answers every exchange.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let body =
+                r#"{"access_token":"mock-token-late","expires_in":3600,"token_type":"Bearer"}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let served = eventually(Duration::from_secs(15), || chat(&gw, "gem").status == 200);
+    assert!(served, "{}", chat(&gw, "gem").text());
+    let seen = m.stats().last_request.unwrap();
+    assert_eq!(seen.header("authorization"), Some("Bearer mock-token-late"));
+}

@@ -191,6 +191,14 @@ async fn try_alias(
         {
             continue;
         }
+        let target = &model.targets[t];
+        let provider = &env.snapshot.providers[target.provider];
+        if let Err(e) = provider.protocol.adapter_for(&target.model).ready(provider) {
+            // Credentials still on their way (a token being fetched) are no fault of the
+            // target's: it is passed over for this request, not benched.
+            last = Some(e);
+            continue;
+        }
         tries += 1;
         idle_round = false;
         // A hedge goes to the plan's next other target, within the retry budget.

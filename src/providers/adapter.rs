@@ -103,6 +103,11 @@ pub trait Adapter: Sync {
     fn chat_path(&self) -> &'static str;
     /// The model listing a health probe asks for.
     fn models_path(&self) -> &'static str;
+    /// Whether the endpoint lists models at all; one that does not (Bedrock's runtime) is
+    /// probed with the smallest chat even where `probe: models` is configured.
+    fn lists_models(&self) -> bool {
+        true
+    }
     /// Writes a same-protocol request (head and body) into `out`; returns whether the
     /// gateway asked for stream usage the client did not (so that event is held back). Only
     /// called when [`Adapter::wire`] is some: a protocol no client speaks never splices.

@@ -158,7 +158,12 @@ async fn probe(
     request.clear();
     adapter.ready(provider)?;
     let mut json = Vec::new();
-    if policy.probe == Probe::Chat {
+    let probe = if adapter.lists_models() {
+        policy.probe
+    } else {
+        Probe::Chat
+    };
+    if probe == Probe::Chat {
         // The smallest chat there is, in the provider's own protocol.
         let r = ChatRequest {
             messages: vec![Message {
@@ -186,7 +191,7 @@ async fn probe(
         stream: false,
         now: crate::auth::now_ms() as u64 / 1000,
     };
-    match policy.probe {
+    match probe {
         Probe::Models => adapter.write_models_probe(request, &head),
         Probe::Chat => {
             adapter.write_head(request, &head);

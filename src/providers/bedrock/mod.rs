@@ -142,10 +142,14 @@ impl Adapter for Bedrock {
         "/model"
     }
 
-    /// The runtime endpoint has no model list; a probe of `GET /foundation-models` (the
-    /// control plane's) answers there with an error, so `probe: chat` is the one to use.
+    /// The runtime endpoint has no model list (`GET /foundation-models` is the control
+    /// plane's, on another host): see [`Adapter::lists_models`].
     fn models_path(&self) -> &'static str {
         "/foundation-models"
+    }
+
+    fn lists_models(&self) -> bool {
+        false
     }
 
     fn write_head(&self, out: &mut Vec<u8>, h: &Head<'_>) {
