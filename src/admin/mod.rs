@@ -1,6 +1,7 @@
 //! The admin listener: `/health` (the process is alive), `/ready` (every shard is serving and
 //! the gateway is not draining), `/metrics` (Prometheus text merged from all shards),
-//! `POST /config/reload`, and the key and team API ([`api`]). It runs on its own thread and
+//! `POST /config/reload`, `POST /cache/purge` (cached answers by alias, key, or all), and the
+//! key and team API ([`api`]). It runs on its own thread and
 //! runtime, off the request path, and is a thin HTTP front: the work happens on the control
 //! thread, which it reaches through [`control::Handle`].
 //!
@@ -149,6 +150,7 @@ async fn serve(mut stream: TcpStream, handle: Arc<control::Handle>) {
             timing: None,
             route: None,
             rates: None,
+            cache: None,
         };
         let mut out = Vec::with_capacity(body.len() + 256);
         response::full(&mut out, status, ctype, &body, &meta, &[]);
@@ -189,6 +191,7 @@ enum Refusal {
     TooLarge,
     Chunked,
     Unavailable,
+    BadRequest,
 }
 
 fn error(why: Refusal, message: impl Into<String>) -> Answer {
@@ -201,6 +204,7 @@ fn error(why: Refusal, message: impl Into<String>) -> Answer {
         Refusal::TooLarge => (413, "invalid_request_error", "request_too_large"),
         Refusal::Chunked => (411, "invalid_request_error", "length_required"),
         Refusal::Unavailable => (503, "server_error", "control_unavailable"),
+        Refusal::BadRequest => (400, "invalid_request_error", "invalid_request"),
     };
     let r = api::refusal(status, kind, code, message.into());
     (r.status, r.content_type, r.body)
@@ -286,6 +290,13 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
             }
             (200, "text/plain; version=0.0.4", text.into_bytes())
         }
+        (Method::Post, "/cache/purge") => {
+            if let Err(refused) = authorize(call, master) {
+                return refused;
+            }
+            purge(handle, call.body).await
+        }
+        (_, "/cache/purge") => error(Refusal::Method, "/cache/purge takes POST"),
         (Method::Post, "/config/reload") => {
             if let Err(refused) = authorize(call, master) {
                 return refused;
@@ -320,6 +331,39 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
         }
         (_, path) => error(Refusal::NotFound, format!("unknown admin path {path}")),
     }
+}
+
+/// `POST /cache/purge` with `{"model": alias, "key": key id}` (either, both, or neither for
+/// everything): removes those cached answers from every shard.
+async fn purge(handle: &control::Handle, body: &[u8]) -> Answer {
+    let mut p = crate::cache::Purge::default();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: serde_json::Value = match serde_json::from_slice(body) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => return error(Refusal::BadRequest, "the body must be a JSON object"),
+        };
+        for (k, v) in v.as_object().into_iter().flatten() {
+            let Some(s) = v.as_str().filter(|s| !s.is_empty()) else {
+                return error(Refusal::BadRequest, format!("`{k}` must be a string"));
+            };
+            match k.as_str() {
+                "model" | "alias" => p.alias = Some(s.to_owned()),
+                "key" => p.key_id = Some(s.to_owned()),
+                other => {
+                    return error(
+                        Refusal::BadRequest,
+                        format!("unknown field `{other}` (model, key)"),
+                    );
+                }
+            }
+        }
+    }
+    let n = handle.purge_cache(&p).await;
+    (
+        200,
+        response::JSON,
+        format!(r#"{{"purged":{n}}}"#).into_bytes(),
+    )
 }
 
 async fn reload(handle: &control::Handle) -> Answer {

@@ -5,6 +5,7 @@
 //! deserialiser trips over. Secrets are resolved here, once, on the control thread; the snapshot
 //! holds them and nothing on the request path reads the environment or the disk.
 
+pub mod cache;
 pub mod labels;
 mod limits;
 mod parse;
@@ -53,6 +54,8 @@ pub struct Snapshot {
     pub alias_limits: Vec<Vec<crate::limits::Limit>>,
     /// `end_users:`: limits each end user gets (counted per user).
     pub end_user_limits: crate::store::Limits,
+    /// `cache:`: every shard's response-cache budget.
+    pub cache: cache::CacheConfig,
 }
 
 /// A key from the config file's `keys:` list.
@@ -326,6 +329,8 @@ pub struct Model {
     pub output_bound: u64,
     /// Evaluated in order; the first match restricts the eligible targets.
     pub rules: Vec<Rule>,
+    /// The response cache, when on for this alias (`cache:`).
+    pub cache: Option<cache::CacheRule>,
 }
 
 impl Model {
@@ -346,6 +351,7 @@ impl Model {
             limits: AliasLimits::default(),
             output_bound: DEFAULT_OUTPUT_BOUND,
             rules: Vec::new(),
+            cache: None,
         }
     }
 

@@ -226,6 +226,7 @@ impl Walker<'_> {
                     "keys",
                     "store",
                     "end_users",
+                    "cache",
                 ],
             )
             .unwrap_or(&empty);
@@ -238,6 +239,9 @@ impl Walker<'_> {
         let end_user_limits = get(h, "end_users")
             .map(|y| self.end_user_limits(y))
             .unwrap_or_default();
+        let cache = get(h, "cache")
+            .map(|y| self.cache_config(y))
+            .unwrap_or_default();
         Snapshot {
             server,
             providers,
@@ -249,6 +253,7 @@ impl Walker<'_> {
             labels: Default::default(),
             alias_limits: Vec::new(),
             end_user_limits,
+            cache,
         }
     }
 

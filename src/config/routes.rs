@@ -229,7 +229,8 @@ enum Slot {
     ContentPolicy,
 }
 
-const MODEL_FIELDS: [&str; 12] = [
+const MODEL_FIELDS: [&str; 13] = [
+    "cache",
     "limits",
     "max_output_tokens",
     "strategy",
@@ -379,6 +380,9 @@ impl Walker<'_> {
         }
         if let Some(y) = get(h, "limits") {
             m.limits = self.alias_limits(y, &join(path, "limits"));
+        }
+        if let Some(y) = get(h, "cache") {
+            m.cache = self.cache_rule(y, &join(path, "cache"));
         }
         if let Some(n) = get(h, "max_output_tokens")
             .and_then(|y| self.uint(y, &join(path, "max_output_tokens"), 1))

@@ -72,6 +72,22 @@ impl Handle {
         self.commands.send(cmd).is_ok()
     }
 
+    /// Removes the cached answers `p` names from every shard; returns how many.
+    pub async fn purge_cache(&self, p: &crate::cache::Purge) -> u64 {
+        let mut purged = 0;
+        for s in &self.shards {
+            let (tx, rx) = flume::bounded(1);
+            if s.send(ShardMsg::PurgeCache(p.clone(), tx)).is_err() {
+                continue;
+            }
+            let reply = monoio::time::timeout(Duration::from_secs(5), rx.recv_async()).await;
+            if let Ok(Ok(n)) = reply {
+                purged += n;
+            }
+        }
+        purged
+    }
+
     /// Asks every shard for its metrics and merges them.
     pub async fn metrics(&self) -> ShardMetrics {
         let mut merged = ShardMetrics::new();

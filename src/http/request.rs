@@ -28,6 +28,8 @@ pub struct Head {
     pub request_id: Option<Range<usize>>,
     /// `x-shardgate-tags`: a comma list routing rules match on.
     pub tags: Option<Range<usize>>,
+    /// `Cache-Control`, for the response cache.
+    pub cache_control: Option<Range<usize>>,
 }
 
 const MAX_HEADERS: usize = 100;
@@ -73,6 +75,7 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
         api_key: None,
         request_id: None,
         tags: None,
+        cache_control: None,
     };
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -133,6 +136,8 @@ pub fn parse(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, Gatewa
             head.request_id = Some(range_of(buf, value));
         } else if name.eq_ignore_ascii_case(b"x-shardgate-tags") {
             head.tags = Some(range_of(buf, value));
+        } else if name.eq_ignore_ascii_case(b"cache-control") {
+            head.cache_control = Some(range_of(buf, value));
         }
     }
     if head.chunked && head.content_length.is_some() {

@@ -20,6 +20,8 @@ pub struct Meta<'a> {
     pub route: Option<(&'a str, u8)>,
     /// The tightest limits' state, as rate-limit headers in the client's protocol's names.
     pub rates: Option<&'a Rates>,
+    /// `x-shardgate-cache`: what the response cache did.
+    pub cache: Option<&'static str>,
 }
 
 /// One limit's state for the rate-limit headers.
@@ -203,6 +205,10 @@ pub fn head(
     if let Some(rates) = meta.rates {
         rates.write(out);
     }
+    if let Some(c) = meta.cache {
+        out.extend_from_slice(b"\r\nx-shardgate-cache: ");
+        out.extend_from_slice(c.as_bytes());
+    }
     for (name, value) in extra {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(name.as_bytes());
@@ -349,6 +355,7 @@ mod tests {
             timing: None,
             route: Some(("t\n\0x", 2)),
             rates: None,
+            cache: None,
         };
         let extra: &[(&str, &[u8])] = &[
             ("x-shardgate-dropped", b"a\r\n\r\nHTTP/1.1 200"),
@@ -384,6 +391,7 @@ mod tests {
             timing: Some((52, Some(12_301))),
             route: None,
             rates: None,
+            cache: None,
         };
         full(&mut out, 200, JSON, b"{}", &meta, &[]);
         let s = String::from_utf8(out).unwrap();

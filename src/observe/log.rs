@@ -60,6 +60,8 @@ pub struct Record<'a> {
     pub attempts: &'a [(&'a str, Option<&'a str>, u64)],
     /// Fallback aliases skipped because the key may not use them (written only when any were).
     pub not_allowed: &'a [&'a str],
+    /// What the response cache did (`hit`, `miss`, `bypass`), when the alias caches.
+    pub cache: Option<&'a str>,
 }
 
 impl Record<'_> {
@@ -88,6 +90,10 @@ impl Record<'_> {
         } else {
             b",\"stream\":false"
         });
+        if let Some(c) = self.cache {
+            out.extend_from_slice(b",\"cache\":");
+            json::push_str(out, c);
+        }
         for (name, v) in [
             ("tokens_in", self.tokens_in),
             ("tokens_out", self.tokens_out),
@@ -284,6 +290,7 @@ mod tests {
             error: Some("upstream_timeout"),
             attempts: &[("up/m", Some("upstream_timeout"), 1200)],
             not_allowed: &[],
+            cache: None,
         }
         .write(&mut out);
         assert_eq!(out.last(), Some(&b'\n'));

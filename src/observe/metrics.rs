@@ -65,6 +65,10 @@ pub struct ShardMetrics {
     unpriced: HashMap<u32, u64>,
     /// Tokens or spend charged past a reservation with nothing left to take it from.
     pub limit_overshoot: u64,
+    /// Cache lookups by (alias label, result).
+    cache: HashMap<(u32, &'static str), u64>,
+    /// The store's state when the copy was taken: entries, bytes, evictions so far.
+    pub cache_store: (u64, u64, u64),
 }
 
 /// Distinct (key, team, alias) series `shardgate_spend_usd_total` keeps per shard.
@@ -132,7 +136,14 @@ impl ShardMetrics {
             spend: HashMap::new(),
             unpriced: HashMap::new(),
             limit_overshoot: 0,
+            cache: HashMap::new(),
+            cache_store: (0, 0, 0),
         }
+    }
+
+    /// What the response cache did for a request on alias `model`.
+    pub fn cache(&mut self, model: u32, status: crate::cache::Status) {
+        *self.cache.entry((model, status.label())).or_default() += 1;
     }
 
     /// What a served request cost, or that its price is unknown (`None`).
@@ -266,6 +277,10 @@ impl ShardMetrics {
                 .usd += s.usd;
         }
         add_counts(&mut self.unpriced, &o.unpriced);
+        add_counts(&mut self.cache, &o.cache);
+        self.cache_store.0 += o.cache_store.0;
+        self.cache_store.1 += o.cache_store.1;
+        self.cache_store.2 += o.cache_store.2;
         self.access_log_dropped += o.access_log_dropped;
     }
 
@@ -336,6 +351,49 @@ impl ShardMetrics {
         );
     }
 
+    /// The response cache: lookups by alias and result, and the stores' size.
+    fn render_cache(&self, o: &mut String, names: &LabelNames) {
+        header(
+            o,
+            "shardgate_cache_requests_total",
+            "counter",
+            "Response-cache lookups by alias and result (hit, miss, bypass).",
+        );
+        let mut rows: Vec<_> = self.cache.iter().collect();
+        rows.sort();
+        for ((m, r), v) in rows {
+            let m = esc(name(&names.aliases, *m));
+            let _ = writeln!(
+                o,
+                "shardgate_cache_requests_total{{model=\"{m}\",result=\"{r}\"}} {v}"
+            );
+        }
+        let (entries, bytes, evictions) = self.cache_store;
+        for (n, kind, help, v) in [
+            (
+                "shardgate_cache_entries",
+                "gauge",
+                "Answers stored, all shards.",
+                entries,
+            ),
+            (
+                "shardgate_cache_bytes",
+                "gauge",
+                "Bytes of stored answers, all shards.",
+                bytes,
+            ),
+            (
+                "shardgate_cache_evictions_total",
+                "counter",
+                "Answers evicted to keep a shard within cache.max_bytes.",
+                evictions,
+            ),
+        ] {
+            header(o, n, kind, help);
+            let _ = writeln!(o, "{n} {v}");
+        }
+    }
+
     /// Prometheus text exposition of merged metrics.
     pub fn render(&self, names: &LabelNames, shards: usize, cpu_micros: u64) -> String {
         let model = |i: u32| name(&names.aliases, i);
@@ -389,6 +447,7 @@ impl ShardMetrics {
             );
         }
         self.render_routing(o, names);
+        self.render_cache(o, names);
         header(
             o,
             "shardgate_request_duration_seconds",

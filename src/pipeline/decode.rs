@@ -51,6 +51,13 @@ pub struct Decoded {
     /// Where each of [`family::REJECTABLE`]'s fields is, when present: the member's span from
     /// its key's opening quote to the end of its value.
     pub rejectable: [Option<Range<usize>>; family::REJECTABLE.len()],
+    /// The body's part of the cache key, when the alias caches (see `cache::key`).
+    pub digest: Option<[u64; 2]>,
+    /// The gateway's own `cache` member: what it asks, and its span (key's opening quote to
+    /// the end of its value), which no upstream is sent.
+    pub cache: Option<(Box<crate::cache::Directives>, Range<usize>)>,
+    /// More than one choice asked for (`n` > 1): the cache keeps single answers only.
+    pub many_choices: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,10 +122,7 @@ impl Decoder {
 
     /// Decodes a request body: the fields the gateway acts on, and where they are.
     pub fn decode(&mut self, body: &[u8]) -> Result<Decoded, GatewayError> {
-        match self.with_tape(body, |t, base| extract(t, body, base, None)) {
-            Ok(decoded) => decoded,
-            Err(e) => Err(bad(format!("request body is not valid JSON: {e}"))),
-        }
+        self.decode_keyed(body, None, &|_| false)
     }
 
     /// Decodes the body of a protocol that names the model and streaming in the path (Gemini):
@@ -129,8 +133,28 @@ impl Decoder {
         model: &str,
         stream: bool,
     ) -> Result<Decoded, GatewayError> {
-        let path = Some((model, stream));
-        match self.with_tape(body, |t, base| extract(t, body, base, path)) {
+        self.decode_keyed(body, Some((model, stream)), &|_| false)
+    }
+
+    /// [`Decoder::decode`] (or, with `path`, [`Decoder::decode_for`]), hashing the body for
+    /// the cache key too when `keyed` says the alias caches: on the same tape, not a second
+    /// parse.
+    pub fn decode_keyed(
+        &mut self,
+        body: &[u8],
+        path: Option<(&str, bool)>,
+        keyed: &dyn Fn(&str) -> bool,
+    ) -> Result<Decoded, GatewayError> {
+        let result = self.with_tape(body, |t, base| {
+            let mut d = extract(t, body, base, path)?;
+            if keyed(d.alias(body))
+                && let Some(root) = t.as_value().as_object()
+            {
+                d.digest = Some(crate::cache::key::body(&root));
+            }
+            Ok(d)
+        });
+        match result {
             Ok(decoded) => decoded,
             Err(e) => Err(bad(format!("request body is not valid JSON: {e}"))),
         }
@@ -170,6 +194,7 @@ fn acted_on(key: &str) -> Option<u32> {
         "systemInstruction" => 15,
         "generationConfig" => 16,
         "toolConfig" => 17,
+        "cache" => 18,
         _ => return None,
     })
 }
@@ -191,6 +216,8 @@ fn extract(
     let mut rejectable = [const { None }; family::REJECTABLE.len()];
     let mut user = None;
     let mut max_tokens = None;
+    let mut cache = None;
+    let mut many_choices = false;
     let mut seen = 0u32;
     for (key, value) in obj.iter() {
         // JSON allows a member twice and parsers disagree on which one wins; the router, the
@@ -263,6 +290,12 @@ fn extract(
             "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
                 max_tokens = value.as_u64();
             }
+            "cache" => {
+                let k = offset(key);
+                let v = value_start(body, k).ok_or_else(|| bad("malformed member"))?;
+                cache = Some((Box::new(directives(&value)?), k - 1..value_end(body, v)));
+            }
+            "n" => many_choices = value.cast_f64().is_some_and(|n| n > 1.0),
             "generationConfig" => {
                 max_tokens = value.get("maxOutputTokens").and_then(|m| m.as_u64());
             }
@@ -297,7 +330,51 @@ fn extract(
         user: user.filter(|r: &Range<usize>| !body[r.clone()].contains(&b'\\')),
         max_tokens,
         rejectable,
+        digest: None,
+        cache,
+        many_choices,
     })
+}
+
+/// The body's `cache` member (LiteLLM's shape): `no-cache`, `no-store`, `ttl` and
+/// `s-maxage` in seconds, `namespace`.
+fn directives(
+    v: &simd_json::tape::Value<'_, '_>,
+) -> Result<crate::cache::Directives, GatewayError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| bad("`cache` must be an object"))?;
+    let mut d = crate::cache::Directives::default();
+    for (k, v) in o.iter() {
+        let flag = || {
+            v.as_bool()
+                .ok_or_else(|| bad(format!("`cache.{k}` must be true or false")))
+        };
+        let seconds = || {
+            v.cast_f64()
+                .filter(|s| *s >= 0.0)
+                .map(|s| s.ceil() as u64)
+                .ok_or_else(|| bad(format!("`cache.{k}` must be a number of seconds")))
+        };
+        match k {
+            "no-cache" | "no_cache" => d.no_cache = flag()?,
+            "no-store" | "no_store" => d.no_store = flag()?,
+            "ttl" => d.ttl_s = Some(seconds()?),
+            "s-maxage" | "max-age" | "max_age" => d.max_age_s = Some(seconds()?),
+            "namespace" => {
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| bad("`cache.namespace` must be a string"))?;
+                d.namespace = Some(s.into());
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown `cache.{other}` (one of: no-cache, no-store, ttl, s-maxage, namespace)"
+                )));
+            }
+        }
+    }
+    Ok(d)
 }
 
 /// End of any JSON value starting at `start` in a body the tape already validated.

@@ -18,6 +18,7 @@
 
 mod anthropic;
 mod attempt;
+mod cached;
 pub mod decode;
 mod gemini;
 mod hedge;
@@ -127,6 +128,7 @@ async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head
                     timing: None,
                     route: ctx.route(env.snapshot),
                     rates: ctx.rates.as_ref(),
+                    cache: ctx.cache.map(crate::cache::Status::header),
                 };
                 response::error(&mut conn.wbuf, &e, &meta, wire);
                 if conn.flush().await.is_err() {
@@ -235,6 +237,10 @@ pub struct Ctx {
     /// The wall clock as first read for this request (0: not read yet): expiry, limit windows
     /// and the ledger's time all take this one reading.
     wall_ms: std::cell::Cell<i64>,
+    /// What the response cache did (`None`: the request never got that far).
+    pub cache: Option<crate::cache::Status>,
+    /// The answer to store once the client has it whole (a miss the cache may keep).
+    pub fill: Option<Box<crate::cache::Fill>>,
 }
 
 /// Skipped fallbacks the access log lists.
@@ -294,6 +300,8 @@ impl Ctx {
             prompt_estimate: 0,
             end_user: None,
             wall_ms: std::cell::Cell::new(0),
+            cache: None,
+            fill: None,
         };
         match client_id {
             Some(id) => {
@@ -473,19 +481,27 @@ async fn proxy(
     let body_at = conn.read_body(head, &env.shard.limits()).await?;
     ctx.body_read = true;
     let body = conn.body(&body_at);
+    // The body is hashed for the cache key on the same parse, when its alias caches.
+    let snap = env.snapshot;
+    let caches = |alias: &str| snap.model(alias).is_some_and(|(_, m)| m.cache.is_some());
     let decoded = match path_model {
-        None => scratch.decoder.decode(body)?,
+        None => scratch.decoder.decode_keyed(body, None, &caches)?,
         Some(at) => {
             // A model in a path may be percent-encoded (`my%2Falias`).
             let raw = String::from_utf8_lossy(&conn.rbuf[at.model]);
             let alias = crate::http::percent_decoded(&raw);
-            scratch.decoder.decode_for(body, &alias, at.stream)?
+            let path = Some((alias.as_ref(), at.stream));
+            scratch.decoder.decode_keyed(body, path, &caches)?
         }
     };
     admit(env, ctx, key, decoded.alias(body))?;
     ctx.stream = decoded.stream && endpoint.streams();
     let rf = route_facts(env, conn, head, &body_at, &decoded);
     limit::charge(env, ctx, key, &rf, &mut scratch.charges)?;
+    let cache_control = head.cache_control.clone().map(|r| &conn.rbuf[r]);
+    if let Some(hit) = cached::look(env, ctx, key, endpoint, &decoded, cache_control) {
+        return cached::serve(env, conn, scratch, ctx, &decoded, hit).await;
+    }
     let call = attempt::Call {
         endpoint,
         body_at: &body_at,
@@ -632,6 +648,14 @@ fn settle(env: &Env<'_>, ctx: &Ctx, path: &[u8], outcome: &Outcome, used: (Optio
         error: error.map(Kind::label),
         attempts: &tried[..list.len()],
         not_allowed: &skipped[..ctx.not_allowed_len],
+        cache: ctx
+            .cache
+            .filter(|_| {
+                snap.models
+                    .get(ctx.model as usize)
+                    .is_some_and(|m| m.cache.is_some())
+            })
+            .map(crate::cache::Status::label),
     }
     .write(&mut line);
     if !env.shard.log.push(line) {

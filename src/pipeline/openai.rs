@@ -130,6 +130,7 @@ async fn models(
         timing: Some((ctx.elapsed_us(), None)),
         route: None,
         rates: None,
+        cache: None,
     };
     response::full(&mut conn.wbuf, 200, response::JSON, &body, &meta, &[]);
     conn.flush().await?;

@@ -122,6 +122,7 @@ fn meta<'a>(ctx: &'a Ctx, snap: &'a Snapshot, upstream_us: Option<u64>) -> Meta<
         timing: Some((own, upstream_us)),
         route: ctx.route(snap),
         rates: ctx.rates.as_ref(),
+        cache: ctx.cache.map(crate::cache::Status::header),
     }
 }
 
@@ -409,6 +410,12 @@ pub async fn deliver(
         &extra[..n],
     );
     conn.flush().await?;
+    if ok && let Some(f) = &mut ctx.fill {
+        // The answer as the client received it (translated already, if it was).
+        f.record(&scratch.body, env.snapshot.cache.max_entry_bytes);
+        f.streamed = false;
+        super::cached::store(env, ctx);
+    }
     Ok(Outcome {
         status,
         usage,
@@ -531,6 +538,9 @@ async fn stream(
             }
         }
         if !scratch.events.is_empty() {
+            if let Some(f) = &mut ctx.fill {
+                f.record(&scratch.events, env.snapshot.cache.max_entry_bytes);
+            }
             relayed_events += memchr::memmem::find_iter(&scratch.events, b"\n\n").count() as u64;
             chunked::frame(&mut conn.wbuf, &scratch.events);
         }
@@ -555,7 +565,13 @@ async fn stream(
         relayed_events,
     };
     match failure {
-        None => env.upstream.release(resp, origin),
+        None => {
+            env.upstream.release(resp, origin);
+            if let Some(f) = &mut ctx.fill {
+                f.streamed = true;
+            }
+            super::cached::store(env, ctx);
+        }
         Some(e) => {
             // Dropping `resp` closes the upstream connection, so the provider stops generating.
             drop(resp);

@@ -223,13 +223,22 @@ impl StreamTranslator {
         stamp: &Stamp<'_>,
         include_usage: bool,
     ) -> Self {
+        Self::decoding(
+            upstream,
+            ingress.ingress().stream_encoder(stamp, include_usage),
+        )
+    }
+
+    /// Reads an upstream's stream into `encoder`, whatever it does with the events (the cache
+    /// assembles a stored stream into one answer this way).
+    pub fn decoding(upstream: &dyn Adapter, encoder: Box<dyn StreamEncode>) -> Self {
         let frames = (upstream.framing() == Framing::EventStream)
             .then(|| eventstream::Frames::new(sse::MAX_EVENT));
         StreamTranslator {
             splitter: sse::Splitter::default(),
             frames,
             decoder: upstream.stream_decoder(),
-            encoder: ingress.ingress().stream_encoder(stamp, include_usage),
+            encoder,
             data: Vec::new(),
             usage: None,
             done: false,

@@ -42,6 +42,8 @@ pub enum ShardMsg {
     Keys(Arc<KeyTable>),
     /// A copy of the shard's metrics.
     Metrics(flume::Sender<ShardMetrics>),
+    /// Remove cached answers; reply with how many.
+    PurgeCache(crate::cache::Purge, flume::Sender<u64>),
     /// Stop accepting, finish in-flight requests (up to the drain timeout), end.
     Drain,
 }
@@ -288,7 +290,11 @@ fn handle(shard: &Rc<Shard>, msg: ShardMsg) -> bool {
         ShardMsg::Metrics(tx) => {
             let mut m = shard.metrics.borrow().clone();
             m.limit_overshoot = shard.leases.borrow().overshoot;
+            m.cache_store = shard.cache.stats();
             let _ = tx.try_send(m);
+        }
+        ShardMsg::PurgeCache(p, tx) => {
+            let _ = tx.try_send(shard.cache.purge(&p));
         }
         ShardMsg::Drain => return false,
     }

@@ -32,6 +32,8 @@ pub struct Shard {
     #[allow(clippy::redundant_allocation)]
     keys: RefCell<Rc<Arc<KeyTable>>>,
     pub metrics: RefCell<ShardMetrics>,
+    /// This shard's response cache (it outlives generations: keys name aliases, not indices).
+    pub cache: crate::cache::Cache,
     /// This shard's leases of every limit it has charged.
     pub leases: RefCell<crate::limits::Leases>,
     /// Where settled requests go for the spend ledger (none when the ledger is off).
@@ -179,6 +181,7 @@ impl Shard {
             users,
             user_cache: RefCell::new((0, std::collections::HashMap::new())),
             metrics: RefCell::new(ShardMetrics::new()),
+            cache: crate::cache::Cache::default(),
             limits: Cell::new(limits(&generation.config)),
             current: RefCell::new(Rc::new(generation)),
             pending: RefCell::new(None),
@@ -468,6 +471,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                         timing: None,
                         route: None,
                         rates: None,
+                        cache: None,
                     };
                     // The head did not parse, so the ingress is unknown: OpenAI's shape.
                     response::error(&mut conn.wbuf, &e, &meta, Wire::OpenAi);

@@ -71,6 +71,8 @@ pub(crate) enum StopReason {
     StopSequence,
     /// Never parsed from a directive: it follows from `tools` > 0.
     ToolUse,
+    /// The provider refused or filtered the answer (OpenAI `content_filter`).
+    Refusal,
 }
 
 impl StopReason {
@@ -80,8 +82,9 @@ impl StopReason {
             "end_turn" => Ok(StopReason::EndTurn),
             "max_tokens" => Ok(StopReason::MaxTokens),
             "stop_sequence" => Ok(StopReason::StopSequence),
+            "refusal" => Ok(StopReason::Refusal),
             other => Err(format!(
-                "mock directive stop_reason: {other:?} is not max_tokens, stop_sequence or end_turn"
+                "mock directive stop_reason: {other:?} is not max_tokens, stop_sequence, end_turn or refusal"
             )),
         }
     }
@@ -92,6 +95,7 @@ impl StopReason {
             StopReason::MaxTokens => "max_tokens",
             StopReason::StopSequence => "stop_sequence",
             StopReason::ToolUse => "tool_use",
+            StopReason::Refusal => "refusal",
         }
     }
 
@@ -102,6 +106,7 @@ impl StopReason {
             StopReason::MaxTokens => "MAX_TOKENS",
             StopReason::StopSequence => "STOP_SEQUENCE",
             StopReason::ToolUse => "TOOL_CALL",
+            StopReason::Refusal => "ERROR_TOXIC",
         }
     }
 
@@ -109,6 +114,7 @@ impl StopReason {
     pub fn gemini(self) -> &'static str {
         match self {
             StopReason::MaxTokens => "MAX_TOKENS",
+            StopReason::Refusal => "SAFETY",
             _ => "STOP",
         }
     }
@@ -118,6 +124,7 @@ impl StopReason {
             StopReason::EndTurn | StopReason::StopSequence => "stop",
             StopReason::MaxTokens => "length",
             StopReason::ToolUse => "tool_calls",
+            StopReason::Refusal => "content_filter",
         }
     }
 }
@@ -219,7 +226,7 @@ pub const HELP: &str = concat!(
     "  thinking         reasoning first: an Anthropic thinking block with a signature, or OpenAI\n",
     "                   reasoning_content (default: on when the body enables Anthropic `thinking` or\n",
     "                   sets OpenAI `reasoning_effort`; thinking=0 turns it off)\n",
-    "  stop_reason=R    max_tokens | stop_sequence | end_turn: force the finish (OpenAI length / stop);\n",
+    "  stop_reason=R    max_tokens | stop_sequence | end_turn | refusal: force the finish (OpenAI length / stop / content_filter);\n",
     "                   stop_sequence answers carry \"stop_sequence\":\"###\" on Anthropic\n",
     "  cached_tokens=N  usage reports N prompt tokens read from the cache, on top of the body's\n",
     "                   estimate (OpenAI: prompt_tokens_details.cached_tokens, counted in\n",

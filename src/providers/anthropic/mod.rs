@@ -32,7 +32,16 @@ pub fn build(out: &mut Vec<u8>, s: &Splice<'_>) {
     } = *s;
     let mut escaped = Vec::with_capacity(model.len() + 8);
     json::push_escaped(&mut escaped, model.as_bytes());
-    let len = body.len() - decoded.model.len() + escaped.len();
+    let mut edits = [(decoded.model.start, decoded.model.end, escaped.as_slice()); 2];
+    let mut n = 1;
+    let mut last_removed = None;
+    if let Some((edit, last)) = super::openai::cache_member_edit(body, decoded) {
+        edits[1] = edit;
+        n = 2;
+        last_removed = last.then_some(edit.0);
+    }
+    let edits = &mut edits[..n];
+    let len = super::openai::arrange(body, edits, last_removed);
     head::write(
         out,
         provider,
@@ -43,9 +52,7 @@ pub fn build(out: &mut Vec<u8>, s: &Splice<'_>) {
         len,
         decoded.stream,
     );
-    out.extend_from_slice(&body[..decoded.model.start]);
-    out.extend_from_slice(&escaped);
-    out.extend_from_slice(&body[decoded.model.end..]);
+    super::openai::write_edited(out, body, edits);
 }
 
 /// Folds one `usage` object into `into`, keeping every count it does not carry (a

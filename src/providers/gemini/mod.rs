@@ -86,18 +86,31 @@ impl Adapter for Gemini {
 
     /// A Gemini client's body goes as it is: the model is only in the path.
     fn splice(&self, out: &mut Vec<u8>, s: &Splice<'_>) -> bool {
+        // The gateway's own `cache` member does not go upstream.
+        let stripped;
+        let body = match super::openai::cache_member_edit(s.body, s.decoded) {
+            None => s.body,
+            Some((edit, last)) => {
+                let mut edits = [edit];
+                super::openai::arrange(s.body, &mut edits, last.then_some(edit.0));
+                let mut b = Vec::with_capacity(s.body.len());
+                super::openai::write_edited(&mut b, s.body, &edits);
+                stripped = b;
+                &stripped
+            }
+        };
         let h = Head {
             provider: s.provider,
             api_key: s.api_key,
             origin: s.origin,
             endpoint: Endpoint::Generate,
             model: s.model,
-            body: s.body,
+            body,
             stream: s.decoded.stream,
             now: 0,
         };
         write_head(out, &h);
-        out.extend_from_slice(s.body);
+        out.extend_from_slice(body);
         false
     }
 

@@ -36,8 +36,8 @@ pub fn build(out: &mut Vec<u8>, r: &Splice<'_>) -> bool {
         r.model.as_bytes()
     };
     const NONE: (usize, usize, &[u8]) = (0, 0, b"");
-    let mut edits: [(usize, usize, &[u8]); 2 + family::REJECTABLE.len()] =
-        [NONE; 2 + family::REJECTABLE.len()];
+    let mut edits: [(usize, usize, &[u8]); 3 + family::REJECTABLE.len()] =
+        [NONE; 3 + family::REJECTABLE.len()];
     edits[0] = (r.decoded.model.start, r.decoded.model.end, model);
     let mut n = 1;
     let mut injected = false;
@@ -85,17 +85,15 @@ pub fn build(out: &mut Vec<u8>, r: &Splice<'_>) -> bool {
             }
         }
     }
+    if let Some((edit, last)) = cache_member_edit(r.body, r.decoded) {
+        edits[n] = edit;
+        n += 1;
+        if last {
+            last_removed = Some(edit.0);
+        }
+    }
     let edits = &mut edits[..n];
-    if n > 1 {
-        // By (start, end): an insertion at a point goes before a removal starting there.
-        edits.sort_unstable_by_key(|e| (e.0, e.1));
-    }
-    if let Some(start) = last_removed {
-        take_comma_before_run(r.body, edits, start);
-    }
-    let new_len = edits
-        .iter()
-        .fold(r.body.len(), |n, (s, e, with)| n + with.len() - (e - s));
+    let new_len = arrange(r.body, edits, last_removed);
     head::write(
         out,
         r.provider,
@@ -106,14 +104,47 @@ pub fn build(out: &mut Vec<u8>, r: &Splice<'_>) -> bool {
         new_len,
         r.decoded.stream,
     );
+    write_edited(out, r.body, edits);
+    injected
+}
+
+/// An edit of a body: bytes `start..end` replaced by the slice (empty: removed).
+pub(crate) type Edit<'a> = (usize, usize, &'a [u8]);
+
+/// Orders `edits` and fixes the comma a removed last member leaves; returns the edited length.
+pub(crate) fn arrange(body: &[u8], edits: &mut [Edit<'_>], last_removed: Option<usize>) -> usize {
+    if edits.len() > 1 {
+        // By (start, end): an insertion at a point goes before a removal starting there.
+        edits.sort_unstable_by_key(|e| (e.0, e.1));
+    }
+    if let Some(start) = last_removed {
+        take_comma_before_run(body, edits, start);
+    }
+    edits
+        .iter()
+        .fold(body.len(), |n, (s, e, with)| n + with.len() - (e - s))
+}
+
+/// Writes `body` with its (arranged) edits.
+pub(crate) fn write_edited(out: &mut Vec<u8>, body: &[u8], edits: &[Edit<'_>]) {
     let mut at = 0;
-    for &mut (s, e, with) in edits {
-        out.extend_from_slice(&r.body[at..s]);
+    for &(s, e, with) in edits {
+        out.extend_from_slice(&body[at..s]);
         out.extend_from_slice(with);
         at = e;
     }
-    out.extend_from_slice(&r.body[at..]);
-    injected
+    out.extend_from_slice(&body[at..]);
+}
+
+/// The edit removing the gateway's own `cache` member, if the body has one, and whether it
+/// was the object's last member.
+pub(crate) fn cache_member_edit(
+    body: &[u8],
+    d: &crate::pipeline::decode::Decoded,
+) -> Option<(Edit<'static>, bool)> {
+    let (_, span) = d.cache.as_ref()?;
+    let (s, e, followed) = member_with_comma(body, span.clone());
+    Some(((s, e, b""), !followed))
 }
 
 /// A tool call in OpenAI's shape (`index` first when it is a stream delta's), as requests,

@@ -1,0 +1,246 @@
+//! The response cache: answers to repeated requests served from the shard's memory instead of
+//! the upstream. Each shard keeps its own store ([`store::Store`], LRU within
+//! `cache.max_bytes`); nothing is shared across cores, so a hit on one shard is a miss on
+//! another until that shard has seen the question too.
+//!
+//! A request on an alias with `cache:` on is keyed ([`key`]) by its body in canonical form,
+//! the alias and its target group, the client's protocol, a client namespace, and the tenant
+//! (the key, the key's team, or nobody when the alias says `scope: shared`). Only complete,
+//! successful answers are served back ([`replay::read`]); a hit reports zero usage and
+//! records no spend.
+//!
+//! Per request: `Cache-Control: no-cache` (or the body's `cache: {"no-cache": true}`) skips
+//! the read, `no-store` the write, `max-age=N` refuses older answers; the body's `ttl`
+//! shortens how long this answer is kept and `namespace` partitions the key.
+
+pub mod key;
+pub mod replay;
+pub mod store;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::config::cache::{CacheRule, Scope};
+pub use store::{Entry, Miss, Purge, Store};
+
+/// A request's cache directives, from `Cache-Control` and the body's `cache` member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    pub no_cache: bool,
+    pub no_store: bool,
+    /// Refuse a stored answer older than this.
+    pub max_age_s: Option<u64>,
+    /// Keep this answer at most this long (never past the alias's `ttl_s`).
+    pub ttl_s: Option<u64>,
+    pub namespace: Option<Box<str>>,
+}
+
+impl Directives {
+    /// Folds in a `Cache-Control` header's value (`no-cache, no-store, max-age=60`).
+    pub fn header(&mut self, v: &[u8]) {
+        for part in v.split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            let (name, value) = match part.iter().position(|&b| b == b'=') {
+                Some(i) => (&part[..i], Some(part[i + 1..].trim_ascii())),
+                None => (part, None),
+            };
+            let seconds = || {
+                let v = value?;
+                let v = v.strip_prefix(b"\"").unwrap_or(v);
+                let v = v.strip_suffix(b"\"").unwrap_or(v);
+                std::str::from_utf8(v).ok()?.parse::<u64>().ok()
+            };
+            if name.eq_ignore_ascii_case(b"no-cache") {
+                self.no_cache = true;
+            } else if name.eq_ignore_ascii_case(b"no-store") {
+                self.no_store = true;
+            } else if (name.eq_ignore_ascii_case(b"max-age")
+                || name.eq_ignore_ascii_case(b"s-maxage"))
+                && let Some(s) = seconds()
+            {
+                self.max_age_s = Some(self.max_age_s.map_or(s, |m| m.min(s)));
+            }
+        }
+    }
+}
+
+/// What the cache did for a request: the `x-shardgate-cache` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Hit,
+    Miss,
+    /// Not read: off for the alias, not a cacheable request, or the client said `no-cache`.
+    Bypass,
+}
+
+impl Status {
+    pub fn header(self) -> &'static str {
+        match self {
+            Status::Hit => "HIT",
+            Status::Miss => "MISS",
+            Status::Bypass => "BYPASS",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Hit => "hit",
+            Status::Miss => "miss",
+            Status::Bypass => "bypass",
+        }
+    }
+}
+
+/// An answer to store once it has reached the client whole: where, and what it recorded.
+#[derive(Debug)]
+pub struct Fill {
+    pub key: u128,
+    pub alias: Box<str>,
+    pub tenant: Box<str>,
+    pub key_id: Box<str>,
+    pub ttl_ms: i64,
+    /// The bytes as the client received them, and whether they are a stream.
+    pub bytes: Vec<u8>,
+    pub streamed: bool,
+    /// Past `max_entry_bytes`: the answer is served but not kept.
+    pub too_large: bool,
+}
+
+impl Fill {
+    /// Appends part of the answer, up to `max` bytes in all.
+    pub fn record(&mut self, bytes: &[u8], max: usize) {
+        if self.too_large {
+            return;
+        }
+        if self.bytes.len() + bytes.len() > max {
+            self.too_large = true;
+            self.bytes = Vec::new();
+            return;
+        }
+        self.bytes.extend_from_slice(bytes);
+    }
+}
+
+/// The tenant string of a request: whose answers it may be served.
+pub fn tenant(scope: Scope, key_id: &str, team: Option<&str>) -> String {
+    match (scope, team) {
+        (Scope::Shared, _) => String::new(),
+        (Scope::Team, Some(t)) => format!("t:{t}"),
+        (Scope::Team, None) | (Scope::Key, _) => format!("k:{key_id}"),
+    }
+}
+
+/// One shard's cache: its store and counters.
+pub struct Cache {
+    store: RefCell<Store>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            store: RefCell::new(Store::new()),
+        }
+    }
+}
+
+/// A lookup's result.
+pub enum Found {
+    Hit(replay::Answer),
+    Miss,
+}
+
+impl Cache {
+    /// Looks `key` up for `alias` and `tenant`; an entry that cannot be served is dropped.
+    pub fn get(
+        &self,
+        key: u128,
+        alias: &str,
+        tenant: &str,
+        now_ms: i64,
+        max_age_s: Option<u64>,
+        rule: &CacheRule,
+    ) -> Found {
+        let max_age_ms = max_age_s.map(|s| s.saturating_mul(1000).min(i64::MAX as u64) as i64);
+        let entry: Rc<Entry> = match self
+            .store
+            .borrow_mut()
+            .get(key, alias, tenant, now_ms, max_age_ms)
+        {
+            Ok(e) => e,
+            Err(_) => return Found::Miss,
+        };
+        match replay::read(&entry, rule.store_length) {
+            Some(a) => Found::Hit(a),
+            None => {
+                self.store.borrow_mut().remove(key);
+                Found::Miss
+            }
+        }
+    }
+
+    /// Stores a recorded answer.
+    pub fn put(
+        &self,
+        f: Fill,
+        wire: crate::providers::translate::Wire,
+        now_ms: i64,
+        budget: usize,
+    ) {
+        if f.too_large || f.bytes.is_empty() {
+            return;
+        }
+        let entry = Entry {
+            key: f.key,
+            alias: f.alias,
+            tenant: f.tenant,
+            key_id: f.key_id,
+            stored_ms: now_ms,
+            expires_ms: now_ms.saturating_add(f.ttl_ms),
+            wire,
+            streamed: f.streamed,
+            bytes: f.bytes.into_boxed_slice(),
+        };
+        self.store.borrow_mut().put(entry, budget);
+    }
+
+    pub fn purge(&self, p: &Purge) -> u64 {
+        self.store.borrow_mut().purge(p)
+    }
+
+    /// Evicts down to a (new, smaller) budget.
+    pub fn fit(&self, budget: usize) {
+        self.store.borrow_mut().fit(budget);
+    }
+
+    /// (entries, bytes, evictions so far), for the metrics.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let s = self.store.borrow();
+        (s.len() as u64, s.bytes() as u64, s.evictions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_is_read_as_written() {
+        let mut d = Directives::default();
+        d.header(b"No-Cache, max-age=60 , s-maxage=\"30\", private");
+        assert!(d.no_cache && !d.no_store);
+        assert_eq!(d.max_age_s, Some(30));
+        let mut d = Directives::default();
+        d.header(b"no-store");
+        assert!(d.no_store && !d.no_cache);
+        d.header(b"max-age=x");
+        assert_eq!(d.max_age_s, None);
+    }
+
+    #[test]
+    fn tenants_follow_the_scope() {
+        assert_eq!(tenant(Scope::Key, "a", Some("t1")), "k:a");
+        assert_eq!(tenant(Scope::Team, "a", Some("t1")), "t:t1");
+        assert_eq!(tenant(Scope::Team, "a", None), "k:a");
+        assert_eq!(tenant(Scope::Shared, "a", Some("t1")), "");
+    }
+}

@@ -1,0 +1,206 @@
+//! The cache stage, between the limits and routing: a request on an alias with `cache:` on is
+//! looked up in the shard's store; a hit is answered here, whole or streamed in the client's
+//! protocol, and never routed. A miss the client lets the cache keep leaves a [`Fill`] on the
+//! request, which the relay fills with the answer as the client receives it and stores once
+//! the answer is complete.
+
+use std::borrow::Cow;
+
+use super::decode::{Decoded, StreamOptions};
+use super::{Ctx, Env, Outcome, Scratch};
+use crate::auth::Principal;
+use crate::cache::{Directives, Fill, Found, Status, key, replay};
+use crate::error::GatewayError;
+use crate::http::chunked;
+use crate::http::conn::Conn;
+use crate::http::response::{self, Meta};
+use crate::providers::canonical::Stamp;
+use crate::providers::translate::Wire;
+use crate::providers::{Endpoint, Usage};
+
+/// Looks the request up. A hit comes back to serve; on a miss, `ctx.fill` says where to
+/// store the answer (unless the client said `no-store`). Every path sets `ctx.cache`.
+pub fn look(
+    env: &Env<'_>,
+    ctx: &mut Ctx,
+    key_of: Principal,
+    endpoint: Endpoint,
+    decoded: &Decoded,
+    cache_control: Option<&[u8]>,
+) -> Option<replay::Answer> {
+    let snap = env.snapshot;
+    let model = &snap.models[ctx.model as usize];
+    let (Some(rule), Some(body)) = (&model.cache, decoded.digest) else {
+        ctx.cache = Some(Status::Bypass);
+        return None;
+    };
+    if !endpoint.is_chat() || decoded.many_choices {
+        ctx.cache = Some(Status::Bypass);
+        count(env, ctx, Status::Bypass);
+        return None;
+    }
+    let mut d = decoded
+        .cache
+        .as_ref()
+        .map(|(d, _)| (**d).clone())
+        .unwrap_or_default();
+    if let Some(v) = cache_control {
+        d.header(v);
+    }
+    let entry = env.keys.entry(key_of);
+    let key_id = entry.map_or("anonymous", |k| &*k.id);
+    let tenant = crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref()));
+    let mut targets = model
+        .targets
+        .iter()
+        .map(|t| (snap.providers[t.provider].name.as_str(), t.model.as_str()));
+    let k = key::key(key::Parts {
+        wire: ctx.wire as u8,
+        alias: &model.alias,
+        targets: &mut targets,
+        tenant: &tenant,
+        namespace: d.namespace.as_deref().unwrap_or(""),
+        body,
+    });
+    let now = ctx.wall_ms();
+    let status = if d.no_cache {
+        Status::Bypass
+    } else {
+        match env
+            .shard
+            .cache
+            .get(k, &model.alias, &tenant, now, d.max_age_s, rule)
+        {
+            Found::Hit(a) => {
+                ctx.cache = Some(Status::Hit);
+                count(env, ctx, Status::Hit);
+                return Some(a);
+            }
+            Found::Miss => Status::Miss,
+        }
+    };
+    ctx.cache = Some(status);
+    count(env, ctx, status);
+    let ttl_ms = ttl_ms(rule.ttl.as_millis() as u64, &d);
+    if !d.no_store && ttl_ms > 0 {
+        ctx.fill = Some(Box::new(Fill {
+            key: k,
+            alias: model.alias.as_str().into(),
+            tenant: tenant.into(),
+            key_id: key_id.into(),
+            ttl_ms,
+            bytes: Vec::new(),
+            streamed: ctx.stream,
+            too_large: false,
+        }));
+    }
+    None
+}
+
+/// How long this answer is kept: the alias's TTL, or the client's `ttl` if shorter.
+fn ttl_ms(rule_ms: u64, d: &Directives) -> i64 {
+    let ms = d
+        .ttl_s
+        .map_or(rule_ms, |s| s.saturating_mul(1000).min(rule_ms));
+    ms.min(i64::MAX as u64) as i64
+}
+
+fn count(env: &Env<'_>, ctx: &Ctx, status: Status) {
+    env.shard
+        .metrics
+        .borrow_mut()
+        .cache(env.alias_label(ctx.model), status);
+}
+
+/// Answers a hit: the stored answer in the form the client asked for, with a fresh id and
+/// zero usage; no upstream is asked, no spend recorded.
+pub async fn serve(
+    env: &Env<'_>,
+    conn: &mut Conn,
+    scratch: &mut Scratch,
+    ctx: &mut Ctx,
+    decoded: &Decoded,
+    answer: replay::Answer,
+) -> Result<Outcome, GatewayError> {
+    ctx.cost = Some(0.0);
+    let alias = env.snapshot.models[ctx.model as usize].alias.as_str();
+    let reported: Cow<'_, str> = if answer.model.is_empty() {
+        Cow::Borrowed(alias)
+    } else {
+        Cow::Borrowed(&answer.model)
+    };
+    let stamp = Stamp {
+        model: &reported,
+        created: super::attempt::unix_now(),
+        default_max_tokens: 0,
+        id: ctx.id_str(),
+    };
+    let out = &mut scratch.events;
+    out.clear();
+    let mut relayed_events = 0;
+    if ctx.stream {
+        // An OpenAI client asks for stream usage; every other protocol's stream carries it.
+        let include_usage = ctx.wire != Wire::OpenAi
+            || matches!(decoded.stream_options, StreamOptions::IncludeUsage);
+        replay::write_stream(&answer, ctx.wire, &stamp, include_usage, out);
+        relayed_events = memchr::memmem::find_iter(out, b"\n\n").count() as u64;
+        response::head(&mut conn.wbuf, 200, response::SSE, None, &meta(ctx), &[]);
+        chunked::frame(&mut conn.wbuf, out);
+        conn.wbuf.extend_from_slice(chunked::LAST_CHUNK);
+    } else {
+        replay::write_whole(&answer, ctx.wire, &stamp, out);
+        response::full(
+            &mut conn.wbuf,
+            200,
+            response::JSON,
+            out,
+            &meta(ctx),
+            &[("x-shardgate-cost", b"0.00000000")],
+        );
+    }
+    conn.flush().await?;
+    Ok(Outcome {
+        status: 200,
+        usage: Some(Usage::default()),
+        relayed_events,
+        ..Outcome::default()
+    })
+}
+
+fn meta(ctx: &Ctx) -> Meta<'_> {
+    Meta {
+        request_id: ctx.id(),
+        keep_alive: ctx.keep_alive,
+        timing: Some((ctx.elapsed_us(), None)),
+        route: None,
+        rates: ctx.rates.as_ref(),
+        cache: ctx.cache.map(Status::header),
+    }
+}
+
+/// Stores what the relay recorded, once the answer reached the client complete.
+pub fn store(env: &Env<'_>, ctx: &mut Ctx) {
+    if let Some(f) = ctx.fill.take() {
+        let c = &env.snapshot.cache;
+        env.shard
+            .cache
+            .put(*f, ctx.wire, ctx.wall_ms(), c.max_bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_may_shorten_the_ttl_but_not_lengthen_it() {
+        let d = |ttl_s| Directives {
+            ttl_s,
+            ..Directives::default()
+        };
+        assert_eq!(ttl_ms(60_000, &d(None)), 60_000);
+        assert_eq!(ttl_ms(60_000, &d(Some(5))), 5_000);
+        assert_eq!(ttl_ms(60_000, &d(Some(600))), 60_000);
+        assert_eq!(ttl_ms(60_000, &d(Some(0))), 0);
+    }
+}
