@@ -12,8 +12,19 @@ const MAX_DIGITS: usize = 15;
 /// The most bytes read from a start: 16 digits, a separator after each, two parentheses.
 pub(super) const SPAN: usize = 2 * (MAX_DIGITS + 1) + 4;
 
-/// `555-123-4567` or `555.123.4567` at `i` (a numeric start).
+/// `555-123-4567` or `555.123.4567` at `i` (a numeric start), or either after a trunk
+/// prefix written the same way (`1-800-555-0199`).
 pub(super) fn north_american(t: &[u8], i: usize) -> Option<usize> {
+    if t[i] == b'1' && matches!(t.get(i + 1), Some(b'-' | b'.')) {
+        let with_trunk = ten_digits(t, i + 2).filter(|_| t.get(i + 5) == t.get(i + 1));
+        if with_trunk.is_some() {
+            return with_trunk;
+        }
+    }
+    ten_digits(t, i)
+}
+
+fn ten_digits(t: &[u8], i: usize) -> Option<usize> {
     let s = t.get(i..i + 12)?;
     let sep = s[3];
     let shape = matches!(sep, b'-' | b'.')
@@ -110,6 +121,8 @@ mod tests {
             "(555)123.4567",
             "555-123-4567",
             "555.123.4567",
+            "1-800-555-0199",
+            "1.800.555.0199",
         ] {
             assert_eq!(phone(p), Some(p), "{p}");
         }
@@ -131,6 +144,7 @@ mod tests {
             "(555) 123-45",
             "555 123 4567",
             "+1 555 123 4567x",
+            "1-800.555.0199",
         ] {
             assert_eq!(phone(p), None, "{p}");
         }

@@ -25,7 +25,9 @@
 //! bounded.
 //!
 //! Cost: a push that can release rescans the held tail, about `max_span` bytes plus what
-//! arrived; a push that cannot (the held text is still within `max_span`) scans nothing.
+//! arrived; a push that cannot (the held text is still within `max_span`) scans nothing. With
+//! token-sized deltas that is a rescan per delta; [`Holdback::min_release`] trades a little
+//! more latency for fewer rescans.
 //!
 //! [`Check::max_span`]: super::Check::max_span
 
@@ -42,6 +44,7 @@ const BOM: &[u8] = "\u{FEFF}".as_bytes();
 pub struct Holdback {
     held: String,
     max_span: usize,
+    min_release: usize,
 }
 
 impl Holdback {
@@ -51,7 +54,16 @@ impl Holdback {
         Holdback {
             held: String::new(),
             max_span: max_span.max(1),
+            min_release: 0,
         }
+    }
+
+    /// Scans and releases only once at least `bytes` could leave (default 0: as soon as
+    /// anything can), so a stream of tiny deltas is rescanned once per `bytes` rather than per
+    /// delta; each release then waits for up to `bytes` more text.
+    pub fn min_release(mut self, bytes: usize) -> Holdback {
+        self.min_release = bytes;
+        self
     }
 
     /// Appends `text` and returns the prefix that is now safe to emit (possibly empty), with
@@ -71,7 +83,7 @@ impl Holdback {
         let limit = floor_char(&self.held, n - self.max_span);
         let forced = n > FORCE * self.max_span;
         let clean = clean_cut(&self.held, limit);
-        if clean.is_none() && !forced {
+        if clean.is_none_or(|c| c < self.min_release) && !forced {
             return String::new();
         }
         scan(&self.held, found);

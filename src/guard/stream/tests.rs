@@ -13,10 +13,10 @@ fn pii(text: &str, out: &mut Vec<Finding>) {
 /// Feeds `parts` through a hold-back; returns the released text and findings (absolute).
 fn stream(
     parts: &[&str],
-    max_span: usize,
+    hold: Holdback,
     scan: &dyn Fn(&str, &mut Vec<Finding>),
 ) -> (String, Vec<(Entity, std::ops::Range<usize>)>) {
-    let mut hold = Holdback::new(max_span);
+    let mut hold = hold;
     let mut text = String::new();
     let mut all = Vec::new();
     let mut found = Vec::new();
@@ -67,11 +67,27 @@ fn a_spaced_card_across_pushes_leaves_whole() {
         "1111 1111 today, thanks ",
         "and more words after it",
     ];
-    let (text, found) = stream(&parts, 24, &pii);
+    let (text, found) = stream(&parts, Holdback::new(24), &pii);
     assert_eq!(text, parts.concat());
     assert_eq!(found, whole(&text, &pii));
     assert_eq!(found.len(), 1);
     assert_eq!(&text[found[0].1.clone()], "4111 1111 1111 1111");
+}
+
+#[test]
+fn a_minimum_release_batches_scans() {
+    let mut hold = Holdback::new(8).min_release(20);
+    let mut found = Vec::new();
+    let mut scans = 0;
+    for _ in 0..5 {
+        assert_eq!(hold.push("word ", &mut found, |_, _| scans += 1), "");
+    }
+    assert_eq!(scans, 0);
+    assert_eq!(
+        hold.push("word ", &mut found, |_, _| scans += 1),
+        "word word word word "
+    );
+    assert_eq!(scans, 1);
 }
 
 #[test]
@@ -239,17 +255,18 @@ proptest! {
     fn a_split_stream_finds_what_the_whole_text_has((text, at) in case()) {
         let span = Check::pii(PiiSet::ALL).max_span();
         let parts = split(&text, &at);
-        let (out, found) = stream(&parts, span, &pii);
+        let (out, found) = stream(&parts, Holdback::new(span), &pii);
         prop_assert_eq!(&out, &text);
         prop_assert_eq!(found, whole(&text, &pii));
     }
 
     #[test]
-    fn a_tight_span_still_finds_everything((text, at) in case()) {
+    fn a_tight_span_still_finds_everything((text, at) in case(), batch in 0..160usize) {
         // Every generated match and its context fit in 96 bytes; the tight span makes many
         // more cuts land near matches.
         let parts = split(&text, &at);
-        let (out, found) = stream(&parts, 96, &pii_and_injection);
+        let hold = Holdback::new(96).min_release(batch);
+        let (out, found) = stream(&parts, hold, &pii_and_injection);
         prop_assert_eq!(&out, &text);
         prop_assert_eq!(found, whole(&text, &pii_and_injection));
     }
