@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod guard;
 pub mod http;
 pub mod json;
 pub mod limits;
