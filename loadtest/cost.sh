@@ -24,6 +24,7 @@
 # 30-day budget (limits that never refuse), the alias with an rpm limit, a priced target, and a
 # store file with the spend ledger written. Give the same binary twice to price exactly that.
 # LEDGER=off with LIMITS=1: everything but the ledger.
+# CACHE=miss|hit: the "after" alias caches answers (see below); give the same binary twice.
 # PERF_RECORD=DIR: sample each measured run's gateway with `perf record -e cpu-clock -g` (a
 # software clock, so it works without hardware counters) into DIR/perf.NAME.data (`perf report`).
 # Only 127.0.0.1 is contacted; every process started here is stopped on exit (by its PID).
@@ -78,6 +79,20 @@ if [[ -n ${LIMITS:-} ]]; then
     [[ ${LEDGER:-on} == on ]] || sed -i "s|pin: false }|pin: false, ledger: off }|" "$TMP/gw.yaml"
     grep -q max_budget "$TMP/gw.yaml" && grep -q 'limits: { rpm' "$TMP/gw.yaml" || die "LIMITS=1: the config did not take the limits"
     say "after: limits, a budget, cost and the spend ledger on"
+fi
+# CACHE=miss|hit: the "after" alias has the response cache on. miss: a budget of 0 bytes, so
+# every request is keyed, looked up, recorded and refused by the store (a miss every time: the
+# cost of the cache on an alias whose questions do not repeat); hit: every request after the
+# first is answered from the cache.
+if [[ -n ${CACHE:-} ]]; then
+    sed -i "s|gpt-4o-mini: { targets: \[ { provider: mock, model: gpt-4o-mini } \] }|gpt-4o-mini: { cache: { ttl_s: 3600 }, targets: [ { provider: mock, model: gpt-4o-mini } ] }|" "$TMP/gw.yaml"
+    grep -q 'cache: { ttl_s' "$TMP/gw.yaml" || die "CACHE: the config did not take the cache"
+    case $CACHE in
+        miss) printf 'cache: { max_bytes: 0 }\n' >>"$TMP/gw.yaml" ;;
+        hit) ;;
+        *) die "CACHE is miss or hit" ;;
+    esac
+    say "after: the response cache on ($CACHE)"
 fi
 cp "$TMP/gw.yaml" "$TMP/gw-after.yaml"
 

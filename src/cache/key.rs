@@ -14,8 +14,9 @@
 //! Everything else — messages, system, tools and tool choice, response format, sampling,
 //! stop, seed, reasoning, vendor extensions — is in the hash.
 //!
-//! Two independently seeded hashes make the 128 bits; a collision would also need the same
-//! alias and tenant, which the store compares in full.
+//! Two independently seeded hashes make the 128 bits (a long string goes into them as its
+//! XXH3-128 digest, one pass instead of two); a collision would also need the same alias and
+//! tenant, which the store compares in full.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -60,6 +61,9 @@ fn at_default(key: &str, v: &Value<'_, '_>) -> bool {
     }
 }
 
+/// Strings at least this long are hashed once, with XXH3-128, rather than by both hashers.
+const LONG: usize = 64;
+
 /// Two hashers fed the same bytes.
 struct Pair([foldhash::fast::FoldHasher<'static>; 2]);
 
@@ -75,6 +79,16 @@ impl Pair {
     }
 
     fn bytes(&mut self, b: &[u8]) {
+        if b.len() >= LONG {
+            // One 128-bit pass over a long string (message text), its halves into each hasher.
+            let d = xxhash_rust::xxh3::xxh3_128(b);
+            let [x, y] = &mut self.0;
+            x.write_u64(d as u64);
+            y.write_u64((d >> 64) as u64);
+            x.write_usize(b.len());
+            y.write_usize(b.len());
+            return;
+        }
         for h in &mut self.0 {
             h.write(b);
             h.write_usize(b.len());
@@ -169,7 +183,7 @@ pub struct Parts<'a, 'i> {
     /// Each target as `provider/model`, in config order: another target group is another key.
     pub targets: &'i mut dyn Iterator<Item = (&'a str, &'a str)>,
     /// Whose answers may be shared: the key, the team, or everyone.
-    pub tenant: &'a str,
+    pub tenant: super::Tenant<'a>,
     /// A client's `cache.namespace`.
     pub namespace: &'a str,
     pub body: [u64; 2],
@@ -185,7 +199,8 @@ pub fn key(p: Parts<'_, '_>) -> u128 {
         h.bytes(provider.as_bytes());
         h.bytes(model.as_bytes());
     }
-    h.bytes(p.tenant.as_bytes());
+    h.bytes(p.tenant.kind.as_bytes());
+    h.bytes(p.tenant.name.as_bytes());
     h.bytes(p.namespace.as_bytes());
     h.u64(p.body[0]);
     h.u64(p.body[1]);
@@ -258,6 +273,10 @@ mod tests {
     fn the_key_covers_tenant_alias_targets_and_namespace() {
         let body = digest(r#"{"model":"a","messages":[]}"#);
         let k = |tenant: &str, alias: &str, model: &str, ns: &str, wire: u8| {
+            let tenant = crate::cache::Tenant {
+                kind: "k:",
+                name: tenant,
+            };
             let mut list = [("openai", model)].into_iter();
             key(Parts {
                 wire,

@@ -67,10 +67,10 @@ impl Directives {
 /// What the cache did for a request: the `x-shardgate-cache` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    Hit,
-    Miss,
+    Hit = 0,
+    Miss = 1,
     /// Not read: off for the alias, not a cacheable request, or the client said `no-cache`.
-    Bypass,
+    Bypass = 2,
 }
 
 impl Status {
@@ -121,13 +121,35 @@ impl Fill {
     }
 }
 
-/// The tenant string of a request: whose answers it may be served.
-pub fn tenant(scope: Scope, key_id: &str, team: Option<&str>) -> String {
-    match (scope, team) {
-        (Scope::Shared, _) => String::new(),
-        (Scope::Team, Some(t)) => format!("t:{t}"),
-        (Scope::Team, None) | (Scope::Key, _) => format!("k:{key_id}"),
+/// Whose answers a request may be served: `k:<key id>`, `t:<team>`, or nobody's in
+/// particular (shared). Compared and hashed in its two parts, so a lookup allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tenant<'a> {
+    pub kind: &'static str,
+    pub name: &'a str,
+}
+
+impl Tenant<'_> {
+    /// Whether a stored entry's tenant (`kind` then `name`) is this one.
+    pub fn is(&self, stored: &str) -> bool {
+        stored.len() == self.kind.len() + self.name.len()
+            && stored.starts_with(self.kind)
+            && stored.ends_with(self.name)
     }
+
+    pub fn to_boxed(self) -> Box<str> {
+        [self.kind, self.name].concat().into()
+    }
+}
+
+/// The tenant of a request by key `key_id` (of `team`, if any) under `scope`.
+pub fn tenant<'a>(scope: Scope, key_id: &'a str, team: Option<&'a str>) -> Tenant<'a> {
+    let (kind, name) = match (scope, team) {
+        (Scope::Shared, _) => ("", ""),
+        (Scope::Team, Some(t)) => ("t:", t),
+        (Scope::Team, None) | (Scope::Key, _) => ("k:", key_id),
+    };
+    Tenant { kind, name }
 }
 
 /// One shard's cache: its store and counters.
@@ -155,7 +177,7 @@ impl Cache {
         &self,
         key: u128,
         alias: &str,
-        tenant: &str,
+        tenant: Tenant<'_>,
         now_ms: i64,
         max_age_s: Option<u64>,
         rule: &CacheRule,
@@ -238,9 +260,12 @@ mod tests {
 
     #[test]
     fn tenants_follow_the_scope() {
-        assert_eq!(tenant(Scope::Key, "a", Some("t1")), "k:a");
-        assert_eq!(tenant(Scope::Team, "a", Some("t1")), "t:t1");
-        assert_eq!(tenant(Scope::Team, "a", None), "k:a");
-        assert_eq!(tenant(Scope::Shared, "a", Some("t1")), "");
+        let s = |t: Tenant<'_>| t.to_boxed().to_string();
+        assert_eq!(s(tenant(Scope::Key, "a", Some("t1"))), "k:a");
+        assert_eq!(s(tenant(Scope::Team, "a", Some("t1"))), "t:t1");
+        assert_eq!(s(tenant(Scope::Team, "a", None)), "k:a");
+        assert_eq!(s(tenant(Scope::Shared, "a", Some("t1"))), "");
+        let t = tenant(Scope::Key, "ab", None);
+        assert!(t.is("k:ab") && !t.is("k:abc") && !t.is("t:ab") && !t.is("k:a"));
     }
 }

@@ -126,13 +126,13 @@ impl Store {
         &mut self,
         key: u128,
         alias: &str,
-        tenant: &str,
+        tenant: super::Tenant<'_>,
         now_ms: i64,
         max_age_ms: Option<i64>,
     ) -> Result<Rc<Entry>, Miss> {
         let &i = self.map.get(&key).ok_or(Miss::Absent)?;
         let e = self.node(i).entry.clone();
-        if *e.alias != *alias || *e.tenant != *tenant {
+        if *e.alias != *alias || !tenant.is(&e.tenant) {
             return Err(Miss::Absent);
         }
         if now_ms >= e.expires_ms {
@@ -259,6 +259,16 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn t(s: &str) -> super::super::Tenant<'_> {
+        match s.split_once(':') {
+            Some((k, n)) => super::super::Tenant {
+                kind: if k == "k" { "k:" } else { "t:" },
+                name: n,
+            },
+            None => super::super::Tenant { kind: "", name: s },
+        }
+    }
+
     fn entry(key: u128, alias: &str, tenant: &str, len: usize) -> Entry {
         Entry {
             key,
@@ -277,26 +287,26 @@ mod tests {
     fn a_hit_needs_the_same_alias_and_tenant_and_time_left() {
         let mut s = Store::new();
         s.put(entry(1, "gpt", "k:a", 10), 1 << 20);
-        assert!(s.get(1, "gpt", "k:a", 1_500, None).is_ok());
+        assert!(s.get(1, "gpt", t("k:a"), 1_500, None).is_ok());
         assert_eq!(
-            s.get(1, "gpt", "k:b", 1_500, None).unwrap_err(),
+            s.get(1, "gpt", t("k:b"), 1_500, None).unwrap_err(),
             Miss::Absent
         );
         assert_eq!(
-            s.get(1, "gpt2", "k:a", 1_500, None).unwrap_err(),
+            s.get(1, "gpt2", t("k:a"), 1_500, None).unwrap_err(),
             Miss::Absent
         );
         assert_eq!(
-            s.get(2, "gpt", "k:a", 1_500, None).unwrap_err(),
+            s.get(2, "gpt", t("k:a"), 1_500, None).unwrap_err(),
             Miss::Absent
         );
         assert_eq!(
-            s.get(1, "gpt", "k:a", 1_500, Some(100)).unwrap_err(),
+            s.get(1, "gpt", t("k:a"), 1_500, Some(100)).unwrap_err(),
             Miss::TooOld
         );
-        assert!(s.get(1, "gpt", "k:a", 1_500, Some(600)).is_ok());
+        assert!(s.get(1, "gpt", t("k:a"), 1_500, Some(600)).is_ok());
         assert_eq!(
-            s.get(1, "gpt", "k:a", 2_000, None).unwrap_err(),
+            s.get(1, "gpt", t("k:a"), 2_000, None).unwrap_err(),
             Miss::Expired
         );
         assert!(s.is_empty());
@@ -312,13 +322,13 @@ mod tests {
             assert!(s.put(entry(k, "m", "", 100), budget));
         }
         // Touch 0: 1 is now the oldest.
-        s.get(0, "m", "", 1_500, None).unwrap();
+        s.get(0, "m", t(""), 1_500, None).unwrap();
         s.put(entry(3, "m", "", 100), budget);
         assert_eq!(s.len(), 3);
         assert_eq!(s.evictions, 1);
-        assert!(s.get(1, "m", "", 1_500, None).is_err());
+        assert!(s.get(1, "m", t(""), 1_500, None).is_err());
         for k in [0, 2, 3] {
-            assert!(s.get(k, "m", "", 1_500, None).is_ok(), "{k}");
+            assert!(s.get(k, "m", t(""), 1_500, None).is_ok(), "{k}");
         }
         assert!(s.bytes() <= budget);
         // Replacing an entry does not count it twice; too large is refused.

@@ -58,7 +58,7 @@ pub fn look(
         wire: ctx.wire as u8,
         alias: &model.alias,
         targets: &mut targets,
-        tenant: &tenant,
+        tenant,
         namespace: d.namespace.as_deref().unwrap_or(""),
         body,
     });
@@ -69,7 +69,7 @@ pub fn look(
         match env
             .shard
             .cache
-            .get(k, &model.alias, &tenant, now, d.max_age_s, rule)
+            .get(k, &model.alias, tenant, now, d.max_age_s, rule)
         {
             Found::Hit(a) => {
                 ctx.cache = Some(Status::Hit);
@@ -86,7 +86,7 @@ pub fn look(
         ctx.fill = Some(Box::new(Fill {
             key: k,
             alias: model.alias.as_str().into(),
-            tenant: tenant.into(),
+            tenant: tenant.to_boxed(),
             key_id: key_id.into(),
             ttl_ms,
             bytes: Vec::new(),

@@ -481,9 +481,17 @@ async fn proxy(
     let body_at = conn.read_body(head, &env.shard.limits()).await?;
     ctx.body_read = true;
     let body = conn.body(&body_at);
-    // The body is hashed for the cache key on the same parse, when its alias caches.
+    // The body is hashed for the cache key on the same parse, when its alias caches; the
+    // alias's index, looked up for that, is what admit takes.
     let snap = env.snapshot;
-    let caches = |alias: &str| snap.model(alias).is_some_and(|(_, m)| m.cache.is_some());
+    let found = std::cell::Cell::new(None);
+    let caches = |alias: &str| match snap.model(alias) {
+        Some((i, m)) => {
+            found.set(Some(i));
+            m.cache.is_some()
+        }
+        None => false,
+    };
     let decoded = match path_model {
         None => scratch.decoder.decode_keyed(body, None, &caches)?,
         Some(at) => {
@@ -494,7 +502,7 @@ async fn proxy(
             scratch.decoder.decode_keyed(body, path, &caches)?
         }
     };
-    admit(env, ctx, key, decoded.alias(body))?;
+    admit(env, ctx, key, decoded.alias(body), found.get())?;
     ctx.stream = decoded.stream && endpoint.streams();
     let rf = route_facts(env, conn, head, &body_at, &decoded);
     limit::charge(env, ctx, key, &rf, &mut scratch.charges)?;
@@ -531,8 +539,10 @@ fn admit<'s>(
     ctx: &mut Ctx,
     key: Principal,
     alias: &str,
+    at: Option<usize>,
 ) -> Result<&'s crate::config::Model, GatewayError> {
-    let (idx, model) = env.snapshot.model(alias).ok_or_else(|| {
+    let known = at.map(|i| (i, &env.snapshot.models[i]));
+    let (idx, model) = known.or_else(|| env.snapshot.model(alias)).ok_or_else(|| {
         GatewayError::new(
             Kind::ModelNotFound,
             format!("the model `{alias}` does not exist"),

@@ -138,11 +138,21 @@ models:
   gpt-busy:
     targets:
       - {{ provider: up-busy, model: upstream-mini }}
+  # The response cache (test_cache.py): answers with two tool calls, and Anthropic's own.
+  gpt-cached:
+    targets:
+      - {{ provider: up-tools, model: upstream-tools }}
+    cache: {{ ttl_s: 600 }}
+  claude-cached:
+    targets:
+      - {{ provider: claude-tools, model: claude-sonnet-4-5 }}
+    cache: {{ ttl_s: 600 }}
 keys:
   - name: team-a
     key: {{ env: TEAM_A_KEY }}
     models: [gpt-4o-mini, text-embedding-3-small, gpt-tools, claude, claude-tools, claude-busy,
-             gpt-busy, gpt-limited-a, gpt-limited-b, gpt-rps, claude-rps, gpt-resp]
+             gpt-busy, gpt-limited-a, gpt-limited-b, gpt-rps, claude-rps, gpt-resp,
+             gpt-cached, claude-cached]
 """
 
 
