@@ -241,7 +241,8 @@ def test_models_list(client):
     ids = [m.id for m in client.models.list()]
     # Exactly the aliases the key may use (test_translation.py adds the cross-protocol ones).
     allowed = [CHAT, EMBED, "gpt-tools", "claude", "claude-tools", "claude-busy", "gpt-busy",
-               "gpt-limited-a", "gpt-limited-b", "gpt-rps", "claude-rps", "gpt-resp"]
+               "gpt-limited-a", "gpt-limited-b", "gpt-rps", "claude-rps", "gpt-resp",
+               "gpt-cached", "claude-cached"]
     assert sorted(ids) == sorted(allowed), ids
     assert "restricted" not in ids
 
