@@ -295,9 +295,14 @@ fn extract(
                 let v = value_start(body, k).ok_or_else(|| bad("malformed member"))?;
                 cache = Some((Box::new(directives(&value)?), k - 1..value_end(body, v)));
             }
-            "n" => many_choices = value.cast_f64().is_some_and(|n| n > 1.0),
+            "n" => many_choices |= value.cast_f64().is_some_and(|n| n > 1.0),
             "generationConfig" => {
                 max_tokens = value.get("maxOutputTokens").and_then(|m| m.as_u64());
+                // Gemini's `n`.
+                many_choices |= value
+                    .get("candidateCount")
+                    .and_then(|c| c.cast_f64())
+                    .is_some_and(|n| n > 1.0);
             }
             _ => {
                 if let Some(i) = family::REJECTABLE.iter().position(|f| *f == key) {
@@ -572,6 +577,25 @@ mod tests {
             r#""logprobs":true"#
         );
         assert!(d.rejectable[at("top_logprobs")].is_none());
+    }
+
+    #[test]
+    fn more_than_one_choice_is_noted_in_either_protocol() {
+        for (body, many) in [
+            (r#"{"model":"m","n":2}"#, true),
+            (r#"{"model":"m","n":1}"#, false),
+            (r#"{"model":"m"}"#, false),
+            (
+                r#"{"model":"m","generationConfig":{"candidateCount":3}}"#,
+                true,
+            ),
+            (
+                r#"{"model":"m","generationConfig":{"candidateCount":1}}"#,
+                false,
+            ),
+        ] {
+            assert_eq!(decode(body).unwrap().many_choices, many, "{body}");
+        }
     }
 
     #[test]
