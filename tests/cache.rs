@@ -400,7 +400,21 @@ fn scopes_and_purges(driver: Driver) {
     assert_eq!(purge(r#"{"model":"gpt"}"#).json()["purged"], 2);
     assert_eq!(cache_header(&chat(&gw, ADMIN, &other)), "MISS");
     assert_eq!(purge("").json()["purged"], 1);
-    assert_eq!(purge(r#"{"nope":1}"#).status, 400);
+    let refused = purge(r#"{"nope":1}"#);
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.json()["error"]["code"],
+        "unknown_field",
+        "{}",
+        refused.text()
+    );
+    let refused = purge(r#"{"model":3}"#);
+    assert_eq!(
+        refused.json()["error"]["param"],
+        "model",
+        "{}",
+        refused.text()
+    );
     let unauthorized = http::request(gw.admin.unwrap(), "POST", "/cache/purge", &[], b"");
     assert_eq!(unauthorized.status, 401);
     gw.wait_metric("shardgate_cache_entries 0");

@@ -133,6 +133,19 @@ impl<'p> Route<'p> {
     }
 }
 
+/// What `POST /cache/purge` names (`model`, `key`, both, or neither for everything), read as
+/// strictly as every other body of the API.
+pub fn purge_request(body: &[u8]) -> Result<crate::cache::Purge, Reply> {
+    let read = || -> Result<crate::cache::Purge, failure::Failure> {
+        let b = fields::Body::parse(body, "/cache/purge", &["model", "key"])?;
+        Ok(crate::cache::Purge {
+            alias: b.text("model")?.flatten(),
+            key_id: b.text("key")?.flatten(),
+        })
+    };
+    read().map_err(|f| f.reply())
+}
+
 /// An error reply of the admin listener itself, in the API's error shape.
 pub fn refusal(status: u16, kind: &'static str, code: &'static str, message: String) -> Reply {
     failure::Failure::other(status, kind, code, message).reply()

@@ -191,7 +191,6 @@ enum Refusal {
     TooLarge,
     Chunked,
     Unavailable,
-    BadRequest,
 }
 
 fn error(why: Refusal, message: impl Into<String>) -> Answer {
@@ -204,7 +203,6 @@ fn error(why: Refusal, message: impl Into<String>) -> Answer {
         Refusal::TooLarge => (413, "invalid_request_error", "request_too_large"),
         Refusal::Chunked => (411, "invalid_request_error", "length_required"),
         Refusal::Unavailable => (503, "server_error", "control_unavailable"),
-        Refusal::BadRequest => (400, "invalid_request_error", "invalid_request"),
     };
     let r = api::refusal(status, kind, code, message.into());
     (r.status, r.content_type, r.body)
@@ -336,28 +334,10 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
 /// `POST /cache/purge` with `{"model": alias, "key": key id}` (either, both, or neither for
 /// everything): removes those cached answers from every shard.
 async fn purge(handle: &control::Handle, body: &[u8]) -> Answer {
-    let mut p = crate::cache::Purge::default();
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: serde_json::Value = match serde_json::from_slice(body) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
-            _ => return error(Refusal::BadRequest, "the body must be a JSON object"),
-        };
-        for (k, v) in v.as_object().into_iter().flatten() {
-            let Some(s) = v.as_str().filter(|s| !s.is_empty()) else {
-                return error(Refusal::BadRequest, format!("`{k}` must be a string"));
-            };
-            match k.as_str() {
-                "model" | "alias" => p.alias = Some(s.to_owned()),
-                "key" => p.key_id = Some(s.to_owned()),
-                other => {
-                    return error(
-                        Refusal::BadRequest,
-                        format!("unknown field `{other}` (model, key)"),
-                    );
-                }
-            }
-        }
-    }
+    let p = match api::purge_request(body) {
+        Ok(p) => p,
+        Err(r) => return (r.status, r.content_type, r.body),
+    };
     let n = handle.purge_cache(&p).await;
     (
         200,

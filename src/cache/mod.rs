@@ -229,11 +229,6 @@ impl Cache {
         self.store.borrow_mut().purge(p)
     }
 
-    /// Evicts down to a (new, smaller) budget.
-    pub fn fit(&self, budget: usize) {
-        self.store.borrow_mut().fit(budget);
-    }
-
     /// (entries, bytes, evictions so far), for the metrics.
     pub fn stats(&self) -> (u64, u64, u64) {
         let s = self.store.borrow();

@@ -236,11 +236,7 @@ mod tests {
     use super::*;
 
     fn found(text: &str) -> Vec<(Entity, &str)> {
-        let mut out = Vec::new();
-        scan(text, &mut out);
-        out.iter()
-            .map(|f| (f.entity, &text[f.range.clone()]))
-            .collect()
+        super::super::matches(scan, text)
     }
 
     fn phrases(text: &str) -> Vec<&str> {

@@ -224,3 +224,13 @@ pub(crate) fn settle(out: &mut Vec<Finding>, from: usize) {
     }
     out.truncate(keep);
 }
+
+/// What a scan function finds in `text`, as (entity, matched text): the detectors' tests.
+#[cfg(test)]
+fn matches(scan: fn(&str, &mut Vec<Finding>), text: &str) -> Vec<(Entity, &str)> {
+    let mut out = Vec::new();
+    scan(text, &mut out);
+    out.iter()
+        .map(|f| (f.entity, &text[f.range.clone()]))
+        .collect()
+}

@@ -4,8 +4,6 @@
 //! request, which the relay fills with the answer as the client receives it and stores once
 //! the answer is complete.
 
-use std::borrow::Cow;
-
 use super::decode::{Decoded, StreamOptions};
 use super::{Ctx, Env, Outcome, Scratch};
 use crate::auth::Principal;
@@ -31,12 +29,12 @@ pub fn look(
     let snap = env.snapshot;
     let model = &snap.models[ctx.model as usize];
     let (Some(rule), Some(body)) = (&model.cache, decoded.digest) else {
+        // No cache on the alias: said in the header, not counted.
         ctx.cache = Some(Status::Bypass);
         return None;
     };
     if !endpoint.is_chat() || decoded.many_choices {
-        ctx.cache = Some(Status::Bypass);
-        count(env, ctx, Status::Bypass);
+        mark(env, ctx, Status::Bypass);
         return None;
     }
     let mut d = decoded
@@ -72,15 +70,13 @@ pub fn look(
             .get(k, &model.alias, tenant, now, d.max_age_s, rule)
         {
             Found::Hit(a) => {
-                ctx.cache = Some(Status::Hit);
-                count(env, ctx, Status::Hit);
+                mark(env, ctx, Status::Hit);
                 return Some(a);
             }
             Found::Miss => Status::Miss,
         }
     };
-    ctx.cache = Some(status);
-    count(env, ctx, status);
+    mark(env, ctx, status);
     let ttl_ms = ttl_ms(rule.ttl.as_millis() as u64, &d);
     if !d.no_store && ttl_ms > 0 {
         ctx.fill = Some(Box::new(Fill {
@@ -90,7 +86,8 @@ pub fn look(
             key_id: key_id.into(),
             ttl_ms,
             bytes: Vec::new(),
-            streamed: ctx.stream,
+            // The relay says, once it knows how the upstream answered.
+            streamed: false,
             too_large: false,
         }));
     }
@@ -105,7 +102,9 @@ fn ttl_ms(rule_ms: u64, d: &Directives) -> i64 {
     ms.min(i64::MAX as u64) as i64
 }
 
-fn count(env: &Env<'_>, ctx: &Ctx, status: Status) {
+/// Notes what the cache did, for the header and the metrics.
+fn mark(env: &Env<'_>, ctx: &mut Ctx, status: Status) {
+    ctx.cache = Some(status);
     env.shard
         .metrics
         .borrow_mut()
@@ -123,14 +122,12 @@ pub async fn serve(
     answer: replay::Answer,
 ) -> Result<Outcome, GatewayError> {
     ctx.cost = Some(0.0);
-    let alias = env.snapshot.models[ctx.model as usize].alias.as_str();
-    let reported: Cow<'_, str> = if answer.model.is_empty() {
-        Cow::Borrowed(alias)
-    } else {
-        Cow::Borrowed(&answer.model)
+    let reported = match answer.model.as_ref() {
+        "" => env.snapshot.models[ctx.model as usize].alias.as_str(),
+        m => m,
     };
     let stamp = Stamp {
-        model: &reported,
+        model: reported,
         created: super::attempt::unix_now(),
         default_max_tokens: 0,
         id: ctx.id_str(),

@@ -413,7 +413,6 @@ pub async fn deliver(
     if ok && let Some(f) = &mut ctx.fill {
         // The answer as the client received it (translated already, if it was).
         f.record(&scratch.body, env.snapshot.cache.max_entry_bytes);
-        f.streamed = false;
         super::cached::store(env, ctx);
     }
     Ok(Outcome {

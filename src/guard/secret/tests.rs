@@ -4,11 +4,7 @@
 use super::*;
 
 fn found(text: &str) -> Vec<(Entity, &str)> {
-    let mut out = Vec::new();
-    scan(text, &mut out);
-    out.iter()
-        .map(|f| (f.entity, &text[f.range.clone()]))
-        .collect()
+    crate::guard::matches(scan, text)
 }
 
 fn one(text: &str) -> Option<(Entity, &str)> {
