@@ -1,4 +1,5 @@
-//! Virtual keys: who is calling, and which model aliases they may use.
+//! Virtual keys: who is calling, which model aliases they may use, which guardrail policies
+//! their requests run, and whether the response cache may serve them.
 //!
 //! The control thread builds one [`KeyTable`] from the config file's keys and the store's, and
 //! publishes it to every shard apart from the config generation, so a key change never
@@ -65,6 +66,24 @@ pub struct KeySpec {
     /// The number the spend ledger knows this key and its team by (control's
     /// `KeyNumbers`); [`NO_NUMBER`] outside a control thread.
     pub number: u32,
+    /// Guardrail policy names set on the key, and on its team (not checked against the
+    /// config here: the request path resolves them).
+    pub guardrails: Vec<String>,
+    pub team_guardrails: Vec<String>,
+    pub cache: KeyCache,
+}
+
+/// A key's own say over the response cache.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum KeyCache {
+    /// The alias's rule decides (and a key never set otherwise).
+    #[default]
+    Follow,
+    /// This key's requests are never cached.
+    Off,
+    /// Cached by this rule (never [`Scope::Shared`](crate::config::cache::Scope::Shared):
+    /// sharing across tenants is the alias's choice).
+    On(crate::config::cache::CacheRule),
 }
 
 /// A key without a ledger number (numbers start at 1).
@@ -87,6 +106,10 @@ pub struct KeyEntry {
     last_used: AtomicU64,
     limits: Box<[crate::limits::Limit]>,
     alias_limits: Box<[(Box<str>, crate::limits::Limit)]>,
+    /// The key's guardrail policy names, then its team's, each once; empty (no allocation)
+    /// when neither has any.
+    pub guardrails: Box<[Box<str>]>,
+    pub cache: KeyCache,
 }
 
 impl KeyEntry {
@@ -193,6 +216,8 @@ impl KeyTable {
                     .into_iter()
                     .map(|(a, l)| (a.into_boxed_str(), l))
                     .collect(),
+                guardrails: merged(s.guardrails, s.team_guardrails),
+                cache: s.cache,
             });
         }
         (t, refused)
@@ -282,6 +307,17 @@ impl KeyTable {
     pub fn team(&self, who: Principal) -> Option<&str> {
         self.entry(who).and_then(|e| e.team.as_deref())
     }
+}
+
+/// `own` then `team`, each name once, in that order.
+fn merged(own: Vec<String>, team: Vec<String>) -> Box<[Box<str>]> {
+    let mut out: Vec<Box<str>> = Vec::with_capacity(own.len() + team.len());
+    for name in own.into_iter().chain(team) {
+        if !out.iter().any(|n| **n == *name) {
+            out.push(name.into_boxed_str());
+        }
+    }
+    out.into_boxed_slice()
 }
 
 /// Now, in unix milliseconds.

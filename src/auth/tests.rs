@@ -91,3 +91,36 @@ fn last_used_is_recorded_in_seconds() {
     t.authenticate(Some(b"sk-a"), 41_000).unwrap();
     assert_eq!(t.entries()[0].last_used_s(), 42, "never goes back");
 }
+
+#[test]
+fn guardrails_are_the_keys_then_the_teams_each_once() {
+    let mut s = spec("a", "sk-a");
+    s.team = Some("t".into());
+    s.guardrails = vec!["pii".into(), "jailbreak".into()];
+    s.team_guardrails = vec!["toxicity".into(), "pii".into(), "jailbreak".into()];
+    let mut team_only = spec("b", "sk-b");
+    team_only.team_guardrails = vec!["pii".into()];
+    let (t, _) = KeyTable::build(vec![s, team_only, spec("c", "sk-c")], false);
+    let names =
+        |i: usize| -> Vec<&str> { t.entries()[i].guardrails.iter().map(|n| &**n).collect() };
+    assert_eq!(names(0), ["pii", "jailbreak", "toxicity"]);
+    assert_eq!(names(1), ["pii"]);
+    assert!(names(2).is_empty());
+}
+
+#[test]
+fn the_cache_setting_is_carried_and_follows_by_default() {
+    use crate::config::cache::{CacheRule, Scope};
+    let mut off = spec("off", "sk-1");
+    off.cache = KeyCache::Off;
+    let mut on = spec("on", "sk-2");
+    let rule = CacheRule {
+        scope: Scope::Team,
+        ..CacheRule::default()
+    };
+    on.cache = KeyCache::On(rule.clone());
+    let (t, _) = KeyTable::build(vec![off, on, spec("plain", "sk-3")], false);
+    assert_eq!(t.entries()[0].cache, KeyCache::Off);
+    assert_eq!(t.entries()[1].cache, KeyCache::On(rule));
+    assert_eq!(t.entries()[2].cache, KeyCache::Follow);
+}

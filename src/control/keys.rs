@@ -57,6 +57,9 @@ pub fn table(
             team_blocked: r.team_blocked,
             last_used_s: 0,
             number: crate::auth::NO_NUMBER,
+            guardrails: r.guardrails,
+            team_guardrails: r.team_guardrails,
+            cache: r.cache.key_cache(),
             id: r.id,
         });
     }
@@ -159,6 +162,50 @@ impl KeyNumbers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keys_guardrails_and_cache_reach_its_entry_and_its_teams_follow_the_team() {
+        use crate::auth::KeyCache;
+        use crate::store::{CacheSetting, KeySpec as StoreKey, TeamSpec};
+        let config =
+            crate::config::load_str(crate::config::EMBEDDED_DEFAULT, &|_| Some("sk-up".into()))
+                .unwrap();
+        let mut store = Store::open(None).unwrap();
+        let mut team = TeamSpec {
+            guardrails: vec!["toxicity".into(), "pii".into()],
+            ..TeamSpec::default()
+        };
+        store.write(|w| w.insert_team(Some("t"), &team, 1)).unwrap();
+        let key = StoreKey {
+            team_id: Some("t".into()),
+            guardrails: vec!["pii".into(), "jailbreak".into()],
+            cache: CacheSetting::Off,
+            ..StoreKey::default()
+        };
+        let (row, _) = store.write(|w| w.insert_key(&key, 2)).unwrap();
+        let (mut slots, mut numbers) = (Slots::default(), KeyNumbers::default());
+        let mut build = |store: &Store| table(&config, store, None, &mut slots, &mut numbers);
+        let names = |t: &KeyTable| -> Vec<String> {
+            let e = t.entries().iter().find(|e| *e.id == row.id).unwrap();
+            e.guardrails.iter().map(|n| n.to_string()).collect()
+        };
+        let t = build(&store).unwrap();
+        assert_eq!(names(&t), ["pii", "jailbreak", "toxicity"]);
+        let e = t.entries().iter().find(|e| *e.id == row.id).unwrap();
+        assert_eq!(e.cache, KeyCache::Off);
+
+        team.guardrails = vec!["pii.v2".into()];
+        store.write(|w| w.update_team("t", &team, 3)).unwrap();
+        assert_eq!(
+            names(&build(&store).unwrap()),
+            ["pii", "jailbreak", "pii.v2"]
+        );
+        // Config keys have none and follow their alias.
+        let t = build(&store).unwrap();
+        for e in t.entries().iter().filter(|e| e.id.starts_with("config:")) {
+            assert!(e.guardrails.is_empty() && e.cache == KeyCache::Follow);
+        }
+    }
 
     #[test]
     fn numbers_are_stable_then_reused_only_after_the_grace() {

@@ -7,7 +7,10 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
-use super::{Fault, KeyRecord, Limits, Reader, StoreError, Writer, json_column, json_text, secret};
+use super::{
+    CacheSetting, Fault, KeyRecord, Limits, Reader, StoreError, Writer, json_column, json_text,
+    secret,
+};
 use crate::auth::digest;
 
 /// What the admin API may set on a key.
@@ -23,6 +26,9 @@ pub struct KeySpec {
     pub expires_ms: Option<i64>,
     pub blocked: bool,
     pub limits: Limits,
+    /// Guardrail policy names (checked by the admin API, not against the config).
+    pub guardrails: Vec<String>,
+    pub cache: CacheSetting,
 }
 
 /// A key as the admin API shows it (no secret, no hash).
@@ -49,7 +55,7 @@ pub struct KeyFilter<'a> {
 
 const ROW: &str = "SELECT key_id, key_hint, key_alias, team_id, user_id, models, metadata, tags, \
     expires_at, blocked, limits, spend, previous_valid_until, created_at, updated_at, \
-    last_used_at FROM keys";
+    last_used_at, guardrails, cache FROM keys";
 
 const FILTER: &str = "WHERE (?1 IS NULL OR team_id = ?1) AND (?2 IS NULL OR key_alias = ?2)";
 
@@ -67,6 +73,8 @@ fn key_row(r: &Row) -> rusqlite::Result<KeyRow> {
             expires_ms: r.get(8)?,
             blocked: r.get(9)?,
             limits: json_column(r, 10)?,
+            guardrails: json_column(r, 16)?,
+            cache: CacheSetting::from_column(r, 17)?,
         },
         spend: r.get(11)?,
         previous_until_ms: r.get(12)?,
@@ -84,6 +92,7 @@ fn key_record(r: &Row) -> rusqlite::Result<KeyRecord> {
         None => None,
     };
     let team_models: Option<String> = r.get(7)?;
+    let team_guardrails: Option<String> = r.get(15)?;
     Ok(KeyRecord {
         id: r.get(0)?,
         alias: r.get(1)?,
@@ -101,6 +110,12 @@ fn key_record(r: &Row) -> rusqlite::Result<KeyRecord> {
         limits: json_column(r, 11)?,
         team_limits,
         user_id: r.get(13)?,
+        guardrails: json_column(r, 14)?,
+        team_guardrails: match team_guardrails {
+            Some(_) => json_column(r, 15)?,
+            None => Vec::new(),
+        },
+        cache: CacheSetting::from_column(r, 16)?,
     })
 }
 
@@ -161,7 +176,7 @@ impl Reader<'_> {
         let mut st = self.conn.prepare_cached(
             "SELECT k.key_id, k.key_alias, k.key_hash, k.previous_hash, k.previous_valid_until, \
              k.team_id, k.models, t.models, k.expires_at, k.blocked, t.blocked, k.limits, \
-             t.limits, k.user_id \
+             t.limits, k.user_id, k.guardrails, t.guardrails, k.cache \
              FROM keys k LEFT JOIN teams t ON t.team_id = k.team_id \
              ORDER BY k.created_at, k.rowid",
         )?;
@@ -191,8 +206,9 @@ impl Writer<'_> {
         self.conn
             .prepare_cached(
                 "INSERT INTO keys (key_id, key_hash, key_hint, key_alias, team_id, user_id, \
-                 models, metadata, tags, expires_at, blocked, limits, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+                 models, metadata, tags, expires_at, blocked, limits, guardrails, cache, \
+                 created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
             )?
             .execute(params![
                 id,
@@ -207,6 +223,8 @@ impl Writer<'_> {
                 spec.expires_ms,
                 spec.blocked,
                 json_text(&spec.limits),
+                json_text(&spec.guardrails),
+                spec.cache.column(),
                 now_ms,
             ])?;
         Ok((self.existing(&id)?, secret))
@@ -224,7 +242,7 @@ impl Writer<'_> {
             .prepare_cached(
                 "UPDATE keys SET key_alias = ?2, team_id = ?3, user_id = ?4, models = ?5, \
                  metadata = ?6, tags = ?7, expires_at = ?8, blocked = ?9, limits = ?10, \
-                 updated_at = ?11 WHERE key_id = ?1",
+                 guardrails = ?11, cache = ?12, updated_at = ?13 WHERE key_id = ?1",
             )?
             .execute(params![
                 id,
@@ -237,6 +255,8 @@ impl Writer<'_> {
                 spec.expires_ms,
                 spec.blocked,
                 json_text(&spec.limits),
+                json_text(&spec.guardrails),
+                spec.cache.column(),
                 now_ms,
             ])?;
         must_exist(n, id)?;
@@ -369,6 +389,7 @@ mod tests {
         let mut s = Store::open(None).unwrap();
         let team = TeamSpec {
             models: vec!["gpt".into(), "claude".into()],
+            guardrails: vec!["pii".into()],
             blocked: true,
             limits: Limits {
                 rpm_limit: Some(7),
@@ -382,6 +403,8 @@ mod tests {
         k.user_id = Some("u".into());
         k.expires_ms = Some(99);
         k.limits.tpm_limit = Some(5);
+        k.guardrails = vec!["jailbreak".into(), "pii".into()];
+        k.cache = CacheSetting::Off;
         s.write(|w| w.insert_key(&k, 2)).unwrap();
         s.write(|w| w.insert_key(&spec("alone"), 3)).unwrap();
         let recs = s.key_records().unwrap();
@@ -393,8 +416,13 @@ mod tests {
         assert_eq!(recs[0].alias.as_deref(), Some("in-team"));
         assert_eq!(recs[0].user_id.as_deref(), Some("u"));
         assert_eq!(recs[0].expires_ms, Some(99));
+        assert_eq!(recs[0].guardrails, ["jailbreak", "pii"]);
+        assert_eq!(recs[0].team_guardrails, ["pii"]);
+        assert_eq!(recs[0].cache, CacheSetting::Off);
         assert_eq!(recs[1].team_id, None);
         assert!(recs[1].team_models.is_empty() && !recs[1].team_blocked);
+        assert!(recs[1].guardrails.is_empty() && recs[1].team_guardrails.is_empty());
+        assert_eq!(recs[1].cache, CacheSetting::Follow);
         assert_eq!(recs[1].team_limits, None);
     }
 
@@ -418,8 +446,28 @@ mod tests {
         let mut changed = a.spec.clone();
         changed.blocked = true;
         changed.tags = vec!["x".into()];
+        changed.guardrails = vec!["pii".into()];
+        changed.cache = CacheSetting::On(super::super::CacheOverride {
+            ttl_s: Some(60),
+            scope: Some(crate::config::cache::Scope::Team),
+            store_length: None,
+        });
         let a2 = s.write(|w| w.update_key(&a.id, &changed, 9)).unwrap();
-        assert_eq!((a2.spec, a2.updated_ms, a2.created_ms), (changed, 9, 1));
+        assert_eq!((&a2.spec, a2.updated_ms, a2.created_ms), (&changed, 9, 1));
+        assert_eq!(s.reader().key(&a.id).unwrap().unwrap().spec, changed);
+        assert_eq!(s.key_records().unwrap()[0].cache, changed.cache);
+        // Back to following the alias: the column is NULL again.
+        changed.cache = CacheSetting::Follow;
+        changed.guardrails.clear();
+        let a2 = s.write(|w| w.update_key(&a.id, &changed, 9)).unwrap();
+        assert_eq!(a2.spec, changed);
+        let raw: Option<String> = s
+            .conn
+            .query_row("SELECT cache FROM keys WHERE key_id = ?1", [&a.id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(raw, None);
         let page = s.reader().keys(KeyFilter::default(), 1, 10).unwrap();
         assert_eq!(page, std::slice::from_ref(&b));
         let by_alias = KeyFilter {

@@ -8,6 +8,7 @@
 //! `synchronous=FULL` before the caller answers; a key's secret is never stored, only its SHA-256
 //! hash and a masked hint; a database from a newer build is refused untouched (see `schema`).
 
+mod cache_setting;
 mod keys;
 mod ledger;
 mod schema;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 use serde::de::DeserializeOwned;
 
+pub use cache_setting::{CacheOverride, CacheSetting, MAX_TTL_S};
 pub use keys::{KeyFilter, KeyRow, KeySpec};
 pub use ledger::{LedgerFilter, LedgerRow, SpendGroup, SpendScope, SpendTotal, day_of};
 pub use schema::SCHEMA_VERSION;
@@ -50,6 +52,10 @@ pub struct KeyRecord {
     pub limits: Limits,
     pub team_limits: Option<Limits>,
     pub user_id: Option<String>,
+    /// Guardrail policy names, as the admin API checked them; the key's, then its team's.
+    pub guardrails: Vec<String>,
+    pub team_guardrails: Vec<String>,
+    pub cache: CacheSetting,
 }
 
 /// Spend and rate limits of a key or team (LiteLLM's field names). Stored as one JSON column.
@@ -282,7 +288,7 @@ mod tests {
         assert_eq!(s.schema_version(), SCHEMA_VERSION);
         assert_eq!(
             s.describe(),
-            "in memory (schema v2; keys made through the admin API are lost on exit)"
+            "in memory (schema v3; keys made through the admin API are lost on exit)"
         );
         assert!(s.key_records().unwrap().is_empty());
     }
@@ -295,7 +301,7 @@ mod tests {
         let abs = std::fs::canonicalize(&path).unwrap();
         assert_eq!(
             s.describe(),
-            format!("SQLite {} (schema v2, WAL)", abs.display())
+            format!("SQLite {} (schema v3, WAL)", abs.display())
         );
         let mode: String = s
             .conn

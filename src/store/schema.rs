@@ -100,11 +100,20 @@ CREATE TABLE limit_usage (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Per-key and per-team guardrail policy names (JSON lists, checked by the admin API, not
+/// against the config: the request path resolves them), and a key's own cache setting
+/// (`store::CacheSetting`'s JSON; NULL follows the alias).
+const V3: &str = "
+ALTER TABLE keys ADD COLUMN guardrails TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE keys ADD COLUMN cache TEXT;
+ALTER TABLE teams ADD COLUMN guardrails TEXT NOT NULL DEFAULT '[]';
+";
+
 /// The migration steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The highest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
@@ -196,7 +205,7 @@ mod tests {
         drop(conn);
 
         let mut s = Store::open(Some(&path)).unwrap();
-        assert_eq!(s.schema_version(), 2);
+        assert_eq!(s.schema_version(), SCHEMA_VERSION);
         assert_eq!(tables(&s.conn).len(), 5);
         let records = s.key_records().unwrap();
         assert_eq!(records.len(), 1);
@@ -215,7 +224,57 @@ mod tests {
         assert_eq!(s.reader().key("key_old").unwrap().unwrap().spend, 2.0);
         drop(s);
         let s = Store::open(Some(&path)).unwrap();
-        assert_eq!((s.schema_version(), s.ledger_count().unwrap()), (2, 1));
+        assert_eq!(
+            (s.schema_version(), s.ledger_count().unwrap()),
+            (SCHEMA_VERSION, 1)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_version_2_file_gains_guardrails_and_cache_and_keeps_its_rows() {
+        let dir = temp_dir("v2-to-v3");
+        let path = dir.join("keys.db");
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute_batch(V2).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO teams (team_id, models, created_at, updated_at)
+             VALUES ('t', '[\"gpt\"]', 1, 1);
+             INSERT INTO keys (key_id, key_hash, key_hint, team_id, models, spend, created_at,
+                               updated_at)
+             VALUES ('key_old', zeroblob(32), 'sk-...old1', 't', '[\"gpt\"]', 1.5, 1, 1);",
+        )
+        .unwrap();
+        drop(conn);
+
+        let mut s = Store::open(Some(&path)).unwrap();
+        assert_eq!(s.schema_version(), 3);
+        let rec = &s.key_records().unwrap()[0];
+        assert_eq!(
+            (rec.id.as_str(), rec.team_id.as_deref()),
+            ("key_old", Some("t"))
+        );
+        assert_eq!(
+            (rec.models.as_slice(), rec.team_models.as_slice()),
+            (&["gpt".to_owned()][..], &["gpt".to_owned()][..])
+        );
+        assert!(rec.guardrails.is_empty() && rec.team_guardrails.is_empty());
+        assert_eq!(rec.cache, super::super::CacheSetting::Follow);
+        let row = s.reader().key("key_old").unwrap().unwrap();
+        assert_eq!((row.spend, row.hint.as_str()), (1.5, "sk-...old1"));
+        assert!(row.spec.guardrails.is_empty());
+        let team = s.reader().team("t").unwrap().unwrap();
+        assert!(team.spec.guardrails.is_empty());
+        // The new columns take writes.
+        let mut spec = row.spec.clone();
+        spec.guardrails = vec!["pii".into()];
+        s.write(|w| w.update_key("key_old", &spec, 2)).unwrap();
+        drop(s);
+        let s = Store::open(Some(&path)).unwrap();
+        assert_eq!(s.key_records().unwrap()[0].guardrails, ["pii"]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -235,7 +294,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "store {} has schema version 7, newer than this shardgate understands (2): \
+                "store {} has schema version 7, newer than this shardgate understands (3): \
                  upgrade shardgate, or point store.path at another file",
                 abs.display()
             )

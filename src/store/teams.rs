@@ -1,4 +1,5 @@
-//! Team rows: a team groups keys under one model list, blocked flag and set of limits.
+//! Team rows: a team groups keys under one model list, blocked flag, set of limits and list of
+//! guardrail policies (run after each key's own).
 //!
 //! Deleting a team deletes its keys (as LiteLLM does); the schema's `ON DELETE CASCADE`
 //! guarantees it, and [`Writer::delete_teams`] reports which keys went.
@@ -17,6 +18,8 @@ pub struct TeamSpec {
     pub metadata: Map<String, Value>,
     pub blocked: bool,
     pub limits: Limits,
+    /// Guardrail policy names its keys run after their own (checked by the admin API only).
+    pub guardrails: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +32,7 @@ pub struct TeamRow {
 }
 
 const ROW: &str = "SELECT team_id, team_alias, models, metadata, blocked, limits, spend, \
-    created_at, updated_at FROM teams";
+    created_at, updated_at, guardrails FROM teams";
 
 fn team_row(r: &Row) -> rusqlite::Result<TeamRow> {
     Ok(TeamRow {
@@ -40,6 +43,7 @@ fn team_row(r: &Row) -> rusqlite::Result<TeamRow> {
             metadata: json_column(r, 3)?,
             blocked: r.get(4)?,
             limits: json_column(r, 5)?,
+            guardrails: json_column(r, 9)?,
         },
         spend: r.get(6)?,
         created_ms: r.get(7)?,
@@ -99,7 +103,7 @@ impl Writer<'_> {
         self.conn
             .prepare_cached(
                 "INSERT INTO teams (team_id, team_alias, models, metadata, blocked, limits, \
-                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                 guardrails, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
             )?
             .execute(params![
                 id,
@@ -108,6 +112,7 @@ impl Writer<'_> {
                 json_text(&spec.metadata),
                 spec.blocked,
                 json_text(&spec.limits),
+                json_text(&spec.guardrails),
                 now_ms,
             ])?;
         self.existing_team(&id)
@@ -128,7 +133,7 @@ impl Writer<'_> {
         self.conn
             .prepare_cached(
                 "UPDATE teams SET team_alias = ?2, models = ?3, metadata = ?4, blocked = ?5, \
-                 limits = ?6, updated_at = ?7 WHERE team_id = ?1",
+                 limits = ?6, guardrails = ?7, updated_at = ?8 WHERE team_id = ?1",
             )?
             .execute(params![
                 id,
@@ -137,6 +142,7 @@ impl Writer<'_> {
                 json_text(&spec.metadata),
                 spec.blocked,
                 json_text(&spec.limits),
+                json_text(&spec.guardrails),
                 now_ms,
             ])?;
         self.existing_team(id)
@@ -169,6 +175,7 @@ mod tests {
         let spec = TeamSpec {
             alias: Some("ops".into()),
             models: vec!["gpt".into()],
+            guardrails: vec!["pii".into(), "jailbreak".into()],
             metadata: serde_json::json!({"cost_center": 7})
                 .as_object()
                 .unwrap()
@@ -186,8 +193,10 @@ mod tests {
         assert_eq!(err.unwrap_err().fault, Fault::Constraint, "duplicate id");
         let mut changed = spec.clone();
         changed.blocked = true;
+        changed.guardrails = vec!["toxicity".into()];
         let t2 = s.write(|w| w.update_team(&t.id, &changed, 8)).unwrap();
         assert_eq!((t2.spec.blocked, t2.updated_ms), (true, 8));
+        assert_eq!(t2.spec.guardrails, ["toxicity"]);
         assert_eq!(s.reader().team_by_alias("ops").unwrap(), Some(t2.clone()));
         assert_eq!(s.reader().teams().unwrap(), [t2]);
     }
