@@ -355,6 +355,103 @@ fn acknowledged_changes_survive_kill_9() {
     assert_eq!(info["info"]["team_id"], "t1");
 }
 
+/// A key's guardrail names and cache setting, and a team's guardrail names, through the binary:
+/// set, read back (info, list, team info), changed, cleared, and kept across a restart.
+#[test]
+fn guardrails_and_cache_are_kept_per_key_and_team() {
+    use serde_json::json;
+    let up = mock();
+    let dir = common::TempDir::new();
+    let db = dir.0.join("shardgate.db");
+    let cfg = managed_config(&up.base_url(), "").replacen(
+        "providers:",
+        &format!("store: {{ path: {} }}\nproviders:", db.display()),
+        1,
+    );
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let team = ok(gw.admin_call(
+        "POST",
+        "/team/new",
+        r#"{"team_id":"t1","guardrails":["pii","toxicity"]}"#,
+    ));
+    assert_eq!(team["guardrails"], json!(["pii", "toxicity"]));
+    let made = ok(gw.admin_call(
+        "POST",
+        "/key/generate",
+        r#"{"team_id":"t1","guardrails":["jailbreak","pii","jailbreak"],
+            "cache":{"ttl_s":120,"scope":"team","store_length":true}}"#,
+    ));
+    let id = made["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(made["guardrails"], json!(["jailbreak", "pii"]));
+    let cache = json!({"ttl_s": 120, "scope": "team", "store_length": true});
+    assert_eq!(made["cache"], cache);
+    let info = |gw: &Gateway| ok(gw.admin_call("GET", &format!("/key/info?key={id}"), ""));
+    assert_eq!(info(&gw)["info"]["cache"], cache);
+    let list = ok(gw.admin_call("GET", "/key/list?team_id=t1", ""));
+    assert_eq!(list["keys"][0]["guardrails"], json!(["jailbreak", "pii"]));
+    let t = ok(gw.admin_call("GET", "/team/info?team_id=t1", ""));
+    assert_eq!(t["team_info"]["guardrails"], json!(["pii", "toxicity"]));
+    assert_eq!(t["keys"][0]["cache"], cache);
+
+    // Refusals name the field and change nothing.
+    for (body, param) in [
+        (r#"{"guardrails":["no spaces"]}"#, "guardrails"),
+        (r#"{"cache":{"scope":"shared"}}"#, "cache"),
+        (r#"{"cache":{"ttl_s":0}}"#, "cache"),
+        (r#"{"cache":"always"}"#, "cache"),
+    ] {
+        let r = gw.admin_call("POST", "/key/generate", body);
+        assert_eq!(
+            (r.status, code(&r)),
+            (400, "invalid_field".into()),
+            "{body}"
+        );
+        assert_eq!(r.json()["error"]["param"], param, "{body}");
+    }
+    let r = gw.admin_call("POST", "/team/new", r#"{"guardrails":"pii"}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    let upd = ok(gw.admin_call(
+        "POST",
+        "/key/update",
+        &format!(r#"{{"key":"{id}","cache":false}}"#),
+    ));
+    assert_eq!(
+        (&upd["cache"], &upd["guardrails"]),
+        (&json!(false), &json!(["jailbreak", "pii"]))
+    );
+    ok(gw.admin_call(
+        "POST",
+        "/team/update",
+        r#"{"team_id":"t1","guardrails":["pii.v2"]}"#,
+    ));
+    drop(gw);
+
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let kept = info(&gw)["info"].clone();
+    assert_eq!(
+        (&kept["cache"], &kept["guardrails"]),
+        (&json!(false), &json!(["jailbreak", "pii"]))
+    );
+    let t = ok(gw.admin_call("GET", "/team/info?team_id=t1", ""));
+    assert_eq!(t["team_info"]["guardrails"], json!(["pii.v2"]));
+    let cleared = ok(gw.admin_call(
+        "POST",
+        "/key/update",
+        &format!(r#"{{"key":"{id}","cache":null,"guardrails":null}}"#),
+    ));
+    assert_eq!(
+        (&cleared["cache"], &cleared["guardrails"]),
+        (&json!(null), &json!([]))
+    );
+    let t = ok(gw.admin_call(
+        "POST",
+        "/team/update",
+        r#"{"team_id":"t1","guardrails":null}"#,
+    ));
+    assert_eq!(t["guardrails"], json!([]));
+}
+
 /// A database written by a newer shardgate is refused at start, untouched, with a clear message.
 #[test]
 fn a_newer_schema_is_refused() {

@@ -202,6 +202,17 @@ fn typed(kind: Kind, raw: &str) -> Result<Value, String> {
             Ok(v @ Value::Object(_)) => Ok(v),
             _ => Err(format!("takes a JSON object, not {raw:?}")),
         },
+        Kind::Cache => match raw {
+            "follow" => Ok(Value::Null),
+            "off" => Ok(Value::Bool(false)),
+            "on" => Ok(Value::Bool(true)),
+            _ => match serde_json::from_str::<Value>(raw) {
+                Ok(v @ Value::Object(_)) => Ok(v),
+                _ => Err(format!(
+                    "takes follow, off, on or a JSON object, not {raw:?}"
+                )),
+            },
+        },
         Kind::Count => match raw.parse::<u64>() {
             Ok(n) => Ok(Value::Number(n.into())),
             Err(_) => Err(format!("takes a non-negative integer, not {raw:?}")),

@@ -58,6 +58,8 @@ pub enum Kind {
     List,
     /// A JSON object.
     Object,
+    /// A key's cache setting: `follow` (null), `off` (false), `on` (true) or a JSON object.
+    Cache,
     /// A non-negative integer.
     Count,
     /// A non-negative amount of money.
@@ -174,6 +176,10 @@ const KEY_FIELDS: &[Flag] = &[
     flag("--duration", "D", "duration", Kind::Duration, "lifetime, e.g. 30d (none: no expiry)"),
     flag("--metadata", "JSON", "metadata", Kind::Object, "a JSON object kept with the key"),
     flag("--tags", "A,B", "tags", Kind::List, "tags for spend reports"),
+    flag("--guardrails", "A,B", "guardrails", Kind::List,
+         "guardrail policies its requests run, before its team's"),
+    flag("--cache", "MODE", "cache", Kind::Cache,
+         "follow (the alias decides), off, on, or a JSON object"),
     flag("--rpm", "N", "rpm_limit", Kind::Count, "requests per minute"),
     flag("--tpm", "N", "tpm_limit", Kind::Count, "tokens per minute"),
     flag("--max-parallel", "N", "max_parallel_requests", Kind::Count, "requests in flight at once"),
@@ -191,6 +197,8 @@ const TEAM_FIELDS: &[Flag] = &[
     flag("--alias", "NAME", "team_alias", Kind::Text, "a readable name"),
     flag("--models", "A,B", "models", Kind::List, "models the team's keys may call (none: all)"),
     flag("--metadata", "JSON", "metadata", Kind::Object, "a JSON object kept with the team"),
+    flag("--guardrails", "A,B", "guardrails", Kind::List,
+         "guardrail policies its keys' requests run after their own"),
     flag("--rpm", "N", "rpm_limit", Kind::Count, "requests per minute"),
     flag("--tpm", "N", "tpm_limit", Kind::Count, "tokens per minute"),
     flag("--max-parallel", "N", "max_parallel_requests", Kind::Count, "requests in flight at once"),

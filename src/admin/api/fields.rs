@@ -9,8 +9,13 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::failure::Failure;
-use crate::store::Limits;
 use crate::store::time::parse_duration;
+use crate::store::{CacheSetting, Limits};
+
+/// The most guardrail policy names one key or team may list.
+pub(super) const MAX_GUARDRAILS: usize = 32;
+/// The longest guardrail policy name, in bytes.
+pub(super) const MAX_GUARDRAIL_LEN: usize = 64;
 
 /// The limit fields keys and teams share (LiteLLM's names).
 pub(super) const LIMIT_FIELDS: [&str; 9] = [
@@ -147,6 +152,32 @@ impl Body {
             served(name, m, aliases)?;
         }
         Ok(models)
+    }
+
+    /// A list of guardrail policy names; `null` is the empty list. Only their form is checked:
+    /// which policies exist is the request path's business, as the config may change.
+    pub fn guardrails(&self, name: &str) -> Result<Option<Vec<String>>, Failure> {
+        let names = self.strings(name)?;
+        for (i, g) in names.iter().flatten().enumerate() {
+            policy_name(name, i, g)?;
+        }
+        if let Some(names) = &names
+            && names.len() > MAX_GUARDRAILS
+        {
+            let message = format!(
+                "{name} lists {} policies; at most {MAX_GUARDRAILS} are allowed",
+                names.len()
+            );
+            return Err(Failure::field(name, message));
+        }
+        Ok(names)
+    }
+
+    /// A key's cache setting (`store::CacheSetting`): `null`, `true`, `false` or an object.
+    pub fn cache(&self, name: &str) -> Result<Option<CacheSetting>, Failure> {
+        self.get(name)
+            .map(|v| CacheSetting::from_json(v).map_err(|m| Failure::field(name, m)))
+            .transpose()
     }
 
     /// A JSON object; `null` is the empty object.
@@ -301,6 +332,25 @@ fn amount(name: &str, v: &Value) -> Result<f64, Failure> {
     }
 }
 
+/// Letters, digits, `-`, `_` and `.`; 1 to [`MAX_GUARDRAIL_LEN`] bytes.
+fn policy_name(name: &str, i: usize, given: &str) -> Result<(), Failure> {
+    let why = if given.is_empty() {
+        "must not be empty"
+    } else if given.len() > MAX_GUARDRAIL_LEN {
+        "is longer than 64 bytes"
+    } else if !given
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        "may hold only ASCII letters, digits, '-', '_' and '.'"
+    } else {
+        return Ok(());
+    };
+    let shown: String = given.chars().take(MAX_GUARDRAIL_LEN).collect();
+    let message = format!("{name}[{i}] {shown:?} {why}");
+    Err(Failure::field(name, message))
+}
+
 fn served(name: &str, model: &str, aliases: &[String]) -> Result<(), Failure> {
     if aliases.iter().any(|a| a == model) {
         return Ok(());
@@ -384,6 +434,78 @@ mod tests {
             body(r#"{"a": 5}"#).duration("a").unwrap_err().code,
             "invalid_field"
         );
+    }
+
+    #[test]
+    fn guardrail_names_are_checked_for_form_and_count() {
+        let read = |json: &str| {
+            Body::parse(json.as_bytes(), "/t", &["guardrails"])
+                .unwrap()
+                .guardrails("guardrails")
+        };
+        assert_eq!(read("{}").unwrap(), None);
+        assert_eq!(read(r#"{"guardrails": null}"#).unwrap(), Some(vec![]));
+        assert_eq!(
+            read(r#"{"guardrails": ["pii", "v1.2_x-Y", "pii"]}"#).unwrap(),
+            Some(vec!["pii".into(), "v1.2_x-Y".into()]),
+            "duplicates go"
+        );
+        let long = "a".repeat(MAX_GUARDRAIL_LEN);
+        assert!(read(&format!(r#"{{"guardrails": ["{long}"]}}"#)).is_ok());
+        let err = |json: &str| {
+            let f = read(json).unwrap_err();
+            assert_eq!(
+                (f.code, f.param.as_deref()),
+                ("invalid_field", Some("guardrails"))
+            );
+            f.message
+        };
+        assert_eq!(
+            err(r#"{"guardrails": ["ok", ""]}"#),
+            "guardrails[1] \"\" must not be empty"
+        );
+        assert!(err(&format!(r#"{{"guardrails": ["{long}a"]}}"#)).contains("longer than 64"));
+        for bad in ["a b", "pii/x", "caf\\u00e9", "a\\n"] {
+            let m = err(&format!(r#"{{"guardrails": ["{bad}"]}}"#));
+            assert!(m.contains("only ASCII letters"), "{m}");
+        }
+        assert!(err(r#"{"guardrails": "pii"}"#).contains("list of strings"));
+        assert!(err(r#"{"guardrails": [1]}"#).contains("guardrails[0]"));
+        let names = |n: usize| {
+            (0..n)
+                .map(|i| format!("\"g{i}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(read(&format!(r#"{{"guardrails": [{}]}}"#, names(32))).is_ok());
+        assert!(err(&format!(r#"{{"guardrails": [{}]}}"#, names(33))).contains("at most 32"),);
+        // Counted after duplicates go.
+        let dup = format!("{},\"g0\"", names(32));
+        assert!(read(&format!(r#"{{"guardrails": [{dup}]}}"#)).is_ok());
+    }
+
+    #[test]
+    fn the_cache_field_is_read_by_the_store_type() {
+        let read = |json: &str| {
+            Body::parse(json.as_bytes(), "/t", &["cache"])
+                .unwrap()
+                .cache("cache")
+        };
+        assert_eq!(read("{}").unwrap(), None);
+        assert_eq!(
+            read(r#"{"cache": null}"#).unwrap(),
+            Some(CacheSetting::Follow)
+        );
+        assert_eq!(
+            read(r#"{"cache": false}"#).unwrap(),
+            Some(CacheSetting::Off)
+        );
+        let f = read(r#"{"cache": {"scope": "shared"}}"#).unwrap_err();
+        assert_eq!(
+            (f.code, f.param.as_deref()),
+            ("invalid_field", Some("cache"))
+        );
+        assert!(f.message.contains("per alias"), "{}", f.message);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{Context, Done, view};
 use crate::store::{KeyFilter, KeyRow, KeySpec, Reader, Store};
 
 /// What `/key/generate` accepts; `/key/update` takes these and `key`.
-const SPEC_FIELDS: [&str; 8] = [
+const SPEC_FIELDS: [&str; 10] = [
     "key_alias",
     "team_id",
     "user_id",
@@ -22,6 +22,8 @@ const SPEC_FIELDS: [&str; 8] = [
     "tags",
     "duration",
     "blocked",
+    "guardrails",
+    "cache",
 ];
 
 /// Listing pages hold at most this many keys.
@@ -61,6 +63,12 @@ fn apply(body: &Body, spec: &mut KeySpec, cx: &Context) -> Result<(), Failure> {
     }
     if let Some(v) = body.flag("blocked")? {
         spec.blocked = v;
+    }
+    if let Some(v) = body.guardrails("guardrails")? {
+        spec.guardrails = v;
+    }
+    if let Some(v) = body.cache("cache")? {
+        spec.cache = v;
     }
     body.apply_limits(&mut spec.limits, cx.aliases)
 }

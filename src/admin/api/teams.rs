@@ -1,7 +1,8 @@
 //! The `/team/*` endpoints: new, update, delete, info, list.
 //!
 //! A team's model list bounds its keys' (checked when a key is made or moved, not when the team
-//! narrows: the request path enforces both lists). Deleting a team deletes its keys.
+//! narrows: the request path enforces both lists). A team's guardrail policies run after its
+//! keys' own; names are checked for form only. Deleting a team deletes its keys.
 
 use serde_json::{Value, json};
 
@@ -11,7 +12,7 @@ use super::query::Query;
 use super::{Context, Done, view};
 use crate::store::{KeyFilter, Reader, Store, TeamSpec};
 
-const SPEC_FIELDS: [&str; 4] = ["team_alias", "models", "metadata", "blocked"];
+const SPEC_FIELDS: [&str; 5] = ["team_alias", "models", "metadata", "blocked", "guardrails"];
 
 fn fields() -> Vec<&'static str> {
     ["team_id"]
@@ -34,6 +35,9 @@ fn apply(body: &Body, spec: &mut TeamSpec, cx: &Context) -> Result<(), Failure> 
     }
     if let Some(v) = body.flag("blocked")? {
         spec.blocked = v;
+    }
+    if let Some(v) = body.guardrails("guardrails")? {
+        spec.guardrails = v;
     }
     body.apply_limits(&mut spec.limits, cx.aliases)
 }
@@ -231,6 +235,52 @@ mod tests {
             "invalid_field",
             Some("team_id"),
         );
+    }
+
+    #[test]
+    fn team_guardrails_are_set_shown_and_reach_their_keys() {
+        let mut h = Harness::new();
+        let v = h.post(
+            "/team/new",
+            json!({"team_id": "t", "guardrails": ["pii", "toxicity", "pii"]}),
+        );
+        assert_eq!(v["guardrails"], json!(["pii", "toxicity"]));
+        assert!(v.get("cache").is_none(), "cache is a key's setting");
+        let (key, _) = h.key(json!({"team_id": "t", "guardrails": ["jailbreak"]}));
+        let rec = h.record(&key);
+        assert_eq!(
+            (rec.guardrails, rec.team_guardrails),
+            (
+                vec!["jailbreak".to_owned()],
+                vec!["pii".to_owned(), "toxicity".to_owned()]
+            )
+        );
+        let v = h.post(
+            "/team/update",
+            json!({"team_id": "t", "metadata": {"a": 1}}),
+        );
+        assert_eq!(v["guardrails"], json!(["pii", "toxicity"]), "absent: kept");
+        h.post(
+            "/team/update",
+            json!({"team_id": "t", "guardrails": ["pii.v2"]}),
+        );
+        assert_eq!(h.record(&key).team_guardrails, ["pii.v2"]);
+        let info = h.get("/team/info?team_id=t");
+        assert_eq!(info["team_info"]["guardrails"], json!(["pii.v2"]));
+        assert_eq!(info["keys"][0]["guardrails"], json!(["jailbreak"]));
+        assert_eq!(h.get("/team/list")[0]["guardrails"], json!(["pii.v2"]));
+        let v = h.post("/team/update", json!({"team_id": "t", "guardrails": null}));
+        assert_eq!(v["guardrails"], json!([]));
+        assert!(h.record(&key).team_guardrails.is_empty());
+        h.refuse("/team/new", json!({"guardrails": ["a/b"]})).is(
+            400,
+            "invalid_field",
+            Some("guardrails"),
+        );
+        h.refuse("/team/update", json!({"team_id": "t", "guardrails": [7]}))
+            .is(400, "invalid_field", Some("guardrails"));
+        h.refuse("/team/new", json!({"cache": false}))
+            .is(400, "unknown_field", Some("cache"));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub(super) fn key(row: &KeyRow) -> Value {
         "tags": s.tags,
         "expires": s.expires_ms.map(iso8601),
         "blocked": s.blocked,
+        "guardrails": s.guardrails,
+        "cache": s.cache.to_json(),
         "source": "store",
         "spend": row.spend,
         "created_at": iso8601(row.created_ms),
@@ -68,6 +70,7 @@ pub(super) fn team(row: &TeamRow) -> Value {
         "models": s.models,
         "metadata": Value::Object(s.metadata.clone()),
         "blocked": s.blocked,
+        "guardrails": s.guardrails,
         "spend": row.spend,
         "created_at": iso8601(row.created_ms),
         "updated_at": iso8601(row.updated_ms),
@@ -108,6 +111,8 @@ mod tests {
             "tags",
             "expires",
             "blocked",
+            "guardrails",
+            "cache",
             "source",
             "spend",
             "created_at",
@@ -128,6 +133,7 @@ mod tests {
         assert_eq!(v["expires"], "2025-12-02T15:04:05Z");
         assert_eq!(v["created_at"], "1970-01-01T00:00:00Z");
         assert_eq!(v["last_used_at"], Value::Null);
+        assert_eq!((&v["guardrails"], &v["cache"]), (&json!([]), &Value::Null));
         assert!(v.get("key").is_none());
         assert_eq!(key_with_secret(&row, "sk-x".into())["key"], "sk-x");
     }

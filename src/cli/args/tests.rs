@@ -33,15 +33,44 @@ fn problem(line: &str) -> (String, String) {
 fn keys_create_takes_every_field_flag() {
     let line = "keys create --alias ci --team t1 --user u1 --models gpt-4o,claude --duration 30d \
                 --metadata {\"env\":\"prod\"} --tags a,b --rpm 60 --tpm 100000 --max-parallel 4 \
-                --max-budget 12.5 --budget-duration 1mo";
+                --max-budget 12.5 --budget-duration 1mo --guardrails pii,jailbreak --cache on";
     let expected = json!({
         "key_alias": "ci", "team_id": "t1", "user_id": "u1", "models": ["gpt-4o", "claude"],
         "duration": "30d", "metadata": {"env": "prod"}, "tags": ["a", "b"], "rpm_limit": 60,
         "tpm_limit": 100000, "max_parallel_requests": 4, "max_budget": 12.5,
-        "budget_duration": "1mo",
+        "budget_duration": "1mo", "guardrails": ["pii", "jailbreak"], "cache": true,
     });
     assert_eq!(fields(line), ("create", vec![], expected));
     assert_eq!(fields("keys create"), ("create", vec![], json!({})));
+}
+
+#[test]
+fn cache_takes_a_mode_or_a_json_object() {
+    let cache = |mode: &str| fields(&format!("keys update k1 --cache {mode}")).2["cache"].clone();
+    assert_eq!(cache("follow"), json!(null));
+    assert_eq!(cache("off"), json!(false));
+    assert_eq!(cache("on"), json!(true));
+    assert_eq!(
+        cache(r#"{"ttl_s":60,"scope":"team"}"#),
+        json!({"ttl_s": 60, "scope": "team"})
+    );
+    // `follow` sends null, which is a change: the update is not empty.
+    assert!(
+        fields("keys update k1 --cache follow")
+            .2
+            .get("cache")
+            .is_some()
+    );
+    let (why, _) = problem("keys create --cache sometimes");
+    assert_eq!(
+        why,
+        "--cache takes follow, off, on or a JSON object, not \"sometimes\""
+    );
+    assert!(
+        problem("teams create --cache on")
+            .0
+            .contains("unknown flag --cache")
+    );
 }
 
 #[test]
@@ -103,10 +132,10 @@ fn keys_rotate_update_delete() {
 #[test]
 fn teams_every_action() {
     let line = "teams create --id t1 --alias Search --models a --metadata {} --rpm 1 --tpm 2 \
-                --max-parallel 3 --max-budget 4";
+                --max-parallel 3 --max-budget 4 --guardrails pii";
     let expected = json!({
         "team_id": "t1", "team_alias": "Search", "models": ["a"], "metadata": {}, "rpm_limit": 1,
-        "tpm_limit": 2, "max_parallel_requests": 3, "max_budget": 4.0,
+        "tpm_limit": 2, "max_parallel_requests": 3, "max_budget": 4.0, "guardrails": ["pii"],
     });
     assert_eq!(fields(line), ("create", vec![], expected));
     assert_eq!(fields("teams list"), ("list", vec![], json!({})));

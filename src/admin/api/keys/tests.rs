@@ -427,3 +427,103 @@ fn list_pages_config_keys_first() {
     h.refused("GET", "/key/list?sort=1", "")
         .is(400, "unknown_field", Some("sort"));
 }
+
+#[test]
+fn guardrails_and_cache_are_set_read_changed_and_cleared() {
+    use crate::store::{CacheOverride, CacheSetting};
+    let mut h = Harness::new();
+    let v = h.post(
+        "/key/generate",
+        json!({"key_alias": "g", "guardrails": ["pii", "jailbreak", "pii"],
+               "cache": {"ttl_s": 60, "scope": "team"}}),
+    );
+    let id = v["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["guardrails"], json!(["pii", "jailbreak"]));
+    assert_eq!(v["cache"], json!({"ttl_s": 60, "scope": "team"}));
+    let rec = h.record(&id);
+    assert_eq!(rec.guardrails, ["pii", "jailbreak"]);
+    assert_eq!(
+        rec.cache,
+        CacheSetting::On(CacheOverride {
+            ttl_s: Some(60),
+            scope: Some(crate::config::cache::Scope::Team),
+            store_length: None,
+        })
+    );
+    let info = h.get(&format!("/key/info?key={id}"))["info"].clone();
+    assert_eq!(
+        (&info["guardrails"], &info["cache"]),
+        (&v["guardrails"], &v["cache"])
+    );
+    let listed = h.get("/key/list?key_alias=g")["keys"][0].clone();
+    assert_eq!(
+        (&listed["guardrails"], &listed["cache"]),
+        (&v["guardrails"], &v["cache"])
+    );
+
+    // Absent: kept. A value: replaced. null: cleared (no names; follow the alias).
+    let v = h.post("/key/update", json!({"key": id, "tags": ["x"]}));
+    assert_eq!(
+        (&v["guardrails"], &v["cache"]["ttl_s"]),
+        (&json!(["pii", "jailbreak"]), &json!(60))
+    );
+    let v = h.post(
+        "/key/update",
+        json!({"key": id, "cache": false, "guardrails": ["toxicity"]}),
+    );
+    assert_eq!(
+        (&v["guardrails"], &v["cache"]),
+        (&json!(["toxicity"]), &json!(false))
+    );
+    assert_eq!(h.record(&id).cache, CacheSetting::Off);
+    let v = h.post("/key/update", json!({"key": id, "cache": true}));
+    assert_eq!(v["cache"], json!(true));
+    let v = h.post(
+        "/key/update",
+        json!({"key": id, "cache": null, "guardrails": null}),
+    );
+    assert_eq!((&v["guardrails"], &v["cache"]), (&json!([]), &json!(null)));
+    let rec = h.record(&id);
+    assert!(rec.guardrails.is_empty() && rec.cache == CacheSetting::Follow);
+    // A key made without them shows the defaults.
+    let (plain, _) = h.key(json!({}));
+    let info = h.get(&format!("/key/info?key={plain}"))["info"].clone();
+    assert_eq!(
+        (&info["guardrails"], &info["cache"]),
+        (&json!([]), &json!(null))
+    );
+}
+
+#[test]
+fn guardrails_and_cache_refusals_name_the_field() {
+    let mut h = Harness::new();
+    let (id, _) = h.key(json!({}));
+    let cases = [
+        (json!({"guardrails": "pii"}), "guardrails"),
+        (json!({"guardrails": ["ok", "not ok"]}), "guardrails"),
+        (json!({"guardrails": [""]}), "guardrails"),
+        (json!({"guardrails": ["x".repeat(65)]}), "guardrails"),
+        (json!({"cache": "yes"}), "cache"),
+        (json!({"cache": 1}), "cache"),
+        (json!({"cache": {"ttl_s": 0}}), "cache"),
+        (json!({"cache": {"ttl_s": 31_536_001}}), "cache"),
+        (json!({"cache": {"scope": "shared"}}), "cache"),
+        (json!({"cache": {"scope": "tenant"}}), "cache"),
+        (json!({"cache": {"store_length": 1}}), "cache"),
+        (json!({"cache": {"ttl": 5}}), "cache"),
+    ];
+    for (body, param) in cases {
+        h.refuse("/key/generate", body.clone())
+            .is(400, "invalid_field", Some(param));
+        let mut update = body;
+        update["key"] = json!(id);
+        h.refuse("/key/update", update)
+            .is(400, "invalid_field", Some(param));
+    }
+    let r = h.refuse("/key/generate", json!({"cache": {"scope": "shared"}}));
+    assert!(r.message.contains("configured per alias"), "{}", r.message);
+    let many: Vec<String> = (0..33).map(|i| format!("g{i}")).collect();
+    let r = h.refuse("/key/generate", json!({"guardrails": many}));
+    r.is(400, "invalid_field", Some("guardrails"));
+    assert!(r.message.contains("at most 32"), "{}", r.message);
+}
