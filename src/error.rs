@@ -49,10 +49,12 @@ pub enum Kind {
     BudgetExceeded,
     /// A budget applies but the target's price is unknown, and `on_unknown_price: reject`.
     PriceUnknown,
+    /// A guardrail policy refused the request or its answer (the policy names its status).
+    GuardrailBlocked,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::BadRequest,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -78,11 +80,12 @@ impl Kind {
         Kind::RateLimited,
         Kind::BudgetExceeded,
         Kind::PriceUnknown,
+        Kind::GuardrailBlocked,
     ];
 
     pub fn status(self) -> u16 {
         match self {
-            Kind::BadRequest => 400,
+            Kind::BadRequest | Kind::GuardrailBlocked => 400,
             Kind::Unauthorized => 401,
             Kind::Forbidden => 403,
             Kind::ModelNotFound | Kind::NotFound => 404,
@@ -116,6 +119,7 @@ impl Kind {
             Kind::RateLimited => "requests",
             Kind::BudgetExceeded => "budget_exceeded",
             Kind::BadRequest
+            | Kind::GuardrailBlocked
             | Kind::ModelNotFound
             | Kind::NotFound
             | Kind::MethodNotAllowed
@@ -165,6 +169,7 @@ impl Kind {
             Kind::RateLimited => "rate_limit_exceeded",
             Kind::BudgetExceeded => "budget_exceeded",
             Kind::PriceUnknown => "price_unknown",
+            Kind::GuardrailBlocked => "guardrail_blocked",
         }
     }
 
@@ -189,6 +194,7 @@ impl Kind {
             Kind::UpstreamTimeout | Kind::RequestTimeout => "timeout_error",
             Kind::Overloaded => "overloaded_error",
             Kind::BadRequest
+            | Kind::GuardrailBlocked
             | Kind::MethodNotAllowed
             | Kind::HeaderTooLarge
             | Kind::UpstreamBadRequest
@@ -257,6 +263,8 @@ pub struct GatewayError {
     pub retry_after_s: Option<u64>,
     /// The same wait to the millisecond, where the gateway knows it (`retry-after-ms`).
     pub retry_after_ms: Option<u64>,
+    /// The HTTP status when it is not the kind's own (a guardrail's configured `status`).
+    pub status: Option<u16>,
 }
 
 impl GatewayError {
@@ -266,7 +274,13 @@ impl GatewayError {
             message: message.into(),
             retry_after_s: None,
             retry_after_ms: None,
+            status: None,
         }
+    }
+
+    /// The HTTP status the client gets.
+    pub fn status(&self) -> u16 {
+        self.status.unwrap_or(self.kind.status())
     }
 
     pub fn retry_after(mut self, seconds: Option<u64>) -> Self {

@@ -151,6 +151,7 @@ async fn serve(mut stream: TcpStream, handle: Arc<control::Handle>) {
             route: None,
             rates: None,
             cache: None,
+            guardrails: None,
         };
         let mut out = Vec::with_capacity(body.len() + 256);
         response::full(&mut out, status, ctype, &body, &meta, &[]);

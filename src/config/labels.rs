@@ -20,6 +20,8 @@ pub struct LabelNames {
     /// What served a request, for the spend ledger: `(target id, provider id, upstream
     /// model)` (a reload may point a target name at another provider or model).
     pub served: Vec<(u32, u32, String)>,
+    /// Guardrail policy names.
+    pub guardrails: Vec<String>,
 }
 
 impl LabelNames {
@@ -51,6 +53,8 @@ pub struct Labels {
     pub provider: Vec<u32>,
     /// Served ids ([`LabelNames::served`]) by model index, then target index.
     pub served: Vec<Vec<u32>>,
+    /// By guardrail policy index.
+    pub guardrail: Vec<u32>,
 }
 
 impl Labels {
@@ -120,12 +124,20 @@ impl Labels {
             );
             target.push(ids);
         }
+        let mut policies = index(&names.guardrails);
+        let guardrail = snap
+            .guardrails
+            .policies
+            .iter()
+            .map(|p| intern(&mut policies, &mut names.guardrails, &p.name))
+            .collect();
         Labels {
             names: Arc::new(names),
             alias,
             target,
             provider,
             served,
+            guardrail,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! holds them and nothing on the request path reads the environment or the disk.
 
 pub mod cache;
+pub mod guardrail;
 pub mod labels;
 mod limits;
 mod parse;
@@ -56,6 +57,8 @@ pub struct Snapshot {
     pub end_user_limits: crate::store::Limits,
     /// `cache:`: every shard's response-cache budget.
     pub cache: cache::CacheConfig,
+    /// `guardrails:`: every policy, compiled once for this generation.
+    pub guardrails: guardrail::Guardrails,
 }
 
 /// A key from the config file's `keys:` list.
@@ -331,6 +334,8 @@ pub struct Model {
     pub rules: Vec<Rule>,
     /// The response cache, when on for this alias (`cache:`).
     pub cache: Option<cache::CacheRule>,
+    /// Guardrail policies (indices into `Snapshot::guardrails`), in the order listed.
+    pub guardrails: Vec<u16>,
 }
 
 impl Model {
@@ -352,6 +357,7 @@ impl Model {
             output_bound: DEFAULT_OUTPUT_BOUND,
             rules: Vec::new(),
             cache: None,
+            guardrails: Vec::new(),
         }
     }
 

@@ -227,13 +227,15 @@ impl Walker<'_> {
                     "store",
                     "end_users",
                     "cache",
+                    "guardrails",
                 ],
             )
             .unwrap_or(&empty);
         let server = self.server(get(h, "server"));
         let mut origins = Vec::new();
         let providers = self.providers(get(h, "providers"), &mut origins);
-        let (models, model_index) = self.models(get(h, "models"), &providers);
+        let guardrails = self.guardrails(get(h, "guardrails"), &mut origins);
+        let (models, model_index) = self.models(get(h, "models"), &providers, &guardrails);
         let keys = self.keys(get(h, "keys"), &model_index);
         let store = self.store(get(h, "store"));
         let end_user_limits = get(h, "end_users")
@@ -254,6 +256,7 @@ impl Walker<'_> {
             alias_limits: Vec::new(),
             end_user_limits,
             cache,
+            guardrails,
         }
     }
 
@@ -627,12 +630,22 @@ impl Walker<'_> {
                 settings.as_ref().map(|s| s.base_url.as_deref()),
                 vendor.base_url,
             ) {
-                (Some(Some(u)), _) => {
-                    self.origin(u, path, ca_file, max_idle, idle_timeout, origins)?
-                }
-                (None, Some(u)) if !u.contains("{region}") => {
-                    self.origin(u, path, ca_file, max_idle, idle_timeout, origins)?
-                }
+                (Some(Some(u)), _) => self.origin(
+                    u,
+                    &join(path, "base_url"),
+                    ca_file,
+                    max_idle,
+                    idle_timeout,
+                    origins,
+                )?,
+                (None, Some(u)) if !u.contains("{region}") => self.origin(
+                    u,
+                    &join(path, "base_url"),
+                    ca_file,
+                    max_idle,
+                    idle_timeout,
+                    origins,
+                )?,
                 // The settings' problem says what the URL is missing.
                 (None, Some(_)) => return None,
                 _ => {
@@ -642,7 +655,14 @@ impl Walker<'_> {
             },
             (false, Some(y)) => {
                 let u = self.string(y, &join(path, "base_url"))?;
-                self.origin(&u, path, ca_file, max_idle, idle_timeout, origins)?
+                self.origin(
+                    &u,
+                    &join(path, "base_url"),
+                    ca_file,
+                    max_idle,
+                    idle_timeout,
+                    origins,
+                )?
             }
         };
         let settings = settings?;
@@ -664,23 +684,25 @@ impl Walker<'_> {
         })
     }
 
-    fn origin(
+    /// The origin of `url` (the value at `field`), added to `origins` unless there already,
+    /// and the URL's path.
+    pub(super) fn origin(
         &mut self,
         url: &str,
-        path: &str,
+        field: &str,
         ca_file: Option<PathBuf>,
         max_idle: usize,
         idle_timeout: Duration,
         origins: &mut Vec<Origin>,
     ) -> Option<(Option<usize>, String)> {
         if let Err(e) = wire::base_url(url) {
-            self.problem(&join(path, "base_url"), e);
+            self.problem(field, e);
             return None;
         }
         let (tls, host, port, base_path) = match wire::split_url(url) {
             Ok(parts) => parts,
             Err(e) => {
-                self.problem(&join(path, "base_url"), format_args!("{url:?}: {e}"));
+                self.problem(field, format_args!("{url:?}: {e}"));
                 return None;
             }
         };

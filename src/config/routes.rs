@@ -229,8 +229,9 @@ enum Slot {
     ContentPolicy,
 }
 
-const MODEL_FIELDS: [&str; 13] = [
+const MODEL_FIELDS: [&str; 14] = [
     "cache",
+    "guardrails",
     "limits",
     "max_output_tokens",
     "strategy",
@@ -260,6 +261,7 @@ impl Walker<'_> {
         &mut self,
         y: Option<&Yaml>,
         providers: &[Provider],
+        guardrails: &super::guardrail::Guardrails,
     ) -> (Vec<Model>, HashMap<String, usize>) {
         let mut models = Vec::new();
         let mut index = HashMap::new();
@@ -289,7 +291,10 @@ impl Walker<'_> {
                 continue;
             };
             let from = models.len();
-            let model = self.model(alias, mh, &path, providers, from, &mut refs);
+            let mut model = self.model(alias, mh, &path, providers, from, &mut refs);
+            if let Some(y) = get(mh, "guardrails") {
+                model.guardrails = self.attached(y, &join(&path, "guardrails"), guardrails);
+            }
             index.insert(alias.to_owned(), from);
             models.push(model);
         }

@@ -22,6 +22,8 @@ pub struct Meta<'a> {
     pub rates: Option<&'a Rates>,
     /// `x-shardgate-cache`: what the response cache did.
     pub cache: Option<&'static str>,
+    /// `x-shardgate-guardrails`: the guardrail verdicts so far.
+    pub guardrails: Option<&'a str>,
 }
 
 /// One limit's state for the rate-limit headers.
@@ -209,6 +211,10 @@ pub fn head(
         out.extend_from_slice(b"\r\nx-shardgate-cache: ");
         out.extend_from_slice(c.as_bytes());
     }
+    if let Some(g) = meta.guardrails {
+        out.extend_from_slice(b"\r\nx-shardgate-guardrails: ");
+        push_value(out, g.as_bytes());
+    }
     for (name, value) in extra {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(name.as_bytes());
@@ -295,7 +301,7 @@ pub fn error(out: &mut Vec<u8>, err: &GatewayError, meta: &Meta<'_>, wire: Wire)
         (_, Some(s)) => &[("retry-after", secs.format(s).as_bytes())],
         _ => &[],
     };
-    full(out, err.kind.status(), JSON, &body, meta, extra);
+    full(out, err.status(), JSON, &body, meta, extra);
 }
 
 #[cfg(test)]
@@ -356,6 +362,7 @@ mod tests {
             route: Some(("t\n\0x", 2)),
             rates: None,
             cache: None,
+            guardrails: None,
         };
         let extra: &[(&str, &[u8])] = &[
             ("x-shardgate-dropped", b"a\r\n\r\nHTTP/1.1 200"),
@@ -392,6 +399,7 @@ mod tests {
             route: None,
             rates: None,
             cache: None,
+            guardrails: None,
         };
         full(&mut out, 200, JSON, b"{}", &meta, &[]);
         let s = String::from_utf8(out).unwrap();

@@ -62,6 +62,8 @@ pub struct Record<'a> {
     pub not_allowed: &'a [&'a str],
     /// What the response cache did (`hit`, `miss`, `bypass`), when the alias caches.
     pub cache: Option<&'a str>,
+    /// Guardrail verdicts, `policy:phase:verdict` comma-separated (never the text matched).
+    pub guardrails: Option<&'a str>,
 }
 
 impl Record<'_> {
@@ -93,6 +95,10 @@ impl Record<'_> {
         if let Some(c) = self.cache {
             out.extend_from_slice(b",\"cache\":");
             json::push_str(out, c);
+        }
+        if let Some(g) = self.guardrails {
+            out.extend_from_slice(b",\"guardrails\":");
+            json::push_str(out, g);
         }
         for (name, v) in [
             ("tokens_in", self.tokens_in),
@@ -291,6 +297,7 @@ mod tests {
             attempts: &[("up/m", Some("upstream_timeout"), 1200)],
             not_allowed: &[],
             cache: None,
+            guardrails: Some("no-pii:request:redacted"),
         }
         .write(&mut out);
         assert_eq!(out.last(), Some(&b'\n'));

@@ -18,6 +18,11 @@ use crate::providers::Usage;
 /// Label index meaning "no model/provider" (the request failed before one was known).
 pub const NONE: u32 = u32::MAX;
 
+/// Guardrail phases and verdicts, in the order of the pipeline's `Phase` and `Verdict`.
+pub const GUARD_PHASES: [&str; 2] = ["request", "response"];
+pub const GUARD_VERDICTS: [&str; 5] = ["passed", "flagged", "redacted", "blocked", "failed_open"];
+const GUARD_CELLS: usize = GUARD_PHASES.len() * GUARD_VERDICTS.len();
+
 fn histogram() -> Histogram<u64> {
     // Microseconds from 1 µs to 1 hour, 2 significant digits: a few KiB each.
     Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
@@ -68,6 +73,8 @@ pub struct ShardMetrics {
     /// Cache lookups by alias label: hits, misses, bypasses (a plain index: this runs on every
     /// request of an alias that caches).
     cache: Vec<[u64; 3]>,
+    /// Guardrail verdicts by policy label, then phase × verdict.
+    guardrails: Vec<[u64; GUARD_CELLS]>,
     /// The store's state when the copy was taken: entries, bytes, evictions so far.
     pub cache_store: (u64, u64, u64),
 }
@@ -138,6 +145,7 @@ impl ShardMetrics {
             unpriced: HashMap::new(),
             limit_overshoot: 0,
             cache: Vec::new(),
+            guardrails: Vec::new(),
             cache_store: (0, 0, 0),
         }
     }
@@ -152,6 +160,19 @@ impl ShardMetrics {
             self.cache.resize(i + 1, [0; 3]);
         }
         self.cache[i][status as usize] += 1;
+    }
+
+    /// One guardrail verdict: policy label `policy`, in `phase`, as `verdict` (indices of
+    /// the pipeline's `Phase` and `Verdict`).
+    pub fn guardrail(&mut self, policy: u32, phase: usize, verdict: usize) {
+        if policy == NONE {
+            return;
+        }
+        let i = policy as usize;
+        if self.guardrails.len() <= i {
+            self.guardrails.resize(i + 1, [0; GUARD_CELLS]);
+        }
+        self.guardrails[i][phase * GUARD_VERDICTS.len() + verdict] += 1;
     }
 
     /// What a served request cost, or that its price is unknown (`None`).
@@ -293,6 +314,14 @@ impl ShardMetrics {
                 *x += y;
             }
         }
+        if self.guardrails.len() < o.guardrails.len() {
+            self.guardrails.resize(o.guardrails.len(), [0; GUARD_CELLS]);
+        }
+        for (a, b) in self.guardrails.iter_mut().zip(&o.guardrails) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
         self.cache_store.0 += o.cache_store.0;
         self.cache_store.1 += o.cache_store.1;
         self.cache_store.2 += o.cache_store.2;
@@ -364,6 +393,33 @@ impl ShardMetrics {
             "Active health-check probes by alias, target and result (ok or error kind).",
             &self.probes,
         );
+    }
+
+    /// Guardrail verdicts by policy, phase and verdict.
+    fn render_guardrails(&self, o: &mut String, names: &LabelNames) {
+        if self.guardrails.is_empty() {
+            return;
+        }
+        header(
+            o,
+            "shardgate_guardrail_verdicts_total",
+            "counter",
+            "Guardrail verdicts by policy, phase (request, response) and verdict.",
+        );
+        for (p, counts) in self.guardrails.iter().enumerate() {
+            let p = esc(name(&names.guardrails, p as u32));
+            for (cell, v) in counts.iter().enumerate() {
+                if *v == 0 {
+                    continue;
+                }
+                let phase = GUARD_PHASES[cell / GUARD_VERDICTS.len()];
+                let verdict = GUARD_VERDICTS[cell % GUARD_VERDICTS.len()];
+                let _ = writeln!(
+                    o,
+                    "shardgate_guardrail_verdicts_total{{policy=\"{p}\",phase=\"{phase}\",verdict=\"{verdict}\"}} {v}"
+                );
+            }
+        }
     }
 
     /// The response cache: lookups by alias and result, and the stores' size.
@@ -467,6 +523,7 @@ impl ShardMetrics {
         }
         self.render_routing(o, names);
         self.render_cache(o, names);
+        self.render_guardrails(o, names);
         header(
             o,
             "shardgate_request_duration_seconds",

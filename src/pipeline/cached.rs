@@ -16,6 +16,19 @@ use crate::providers::canonical::Stamp;
 use crate::providers::translate::Wire;
 use crate::providers::{Endpoint, Usage};
 
+/// The cache rule of a request: the alias's, unless its key turns the cache off; a key that
+/// turns it on brings its own rule to aliases that have none.
+pub fn rule<'a>(
+    model: &'a crate::config::Model,
+    key: Option<&'a crate::auth::KeyEntry>,
+) -> Option<&'a crate::config::cache::CacheRule> {
+    match key.map(|k| &k.cache) {
+        Some(crate::auth::KeyCache::Off) => None,
+        Some(crate::auth::KeyCache::On(own)) => model.cache.as_ref().or(Some(own)),
+        _ => model.cache.as_ref(),
+    }
+}
+
 /// Looks the request up. A hit comes back to serve; on a miss, `ctx.fill` says where to
 /// store the answer (unless the client said `no-store`). Every path sets `ctx.cache`.
 pub fn look(
@@ -28,7 +41,8 @@ pub fn look(
 ) -> Option<replay::Answer> {
     let snap = env.snapshot;
     let model = &snap.models[ctx.model as usize];
-    let (Some(rule), Some(body)) = (&model.cache, decoded.digest) else {
+    let entry = env.keys.entry(key_of);
+    let (Some(rule), Some(body)) = (rule(model, entry), decoded.digest) else {
         // No cache on the alias: said in the header, not counted.
         ctx.cache = Some(Status::Bypass);
         return None;
@@ -45,7 +59,6 @@ pub fn look(
     if let Some(v) = cache_control {
         d.header(v);
     }
-    let entry = env.keys.entry(key_of);
     let key_id = entry.map_or("anonymous", |k| &*k.id);
     let tenant = crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref()));
     let mut targets = model
@@ -172,6 +185,7 @@ fn meta(ctx: &Ctx) -> Meta<'_> {
         route: None,
         rates: ctx.rates.as_ref(),
         cache: ctx.cache.map(Status::header),
+        guardrails: super::guardrail::logged(ctx),
     }
 }
 

@@ -160,6 +160,16 @@ impl Decoder {
         }
     }
 
+    /// [`Decoder::parse`], with the arena copy's address: a borrowed string's offset from it
+    /// is its offset in `json`.
+    pub fn parse_at<R>(
+        &mut self,
+        json: &[u8],
+        f: impl for<'t, 'i> FnOnce(simd_json::tape::Value<'t, 'i>, usize) -> R,
+    ) -> Option<R> {
+        self.with_tape(json, |t, base| f(t.as_value(), base)).ok()
+    }
+
     /// Parses any other JSON (an upstream response, a stream event) with the same storage;
     /// `None` if it is not valid JSON.
     pub fn parse<R>(
@@ -409,7 +419,7 @@ fn value_end(body: &[u8], start: usize) -> usize {
 }
 
 /// Index of the closing quote of a string whose content starts at `start`.
-fn string_end(body: &[u8], start: usize) -> Option<usize> {
+pub(super) fn string_end(body: &[u8], start: usize) -> Option<usize> {
     let mut i = start;
     while i < body.len() {
         match body[i] {

@@ -21,6 +21,7 @@ mod attempt;
 mod cached;
 pub mod decode;
 mod gemini;
+mod guardrail;
 mod hedge;
 mod limit;
 mod openai;
@@ -129,6 +130,7 @@ async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head
                     route: ctx.route(env.snapshot),
                     rates: ctx.rates.as_ref(),
                     cache: ctx.cache.map(crate::cache::Status::header),
+                    guardrails: guardrail::logged(&ctx),
                 };
                 response::error(&mut conn.wbuf, &e, &meta, wire);
                 if conn.flush().await.is_err() {
@@ -138,7 +140,7 @@ async fn serve(env: &Env<'_>, conn: &mut Conn, scratch: &mut Scratch, head: Head
                 ctx.keep_alive = false;
             }
             Outcome {
-                status: e.kind.status(),
+                status: e.status(),
                 error: Some(e),
                 ..Outcome::default()
             }
@@ -241,6 +243,8 @@ pub struct Ctx {
     pub cache: Option<crate::cache::Status>,
     /// The answer to store once the client has it whole (a miss the cache may keep).
     pub fill: Option<Box<crate::cache::Fill>>,
+    /// The guardrails that apply and their verdicts (`None`: none apply).
+    pub guard: Option<Box<guardrail::Record>>,
 }
 
 /// Skipped fallbacks the access log lists.
@@ -302,6 +306,7 @@ impl Ctx {
             wall_ms: std::cell::Cell::new(0),
             cache: None,
             fill: None,
+            guard: None,
         };
         match client_id {
             Some(id) => {
@@ -478,31 +483,45 @@ async fn proxy(
 ) -> Result<Outcome, GatewayError> {
     let key = authenticate(env, ctx, conn, head)?;
     ctx.key = Some(key);
-    let body_at = conn.read_body(head, &env.shard.limits()).await?;
+    let mut body_at = conn.read_body(head, &env.shard.limits()).await?;
     ctx.body_read = true;
-    let body = conn.body(&body_at);
     // The body is hashed for the cache key on the same parse, when its alias caches; the
     // alias's index, looked up for that, is what admit takes.
     let snap = env.snapshot;
     let found = std::cell::Cell::new(None);
-    let caches = |alias: &str| match snap.model(alias) {
-        Some((i, m)) => {
-            found.set(Some(i));
-            m.cache.is_some()
+    let entry = env.keys.entry(key);
+    // A model in a path may be percent-encoded (`my%2Falias`).
+    let path_alias = path_model.map(|at| {
+        let raw = String::from_utf8_lossy(&conn.rbuf[at.model]);
+        (crate::http::percent_decoded(&raw).into_owned(), at.stream)
+    });
+    let path = path_alias.as_ref().map(|(a, s)| (a.as_str(), *s));
+    let mut decoded =
+        scratch
+            .decoder
+            .decode_keyed(conn.body(&body_at), path, &keyed(snap, entry, &found))?;
+    let model = admit(
+        env,
+        ctx,
+        key,
+        decoded.alias(conn.body(&body_at)),
+        found.get(),
+    )?;
+    guardrail::attach(env, ctx, key, model)?;
+    if ctx.guard.is_some() {
+        let body = conn.body(&body_at);
+        let alias = model.alias.as_str();
+        let screened = guardrail::request(env, ctx, &mut scratch.decoder, body, alias);
+        if let Some(redacted) = screened.await? {
+            // Only the redacted body goes on: keyed, logged, routed and sent.
+            body_at = conn.replace_body(redacted);
+            decoded = scratch.decoder.decode_keyed(
+                conn.body(&body_at),
+                path,
+                &keyed(snap, entry, &found),
+            )?;
         }
-        None => false,
-    };
-    let decoded = match path_model {
-        None => scratch.decoder.decode_keyed(body, None, &caches)?,
-        Some(at) => {
-            // A model in a path may be percent-encoded (`my%2Falias`).
-            let raw = String::from_utf8_lossy(&conn.rbuf[at.model]);
-            let alias = crate::http::percent_decoded(&raw);
-            let path = Some((alias.as_ref(), at.stream));
-            scratch.decoder.decode_keyed(body, path, &caches)?
-        }
-    };
-    admit(env, ctx, key, decoded.alias(body), found.get())?;
+    }
     ctx.stream = decoded.stream && endpoint.streams();
     let rf = route_facts(env, conn, head, &body_at, &decoded);
     limit::charge(env, ctx, key, &rf, &mut scratch.charges)?;
@@ -517,6 +536,22 @@ async fn proxy(
         facts: rf.facts(ctx, env.keys),
     };
     attempt::route(env, conn, scratch, ctx, &call).await
+}
+
+/// Whether the body of a request on `alias` is hashed for the cache key (its alias, or its
+/// key, caches); the alias's index, looked up for that, goes to `found` for admit.
+fn keyed<'a>(
+    snap: &'a Snapshot,
+    key: Option<&'a crate::auth::KeyEntry>,
+    found: &'a std::cell::Cell<Option<usize>>,
+) -> impl Fn(&str) -> bool + 'a {
+    move |alias| match snap.model(alias) {
+        Some((i, m)) => {
+            found.set(Some(i));
+            cached::rule(m, key).is_some()
+        }
+        None => false,
+    }
 }
 
 /// The authenticate stage: the presented key against the request's key table (401).
@@ -663,9 +698,10 @@ fn settle(env: &Env<'_>, ctx: &Ctx, path: &[u8], outcome: &Outcome, used: (Optio
             .filter(|_| {
                 snap.models
                     .get(ctx.model as usize)
-                    .is_some_and(|m| m.cache.is_some())
+                    .is_some_and(|m| cached::rule(m, key).is_some())
             })
             .map(crate::cache::Status::label),
+        guardrails: guardrail::logged(ctx),
     }
     .write(&mut line);
     if !env.shard.log.push(line) {
@@ -731,7 +767,7 @@ pub fn settle_early(shard: &Shard, id: &[u8], err: &GatewayError) {
     let mut ctx = Ctx::new(env, Some(id), false);
     ctx.start = Instant::now();
     let outcome = Outcome {
-        status: err.kind.status(),
+        status: err.status(),
         error: Some(err.clone()),
         ..Outcome::default()
     };

@@ -131,6 +131,7 @@ async fn models(
         route: None,
         rates: None,
         cache: None,
+        guardrails: None,
     };
     response::full(&mut conn.wbuf, 200, response::JSON, &body, &meta, &[]);
     conn.flush().await?;

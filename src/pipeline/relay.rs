@@ -123,6 +123,7 @@ fn meta<'a>(ctx: &'a Ctx, snap: &'a Snapshot, upstream_us: Option<u64>) -> Meta<
         route: ctx.route(snap),
         rates: ctx.rates.as_ref(),
         cache: ctx.cache.map(crate::cache::Status::header),
+        guardrails: super::guardrail::logged(ctx),
     }
 }
 
@@ -322,12 +323,36 @@ pub async fn deliver(
         deadline,
     } = answer;
     if streaming {
-        let scan = match passage {
-            Passage::Same { injected_usage } => Scan::Same {
+        let guard = match passage {
+            Passage::Embed { .. } => None,
+            _ => super::guardrail::for_stream(env, ctx),
+        };
+        let scan = match (passage, guard) {
+            (
+                Passage::Same { injected_usage }
+                | Passage::Translate {
+                    include_usage: injected_usage,
+                },
+                Some(mut guard),
+            ) => {
+                // Guarded: decoded, checked, and encoded again for the client.
+                let include_usage = match passage {
+                    Passage::Same { .. } => !injected_usage,
+                    _ => injected_usage,
+                };
+                let stamp = stamp(model, provider.default_max_tokens, ctx);
+                let encoder = guard.wrap(ctx.wire.ingress().stream_encoder(&stamp, include_usage));
+                let t = StreamTranslator::decoding(adapter, encoder);
+                Scan::Guarded(
+                    Box::new(t.bounded(env.snapshot.server.max_event_bytes)),
+                    guard,
+                )
+            }
+            (Passage::Same { injected_usage }, None) => Scan::Same {
                 adapter,
                 injected_usage,
             },
-            Passage::Translate { .. } | Passage::Embed { .. } => {
+            (Passage::Translate { .. } | Passage::Embed { .. }, _) => {
                 let include_usage = matches!(
                     passage,
                     Passage::Translate {
@@ -388,6 +413,20 @@ pub async fn deliver(
             Some(usage)
         }
     };
+    // Response guardrails on the whole answer; a block replaces it, though the upstream
+    // answered (and is paid for).
+    let guarded = ok
+        && ctx
+            .guard
+            .as_ref()
+            .is_some_and(|g| g.runs(env.snapshot, super::guardrail::Phase::Response));
+    let blocked = match guarded {
+        true => super::guardrail::answer(env, ctx, &mut scratch.decoder, &mut scratch.body)
+            .await
+            .err()
+            .map(Box::new),
+        false => None,
+    };
     let ct = match passage {
         Passage::Same { .. } => content_type.as_deref().unwrap_or(response::JSON),
         Passage::Translate { .. } | Passage::Embed { .. } => response::JSON,
@@ -395,32 +434,44 @@ pub async fn deliver(
     if let (Some(u), Some(p)) = (&usage, super::limit::served_price(env, ctx)) {
         ctx.cost = Some(crate::routing::price::cost(&p, u));
     }
-    let mut cost = Vec::new();
-    if let Some(c) = ctx.cost {
-        crate::json::push_fixed8(&mut cost, c);
+    match &blocked {
+        Some(e) => {
+            let meta = meta(ctx, env.snapshot, Some(upstream_us));
+            response::error(&mut conn.wbuf, e, &meta, ctx.wire);
+        }
+        None => {
+            let mut cost = Vec::new();
+            if let Some(c) = ctx.cost {
+                crate::json::push_fixed8(&mut cost, c);
+            }
+            let cost = std::str::from_utf8(&cost).ok().filter(|c| !c.is_empty());
+            let (extra, n) = extras(ctx, retry_after.as_deref(), cost);
+            let meta = meta(ctx, env.snapshot, Some(upstream_us));
+            response::full(
+                &mut conn.wbuf,
+                status,
+                ct,
+                &scratch.body,
+                &meta,
+                &extra[..n],
+            );
+        }
     }
-    let cost = std::str::from_utf8(&cost).ok().filter(|c| !c.is_empty());
-    let (extra, n) = extras(ctx, retry_after.as_deref(), cost);
-    response::full(
-        &mut conn.wbuf,
-        status,
-        ct,
-        &scratch.body,
-        &meta(ctx, env.snapshot, Some(upstream_us)),
-        &extra[..n],
-    );
     conn.flush().await?;
-    if ok && let Some(f) = &mut ctx.fill {
-        // The answer as the client received it (translated already, if it was).
+    if ok
+        && blocked.is_none()
+        && let Some(f) = &mut ctx.fill
+    {
+        // The answer as the client received it (translated and redacted already).
         f.record(&scratch.body, env.snapshot.cache.max_entry_bytes);
         super::cached::store(env, ctx);
     }
     Ok(Outcome {
-        status,
+        status: blocked.as_ref().map_or(status, |e| e.status()),
         usage,
         upstream_us: Some(upstream_us),
         ttfb_us: Some(ttfb_us),
-        error: None,
+        error: blocked.map(|e| *e),
         relayed_events: 0,
     })
 }
@@ -433,6 +484,9 @@ enum Scan {
         injected_usage: bool,
     },
     Translate(Box<StreamTranslator>),
+    /// Translated (or decoded and encoded again, same protocol) with response guardrails
+    /// between decoder and encoder.
+    Guarded(Box<StreamTranslator>, Box<super::guardrail::stream::Guard>),
 }
 
 /// Forwards an upstream SSE stream event by event, each write flushed as it comes.
@@ -514,26 +568,43 @@ async fn stream(
                 usage = t.usage();
                 Ok(())
             }
+            Scan::Guarded(t, guard) => {
+                if let Err(e) = t.feed(&scratch.body, events) {
+                    break Some(e);
+                }
+                usage = t.usage();
+                Box::pin(guard.drain(env, ctx, events)).await;
+                if let Some(e) = guard.blocked() {
+                    break Some(e);
+                }
+                Ok(())
+            }
         };
         if let Err(e) = split {
             break Some(translate::event_too_large(e));
         }
         if !more {
-            if let Scan::Translate(t) = &mut scan
+            if let Scan::Translate(t) | Scan::Guarded(t, _) = &mut scan
                 && let Err(e) = t.finish(&mut scratch.events)
             {
                 break Some(e);
             }
+            if let Scan::Guarded(_, guard) = &mut scan {
+                Box::pin(guard.drain(env, ctx, &mut scratch.events)).await;
+                if let Some(e) = guard.blocked() {
+                    break Some(e);
+                }
+            }
             match &scan {
                 // Whatever followed the last blank line goes out unchanged.
                 Scan::Same { .. } => scratch.events.extend_from_slice(splitter.pending()),
-                Scan::Translate(t) if !t.done() => {
+                Scan::Translate(t) | Scan::Guarded(t, _) if !t.done() => {
                     break Some(GatewayError::new(
                         Kind::UpstreamProtocol,
                         "upstream stream ended before its final event",
                     ));
                 }
-                Scan::Translate(_) => {}
+                Scan::Translate(_) | Scan::Guarded(..) => {}
             }
         }
         if !scratch.events.is_empty() {
@@ -554,6 +625,9 @@ async fn stream(
             break None;
         }
     };
+    if let Scan::Guarded(_, guard) = &mut scan {
+        guard.settle(env, ctx, None);
+    }
     let upstream_us = Some(ctx.upstream_us(sent));
     let mut outcome = Outcome {
         status: 200,

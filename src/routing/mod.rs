@@ -192,6 +192,7 @@ fn blame(kind: Kind) -> Blame {
         | Kind::RateLimited
         | Kind::BudgetExceeded
         | Kind::PriceUnknown
+        | Kind::GuardrailBlocked
         | Kind::ClientDisconnected => Blame::Nobody,
     }
 }

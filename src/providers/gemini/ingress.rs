@@ -512,7 +512,7 @@ fn google_status(status: u16) -> &'static str {
 }
 
 fn write_error(e: &GatewayError, out: &mut Vec<u8>) {
-    let status = e.kind.status();
+    let status = e.status();
     out.extend_from_slice(b"{\"error\":{\"code\":");
     push_u64(out, u64::from(status));
     out.extend_from_slice(b",\"message\":");
