@@ -457,6 +457,33 @@ fn completions_embeddings_models() {
 }
 
 #[test]
+fn words_embeddings_follow_the_text() {
+    let m = server();
+    let a = m.addr();
+    let body = r#"{"model":"text-embedding-words","dimensions":256,"input":["How do I reverse a list?","how do i REVERSE a list","How do I reverse a string?"]}"#;
+    let e = call(a, "POST", "/v1/embeddings", &[], body).json();
+    let v: Vec<Vec<f64>> = (0..3)
+        .map(|i| serde_json::from_value(e["data"][i]["embedding"].clone()).unwrap())
+        .collect();
+    assert_eq!(v[0].len(), 256);
+    let cos = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+    assert!((cos(&v[0], &v[0]) - 1.0).abs() < 1e-6);
+    assert!((cos(&v[0], &v[1]) - 1.0).abs() < 1e-6);
+    assert!(cos(&v[0], &v[2]) < 0.9);
+    // The same text in another request, at another index, embeds the same.
+    let again = r#"{"model":"text-embedding-words","dimensions":256,"input":["x","How do I reverse a list?"]}"#;
+    let e2 = call(a, "POST", "/v1/embeddings", &[], again).json();
+    assert_eq!(e2["data"][1]["embedding"], e["data"][0]["embedding"]);
+    // Cohere's shape too; any other model keeps the per-index vectors.
+    let c = r#"{"model":"embed-words","texts":["How do I reverse a list?"],"embedding_types":["float"]}"#;
+    let c = call(a, "POST", "/v2/embed?dims=256", &[], c).json();
+    assert_eq!(c["embeddings"]["float"][0], e["data"][0]["embedding"]);
+    let plain = r#"{"model":"e","input":["same","same"]}"#;
+    let p = call(a, "POST", "/v1/embeddings", &[], plain).json();
+    assert_ne!(p["data"][0]["embedding"], p["data"][1]["embedding"]);
+}
+
+#[test]
 fn threads_and_port_conflict() {
     let cfg = MockConfig {
         threads: 3,

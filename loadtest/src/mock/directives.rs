@@ -220,6 +220,8 @@ pub const HELP: &str = concat!(
     "  close            `connection: close` after the response\n",
     "  hang             never answer; hold the connection until the client closes it\n",
     "  dims=N           embedding dimensions (default: the body's `dimensions`, else 8)\n",
+    "                   (a model named *words*, e.g. text-embedding-words: each vector is the\n",
+    "                   L2-normalised bag of its input's lower-cased words, FNV-1a-hashed to dims)\n",
     "  tools=N          answer with N tool calls (0..=8) instead of text, named after the request's\n",
     "                   `tools` in order (cycling), or get_weather; arguments {\"city\":\"Paris\",\"call\":i};\n",
     "                   streams send each call's arguments in `chunks` fragments (at least 2)\n",

@@ -13,6 +13,13 @@
 //! invoke}`; `GET /v1/models`, `GET /mock/stats`, `POST /mock/reset` (routes: `routes.rs`).
 //! Directives: see [`DIRECTIVES`], [`DIRECTIVE_HELP`] and `directives.rs`.
 //!
+//! Embeddings are deterministic per input index, except for a model whose name contains
+//! `words` (`text-embedding-words`): then each vector is the bag of its input's words
+//! (lower-cased alphanumeric runs, FNV-1a-hashed to one of `dims` dimensions, counted,
+//! L2-normalised), so equal texts, or texts differing in case and punctuation only, have cosine
+//! 1.0 and one word in six changed about 0.83 (ask for 256 `dimensions` or so: at the default
+//! 8, words collide). Every embedding shape does this (`words.rs`).
+//!
 //! What the assistant says is also programmable, in every protocol, whole and streamed alike:
 //! - `tools=N` (0..=8): N tool calls instead of text, named after the request's `tools` in order
 //!   (cycling; `get_weather` when there are none), with arguments `{"city":"Paris","call":i}` and
@@ -69,6 +76,7 @@ mod stream;
 mod token;
 mod tools;
 mod wire;
+mod words;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
