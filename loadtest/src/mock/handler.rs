@@ -18,7 +18,7 @@ use super::stats::{RecordedRequest, Shared};
 use super::stream;
 use super::wire::{self, Wire};
 use super::words::{self, Source};
-use super::{embed, errors};
+use super::{embed, errors, guardrail};
 
 /// What to do with the connection after a response.
 #[derive(PartialEq, Eq)]
@@ -147,6 +147,7 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
         _ => None,
     };
     let src = words.as_deref().map_or(Source::Index, Source::Words);
+    let call = (t.route == Route::Guardrail).then(|| guardrail::Call::parse(&body));
     shared.count_api(t.stat);
     if t.route == Route::Api(Api::Responses)
         && parsed
@@ -265,6 +266,21 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
                 let extra = errors::body(&mut conn.scratch, family, 400, &msg);
                 return respond(conn, w, 400, close, retry_after, extra).await;
             }
+        }
+        Route::Guardrail => {
+            let call = call.expect("parsed for this route");
+            let call = match call {
+                Ok(c) => c,
+                Err(msg) => {
+                    let extra = errors::body(&mut conn.scratch, family, 400, &msg);
+                    return respond(conn, w, 400, close, retry_after, extra).await;
+                }
+            };
+            if call.slow() && !conn.sleep_watching(guardrail::SLOW).await {
+                return Next::Close;
+            }
+            let status = call.answer(&mut conn.scratch);
+            return respond(conn, w, status, close, retry_after, None).await;
         }
         Route::Api(_) if d.malformed && !stream => {
             conn.scratch.extend_from_slice(r::MALFORMED_BODY)

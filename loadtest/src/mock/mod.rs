@@ -10,7 +10,9 @@
 //! batchEmbedContents}`, Vertex AI's `/v1/projects/{p}/locations/{r}/publishers/google/models/
 //! {m}:{generateContent|streamGenerateContent|predict}` and `.../publishers/anthropic/models/
 //! {m}:{rawPredict|streamRawPredict}`, Bedrock's `/model/{id}/{converse|converse-stream|
-//! invoke}`; `GET /v1/models`, `GET /mock/stats`, `POST /mock/reset` (routes: `routes.rs`).
+//! invoke}`; `GET /v1/models`, `GET /mock/stats`, `POST /mock/reset` (routes: `routes.rs`);
+//! the gateway's guardrail webhook, `POST /guardrail` (`guardrail.rs`: `BLOCKME`, `REDACTME`,
+//! `SLOWME` and `FAILME` in a text decide its answer).
 //! Directives: see [`DIRECTIVES`], [`DIRECTIVE_HELP`] and `directives.rs`.
 //!
 //! Embeddings are deterministic per input index, except for a model whose name contains
@@ -64,6 +66,7 @@ mod embed;
 mod errors;
 pub mod eventstream;
 mod gemini;
+mod guardrail;
 mod handler;
 mod reply;
 mod request;
