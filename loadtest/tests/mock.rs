@@ -457,6 +457,117 @@ fn completions_embeddings_models() {
 }
 
 #[test]
+fn words_embeddings_follow_the_text() {
+    let m = server();
+    let a = m.addr();
+    let body = r#"{"model":"text-embedding-words","dimensions":256,"input":["How do I reverse a list?","how do i REVERSE a list","How do I reverse a string?"]}"#;
+    let e = call(a, "POST", "/v1/embeddings", &[], body).json();
+    let v: Vec<Vec<f64>> = (0..3)
+        .map(|i| serde_json::from_value(e["data"][i]["embedding"].clone()).unwrap())
+        .collect();
+    assert_eq!(v[0].len(), 256);
+    let cos = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+    assert!((cos(&v[0], &v[0]) - 1.0).abs() < 1e-6);
+    assert!((cos(&v[0], &v[1]) - 1.0).abs() < 1e-6);
+    assert!(cos(&v[0], &v[2]) < 0.9);
+    // The same text in another request, at another index, embeds the same.
+    let again = r#"{"model":"text-embedding-words","dimensions":256,"input":["x","How do I reverse a list?"]}"#;
+    let e2 = call(a, "POST", "/v1/embeddings", &[], again).json();
+    assert_eq!(e2["data"][1]["embedding"], e["data"][0]["embedding"]);
+    // Cohere's shape too; any other model keeps the per-index vectors.
+    let c = r#"{"model":"embed-words","texts":["How do I reverse a list?"],"embedding_types":["float"]}"#;
+    let c = call(a, "POST", "/v2/embed?dims=256", &[], c).json();
+    assert_eq!(c["embeddings"]["float"][0], e["data"][0]["embedding"]);
+    let plain = r#"{"model":"e","input":["same","same"]}"#;
+    let p = call(a, "POST", "/v1/embeddings", &[], plain).json();
+    assert_ne!(p["data"][0]["embedding"], p["data"][1]["embedding"]);
+}
+
+fn guardrail_call(texts: &[&str]) -> String {
+    serde_json::json!({"policy":"pii","phase":"request","model":"gpt","key":null,
+        "request_id":"req-1","texts":texts})
+    .to_string()
+}
+
+#[test]
+fn guardrail_webhook_verdicts() {
+    let m = server();
+    let a = m.addr();
+    let verdict = |path: &str, texts: &[&str]| {
+        let r = call(a, "POST", path, &[], &guardrail_call(texts));
+        (r.status, r.json())
+    };
+    assert_eq!(
+        verdict("/guardrail", &["hello", "world"]),
+        (200, serde_json::json!({"action":"allow"}))
+    );
+    let (status, v) = verdict("/guardrail", &["fine", "BLOCKME please"]);
+    assert_eq!((status, v["action"].as_str()), (200, Some("block")));
+    assert!(v["reason"].is_string());
+    let (status, v) = verdict("/guardrail", &["my REDACTME card", "no"]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        v,
+        serde_json::json!({"action":"redact","texts":["my [redacted] card","no"]})
+    );
+    let (status, v) = verdict("/guardrail", &["FAILME"]);
+    assert_eq!(status, 500);
+    assert!(v["error"]["message"].is_string());
+    let r = call(a, "POST", "/guardrail", &[], "{not json");
+    assert_eq!(r.status, 400);
+    let r = call(
+        a,
+        "POST",
+        "/guardrail",
+        &[],
+        r#"{"policy":"p","phase":"request"}"#,
+    );
+    assert_eq!(r.status, 400);
+
+    // Counted and recorded like every other API.
+    let s = m.stats();
+    assert_eq!(s.api("guardrail"), 6);
+    let last = s.last_request.unwrap();
+    assert_eq!(last.path, "/guardrail");
+    assert_eq!(last.body, br#"{"policy":"p","phase":"request"}"#);
+}
+
+#[test]
+fn guardrail_webhook_delays() {
+    let m = server();
+    let a = m.addr();
+    let t = Instant::now();
+    let r = call(
+        a,
+        "POST",
+        "/guardrail/delay_ms=300",
+        &[],
+        &guardrail_call(&["x"]),
+    );
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    let r = call(
+        a,
+        "POST",
+        "/mock/latency_ms=300/guardrail",
+        &[],
+        &guardrail_call(&["BLOCKME"]),
+    );
+    assert_eq!(r.json()["action"], "block");
+    let t = Instant::now();
+    let r = call(
+        a,
+        "POST",
+        "/guardrail",
+        &[],
+        &guardrail_call(&["SLOWME", "REDACTME"]),
+    );
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert_eq!(r.json()["texts"][1], "[redacted]");
+    assert_eq!(m.stats().api("guardrail"), 3);
+}
+
+#[test]
 fn threads_and_port_conflict() {
     let cfg = MockConfig {
         threads: 3,

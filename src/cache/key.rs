@@ -108,19 +108,34 @@ const NUMBER: u64 = 4;
 const STRING: u64 = 5;
 const ARRAY: u64 = 6;
 const OBJECT: u64 = 7;
+/// A masked string: one whose text is left out (see [`body_masked`]).
+const MASKED: u64 = 8;
 
-fn value(v: &Value<'_, '_>, h: &mut Pair) {
+/// Strings of the body, by where they are in the tape's input, whose text is not hashed.
+type Mask<'m> = &'m [&'m str];
+
+fn masked(mask: Mask<'_>, s: &str) -> bool {
+    // Each string of a tape lies in its own span of the input, so its address names it.
+    mask.iter()
+        .any(|m| std::ptr::eq(m.as_ptr(), s.as_ptr()) && m.len() == s.len())
+}
+
+fn value(v: &Value<'_, '_>, h: &mut Pair, mask: Mask<'_>) {
     if let Some(s) = v.as_str() {
+        if !mask.is_empty() && masked(mask, s) {
+            h.u64(MASKED);
+            return;
+        }
         h.u64(STRING);
         h.bytes(s.as_bytes());
     } else if let Some(a) = v.as_array() {
         h.u64(ARRAY);
         h.u64(a.len() as u64);
         for e in a.iter() {
-            value(&e, h);
+            value(&e, h, mask);
         }
     } else if let Some(o) = v.as_object() {
-        let [a, b] = object(&o, false);
+        let [a, b] = object(&o, false, mask);
         h.u64(OBJECT);
         h.u64(a);
         h.u64(b);
@@ -139,7 +154,7 @@ fn value(v: &Value<'_, '_>, h: &mut Pair) {
 }
 
 /// An object's members, each hashed apart and summed: the order they came in does not count.
-fn object(o: &Object<'_, '_>, top: bool) -> [u64; 2] {
+fn object(o: &Object<'_, '_>, top: bool, mask: Mask<'_>) -> [u64; 2] {
     let mut sum = [0u64; 2];
     let mut count = 0u64;
     for (k, v) in o.iter() {
@@ -157,7 +172,7 @@ fn object(o: &Object<'_, '_>, top: bool) -> [u64; 2] {
         };
         let mut h = Pair::new();
         h.bytes(k.as_bytes());
-        value(&v, &mut h);
+        value(&v, &mut h, mask);
         let [a, b] = h.finish();
         sum[0] = sum[0].wrapping_add(a);
         sum[1] = sum[1].wrapping_add(b);
@@ -172,7 +187,16 @@ fn object(o: &Object<'_, '_>, top: bool) -> [u64; 2] {
 
 /// The body's part of the key.
 pub fn body(root: &Object<'_, '_>) -> [u64; 2] {
-    object(root, true)
+    object(root, true, &[])
+}
+
+/// The body's hash with the strings in `mask` (string values of this same tape, compared by
+/// address, not text) each hashed as one fixed marker instead of their text: two bodies that
+/// differ only in those strings hash the same, and never as a body with any text there.
+/// The semantic cache's context ([`super::semantic::split`]) is the body without its last
+/// user turn.
+pub fn body_masked(root: &Object<'_, '_>, mask: &[&str]) -> [u64; 2] {
+    object(root, true, mask)
 }
 
 /// What a cache key is made of besides the body.

@@ -15,6 +15,7 @@
 
 pub mod key;
 pub mod replay;
+pub mod semantic;
 pub mod store;
 
 use std::cell::RefCell;

@@ -178,6 +178,7 @@ pub(crate) const MAX_TOOLS: u8 = 8;
 /// The directive names the mock understands.
 pub const NAMES: &[&str] = &[
     "latency_ms",
+    "delay_ms",
     "status",
     "retry_after",
     "chunks",
@@ -211,6 +212,7 @@ pub const NAMES: &[&str] = &[
 /// One entry per directive (continuation lines indented further), for `mock-upstream --help`.
 pub const HELP: &str = concat!(
     "  latency_ms=N     wait N ms before the response head\n",
+    "  delay_ms=N       the same as latency_ms\n",
     "  status=N         answer with this status (200 or 400..=599) and an error body\n",
     "  retry_after=S    send `retry-after: S`\n",
     "  chunks=N         text pieces (default 8): SSE content events, `tokN ` words, output tokens\n",
@@ -220,6 +222,8 @@ pub const HELP: &str = concat!(
     "  close            `connection: close` after the response\n",
     "  hang             never answer; hold the connection until the client closes it\n",
     "  dims=N           embedding dimensions (default: the body's `dimensions`, else 8)\n",
+    "                   (a model named *words*, e.g. text-embedding-words: each vector is the\n",
+    "                   L2-normalised bag of its input's lower-cased words, FNV-1a-hashed to dims)\n",
     "  tools=N          answer with N tool calls (0..=8) instead of text, named after the request's\n",
     "                   `tools` in order (cycling), or get_weather; arguments {\"city\":\"Paris\",\"call\":i};\n",
     "                   streams send each call's arguments in `chunks` fragments (at least 2)\n",
@@ -286,7 +290,7 @@ impl Directives {
     /// Sets one directive. `Ok(false)` means the name is not a directive.
     pub fn set(&mut self, name: &str, value: &str) -> Result<bool, String> {
         match name {
-            "latency_ms" => self.latency_ms = num(name, value)?,
+            "latency_ms" | "delay_ms" => self.latency_ms = num(name, value)?,
             "status" => {
                 let s = num(name, value)?;
                 if s != 200 && !(400..=599).contains(&s) {
@@ -415,6 +419,13 @@ pub(crate) fn split_target(target: &str) -> (Option<&str>, &str, &str) {
     {
         return (Some(&rest[..slash]), &rest[slash..], query);
     }
+    // The guardrail webhook takes its directives after its path too (a URL a config names).
+    if let Some(rest) = path.strip_prefix("/guardrail/")
+        && !rest.is_empty()
+        && !rest.contains('/')
+    {
+        return (Some(rest), "/guardrail", query);
+    }
     (None, path, query)
 }
 
@@ -430,6 +441,11 @@ mod tests {
         );
         assert_eq!(split_target("/mock/stats"), (None, "/mock/stats", ""));
         assert_eq!(split_target("/v1/models"), (None, "/v1/models", ""));
+        assert_eq!(
+            split_target("/guardrail/latency_ms=5?x"),
+            (Some("latency_ms=5"), "/guardrail", "x")
+        );
+        assert_eq!(split_target("/guardrail"), (None, "/guardrail", ""));
     }
 
     #[test]

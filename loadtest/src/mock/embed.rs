@@ -1,11 +1,13 @@
 //! Embedding answers in the shapes other than OpenAI's (`responses.rs` has that one): Cohere
 //! v2 `/v2/embed`, Gemini `embedContent` and `batchEmbedContents`, Vertex AI text-embedding
 //! `predict`, and Bedrock `invoke` for Titan and Cohere embedding models. Every vector is
-//! [`vector`]'s deterministic floats, one per input the body names; token counts are the
-//! body's estimate shared out between the inputs.
+//! `responses::vector`'s deterministic floats, one per input the body names (or, for a model named
+//! `…words…`, the bag of words of that input's text: `words.rs`); token counts are the body's
+//! estimate shared out between the inputs.
 
 use super::request::Body;
-use super::responses::{Meta, json_str, num, vector};
+use super::responses::{Meta, json_str, num};
+use super::words::Source;
 
 /// Which embedding shape a route answers in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -35,14 +37,14 @@ fn texts(out: &mut Vec<u8>, texts: &[String]) {
     out.push(b']');
 }
 
-fn vectors(out: &mut Vec<u8>, count: u64, dims: u64, wrap: (&[u8], &[u8])) {
+fn vectors(out: &mut Vec<u8>, src: Source, count: u64, dims: u64, wrap: (&[u8], &[u8])) {
     out.push(b'[');
     for i in 0..count {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(wrap.0);
-        vector(out, i, dims);
+        src.vector(out, i, dims);
         out.extend_from_slice(wrap.1);
     }
     out.push(b']');
@@ -74,6 +76,7 @@ pub(crate) fn body(
     m: &Meta,
     b: &Body,
     dims: u64,
+    src: Source,
 ) -> Result<(), String> {
     let missing = |what: &str| Err(format!("mock: embedding request without {what}"));
     match kind {
@@ -86,7 +89,7 @@ pub(crate) fn body(
             num(out, m.id);
             out.extend_from_slice(b"\",\"embeddings\":");
             if kind == Embed::BedrockCohere {
-                vectors(out, n, dims, (b"", b""));
+                vectors(out, src, n, dims, (b"", b""));
                 out.extend_from_slice(b",\"response_type\":\"embeddings_floats\"");
             } else {
                 out.push(b'{');
@@ -99,7 +102,7 @@ pub(crate) fn body(
                     json_str(out, ty);
                     out.push(b':');
                     if ty == "float" {
-                        vectors(out, n, dims, (b"", b""));
+                        vectors(out, src, n, dims, (b"", b""));
                     } else {
                         int_vectors(out, n, dims);
                     }
@@ -119,7 +122,7 @@ pub(crate) fn body(
         }
         Embed::GeminiOne => {
             out.extend_from_slice(b"{\"embedding\":{\"values\":");
-            vector(out, 0, dims);
+            src.vector(out, 0, dims);
             out.extend_from_slice(b"}}");
         }
         Embed::GeminiBatch => {
@@ -127,7 +130,7 @@ pub(crate) fn body(
                 return missing("requests");
             };
             out.extend_from_slice(b"{\"embeddings\":");
-            vectors(out, r.len() as u64, dims, (b"{\"values\":", b"}"));
+            vectors(out, src, r.len() as u64, dims, (b"{\"values\":", b"}"));
             out.push(b'}');
         }
         Embed::VertexPredict => {
@@ -142,7 +145,7 @@ pub(crate) fn body(
                     out.push(b',');
                 }
                 out.extend_from_slice(b"{\"embeddings\":{\"values\":");
-                vector(out, i, dims);
+                src.vector(out, i, dims);
                 out.extend_from_slice(b",\"statistics\":{\"token_count\":");
                 num(out, each);
                 out.extend_from_slice(b",\"truncated\":false}}}");
@@ -156,7 +159,7 @@ pub(crate) fn body(
                 return missing("inputText");
             }
             out.extend_from_slice(b"{\"embedding\":");
-            vector(out, 0, dims);
+            src.vector(out, 0, dims);
             out.extend_from_slice(b",\"inputTextTokenCount\":");
             num(out, m.prompt_tokens);
             out.push(b'}');
@@ -180,7 +183,7 @@ mod tests {
     }
 
     fn body_of(out: &mut Vec<u8>, kind: Embed, m: &Meta, b: &Body) -> Result<(), String> {
-        body(out, kind, m, b, 4)
+        body(out, kind, m, b, 4, Source::Index)
     }
 
     #[test]

@@ -17,7 +17,8 @@ use super::routes::{self, Family, Route};
 use super::stats::{RecordedRequest, Shared};
 use super::stream;
 use super::wire::{self, Wire};
-use super::{embed, errors};
+use super::words::{self, Source};
+use super::{embed, errors, guardrail};
 
 /// What to do with the connection after a response.
 #[derive(PartialEq, Eq)]
@@ -137,6 +138,16 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
     );
 
     let body_len = body.len();
+    // Text-dependent vectors (`words.rs`) need the inputs' texts, read before the body is kept.
+    let named = t.model.as_deref();
+    let named = named.or_else(|| parsed.as_ref().ok().and_then(|b| b.model.as_deref()));
+    let words = match t.route {
+        Route::Embeddings if named.is_some_and(words::wanted) => words::texts(&body, None),
+        Route::Embed(kind) if named.is_some_and(words::wanted) => words::texts(&body, Some(kind)),
+        _ => None,
+    };
+    let src = words.as_deref().map_or(Source::Index, Source::Words);
+    let call = (t.route == Route::Guardrail).then(|| guardrail::Call::parse(&body));
     shared.count_api(t.stat);
     if t.route == Route::Api(Api::Responses)
         && parsed
@@ -248,13 +259,28 @@ async fn handle(conn: &mut Conn, shared: &Shared, head: super::conn::Head, body:
                 let extra = errors::body(&mut conn.scratch, family, 400, msg);
                 return respond(conn, w, 400, close, retry_after, extra).await;
             };
-            r::embeddings(&mut conn.scratch, &meta, input.0, dims);
+            r::embeddings(&mut conn.scratch, &meta, input.0, dims, src);
         }
         Route::Embed(kind) => {
-            if let Err(msg) = embed::body(&mut conn.scratch, kind, &meta, &b, dims) {
+            if let Err(msg) = embed::body(&mut conn.scratch, kind, &meta, &b, dims, src) {
                 let extra = errors::body(&mut conn.scratch, family, 400, &msg);
                 return respond(conn, w, 400, close, retry_after, extra).await;
             }
+        }
+        Route::Guardrail => {
+            let call = call.expect("parsed for this route");
+            let call = match call {
+                Ok(c) => c,
+                Err(msg) => {
+                    let extra = errors::body(&mut conn.scratch, family, 400, &msg);
+                    return respond(conn, w, 400, close, retry_after, extra).await;
+                }
+            };
+            if call.slow() && !conn.sleep_watching(guardrail::SLOW).await {
+                return Next::Close;
+            }
+            let status = call.answer(&mut conn.scratch);
+            return respond(conn, w, status, close, retry_after, None).await;
         }
         Route::Api(_) if d.malformed && !stream => {
             conn.scratch.extend_from_slice(r::MALFORMED_BODY)

@@ -10,8 +10,17 @@
 //! batchEmbedContents}`, Vertex AI's `/v1/projects/{p}/locations/{r}/publishers/google/models/
 //! {m}:{generateContent|streamGenerateContent|predict}` and `.../publishers/anthropic/models/
 //! {m}:{rawPredict|streamRawPredict}`, Bedrock's `/model/{id}/{converse|converse-stream|
-//! invoke}`; `GET /v1/models`, `GET /mock/stats`, `POST /mock/reset` (routes: `routes.rs`).
+//! invoke}`; `GET /v1/models`, `GET /mock/stats`, `POST /mock/reset` (routes: `routes.rs`);
+//! the gateway's guardrail webhook, `POST /guardrail` (`guardrail.rs`: `BLOCKME`, `REDACTME`,
+//! `SLOWME` and `FAILME` in a text decide its answer).
 //! Directives: see [`DIRECTIVES`], [`DIRECTIVE_HELP`] and `directives.rs`.
+//!
+//! Embeddings are deterministic per input index, except for a model whose name contains
+//! `words` (`text-embedding-words`): then each vector is the bag of its input's words
+//! (lower-cased alphanumeric runs, FNV-1a-hashed to one of `dims` dimensions, counted,
+//! L2-normalised), so equal texts, or texts differing in case and punctuation only, have cosine
+//! 1.0 and one word in six changed about 0.83 (ask for 256 `dimensions` or so: at the default
+//! 8, words collide). Every embedding shape does this (`words.rs`).
 //!
 //! What the assistant says is also programmable, in every protocol, whole and streamed alike:
 //! - `tools=N` (0..=8): N tool calls instead of text, named after the request's `tools` in order
@@ -57,6 +66,7 @@ mod embed;
 mod errors;
 pub mod eventstream;
 mod gemini;
+mod guardrail;
 mod handler;
 mod reply;
 mod request;
@@ -69,6 +79,7 @@ mod stream;
 mod token;
 mod tools;
 mod wire;
+mod words;
 
 use std::cell::RefCell;
 use std::collections::HashSet;

@@ -520,8 +520,14 @@ pub(crate) fn vector(out: &mut Vec<u8>, i: u64, dims: u64) {
     out.push(b']');
 }
 
-/// An OpenAI embeddings list with `count` vectors of `dims` deterministic floats.
-pub(crate) fn embeddings(out: &mut Vec<u8>, m: &Meta, count: u64, dims: u64) {
+/// An OpenAI embeddings list with `count` vectors of `dims` floats from `src`.
+pub(crate) fn embeddings(
+    out: &mut Vec<u8>,
+    m: &Meta,
+    count: u64,
+    dims: u64,
+    src: super::words::Source,
+) {
     out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
     for i in 0..count {
         if i > 0 {
@@ -530,7 +536,7 @@ pub(crate) fn embeddings(out: &mut Vec<u8>, m: &Meta, count: u64, dims: u64) {
         out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
         num(out, i);
         out.extend_from_slice(b",\"embedding\":");
-        vector(out, i, dims);
+        src.vector(out, i, dims);
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"model\":");

@@ -16,6 +16,8 @@ pub(crate) enum Route {
     /// Every other protocol's embeddings.
     Embed(Embed),
     Models,
+    /// The gateway's guardrail webhook (`guardrail.rs`).
+    Guardrail,
     /// Anthropic's `count_tokens`: about four request bytes a token.
     CountTokens,
     Stats,
@@ -94,6 +96,7 @@ pub(crate) fn route(method: &str, path: &str, has_prefix: bool) -> Target {
         ("POST", "/v2/embed") => target(Route::Embed(Embed::Cohere), Cohere, "cohere_embed"),
         ("GET", "/mock/stats") if !has_prefix => target(Route::Stats, OpenAi, "control"),
         ("POST", "/mock/reset") if !has_prefix => target(Route::Reset, OpenAi, "control"),
+        ("POST", "/guardrail") => target(Route::Guardrail, OpenAi, "guardrail"),
         ("POST", "/token") => target(Route::Token, OpenAi, "control"),
         ("POST", _) => google(path)
             .or_else(|| bedrock(path))

@@ -44,6 +44,7 @@ pub const APIS: &[&str] = &[
     "vertex_anthropic",
     "bedrock_converse",
     "bedrock_invoke",
+    "guardrail",
     "not_found",
 ];
 
