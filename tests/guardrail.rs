@@ -41,6 +41,8 @@ guardrails:
   hide-city:    {{ check: deny, patterns: ["Paris"], action: redact, on: [response] }}
   has-city:     {{ check: json_schema, schema: {{ type: object, required: [city] }}, on: [response] }}
   has-country:  {{ check: json_schema, schema: {{ type: object, required: [country] }}, on: [response] }}
+  review-open:   {{ check: webhook, url: "{upstream}/guardrail", timeout_ms: 400, on_error: allow, on: [request, response] }}
+  review-closed: {{ check: webhook, url: "{upstream}/guardrail", timeout_ms: 400, on_error: block }}
 models:
   guarded:
     targets: [ {{ provider: up, model: upstream-mini }} ]
@@ -74,8 +76,17 @@ models:
   country-schema:
     targets: [ {{ provider: up, model: upstream-mini }} ]
     guardrails: [has-country]
+  hooked-open:
+    targets: [ {{ provider: up, model: upstream-mini }} ]
+    guardrails: [no-pii, review-open]
+  hooked-closed:
+    targets: [ {{ provider: up, model: upstream-mini }} ]
+    guardrails: [review-closed]
   plain:
     targets: [ {{ provider: up, model: upstream-mini }} ]
+  cached-plain:
+    targets: [ {{ provider: up, model: upstream-mini }} ]
+    cache: {{ ttl_s: 60 }}
 keys:
   - name: team-a
     key: {{ env: TEAM_A_KEY }}
@@ -469,4 +480,172 @@ fn schema_checks(driver: Driver) {
     let _ = ADMIN;
 }
 
-both_drivers!(request_checks, response_checks, schema_checks);
+/// The webhook check: its verdicts, its redaction, and a timeout or an error in both failure
+/// modes; every call within the policy's deadline.
+fn webhook_checks(driver: Driver) {
+    let (mock, gw) = start(driver, "");
+    let ask = |alias: &str, text: &str| {
+        format!(r#"{{"model":"{alias}","messages":[{{"role":"user","content":"{text}"}}]}}"#)
+    };
+    let r = chat(&gw, &ask("hooked-open", "hello there"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = verdicts(&r);
+    assert!(v.contains("review-open:request:passed"), "{v}");
+    assert!(v.contains("review-open:response:passed"), "{v}");
+    assert_eq!(mock.stats().api("guardrail"), 2, "one call per phase");
+    let call = upstream_body(&mock);
+    assert!(call.contains(r#""phase":"response""#), "{call}");
+    assert!(call.contains(r#""policy":"review-open""#), "{call}");
+
+    // The webhook sees text the local checks redacted already, and may redact more.
+    let r = chat(&gw, &ask("hooked-open", &format!("REDACTME for {EMAIL}")));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(verdicts(&r).contains("review-open:request:redacted"));
+    let calls = mock.stats().api("guardrail");
+    let r = chat(&gw, &ask("hooked-closed", "REDACTME now"));
+    assert_eq!(r.status, 200);
+    assert!(
+        upstream_body(&mock).contains("[redacted] now"),
+        "{}",
+        upstream_body(&mock)
+    );
+    assert_eq!(mock.stats().api("guardrail"), calls + 1);
+
+    let r = chat(&gw, &ask("hooked-closed", "BLOCKME"));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("guardrail `review-closed`: mock: BLOCKME found"),
+        "{}",
+        r.text()
+    );
+
+    // Timeouts and errors: let through when open, blocked when closed.
+    for trigger in ["SLOWME", "FAILME"] {
+        let started = std::time::Instant::now();
+        let r = chat(&gw, &ask("hooked-open", trigger));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            verdicts(&r).contains("review-open:request:failed_open"),
+            "{}",
+            verdicts(&r)
+        );
+        let r = chat(&gw, &ask("hooked-closed", trigger));
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("its webhook failed"), "{}", r.text());
+        if trigger == "SLOWME" {
+            assert!(r.text().contains("within 400 ms"), "{}", r.text());
+            // Two calls cut at the deadline (plus the answer's own), never the mock's 2 s.
+            assert!(started.elapsed() < std::time::Duration::from_millis(1900));
+        }
+    }
+    let metrics = gw.wait_metric(
+        r#"shardgate_guardrail_verdicts_total{policy="review-closed",phase="request",verdict="blocked"} 3"#,
+    );
+    assert!(metrics.contains(
+        r#"shardgate_guardrail_verdicts_total{policy="review-open",phase="request",verdict="failed_open"} 2"#
+    ), "{metrics}");
+
+    // A streamed answer under a webhook is held back and released whole once it allows it.
+    let r = chat(
+        &gw,
+        r#"{"model":"hooked-open","stream":true,"messages":[{"role":"user","content":"hi"}],"mock":{"chunks":4}}"#,
+    );
+    let (text, events) = streamed_text(&r);
+    assert_eq!(text, "tok0 tok1 tok2 tok3 ");
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(upstream_body(&mock).contains(r#""texts":["tok0 tok1 tok2 tok3 "]"#));
+}
+
+/// Guardrails and the cache set on a key or its team through the admin API.
+fn key_and_team_settings(driver: Driver) {
+    let (mock, gw) = start(driver, "");
+    let team = gw.admin_call(
+        "POST",
+        "/team/new",
+        r#"{"team_alias":"guarded-team","guardrails":["no-secrets"]}"#,
+    );
+    assert_eq!(team.status, 200, "{}", team.text());
+    let team_id = team.json()["team_id"].as_str().unwrap().to_owned();
+    let made = gw.admin_call(
+        "POST",
+        "/key/generate",
+        &format!(r#"{{"team_id":"{team_id}","guardrails":["no-pii"],"cache":{{"ttl_s":60}}}}"#),
+    );
+    assert_eq!(made.status, 200, "{}", made.text());
+    let key = made.json()["key"].as_str().unwrap().to_owned();
+    let as_key = |body: &str| {
+        let auth = format!("Bearer {key}");
+        http::request(
+            gw.api,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            body.as_bytes(),
+        )
+    };
+    // `plain` has no guardrails and no cache: this key brings both, and its team a block.
+    let body =
+        format!(r#"{{"model":"plain","messages":[{{"role":"user","content":"to {EMAIL}"}}]}}"#);
+    let r = as_key(&body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(verdicts(&r).contains("no-pii:request:redacted"));
+    assert!(upstream_body(&mock).contains("<EMAIL_1>"));
+    assert_eq!(r.header("x-shardgate-cache"), Some("MISS"));
+    assert_eq!(as_key(&body).header("x-shardgate-cache"), Some("HIT"));
+    let r = as_key(
+        r#"{"model":"plain","messages":[{"role":"user","content":"AKIAIOSFODNN7EXAMPLE"}]}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("no-secrets"));
+    // Other keys on the same alias get neither.
+    let r = chat(&gw, &body);
+    assert_eq!(verdicts(&r), "(none)");
+    assert_eq!(r.header("x-shardgate-cache"), Some("BYPASS"));
+
+    // A key can turn an alias's cache off.
+    let off = gw
+        .admin_call("POST", "/key/generate", r#"{"cache":false}"#)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let auth = format!("Bearer {off}");
+    let cached = r#"{"model":"cached-plain","messages":[{"role":"user","content":"q"}]}"#;
+    for _ in 0..2 {
+        let r = http::request(
+            gw.api,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            cached.as_bytes(),
+        );
+        assert_eq!(r.header("x-shardgate-cache"), Some("BYPASS"));
+    }
+
+    // A key naming a policy the config does not define is refused, not let through.
+    let odd = gw
+        .admin_call("POST", "/key/generate", r#"{"guardrails":["gone"]}"#)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let auth = format!("Bearer {odd}");
+    let r = http::request(
+        gw.api,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        cached.as_bytes(),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("guardrail `gone`"), "{}", r.text());
+}
+
+both_drivers!(
+    request_checks,
+    response_checks,
+    schema_checks,
+    webhook_checks,
+    key_and_team_settings
+);
