@@ -34,6 +34,17 @@ pub struct Directives {
     /// Keep this answer at most this long (never past the alias's `ttl_s`).
     pub ttl_s: Option<u64>,
     pub namespace: Option<Box<str>>,
+    /// A semantic match must be at least this similar, in millionths (raises the alias's
+    /// threshold, never lowers it).
+    pub threshold_ppm: Option<u32>,
+}
+
+impl Directives {
+    /// The similarity a semantic match needs: the alias's, or the request's if higher.
+    pub fn threshold(&self, alias: f32) -> f32 {
+        self.threshold_ppm
+            .map_or(alias, |t| (t as f32 / 1e6).max(alias))
+    }
 }
 
 impl Directives {
@@ -72,6 +83,8 @@ pub enum Status {
     Miss = 1,
     /// Not read: off for the alias, not a cacheable request, or the client said `no-cache`.
     Bypass = 2,
+    /// Served the answer of an earlier question close enough to this one (semantic cache).
+    SemanticHit = 3,
 }
 
 impl Status {
@@ -80,6 +93,7 @@ impl Status {
             Status::Hit => "HIT",
             Status::Miss => "MISS",
             Status::Bypass => "BYPASS",
+            Status::SemanticHit => "SEMANTIC_HIT",
         }
     }
 
@@ -88,6 +102,7 @@ impl Status {
             Status::Hit => "hit",
             Status::Miss => "miss",
             Status::Bypass => "bypass",
+            Status::SemanticHit => "semantic_hit",
         }
     }
 }
@@ -105,6 +120,9 @@ pub struct Fill {
     pub streamed: bool,
     /// Past `max_entry_bytes`: the answer is served but not kept.
     pub too_large: bool,
+    /// The question's place in the semantic index, when the alias's cache is semantic: its
+    /// scope and embedding.
+    pub semantic: Option<(u128, Vec<f32>)>,
 }
 
 impl Fill {
@@ -156,12 +174,15 @@ pub fn tenant<'a>(scope: Scope, key_id: &'a str, team: Option<&'a str>) -> Tenan
 /// One shard's cache: its store and counters.
 pub struct Cache {
     store: RefCell<Store>,
+    /// The semantic index, made on first use (most shards' aliases never ask for it).
+    semantic: RefCell<Option<semantic::Index>>,
 }
 
 impl Default for Cache {
     fn default() -> Self {
         Cache {
             store: RefCell::new(Store::new()),
+            semantic: RefCell::new(None),
         }
     }
 }
@@ -201,16 +222,43 @@ impl Cache {
         }
     }
 
-    /// Stores a recorded answer.
+    /// The stored answer nearest to `vector` in `scope` at `threshold` or above, if any.
+    pub fn nearest(
+        &self,
+        scope: u128,
+        vector: &[f32],
+        threshold: f32,
+        now_ms: i64,
+    ) -> Option<u128> {
+        let mut index = self.semantic.borrow_mut();
+        let (answer, _) = index.as_mut()?.nearest(scope, vector, threshold, now_ms)?;
+        if self.store.borrow().contains(answer) {
+            return Some(answer);
+        }
+        // Its answer was evicted or purged: the question goes too.
+        index.as_mut()?.remove(answer);
+        None
+    }
+
+    /// Stores a recorded answer (and its question in the semantic index, when it has one).
     pub fn put(
         &self,
         f: Fill,
         wire: crate::providers::translate::Wire,
         now_ms: i64,
-        budget: usize,
+        c: &crate::config::cache::CacheConfig,
     ) {
         if f.too_large || f.bytes.is_empty() {
             return;
+        }
+        let expires_ms = now_ms.saturating_add(f.ttl_ms);
+        if let Some((scope, vector)) = &f.semantic
+            && c.semantic_max_entries > 0
+        {
+            self.semantic
+                .borrow_mut()
+                .get_or_insert_with(|| semantic::Index::new(c.semantic_max_entries))
+                .insert(*scope, vector, f.key, expires_ms);
         }
         let entry = Entry {
             key: f.key,
@@ -218,16 +266,21 @@ impl Cache {
             tenant: f.tenant,
             key_id: f.key_id,
             stored_ms: now_ms,
-            expires_ms: now_ms.saturating_add(f.ttl_ms),
+            expires_ms,
             wire,
             streamed: f.streamed,
             bytes: f.bytes.into_boxed_slice(),
         };
-        self.store.borrow_mut().put(entry, budget);
+        self.store.borrow_mut().put(entry, c.max_bytes);
     }
 
     pub fn purge(&self, p: &Purge) -> u64 {
-        self.store.borrow_mut().purge(p)
+        let n = self.store.borrow_mut().purge(p);
+        if let Some(index) = self.semantic.borrow_mut().as_mut() {
+            let store = self.store.borrow();
+            index.purge(|a| !store.contains(a));
+        }
+        n
     }
 
     /// (entries, bytes, evictions so far), for the metrics.

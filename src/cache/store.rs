@@ -149,6 +149,11 @@ impl Store {
 
     /// Stores `entry` (replacing one under its key), then evicts the least recently used
     /// until the store fits `budget`. An entry larger than the budget is not stored.
+    /// Whether an entry is stored under `key` (live or not).
+    pub fn contains(&self, key: u128) -> bool {
+        self.map.contains_key(&key)
+    }
+
     pub fn put(&mut self, entry: Entry, budget: usize) -> bool {
         let size = entry.size();
         if size > budget {

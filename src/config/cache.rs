@@ -14,6 +14,8 @@ pub struct CacheConfig {
     pub max_bytes: usize,
     /// The largest single answer stored; a larger one is served but not kept.
     pub max_entry_bytes: usize,
+    /// Questions one shard's semantic index remembers at most (least recently used go first).
+    pub semantic_max_entries: usize,
 }
 
 impl Default for CacheConfig {
@@ -21,6 +23,7 @@ impl Default for CacheConfig {
         CacheConfig {
             max_bytes: 64 << 20,
             max_entry_bytes: 1 << 20,
+            semantic_max_entries: 10_000,
         }
     }
 }
@@ -44,6 +47,22 @@ pub struct CacheRule {
     pub scope: Scope,
     /// Whether an answer cut at `max_tokens` (finish `length`) is stored too.
     pub store_length: bool,
+    /// The semantic cache, when on (`semantic:`).
+    pub semantic: Option<Semantic>,
+}
+
+/// `models.<alias>.cache.semantic:`: a question close enough to an earlier one in the same
+/// context gets its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Semantic {
+    /// The gateway's own alias the last user turn is embedded with.
+    pub embeddings: String,
+    /// Cosine similarity at least this (a request may raise it, never lower it).
+    pub threshold: f32,
+    /// The embedding call's deadline; past it the request goes on without the semantic cache.
+    pub timeout: Duration,
+    /// `dimensions` asked of the embeddings model, if set.
+    pub dimensions: Option<u64>,
 }
 
 impl Default for CacheRule {
@@ -52,6 +71,7 @@ impl Default for CacheRule {
             ttl: Duration::from_secs(3600),
             scope: Scope::Key,
             store_length: false,
+            semantic: None,
         }
     }
 }
@@ -59,7 +79,11 @@ impl Default for CacheRule {
 impl Walker<'_> {
     pub(super) fn cache_config(&mut self, y: &Yaml) -> CacheConfig {
         let mut c = CacheConfig::default();
-        let Some(h) = self.mapping(y, "cache", &["max_bytes", "max_entry_bytes"]) else {
+        let Some(h) = self.mapping(
+            y,
+            "cache",
+            &["max_bytes", "max_entry_bytes", "semantic_max_entries"],
+        ) else {
             return c;
         };
         if let Some(n) = get(h, "max_bytes").and_then(|y| self.uint(y, "cache.max_bytes", 0)) {
@@ -69,6 +93,11 @@ impl Walker<'_> {
             get(h, "max_entry_bytes").and_then(|y| self.uint(y, "cache.max_entry_bytes", 1024))
         {
             c.max_entry_bytes = n as usize;
+        }
+        if let Some(n) = get(h, "semantic_max_entries")
+            .and_then(|y| self.uint(y, "cache.semantic_max_entries", 0))
+        {
+            c.semantic_max_entries = n as usize;
         }
         c
     }
@@ -81,7 +110,7 @@ impl Walker<'_> {
         if matches!(y, Yaml::Boolean(true)) {
             return Some(r);
         }
-        let h = self.mapping(y, path, &["ttl_s", "scope", "store_length"])?;
+        let h = self.mapping(y, path, &["ttl_s", "scope", "store_length", "semantic"])?;
         if let Some(n) = get(h, "ttl_s").and_then(|y| self.uint(y, &join(path, "ttl_s"), 1)) {
             r.ttl = Duration::from_secs(n);
         }
@@ -103,6 +132,46 @@ impl Walker<'_> {
             Some(Yaml::Boolean(b)) => r.store_length = *b,
             Some(_) => self.problem(&join(path, "store_length"), "expected true or false"),
         }
+        if let Some(y) = get(h, "semantic") {
+            r.semantic = self.semantic(y, &join(path, "semantic"));
+        }
         Some(r)
+    }
+
+    fn semantic(&mut self, y: &Yaml, path: &str) -> Option<Semantic> {
+        let h = self.mapping(
+            y,
+            path,
+            &["embeddings", "threshold", "timeout_ms", "dimensions"],
+        )?;
+        let Some(e) = get(h, "embeddings") else {
+            self.problem(
+                &join(path, "embeddings"),
+                "missing (the alias to embed with)",
+            );
+            return None;
+        };
+        let embeddings = self.string(e, &join(path, "embeddings"))?;
+        let mut threshold = 0.95f32;
+        if let Some(y) = get(h, "threshold") {
+            let tp = join(path, "threshold");
+            match y {
+                Yaml::Real(r) => match r.parse::<f32>() {
+                    Ok(t) if t > 0.0 && t <= 1.0 => threshold = t,
+                    _ => self.problem(&tp, format_args!("must be in (0, 1], found {r}")),
+                },
+                Yaml::Integer(1) => threshold = 1.0,
+                _ => self.problem(&tp, "expected a number in (0, 1]"),
+            }
+        }
+        let timeout = self.millis(h, "timeout_ms", path, Duration::from_millis(500));
+        let dimensions =
+            get(h, "dimensions").and_then(|y| self.uint(y, &join(path, "dimensions"), 1));
+        Some(Semantic {
+            embeddings,
+            threshold,
+            timeout,
+            dimensions,
+        })
     }
 }

@@ -236,6 +236,17 @@ impl Walker<'_> {
         let providers = self.providers(get(h, "providers"), &mut origins);
         let guardrails = self.guardrails(get(h, "guardrails"), &mut origins);
         let (models, model_index) = self.models(get(h, "models"), &providers, &guardrails);
+        for m in &models {
+            let Some(sem) = m.cache.as_ref().and_then(|c| c.semantic.as_ref()) else {
+                continue;
+            };
+            if !model_index.contains_key(&sem.embeddings) {
+                self.problem(
+                    &format!("models.{}.cache.semantic.embeddings", m.alias),
+                    format_args!("no model named {:?}", sem.embeddings),
+                );
+            }
+        }
         let keys = self.keys(get(h, "keys"), &model_index);
         let store = self.store(get(h, "store"));
         let end_user_limits = get(h, "end_users")

@@ -72,7 +72,7 @@ pub struct ShardMetrics {
     pub limit_overshoot: u64,
     /// Cache lookups by alias label: hits, misses, bypasses (a plain index: this runs on every
     /// request of an alias that caches).
-    cache: Vec<[u64; 3]>,
+    cache: Vec<[u64; 4]>,
     /// Guardrail verdicts by policy label, then phase × verdict.
     guardrails: Vec<[u64; GUARD_CELLS]>,
     /// The store's state when the copy was taken: entries, bytes, evictions so far.
@@ -157,7 +157,7 @@ impl ShardMetrics {
         }
         let i = model as usize;
         if self.cache.len() <= i {
-            self.cache.resize(i + 1, [0; 3]);
+            self.cache.resize(i + 1, [0; 4]);
         }
         self.cache[i][status as usize] += 1;
     }
@@ -307,7 +307,7 @@ impl ShardMetrics {
         }
         add_counts(&mut self.unpriced, &o.unpriced);
         if self.cache.len() < o.cache.len() {
-            self.cache.resize(o.cache.len(), [0; 3]);
+            self.cache.resize(o.cache.len(), [0; 4]);
         }
         for (a, b) in self.cache.iter_mut().zip(&o.cache) {
             for (x, y) in a.iter_mut().zip(b) {
@@ -428,12 +428,17 @@ impl ShardMetrics {
             o,
             "shardgate_cache_requests_total",
             "counter",
-            "Response-cache lookups by alias and result (hit, miss, bypass).",
+            "Response-cache lookups by alias and result (hit, semantic_hit, miss, bypass).",
         );
         use crate::cache::Status;
         for (m, counts) in self.cache.iter().enumerate() {
             let m = esc(name(&names.aliases, m as u32));
-            for s in [Status::Hit, Status::Miss, Status::Bypass] {
+            for s in [
+                Status::Hit,
+                Status::SemanticHit,
+                Status::Miss,
+                Status::Bypass,
+            ] {
                 let (r, v) = (s.label(), counts[s as usize]);
                 if v > 0 {
                     let _ = writeln!(

@@ -29,8 +29,25 @@ pub fn rule<'a>(
     }
 }
 
+/// What the exact lookup found.
+pub enum Looked {
+    Hit(replay::Answer),
+    Miss,
+    /// An exact miss on a semantic alias: the question is embedded next ([`semantic`]).
+    Probe(Probe),
+}
+
+/// Where a semantic lookup searches, as the exact lookup worked it out.
+pub struct Probe {
+    /// The alias, targets, protocol, tenant, namespace and context (all but the last turn).
+    scope: u128,
+    threshold: f32,
+    max_age_s: Option<u64>,
+}
+
 /// Looks the request up. A hit comes back to serve; on a miss, `ctx.fill` says where to
-/// store the answer (unless the client said `no-store`). Every path sets `ctx.cache`.
+/// store the answer (unless the client said `no-store`). Every path sets `ctx.cache`, and
+/// every path but a probe counts it.
 pub fn look(
     env: &Env<'_>,
     ctx: &mut Ctx,
@@ -38,18 +55,18 @@ pub fn look(
     endpoint: Endpoint,
     decoded: &Decoded,
     cache_control: Option<&[u8]>,
-) -> Option<replay::Answer> {
+) -> Looked {
     let snap = env.snapshot;
     let model = &snap.models[ctx.model as usize];
     let entry = env.keys.entry(key_of);
     let (Some(rule), Some(body)) = (rule(model, entry), decoded.digest) else {
         // No cache on the alias: said in the header, not counted.
         ctx.cache = Some(Status::Bypass);
-        return None;
+        return Looked::Miss;
     };
     if !endpoint.is_chat() || decoded.many_choices {
         mark(env, ctx, Status::Bypass);
-        return None;
+        return Looked::Miss;
     }
     let mut d = decoded
         .cache
@@ -61,18 +78,21 @@ pub fn look(
     }
     let key_id = entry.map_or("anonymous", |k| &*k.id);
     let tenant = crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref()));
-    let mut targets = model
-        .targets
-        .iter()
-        .map(|t| (snap.providers[t.provider].name.as_str(), t.model.as_str()));
-    let k = key::key(key::Parts {
-        wire: ctx.wire as u8,
-        alias: &model.alias,
-        targets: &mut targets,
-        tenant,
-        namespace: d.namespace.as_deref().unwrap_or(""),
-        body,
-    });
+    let keyed = |body: [u64; 2]| {
+        let mut targets = model
+            .targets
+            .iter()
+            .map(|t| (snap.providers[t.provider].name.as_str(), t.model.as_str()));
+        key::key(key::Parts {
+            wire: ctx.wire as u8,
+            alias: &model.alias,
+            targets: &mut targets,
+            tenant,
+            namespace: d.namespace.as_deref().unwrap_or(""),
+            body,
+        })
+    };
+    let k = keyed(body);
     let now = ctx.wall_ms();
     let status = if d.no_cache {
         Status::Bypass
@@ -84,12 +104,24 @@ pub fn look(
         {
             Found::Hit(a) => {
                 mark(env, ctx, Status::Hit);
-                return Some(a);
+                return Looked::Hit(a);
             }
             Found::Miss => Status::Miss,
         }
     };
-    mark(env, ctx, status);
+    let probe = match (&rule.semantic, &decoded.semantic) {
+        (Some(sem), Some(split)) if status == Status::Miss => Some(Probe {
+            scope: keyed(split.context),
+            threshold: d.threshold(sem.threshold),
+            max_age_s: d.max_age_s,
+        }),
+        _ => None,
+    };
+    match probe {
+        // Counted once the semantic lookup knows.
+        Some(_) => ctx.cache = Some(status),
+        None => mark(env, ctx, status),
+    }
     let ttl_ms = ttl_ms(rule.ttl.as_millis() as u64, &d);
     if !d.no_store && ttl_ms > 0 {
         ctx.fill = Some(Box::new(Fill {
@@ -102,9 +134,93 @@ pub fn look(
             // The relay says, once it knows how the upstream answered.
             streamed: false,
             too_large: false,
+            semantic: None,
         }));
     }
-    None
+    probe.map_or(Looked::Miss, Looked::Probe)
+}
+
+/// Serves a hit, or looks a probe up semantically and serves what it finds; `None`: go on
+/// to the upstream. Boxed: only requests on a caching alias carry its state.
+pub fn answer<'a>(
+    env: &'a Env<'a>,
+    conn: &'a mut Conn,
+    scratch: &'a mut Scratch,
+    ctx: &'a mut Ctx,
+    decoded: &'a Decoded,
+    looked: Looked,
+) -> super::Boxed<'a, Option<Result<Outcome, GatewayError>>> {
+    Box::pin(async move {
+        let hit = match looked {
+            Looked::Hit(hit) => hit,
+            Looked::Miss => return None,
+            Looked::Probe(probe) => semantic(env, scratch, ctx, decoded, &probe).await?,
+        };
+        Some(serve(env, conn, scratch, ctx, decoded, hit).await)
+    })
+}
+
+/// The semantic lookup after an exact miss: the last user turn embedded, the nearest earlier
+/// question of the same scope at the threshold or above, and its stored answer. Without an
+/// embedding (the call failed or took too long) it is a miss, and the answer is stored for
+/// exact hits only.
+async fn semantic(
+    env: &Env<'_>,
+    scratch: &mut Scratch,
+    ctx: &mut Ctx,
+    decoded: &Decoded,
+    probe: &Probe,
+) -> Option<replay::Answer> {
+    let found = nearest(env, scratch, ctx, decoded, probe).await;
+    let status = if found.is_some() {
+        ctx.fill = None;
+        Status::SemanticHit
+    } else {
+        Status::Miss
+    };
+    mark(env, ctx, status);
+    found
+}
+
+async fn nearest(
+    env: &Env<'_>,
+    scratch: &mut Scratch,
+    ctx: &mut Ctx,
+    decoded: &Decoded,
+    probe: &Probe,
+) -> Option<replay::Answer> {
+    let snap = env.snapshot;
+    let model = &snap.models[ctx.model as usize];
+    let entry = ctx.key.and_then(|k| env.keys.entry(k));
+    let rule = rule(model, entry)?;
+    let sem = rule.semantic.as_ref()?;
+    let split = decoded.semantic.as_ref()?;
+    let (embed_alias, _) = snap.model(&sem.embeddings)?;
+    let vector = super::embedding::embed(env, scratch, ctx, embed_alias, &split.text, sem).await?;
+    let now = ctx.wall_ms();
+    let found = env
+        .shard
+        .cache
+        .nearest(probe.scope, &vector, probe.threshold, now)
+        .and_then(|answer| {
+            let key_id = entry.map_or("anonymous", |k| &*k.id);
+            let tenant =
+                crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref()));
+            match env
+                .shard
+                .cache
+                .get(answer, &model.alias, tenant, now, probe.max_age_s, rule)
+            {
+                Found::Hit(a) => Some(a),
+                Found::Miss => None,
+            }
+        });
+    if found.is_none()
+        && let Some(f) = &mut ctx.fill
+    {
+        f.semantic = Some((probe.scope, vector));
+    }
+    found
 }
 
 /// How long this answer is kept: the alias's TTL, or the client's `ttl` if shorter.
@@ -126,7 +242,7 @@ fn mark(env: &Env<'_>, ctx: &mut Ctx, status: Status) {
 
 /// Answers a hit: the stored answer in the form the client asked for, with a fresh id and
 /// zero usage; no upstream is asked, no spend recorded.
-pub async fn serve(
+async fn serve(
     env: &Env<'_>,
     conn: &mut Conn,
     scratch: &mut Scratch,
@@ -193,9 +309,7 @@ fn meta(ctx: &Ctx) -> Meta<'_> {
 pub fn store(env: &Env<'_>, ctx: &mut Ctx) {
     if let Some(f) = ctx.fill.take() {
         let c = &env.snapshot.cache;
-        env.shard
-            .cache
-            .put(*f, ctx.wire, ctx.wall_ms(), c.max_bytes);
+        env.shard.cache.put(*f, ctx.wire, ctx.wall_ms(), c);
     }
 }
 

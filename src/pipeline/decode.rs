@@ -58,6 +58,18 @@ pub struct Decoded {
     pub cache: Option<(Box<crate::cache::Directives>, Range<usize>)>,
     /// More than one choice asked for (`n` > 1): the cache keeps single answers only.
     pub many_choices: bool,
+    /// The last user turn and the hash of the rest, when the alias's cache is semantic.
+    pub semantic: Option<Box<crate::cache::semantic::Split>>,
+}
+
+/// What the cache needs from a body, by its alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keying {
+    Off,
+    /// The exact key's hash.
+    Exact,
+    /// That, and the last user turn split from its context, read as this protocol.
+    Semantic(crate::providers::translate::Wire),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +134,7 @@ impl Decoder {
 
     /// Decodes a request body: the fields the gateway acts on, and where they are.
     pub fn decode(&mut self, body: &[u8]) -> Result<Decoded, GatewayError> {
-        self.decode_keyed(body, None, &|_| false)
+        self.decode_keyed(body, None, &|_| Keying::Off)
     }
 
     /// Decodes the body of a protocol that names the model and streaming in the path (Gemini):
@@ -133,7 +145,7 @@ impl Decoder {
         model: &str,
         stream: bool,
     ) -> Result<Decoded, GatewayError> {
-        self.decode_keyed(body, Some((model, stream)), &|_| false)
+        self.decode_keyed(body, Some((model, stream)), &|_| Keying::Off)
     }
 
     /// [`Decoder::decode`] (or, with `path`, [`Decoder::decode_for`]), hashing the body for
@@ -143,14 +155,18 @@ impl Decoder {
         &mut self,
         body: &[u8],
         path: Option<(&str, bool)>,
-        keyed: &dyn Fn(&str) -> bool,
+        keyed: &dyn Fn(&str) -> Keying,
     ) -> Result<Decoded, GatewayError> {
         let result = self.with_tape(body, |t, base| {
             let mut d = extract(t, body, base, path)?;
-            if keyed(d.alias(body))
+            let keying = keyed(d.alias(body));
+            if keying != Keying::Off
                 && let Some(root) = t.as_value().as_object()
             {
                 d.digest = Some(crate::cache::key::body(&root));
+                if let Keying::Semantic(wire) = keying {
+                    d.semantic = crate::cache::semantic::split(&root, wire).map(Box::new);
+                }
             }
             Ok(d)
         });
@@ -346,6 +362,7 @@ fn extract(
         max_tokens,
         rejectable,
         digest: None,
+        semantic: None,
         cache,
         many_choices,
     })
@@ -382,9 +399,16 @@ fn directives(
                     .ok_or_else(|| bad("`cache.namespace` must be a string"))?;
                 d.namespace = Some(s.into());
             }
+            "threshold" | "similarity_threshold" => {
+                let t = v
+                    .cast_f64()
+                    .filter(|t| *t > 0.0 && *t <= 1.0)
+                    .ok_or_else(|| bad(format!("`cache.{k}` must be a number in (0, 1]")))?;
+                d.threshold_ppm = Some((t * 1e6).round() as u32);
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown `cache.{other}` (one of: no-cache, no-store, ttl, s-maxage, namespace)"
+                    "unknown `cache.{other}` (one of: no-cache, no-store, ttl, s-maxage, namespace, threshold)"
                 )));
             }
         }

@@ -20,6 +20,7 @@ mod anthropic;
 mod attempt;
 mod cached;
 pub mod decode;
+mod embedding;
 mod gemini;
 mod guardrail;
 mod hedge;
@@ -43,6 +44,11 @@ use crate::providers::Usage;
 use crate::providers::translate::Wire;
 use crate::routing::Router;
 use crate::runtime::shard::Shard;
+
+/// A stage's future, boxed where it is made: only a request that takes the stage carries its
+/// state, and the caller's future holds one pointer (boxing at the `.await` would not keep
+/// the unboxed future out of the caller's state).
+pub type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
 
 /// What a request's stages read: the generation and key table it took at its start (so a
 /// reload or key change mid-request cannot mix two of either), and the shard's own services
@@ -496,10 +502,11 @@ async fn proxy(
         (crate::http::percent_decoded(&raw).into_owned(), at.stream)
     });
     let path = path_alias.as_ref().map(|(a, s)| (a.as_str(), *s));
-    let mut decoded =
-        scratch
-            .decoder
-            .decode_keyed(conn.body(&body_at), path, &keyed(snap, entry, &found))?;
+    let mut decoded = scratch.decoder.decode_keyed(
+        conn.body(&body_at),
+        path,
+        &keyed(snap, entry, &found, ctx.wire),
+    )?;
     let model = admit(
         env,
         ctx,
@@ -518,7 +525,7 @@ async fn proxy(
             decoded = scratch.decoder.decode_keyed(
                 conn.body(&body_at),
                 path,
-                &keyed(snap, entry, &found),
+                &keyed(snap, entry, &found, ctx.wire),
             )?;
         }
     }
@@ -526,8 +533,13 @@ async fn proxy(
     let rf = route_facts(env, conn, head, &body_at, &decoded);
     limit::charge(env, ctx, key, &rf, &mut scratch.charges)?;
     let cache_control = head.cache_control.clone().map(|r| &conn.rbuf[r]);
-    if let Some(hit) = cached::look(env, ctx, key, endpoint, &decoded, cache_control) {
-        return cached::serve(env, conn, scratch, ctx, &decoded, hit).await;
+    match cached::look(env, ctx, key, endpoint, &decoded, cache_control) {
+        cached::Looked::Miss => {}
+        looked => {
+            if let Some(served) = cached::answer(env, conn, scratch, ctx, &decoded, looked).await {
+                return served;
+            }
+        }
     }
     let call = attempt::Call {
         endpoint,
@@ -544,13 +556,18 @@ fn keyed<'a>(
     snap: &'a Snapshot,
     key: Option<&'a crate::auth::KeyEntry>,
     found: &'a std::cell::Cell<Option<usize>>,
-) -> impl Fn(&str) -> bool + 'a {
+    wire: Wire,
+) -> impl Fn(&str) -> decode::Keying + 'a {
     move |alias| match snap.model(alias) {
         Some((i, m)) => {
             found.set(Some(i));
-            cached::rule(m, key).is_some()
+            match cached::rule(m, key) {
+                None => decode::Keying::Off,
+                Some(r) if r.semantic.is_some() => decode::Keying::Semantic(wire),
+                Some(_) => decode::Keying::Exact,
+            }
         }
-        None => false,
+        None => decode::Keying::Off,
     }
 }
 

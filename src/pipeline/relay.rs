@@ -274,6 +274,11 @@ pub async fn exchange(
     })
 }
 
+/// Gives a whole answer's connection back to its pool (its body is in the exchange's buffer).
+pub fn finish(env: &Env<'_>, answer: Answer, origin: &Origin) {
+    env.upstream.release(answer.resp, origin);
+}
+
 /// Sends the request in `scratch.upstream` and relays the answer, unless the client leaves.
 pub async fn proxy(
     env: &Env<'_>,

@@ -20,7 +20,7 @@ mod webhook;
 use std::fmt::Write as _;
 
 use super::decode::Decoder;
-use super::{Ctx, Env};
+use super::{Boxed, Ctx, Env};
 use crate::auth::Principal;
 use crate::config::Snapshot;
 use crate::config::guardrail::{Action, Policy, Rule, matches};
@@ -389,11 +389,6 @@ fn verdict(action: Action, hit: bool) -> Verdict {
         (true, Action::Flag) => Verdict::Flagged,
     }
 }
-
-/// A stage's future, boxed where it is made: only a guarded request carries its state, and
-/// the caller's future holds one pointer (boxing at the `.await` would not keep the unboxed
-/// future out of the caller's state).
-pub type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
 
 /// The request phase: every request policy over the body's texts. Returns the redacted body
 /// when a policy changed it; a block is the error.
