@@ -203,5 +203,70 @@ fn stream(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, checks, stream);
+/// The request stage's own work on a ~4 KB chat body (JSON): parse it, walk its text strings
+/// (system prompt, user turns, a tool call's arguments and its result), scan each with PII
+/// and secrets, and write back what a redaction changed; clean, then with the six findings.
+fn request(c: &mut Criterion) {
+    use shardgate::pipeline::decode::Decoder;
+    use shardgate::pipeline::guardrail::text::{self, Edit};
+    let body = |prose: &str| {
+        let third = prose.len() / 3;
+        let mut cut = third;
+        while !prose.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let (a, b) = prose.split_at(cut);
+        let v = serde_json::json!({
+            "model": "gpt",
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant for infrastructure questions."},
+                {"role": "user", "content": a},
+                {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                    "function": {"name": "search", "arguments": "{\"q\":\"http2 pool waiters\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "3 results"},
+                {"role": "user", "content": b},
+            ],
+            "max_tokens": 500
+        });
+        serde_json::to_vec(&v).unwrap()
+    };
+    let (clean, dirty) = (body(&clean()), body(&dirty()));
+    let checks = [Check::pii(PiiSet::ALL), Check::secrets()];
+    let mut decoder = Decoder::default();
+    let mut g = c.benchmark_group("guard_request");
+    g.throughput(Throughput::Bytes(clean.len() as u64));
+    for (name, json) in [
+        ("clean_body_pii_and_secrets", &clean),
+        ("six_findings_body_redacted", &dirty),
+    ] {
+        let mut found = Vec::with_capacity(16);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut edits: Vec<Edit> = Vec::new();
+                let mut names = Placeholders::default();
+                decoder.parse_at(black_box(json), |root, base| {
+                    text::walk(root, base, &mut |s, at| {
+                        found.clear();
+                        scan_all(&checks, s, &mut found);
+                        if !found.is_empty() {
+                            let mut out = String::new();
+                            redact(s, &mut found, &mut names, &mut out);
+                            let span = text::span(json, at).unwrap();
+                            edits.push(Edit { span, text: out });
+                        }
+                    })
+                });
+                let n = if edits.is_empty() {
+                    0
+                } else {
+                    text::apply(json, &mut edits).len()
+                };
+                black_box(n)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, checks, stream, request);
 criterion_main!(benches);

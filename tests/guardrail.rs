@@ -250,12 +250,42 @@ fn request_checks(driver: Driver) {
     assert!(sent.contains(r#""email":"<EMAIL_1>""#), "{sent}");
     assert!(sent.contains("call <PHONE_1>"), "{sent}");
 
+    // The Responses API and Gemini's ingress: the same checks, each in its own error shape.
+    let r = post(
+        &gw,
+        "/v1/responses",
+        r#"{"model":"guarded","input":"deploy with AKIAIOSFODNN7EXAMPLE"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "guardrail_blocked");
+    let r = post(
+        &gw,
+        "/v1beta/models/guarded:generateContent",
+        r#"{"contents":[{"role":"user","parts":[{"text":"deploy with AKIAIOSFODNN7EXAMPLE"}]}]}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]["status"],
+        "INVALID_ARGUMENT",
+        "{}",
+        r.text()
+    );
+    let body =
+        format!(r#"{{"contents":[{{"role":"user","parts":[{{"text":"write to {EMAIL}"}}]}}]}}"#);
+    let r = post(&gw, "/v1beta/models/guarded:generateContent", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        upstream_body(&mock).contains("write to <EMAIL_1>"),
+        "{}",
+        upstream_body(&mock)
+    );
+
     // Metrics per policy, phase and verdict.
     let metrics = gw.wait_metric(
-        r#"shardgate_guardrail_verdicts_total{policy="no-secrets",phase="request",verdict="blocked"} 3"#,
+        r#"shardgate_guardrail_verdicts_total{policy="no-secrets",phase="request",verdict="blocked"} 5"#,
     );
     for line in [
-        r#"shardgate_guardrail_verdicts_total{policy="no-pii",phase="request",verdict="redacted"} 2"#,
+        r#"shardgate_guardrail_verdicts_total{policy="no-pii",phase="request",verdict="redacted"} 3"#,
         r#"shardgate_guardrail_verdicts_total{policy="no-injection",phase="request",verdict="flagged"} 1"#,
         r#"shardgate_guardrail_verdicts_total{policy="words",phase="request",verdict="blocked"} 1"#,
         r#"shardgate_guardrail_verdicts_total{policy="short",phase="request",verdict="passed"} 1"#,

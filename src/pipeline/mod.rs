@@ -22,7 +22,7 @@ mod cached;
 pub mod decode;
 mod embedding;
 mod gemini;
-mod guardrail;
+pub mod guardrail;
 mod hedge;
 mod limit;
 mod openai;
