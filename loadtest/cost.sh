@@ -24,6 +24,7 @@
 # 30-day budget (limits that never refuse), the alias with an rpm limit, a priced target, and a
 # store file with the spend ledger written. Give the same binary twice to price exactly that.
 # LEDGER=off with LIMITS=1: everything but the ledger.
+# GUARD=request|both: the "after" alias has PII and secrets guardrails on requests (and answers).
 # CACHE=miss|hit: the "after" alias caches answers (see below); give the same binary twice.
 # PERF_RECORD=DIR: sample each measured run's gateway with `perf record -e cpu-clock -g` (a
 # software clock, so it works without hardware counters) into DIR/perf.NAME.data (`perf report`).
@@ -93,6 +94,20 @@ if [[ -n ${CACHE:-} ]]; then
         *) die "CACHE is miss or hit" ;;
     esac
     say "after: the response cache on ($CACHE)"
+fi
+# GUARD=request|both: the "after" alias runs the PII check (redact) and the secrets check
+# (block) on every request, and with `both` on every whole answer too (nothing is found in
+# either: the cost of guarding a clean request).
+if [[ -n ${GUARD:-} ]]; then
+    case $GUARD in
+        request) on='[request]' ;;
+        both) on='[request, response]' ;;
+        *) die "GUARD is request or both" ;;
+    esac
+    sed -i "s|gpt-4o-mini: { targets: \[ { provider: mock, model: gpt-4o-mini } \] }|gpt-4o-mini: { guardrails: [pii, secrets], targets: [ { provider: mock, model: gpt-4o-mini } ] }|" "$TMP/gw.yaml"
+    grep -q 'guardrails: \[pii' "$TMP/gw.yaml" || die "GUARD: the config did not take the guardrails"
+    printf 'guardrails:\n  pii: { check: pii, action: redact, on: %s }\n  secrets: { check: secrets, action: block, on: %s }\n' "$on" "$on" >>"$TMP/gw.yaml"
+    say "after: PII and secrets guardrails on ($GUARD)"
 fi
 cp "$TMP/gw.yaml" "$TMP/gw-after.yaml"
 

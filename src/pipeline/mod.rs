@@ -493,19 +493,15 @@ async fn proxy(
     ctx.body_read = true;
     // The body is hashed for the cache key on the same parse, when its alias caches; the
     // alias's index, looked up for that, is what admit takes.
-    let snap = env.snapshot;
     let found = std::cell::Cell::new(None);
-    let entry = env.keys.entry(key);
-    // A model in a path may be percent-encoded (`my%2Falias`).
-    let path_alias = path_model.map(|at| {
-        let raw = String::from_utf8_lossy(&conn.rbuf[at.model]);
-        (crate::http::percent_decoded(&raw).into_owned(), at.stream)
-    });
-    let path = path_alias.as_ref().map(|(a, s)| (a.as_str(), *s));
-    let mut decoded = scratch.decoder.decode_keyed(
-        conn.body(&body_at),
-        path,
-        &keyed(snap, entry, &found, ctx.wire),
+    let mut decoded = decode(
+        env,
+        ctx,
+        conn,
+        scratch,
+        &body_at,
+        path_model.as_ref(),
+        &found,
     )?;
     let model = admit(
         env,
@@ -522,10 +518,14 @@ async fn proxy(
         if let Some(redacted) = screened.await? {
             // Only the redacted body goes on: keyed, logged, routed and sent.
             body_at = conn.replace_body(redacted);
-            decoded = scratch.decoder.decode_keyed(
-                conn.body(&body_at),
-                path,
-                &keyed(snap, entry, &found, ctx.wire),
+            decoded = decode(
+                env,
+                ctx,
+                conn,
+                scratch,
+                &body_at,
+                path_model.as_ref(),
+                &found,
             )?;
         }
     }
@@ -548,6 +548,31 @@ async fn proxy(
         facts: rf.facts(ctx, env.keys),
     };
     attempt::route(env, conn, scratch, ctx, &call).await
+}
+
+/// The decode stage: the body parsed once, hashed for the cache key when its alias (or key)
+/// caches. A model in a path (Gemini's) may be percent-encoded (`my%2Falias`).
+fn decode(
+    env: &Env<'_>,
+    ctx: &Ctx,
+    conn: &Conn,
+    scratch: &mut Scratch,
+    body_at: &crate::http::conn::Body,
+    path_model: Option<&gemini::PathModel>,
+    found: &std::cell::Cell<Option<usize>>,
+) -> Result<decode::Decoded, GatewayError> {
+    let entry = ctx.key.and_then(|k| env.keys.entry(k));
+    let keying = keyed(env.snapshot, entry, found, ctx.wire);
+    let body = conn.body(body_at);
+    match path_model {
+        None => scratch.decoder.decode_keyed(body, None, &keying),
+        Some(at) => {
+            let raw = String::from_utf8_lossy(&conn.rbuf[at.model.clone()]);
+            let alias = crate::http::percent_decoded(&raw);
+            let path = Some((alias.as_ref(), at.stream));
+            scratch.decoder.decode_keyed(body, path, &keying)
+        }
+    }
 }
 
 /// Whether the body of a request on `alias` is hashed for the cache key (its alias, or its

@@ -418,27 +418,65 @@ pub async fn deliver(
             Some(usage)
         }
     };
-    // Response guardrails on the whole answer; a block replaces it, though the upstream
-    // answered (and is paid for).
+    if let (Some(u), Some(p)) = (&usage, super::limit::served_price(env, ctx)) {
+        ctx.cost = Some(crate::routing::price::cost(&p, u));
+    }
+    let ct = match passage {
+        Passage::Same { .. } => content_type,
+        Passage::Translate { .. } | Passage::Embed { .. } => None,
+    };
+    let whole = Whole {
+        status,
+        content_type: ct,
+        retry_after,
+        usage,
+        upstream_us,
+        ttfb_us,
+    };
     let guarded = ok
         && ctx
             .guard
             .as_ref()
             .is_some_and(|g| g.runs(env.snapshot, super::guardrail::Phase::Response));
+    reply(env, conn, scratch, ctx, whole, guarded).await
+}
+
+/// A whole answer, ready to write.
+struct Whole {
+    status: u16,
+    /// The upstream's, for a same-protocol answer; else JSON.
+    content_type: Option<std::borrow::Cow<'static, str>>,
+    retry_after: Option<String>,
+    usage: Option<Usage>,
+    upstream_us: u64,
+    ttfb_us: u64,
+}
+
+/// Writes a whole answer in `scratch.body` and stores it for the cache once the client has
+/// it. `guarded`: response guardrails check it first; a redaction rewrites it, a block
+/// replaces it with the client's error (the upstream answered, and is paid for).
+async fn reply(
+    env: &Env<'_>,
+    conn: &mut Conn,
+    scratch: &mut Scratch,
+    ctx: &mut Ctx,
+    whole: Whole,
+    guarded: bool,
+) -> Result<Outcome, GatewayError> {
     let blocked = match guarded {
         true => super::guardrail::answer(env, ctx, &mut scratch.decoder, &mut scratch.body)
             .await
-            .err()
-            .map(Box::new),
+            .err(),
         false => None,
     };
-    let ct = match passage {
-        Passage::Same { .. } => content_type.as_deref().unwrap_or(response::JSON),
-        Passage::Translate { .. } | Passage::Embed { .. } => response::JSON,
-    };
-    if let (Some(u), Some(p)) = (&usage, super::limit::served_price(env, ctx)) {
-        ctx.cost = Some(crate::routing::price::cost(&p, u));
-    }
+    let Whole {
+        status,
+        content_type,
+        retry_after,
+        usage,
+        upstream_us,
+        ttfb_us,
+    } = whole;
     match &blocked {
         Some(e) => {
             let meta = meta(ctx, env.snapshot, Some(upstream_us));
@@ -452,6 +490,7 @@ pub async fn deliver(
             let cost = std::str::from_utf8(&cost).ok().filter(|c| !c.is_empty());
             let (extra, n) = extras(ctx, retry_after.as_deref(), cost);
             let meta = meta(ctx, env.snapshot, Some(upstream_us));
+            let ct = content_type.as_deref().unwrap_or(response::JSON);
             response::full(
                 &mut conn.wbuf,
                 status,
@@ -463,6 +502,7 @@ pub async fn deliver(
         }
     }
     conn.flush().await?;
+    let ok = (200..300).contains(&status);
     if ok
         && blocked.is_none()
         && let Some(f) = &mut ctx.fill
@@ -472,11 +512,11 @@ pub async fn deliver(
         super::cached::store(env, ctx);
     }
     Ok(Outcome {
-        status: blocked.as_ref().map_or(status, |e| e.status()),
+        status: blocked.as_ref().map_or(status, GatewayError::status),
         usage,
         upstream_us: Some(upstream_us),
         ttfb_us: Some(ttfb_us),
-        error: blocked.map(|e| *e),
+        error: blocked,
         relayed_events: 0,
     })
 }

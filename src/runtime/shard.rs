@@ -592,10 +592,10 @@ mod tests {
             std::mem::size_of_val(&fut)
         });
         eprintln!("request future: {size} bytes");
-        // 8,064 bytes before guardrails and the semantic cache: the whole-answer check's
-        // await keeps the answer's content type, usage and retry-after live across it (+384),
-        // and the cache stage's await, now boxed, lays out one slot wider (+128).
-        assert!(size <= 8_576, "the request future grew to {size} bytes");
+        // Past 8 KiB its move into the box also costs more than its size: at 8,576 bytes
+        // callgrind counted ~8,600 instructions of memcpy per request, at 8,064 ~780 (glibc's
+        // copy strategy changes there).
+        assert!(size <= 8 * 1024, "the request future grew to {size} bytes");
     }
 
     #[test]

@@ -174,6 +174,8 @@ struct Screen<'s> {
     entities: Vec<Entity>,
     /// The texts a webhook is sent (after local redaction), and where each is in the body.
     hooked: Option<(Vec<String>, Vec<std::ops::Range<usize>>)>,
+    /// A length policy runs: characters are counted.
+    counts: bool,
 }
 
 impl<'s> Screen<'s> {
@@ -184,9 +186,13 @@ impl<'s> Screen<'s> {
             .filter(|&&p| on(&snap.guardrails.policies[p as usize], phase))
             .map(|&p| (p, false))
             .collect();
+        let rule = |p: u16| &snap.guardrails.policies[p as usize].rule;
         let hooks = policies
             .iter()
-            .any(|&(p, _)| matches!(snap.guardrails.policies[p as usize].rule, Rule::Webhook(_)));
+            .any(|&(p, _)| matches!(rule(p), Rule::Webhook(_)));
+        let counts = policies
+            .iter()
+            .any(|&(p, _)| matches!(rule(p), Rule::Length { .. }));
         Screen {
             snap,
             phase,
@@ -198,6 +204,7 @@ impl<'s> Screen<'s> {
             chars: 0,
             entities: Vec::new(),
             hooked: hooks.then(Default::default),
+            counts,
         }
     }
 
@@ -205,9 +212,12 @@ impl<'s> Screen<'s> {
         &self.snap.guardrails.policies[p as usize]
     }
 
-    /// Runs the detectors over one text (content at `span`, quotes included, of the body).
-    fn text(&mut self, text: &str, span: std::ops::Range<usize>) {
-        self.chars += text.chars().count() as u64;
+    /// Runs the detectors over one text; `span` finds where it is in the body (quotes
+    /// included), asked only when it is rewritten or sent to a webhook.
+    fn text(&mut self, text: &str, span: impl FnOnce() -> Option<std::ops::Range<usize>>) {
+        if self.counts {
+            self.chars += text.chars().count() as u64;
+        }
         self.redacts.clear();
         for slot in 0..self.policies.len() {
             let p = self.policy(self.policies[slot].0);
@@ -237,6 +247,10 @@ impl<'s> Screen<'s> {
             crate::guard::redact(text, &mut self.redacts, &mut self.names, &mut out);
             Some(out)
         };
+        if self.hooked.is_none() && redacted.is_none() {
+            return;
+        }
+        let Some(span) = span() else { return };
         if let Some((texts, spans)) = &mut self.hooked {
             texts.push(redacted.clone().unwrap_or_else(|| text.to_owned()));
             spans.push(span.clone());
@@ -482,9 +496,7 @@ async fn answer_phase(
 fn read(decoder: &mut Decoder, body: &[u8], screen: &mut Screen<'_>) {
     decoder.parse_at(body, |root, base| {
         text::walk(root, base, &mut |s, at| {
-            if let Some(span) = text::span(body, at) {
-                screen.text(s, span);
-            }
+            screen.text(s, || text::span(body, at))
         })
     });
 }

@@ -384,7 +384,7 @@ impl Guard {
             .chain(args.iter().map(|(_, a)| a.clone()))
             .collect();
         for (i, t) in texts.iter().enumerate() {
-            screen.text(t, i..i + 1);
+            screen.text(t, || Some(i..i + 1));
         }
         let alias = env.snapshot.models[ctx.model as usize].alias.clone();
         let mut blocked = None;
