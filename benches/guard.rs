@@ -268,26 +268,5 @@ fn request(c: &mut Criterion) {
     g.finish();
 }
 
-fn xrun(c: &mut Criterion) {
-    let x = "x".repeat(950);
-    let checks = [
-        Check::pii(PiiSet::ALL),
-        Check::secrets(),
-        Check::injection(),
-    ];
-    let mut out = Vec::new();
-    let mut g = c.benchmark_group("xrun");
-    for (i, n) in ["pii", "secrets", "injection"].iter().enumerate() {
-        g.bench_function(*n, |b| {
-            b.iter(|| {
-                out.clear();
-                checks[i].scan(black_box(&x), &mut out);
-                out.len()
-            })
-        });
-    }
-    g.finish();
-}
-
-criterion_group!(benches, checks, stream, request, xrun);
+criterion_group!(benches, checks, stream, request);
 criterion_main!(benches);
