@@ -164,7 +164,10 @@ run() {
         t1=$t0
     fi
     reqs=$(jget "$json" requests)
-    if ! [[ $reqs =~ ^[0-9]+$ ]] || ((reqs == 0)); then die "$name: no requests completed: $json"; fi
+    if ! [[ $reqs =~ ^[0-9]+$ ]] || ((reqs == 0)); then
+        tail -5 "$TMP/$name.log" >&2
+        die "$name: no requests completed: $json"
+    fi
     # Row: name, CPU µs per request, instructions per request ("-" without perf), req/s.
     awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" -v i="${instr:-}" -v d="$DURATION" -v who="$name" \
         'BEGIN { printf "%-7s %8.2f %10s %9.0f\n", who, t * 1e6 / hz / n,

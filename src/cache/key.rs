@@ -14,19 +14,15 @@
 //! Everything else — messages, system, tools and tool choice, response format, sampling,
 //! stop, seed, reasoning, vendor extensions — is in the hash.
 //!
-//! Two independently seeded hashes make the 128 bits (a long string goes into them as its
-//! XXH3-128 digest, one pass instead of two); a collision would also need the same alias and
-//! tenant, which the store compares in full.
-
-use std::hash::{BuildHasher, Hasher};
+//! Each member's canonical form is tagged, length-prefixed 64-bit words (a long string as its
+//! own XXH3-128 digest, so message text is read once), hashed with XXH3-128; a collision
+//! would also need the same alias and tenant, which the store compares in full.
 
 use simd_json::prelude::*;
 use simd_json::tape::{Object, Value};
 
 /// Bumped whenever what is hashed, or how, changes: old entries then simply miss.
-const VERSION: u64 = 1;
-
-const SEEDS: [u64; 2] = [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344];
+const VERSION: u64 = 2;
 
 /// Top-level members that never change the answer.
 fn ignored(key: &str) -> bool {
@@ -61,42 +57,64 @@ fn at_default(key: &str, v: &Value<'_, '_>) -> bool {
     }
 }
 
-/// Strings at least this long are hashed once, with XXH3-128, rather than by both hashers.
+/// Strings at least this long go in as their XXH3-128 digest (one pass over message text).
 const LONG: usize = 64;
 
-/// Two hashers fed the same bytes.
-struct Pair([foldhash::fast::FoldHasher<'static>; 2]);
+/// The canonical form is buffered as words and hashed at the end with one XXH3-128 call;
+/// a longer form is chained (the buffer's digest starts it again).
+const BUF: usize = 24 * 8;
+
+/// One member's (or the whole key's) canonical form: tagged, length-prefixed 64-bit words.
+struct Pair {
+    buf: [u8; BUF],
+    len: usize,
+}
 
 impl Pair {
     fn new() -> Pair {
-        Pair(SEEDS.map(|s| foldhash::fast::FixedState::with_seed(s).build_hasher()))
+        Pair {
+            buf: [0; BUF],
+            len: 0,
+        }
     }
 
     fn u64(&mut self, v: u64) {
-        for h in &mut self.0 {
-            h.write_u64(v);
+        if self.len == BUF {
+            let d = xxhash_rust::xxh3::xxh3_128(&self.buf);
+            self.buf[..16].copy_from_slice(&d.to_le_bytes());
+            self.len = 16;
         }
+        self.buf[self.len..self.len + 8].copy_from_slice(&v.to_le_bytes());
+        self.len += 8;
     }
 
+    fn u128(&mut self, v: u128) {
+        self.u64(v as u64);
+        self.u64((v >> 64) as u64);
+    }
+
+    /// A string: its length, then its bytes as little-endian words (the last one padded with
+    /// zeros, which the length tells apart), or a long one's digest.
     fn bytes(&mut self, b: &[u8]) {
+        self.u64(b.len() as u64);
         if b.len() >= LONG {
-            // One 128-bit pass over a long string (message text), its halves into each hasher.
-            let d = xxhash_rust::xxh3::xxh3_128(b);
-            let [x, y] = &mut self.0;
-            x.write_u64(d as u64);
-            y.write_u64((d >> 64) as u64);
-            x.write_usize(b.len());
-            y.write_usize(b.len());
+            self.u128(xxhash_rust::xxh3::xxh3_128(b));
             return;
         }
-        for h in &mut self.0 {
-            h.write(b);
-            h.write_usize(b.len());
+        let mut words = b.chunks_exact(8);
+        for w in &mut words {
+            self.u64(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.u64(u64::from_le_bytes(last));
         }
     }
 
-    fn finish(&self) -> [u64; 2] {
-        [self.0[0].finish(), self.0[1].finish()]
+    fn finish(&self) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(&self.buf[..self.len])
     }
 }
 
@@ -135,10 +153,10 @@ fn value(v: &Value<'_, '_>, h: &mut Pair, mask: Mask<'_>) {
             value(&e, h, mask);
         }
     } else if let Some(o) = v.as_object() {
-        let [a, b] = object(&o, false, mask);
+        let (count, sum) = members(&o, false, mask);
         h.u64(OBJECT);
-        h.u64(a);
-        h.u64(b);
+        h.u64(count);
+        h.u128(sum);
     } else if let Some(b) = v.as_bool() {
         h.u64(if b { TRUE } else { FALSE });
     } else if let Some(n) = v.cast_f64() {
@@ -153,9 +171,11 @@ fn value(v: &Value<'_, '_>, h: &mut Pair, mask: Mask<'_>) {
     }
 }
 
-/// An object's members, each hashed apart and summed: the order they came in does not count.
-fn object(o: &Object<'_, '_>, top: bool, mask: Mask<'_>) -> [u64; 2] {
-    let mut sum = [0u64; 2];
+/// An object's members, each hashed apart and summed (the order they came in does not
+/// count), and how many were hashed. A nested object's count and sum go into its parent's
+/// hash as they are; only the body's are hashed once more ([`object`]).
+fn members(o: &Object<'_, '_>, top: bool, mask: Mask<'_>) -> (u64, u128) {
+    let mut sum = 0u128;
     let mut count = 0u64;
     for (k, v) in o.iter() {
         let k = if top {
@@ -173,21 +193,29 @@ fn object(o: &Object<'_, '_>, top: bool, mask: Mask<'_>) -> [u64; 2] {
         let mut h = Pair::new();
         h.bytes(k.as_bytes());
         value(&v, &mut h, mask);
-        let [a, b] = h.finish();
-        sum[0] = sum[0].wrapping_add(a);
-        sum[1] = sum[1].wrapping_add(b);
+        sum = sum.wrapping_add(h.finish());
         count += 1;
     }
+    (count, sum)
+}
+
+/// The body object's hash.
+fn object(root: &Object<'_, '_>, mask: Mask<'_>) -> u128 {
+    let (count, sum) = members(root, true, mask);
     let mut h = Pair::new();
+    h.u64(OBJECT);
     h.u64(count);
-    h.u64(sum[0]);
-    h.u64(sum[1]);
+    h.u128(sum);
     h.finish()
+}
+
+fn halves(h: u128) -> [u64; 2] {
+    [(h >> 64) as u64, h as u64]
 }
 
 /// The body's part of the key.
 pub fn body(root: &Object<'_, '_>) -> [u64; 2] {
-    object(root, true, &[])
+    halves(object(root, &[]))
 }
 
 /// The body's hash with the strings in `mask` (string values of this same tape, compared by
@@ -196,16 +224,28 @@ pub fn body(root: &Object<'_, '_>) -> [u64; 2] {
 /// The semantic cache's context ([`super::semantic::split`]) is the body without its last
 /// user turn.
 pub fn body_masked(root: &Object<'_, '_>, mask: &[&str]) -> [u64; 2] {
-    object(root, true, mask)
+    halves(object(root, mask))
+}
+
+/// The alias and its target group (each target as `provider/model`, in config order): the
+/// part of a key that is the same for every request of an alias, hashed once per generation.
+pub fn group<'a>(alias: &str, targets: impl Iterator<Item = (&'a str, &'a str)>) -> u128 {
+    let mut h = Pair::new();
+    h.u64(VERSION);
+    h.bytes(alias.as_bytes());
+    for (provider, model) in targets {
+        h.bytes(provider.as_bytes());
+        h.bytes(model.as_bytes());
+    }
+    h.finish()
 }
 
 /// What a cache key is made of besides the body.
-pub struct Parts<'a, 'i> {
+pub struct Parts<'a> {
     /// The client's protocol, as a number (bodies of two protocols never share a key).
     pub wire: u8,
-    pub alias: &'a str,
-    /// Each target as `provider/model`, in config order: another target group is another key.
-    pub targets: &'i mut dyn Iterator<Item = (&'a str, &'a str)>,
+    /// The alias and its targets ([`group`]): another target group is another key.
+    pub group: u128,
     /// Whose answers may be shared: the key, the team, or everyone.
     pub tenant: super::Tenant<'a>,
     /// A client's `cache.namespace`.
@@ -214,22 +254,16 @@ pub struct Parts<'a, 'i> {
 }
 
 /// The whole key.
-pub fn key(p: Parts<'_, '_>) -> u128 {
+pub fn key(p: Parts<'_>) -> u128 {
     let mut h = Pair::new();
-    h.u64(VERSION);
+    h.u128(p.group);
     h.u64(p.wire as u64);
-    h.bytes(p.alias.as_bytes());
-    for (provider, model) in p.targets {
-        h.bytes(provider.as_bytes());
-        h.bytes(model.as_bytes());
-    }
     h.bytes(p.tenant.kind.as_bytes());
     h.bytes(p.tenant.name.as_bytes());
     h.bytes(p.namespace.as_bytes());
     h.u64(p.body[0]);
     h.u64(p.body[1]);
-    let [a, b] = h.finish();
-    (a as u128) << 64 | b as u128
+    h.finish()
 }
 
 #[cfg(test)]
@@ -301,11 +335,9 @@ mod tests {
                 kind: "k:",
                 name: tenant,
             };
-            let mut list = [("openai", model)].into_iter();
             key(Parts {
                 wire,
-                alias,
-                targets: &mut list,
+                group: group(alias, [("openai", model)].into_iter()),
                 tenant,
                 namespace: ns,
                 body,

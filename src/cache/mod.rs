@@ -108,25 +108,25 @@ impl Status {
 }
 
 /// An answer to store once it has reached the client whole: where, and what it recorded.
+/// Who it belongs to (alias, tenant, key) is named only when it is stored ([`Cache::put`]),
+/// so a miss that is never kept allocates no names.
 #[derive(Debug)]
 pub struct Fill {
     pub key: u128,
-    pub alias: Box<str>,
-    pub tenant: Box<str>,
-    pub key_id: Box<str>,
     pub ttl_ms: i64,
-    /// The bytes as the client received them, and whether they are a stream.
+    /// A stream as the client received it (a whole answer is stored as it is sent, see
+    /// [`Cache::put`]), and whether the answer was streamed.
     pub bytes: Vec<u8>,
     pub streamed: bool,
     /// Past `max_entry_bytes`: the answer is served but not kept.
     pub too_large: bool,
     /// The question's place in the semantic index, when the alias's cache is semantic: its
     /// scope and embedding.
-    pub semantic: Option<(u128, Vec<f32>)>,
+    pub semantic: Option<Box<(u128, Vec<f32>)>>,
 }
 
 impl Fill {
-    /// Appends part of the answer, up to `max` bytes in all.
+    /// Appends part of a streamed answer, up to `max` bytes in all.
     pub fn record(&mut self, bytes: &[u8], max: usize) {
         if self.too_large {
             return;
@@ -138,6 +138,16 @@ impl Fill {
         }
         self.bytes.extend_from_slice(bytes);
     }
+}
+
+/// Whose a stored answer is: the alias and protocol it answers, its tenant, and the key
+/// whose request stored it.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    pub alias: &'a str,
+    pub wire: crate::providers::translate::Wire,
+    pub tenant: Tenant<'a>,
+    pub key_id: &'a str,
 }
 
 /// Whose answers a request may be served: `k:<key id>`, `t:<team>`, or nobody's in
@@ -240,19 +250,23 @@ impl Cache {
         None
     }
 
-    /// Stores a recorded answer (and its question in the semantic index, when it has one).
+    /// Stores an answer for its owner (and its question in the semantic index, when it has
+    /// one): `whole`, a whole answer as sent, or else the stream `f` recorded. Nothing is
+    /// copied for an answer the budget could not hold.
     pub fn put(
         &self,
         f: Fill,
-        wire: crate::providers::translate::Wire,
+        whole: Option<&[u8]>,
+        owner: Owner<'_>,
         now_ms: i64,
         c: &crate::config::cache::CacheConfig,
     ) {
-        if f.too_large || f.bytes.is_empty() {
+        let len = whole.map_or(f.bytes.len(), <[u8]>::len);
+        if f.too_large || len == 0 || len > c.max_entry_bytes.min(c.max_bytes) {
             return;
         }
         let expires_ms = now_ms.saturating_add(f.ttl_ms);
-        if let Some((scope, vector)) = &f.semantic
+        if let Some((scope, vector)) = f.semantic.as_deref()
             && c.semantic_max_entries > 0
         {
             self.semantic
@@ -262,14 +276,14 @@ impl Cache {
         }
         let entry = Entry {
             key: f.key,
-            alias: f.alias,
-            tenant: f.tenant,
-            key_id: f.key_id,
+            alias: owner.alias.into(),
+            tenant: owner.tenant.to_boxed(),
+            key_id: owner.key_id.into(),
             stored_ms: now_ms,
             expires_ms,
-            wire,
-            streamed: f.streamed,
-            bytes: f.bytes.into_boxed_slice(),
+            wire: owner.wire,
+            streamed: whole.is_none() && f.streamed,
+            bytes: whole.map_or_else(|| f.bytes.into_boxed_slice(), Box::from),
         };
         self.store.borrow_mut().put(entry, c.max_bytes);
     }
@@ -305,6 +319,50 @@ mod tests {
         assert!(d.no_store && !d.no_cache);
         d.header(b"max-age=x");
         assert_eq!(d.max_age_s, None);
+    }
+
+    #[test]
+    fn only_answers_within_the_entry_limit_are_kept() {
+        let c = crate::config::cache::CacheConfig {
+            max_entry_bytes: 100,
+            ..Default::default()
+        };
+        let fill = |key| Fill {
+            key,
+            ttl_ms: 60_000,
+            bytes: Vec::new(),
+            streamed: false,
+            too_large: false,
+            semantic: None,
+        };
+        let owner = Owner {
+            alias: "gpt",
+            wire: crate::providers::translate::Wire::OpenAi,
+            tenant: tenant(Scope::Key, "k1", None),
+            key_id: "k1",
+        };
+        let cache = Cache::default();
+        // A whole answer, as sent: kept up to the limit, not past it, never empty.
+        cache.put(fill(1), Some(&[b'x'; 100]), owner, 0, &c);
+        cache.put(fill(2), Some(&[b'x'; 101]), owner, 0, &c);
+        cache.put(fill(3), Some(b""), owner, 0, &c);
+        assert_eq!(cache.stats().0, 1);
+        // A stream, as recorded piece by piece: past the limit it is dropped whole.
+        let mut f = fill(4);
+        f.record(&[b'x'; 60], c.max_entry_bytes);
+        f.record(&[b'x'; 60], c.max_entry_bytes);
+        assert!(f.too_large && f.bytes.is_empty());
+        cache.put(f, None, owner, 0, &c);
+        let mut f = fill(5);
+        f.record(&[b'x'; 60], c.max_entry_bytes);
+        f.streamed = true;
+        cache.put(f, None, owner, 0, &c);
+        assert_eq!(cache.stats().0, 2);
+        // A budget smaller than the answer keeps nothing (and copies nothing).
+        let tight = crate::config::cache::CacheConfig { max_bytes: 50, ..c };
+        let small = Cache::default();
+        small.put(fill(6), Some(&[b'x'; 60]), owner, 0, &tight);
+        assert_eq!(small.stats().0, 0);
     }
 
     #[test]

@@ -336,6 +336,9 @@ pub struct Model {
     pub cache: Option<cache::CacheRule>,
     /// Guardrail policies (indices into `Snapshot::guardrails`), in the order listed.
     pub guardrails: Vec<u16>,
+    /// The cache key's hash of the alias and its target group, made on first use
+    /// (`crate::cache::key::group`).
+    pub cache_group: std::sync::OnceLock<u128>,
 }
 
 impl Model {
@@ -358,6 +361,7 @@ impl Model {
             rules: Vec::new(),
             cache: None,
             guardrails: Vec::new(),
+            cache_group: std::sync::OnceLock::new(),
         }
     }
 

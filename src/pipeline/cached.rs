@@ -78,15 +78,17 @@ pub fn look(
     }
     let key_id = entry.map_or("anonymous", |k| &*k.id);
     let tenant = crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref()));
-    let keyed = |body: [u64; 2]| {
-        let mut targets = model
+    let group = *model.cache_group.get_or_init(|| {
+        let targets = model
             .targets
             .iter()
             .map(|t| (snap.providers[t.provider].name.as_str(), t.model.as_str()));
+        key::group(&model.alias, targets)
+    });
+    let keyed = |body: [u64; 2]| {
         key::key(key::Parts {
             wire: ctx.wire as u8,
-            alias: &model.alias,
-            targets: &mut targets,
+            group,
             tenant,
             namespace: d.namespace.as_deref().unwrap_or(""),
             body,
@@ -124,18 +126,15 @@ pub fn look(
     }
     let ttl_ms = ttl_ms(rule.ttl.as_millis() as u64, &d);
     if !d.no_store && ttl_ms > 0 {
-        ctx.fill = Some(Box::new(Fill {
+        ctx.fill = Some(Fill {
             key: k,
-            alias: model.alias.as_str().into(),
-            tenant: tenant.to_boxed(),
-            key_id: key_id.into(),
             ttl_ms,
             bytes: Vec::new(),
             // The relay says, once it knows how the upstream answered.
             streamed: false,
             too_large: false,
             semantic: None,
-        }));
+        });
     }
     probe.map_or(Looked::Miss, Looked::Probe)
 }
@@ -218,7 +217,7 @@ async fn nearest(
     if found.is_none()
         && let Some(f) = &mut ctx.fill
     {
-        f.semantic = Some((probe.scope, vector));
+        f.semantic = Some(Box::new((probe.scope, vector)));
     }
     found
 }
@@ -305,12 +304,26 @@ fn meta(ctx: &Ctx) -> Meta<'_> {
     }
 }
 
-/// Stores what the relay recorded, once the answer reached the client complete.
-pub fn store(env: &Env<'_>, ctx: &mut Ctx) {
-    if let Some(f) = ctx.fill.take() {
-        let c = &env.snapshot.cache;
-        env.shard.cache.put(*f, ctx.wire, ctx.wall_ms(), c);
-    }
+/// Stores the answer once it reached the client complete: a whole one as it went out
+/// (`whole`), a stream as the relay recorded it; under the alias and tenant the lookup keyed
+/// it by (the same key table, so the same tenant).
+pub fn store(env: &Env<'_>, ctx: &mut Ctx, whole: Option<&[u8]>) {
+    let Some(f) = ctx.fill.take() else { return };
+    let model = &env.snapshot.models[ctx.model as usize];
+    let entry = ctx.key.and_then(|k| env.keys.entry(k));
+    let Some(rule) = rule(model, entry) else {
+        return;
+    };
+    let key_id = entry.map_or("anonymous", |k| &*k.id);
+    let owner = crate::cache::Owner {
+        alias: &model.alias,
+        wire: ctx.wire,
+        tenant: crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref())),
+        key_id,
+    };
+    env.shard
+        .cache
+        .put(f, whole, owner, ctx.wall_ms(), &env.snapshot.cache);
 }
 
 #[cfg(test)]

@@ -248,7 +248,7 @@ pub struct Ctx {
     /// What the response cache did (`None`: the request never got that far).
     pub cache: Option<crate::cache::Status>,
     /// The answer to store once the client has it whole (a miss the cache may keep).
-    pub fill: Option<Box<crate::cache::Fill>>,
+    pub fill: Option<crate::cache::Fill>,
     /// The guardrails that apply and their verdicts (`None`: none apply).
     pub guard: Option<Box<guardrail::Record>>,
 }

@@ -503,13 +503,9 @@ async fn reply(
     }
     conn.flush().await?;
     let ok = (200..300).contains(&status);
-    if ok
-        && blocked.is_none()
-        && let Some(f) = &mut ctx.fill
-    {
+    if ok && blocked.is_none() {
         // The answer as the client received it (translated and redacted already).
-        f.record(&scratch.body, env.snapshot.cache.max_entry_bytes);
-        super::cached::store(env, ctx);
+        super::cached::store(env, ctx, Some(&scratch.body));
     }
     Ok(Outcome {
         status: blocked.as_ref().map_or(status, GatewayError::status),
@@ -688,7 +684,7 @@ async fn stream(
             if let Some(f) = &mut ctx.fill {
                 f.streamed = true;
             }
-            super::cached::store(env, ctx);
+            super::cached::store(env, ctx, None);
         }
         Some(e) => {
             // Dropping `resp` closes the upstream connection, so the provider stops generating.
