@@ -87,6 +87,9 @@ models:
   cached-plain:
     targets: [ {{ provider: up, model: upstream-mini }} ]
     cache: {{ ttl_s: 60 }}
+  shared-answers:
+    targets: [ {{ provider: up, model: upstream-mini }} ]
+    cache: {{ ttl_s: 60, scope: shared }}
 keys:
   - name: team-a
     key: {{ env: TEAM_A_KEY }}
@@ -672,10 +675,80 @@ fn key_and_team_settings(driver: Driver) {
     assert!(r.text().contains("guardrail `gone`"), "{}", r.text());
 }
 
+/// A hit is checked against the policies of the request it serves, not only those of the one
+/// that stored it: on an alias shared across keys, a key's own response policy redacts or
+/// blocks an answer stored for a key without it, whole and streamed.
+fn hits_meet_this_requests_policies(driver: Driver) {
+    let (mock, gw) = start(driver, "");
+    let key_with = |guardrails: &str| {
+        let made = gw.admin_call(
+            "POST",
+            "/key/generate",
+            &format!(r#"{{"guardrails":{guardrails}}}"#),
+        );
+        assert_eq!(made.status, 200, "{}", made.text());
+        format!("Bearer {}", made.json()["key"].as_str().unwrap())
+    };
+    let (open, hiding, stopping) = (
+        key_with("[]"),
+        key_with(r#"["hide-tok1"]"#),
+        key_with(r#"["stop-tok3"]"#),
+    );
+    let ask = |auth: &str, extra: &str| {
+        let body = format!(
+            r#"{{"model":"shared-answers","messages":[{{"role":"user","content":"count"}}]{extra},"mock":{{"chunks":5}}}}"#
+        );
+        http::request(
+            gw.api,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", auth)],
+            body.as_bytes(),
+        )
+    };
+    let content = |r: &Response| {
+        r.json()["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let r = ask(&open, "");
+    assert_eq!(r.header("x-shardgate-cache"), Some("MISS"));
+    assert_eq!(content(&r), "tok0 tok1 tok2 tok3 tok4 ");
+    let upstream = mock.stats().requests;
+
+    let r = ask(&hiding, "");
+    assert_eq!(r.header("x-shardgate-cache"), Some("HIT"));
+    assert_eq!(content(&r), "tok0 <DENIED_1> tok2 tok3 tok4 ");
+    assert!(
+        verdicts(&r).contains("hide-tok1:response:redacted"),
+        "{}",
+        verdicts(&r)
+    );
+    let r = ask(&hiding, r#","stream":true"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-shardgate-cache"), Some("HIT"));
+    let (streamed, events) = streamed_text(&r);
+    assert_eq!(streamed, "tok0 <DENIED_1> tok2 tok3 tok4 ");
+    assert!(events.iter().all(|e| !e.contains("tok1")), "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    let r = ask(&stopping, "");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("stop-tok3"), "{}", r.text());
+    let r = ask(&stopping, r#","stream":true"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // The stored answer itself is untouched, and nothing went upstream again.
+    assert_eq!(content(&ask(&open, "")), "tok0 tok1 tok2 tok3 tok4 ");
+    assert_eq!(mock.stats().requests, upstream);
+}
+
 both_drivers!(
     request_checks,
     response_checks,
     schema_checks,
     webhook_checks,
-    key_and_team_settings
+    key_and_team_settings,
+    hits_meet_this_requests_policies
 );

@@ -29,10 +29,7 @@ pub fn read(e: &Entry, store_length: bool) -> Option<Answer> {
     let answer = if e.streamed {
         assemble(e.wire, &e.bytes)?
     } else {
-        let mut copy = e.bytes.to_vec();
-        let v = simd_json::to_borrowed_value(&mut copy).ok()?;
-        let r = e.wire.adapter().decode_response(&v).ok()?;
-        owned(&r)?
+        from_whole(e.wire, &e.bytes)?
     };
     let servable = match answer.finish? {
         Finish::EndTurn | Finish::StopSequence | Finish::ToolCalls => true,
@@ -40,6 +37,14 @@ pub fn read(e: &Entry, store_length: bool) -> Option<Answer> {
         Finish::ContentFilter | Finish::Paused => false,
     };
     servable.then_some(answer)
+}
+
+/// An answer read from one JSON body in `wire`'s shape.
+pub fn from_whole(wire: Wire, bytes: &[u8]) -> Option<Answer> {
+    let mut copy = bytes.to_vec();
+    let v = simd_json::to_borrowed_value(&mut copy).ok()?;
+    let r = wire.adapter().decode_response(&v).ok()?;
+    owned(&r)
 }
 
 /// An answer as one JSON body in `wire`'s shape.

@@ -247,19 +247,39 @@ async fn serve(
     scratch: &mut Scratch,
     ctx: &mut Ctx,
     decoded: &Decoded,
-    answer: replay::Answer,
+    mut answer: replay::Answer,
 ) -> Result<Outcome, GatewayError> {
     ctx.cost = Some(0.0);
-    let reported = match answer.model.as_ref() {
-        "" => env.snapshot.models[ctx.model as usize].alias.as_str(),
-        m => m,
-    };
-    let stamp = Stamp {
-        model: reported,
-        created: super::attempt::unix_now(),
-        default_max_tokens: 0,
-        id: ctx.id_str(),
-    };
+    let guarded = ctx
+        .guard
+        .as_ref()
+        .is_some_and(|g| g.runs(env.snapshot, super::guardrail::Phase::Response));
+    if guarded {
+        // The answer passed the policies of the request that stored it, which need not be
+        // this one's (a key's or team's own, or a reload's): checked again as this client
+        // would get it whole, and served as the policies leave it.
+        let body = &mut scratch.body;
+        body.clear();
+        replay::write_whole(&answer, ctx.wire, &stamp(env, ctx, &answer), body);
+        if let Err(e) = super::guardrail::answer(env, ctx, &mut scratch.decoder, body).await {
+            response::error(&mut conn.wbuf, &e, &meta(ctx), ctx.wire);
+            conn.flush().await?;
+            return Ok(Outcome {
+                status: e.status(),
+                error: Some(e),
+                usage: Some(Usage::default()),
+                ..Outcome::default()
+            });
+        }
+        // Redactions keep the JSON whole; should one not read back, nothing is served.
+        answer = replay::from_whole(ctx.wire, body).ok_or_else(|| {
+            GatewayError::new(
+                crate::error::Kind::GuardrailBlocked,
+                "the cached answer could not be served as its guardrails left it",
+            )
+        })?;
+    }
+    let stamp = stamp(env, ctx, &answer);
     let out = &mut scratch.events;
     out.clear();
     let mut relayed_events = 0;
@@ -290,6 +310,20 @@ async fn serve(
         relayed_events,
         ..Outcome::default()
     })
+}
+
+/// A hit's fresh id and time, and the model its answer reported (the alias if none).
+fn stamp<'a>(env: &'a Env<'_>, ctx: &'a Ctx, answer: &'a replay::Answer) -> Stamp<'a> {
+    let reported = match answer.model.as_ref() {
+        "" => env.snapshot.models[ctx.model as usize].alias.as_str(),
+        m => m,
+    };
+    Stamp {
+        model: reported,
+        created: super::attempt::unix_now(),
+        default_max_tokens: 0,
+        id: ctx.id_str(),
+    }
 }
 
 fn meta(ctx: &Ctx) -> Meta<'_> {
