@@ -5,7 +5,7 @@
 #   REDIS_URL=redis://127.0.0.1:PORT
 #   REDIS_PID=PID
 #   REDIS_DIR=DIR
-# Stop it by its PID (kill PID). OWNER=PID: it also stops by itself once that process is gone
+# `redis.sh install` only installs. Stop a server by its PID (kill PID). OWNER=PID: it also stops by itself once that process is gone
 # (a test binary that exits without cleaning up).
 set -euo pipefail
 
@@ -15,6 +15,7 @@ if ! command -v redis-server >/dev/null; then
     apt-get update -qq >&2
     apt-get install -y -qq redis-server >&2
 fi
+[[ ${1:-} == install ]] && exit 0
 
 free_port() {
     local p

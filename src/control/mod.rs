@@ -448,6 +448,8 @@ impl Control {
         ) {
             Ok(table) => {
                 self.keys = table;
+                // New keys' first requests find their shares already reserved.
+                self.cluster_reserve();
                 self.data_version = self.store.data_version().unwrap_or(self.data_version);
                 self.keys_behind.clear();
                 for (i, s) in self.shards.iter().enumerate() {

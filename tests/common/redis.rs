@@ -16,6 +16,9 @@ pub struct Redis {
 impl Redis {
     /// A server of its own, on `port` or a free one.
     pub fn start(port: Option<u16>) -> Redis {
+        // One at a time: a first start may install the package.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services/redis.sh");
         let mut cmd = Command::new("bash");
         cmd.arg(script).env("OWNER", std::process::id().to_string());

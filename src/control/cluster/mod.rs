@@ -306,14 +306,19 @@ fn ttl_ms(window: Window, now_ms: i64, next: bool) -> u64 {
 }
 
 impl super::Control {
-    /// Cluster mode: sets this replica's shares of every slot (keys, teams, aliases, users).
+    /// Cluster mode: sets this replica's shares of every slot (keys, teams, aliases, users)
+    /// once a [`TICK`].
     pub(super) fn cluster_tick(&mut self) {
+        if self.cluster.as_ref().is_some_and(Cluster::due) {
+            self.cluster_reserve();
+        }
+    }
+
+    /// Cluster mode: sets this replica's shares of every slot now.
+    pub(super) fn cluster_reserve(&mut self) {
         let Some(cluster) = &mut self.cluster else {
             return;
         };
-        if !cluster.due() {
-            return;
-        }
         let slots: Vec<Arc<Slot>> = self
             .slots
             .all()
@@ -323,3 +328,6 @@ impl super::Control {
         cluster.tick(&slots);
     }
 }
+
+#[cfg(test)]
+mod tests;
