@@ -124,7 +124,9 @@ impl Cluster {
                     self.recovered(slots);
                     for (p, (held, others)) in pending.iter().zip(got) {
                         p.slot.set_share(p.window, held, p.next);
-                        p.slot.set_others(p.window, others);
+                        if !p.next {
+                            p.slot.set_others(p.window, others);
+                        }
                     }
                     return;
                 }
@@ -174,7 +176,10 @@ impl Cluster {
             if took > 0 {
                 t.active = Some(now);
             }
-            let base = (cap / (4 * replicas)).max(1);
+            // An idle replica keeps a base share, unless the limit is too small to leave
+            // one to every replica (2 concurrent requests on 3 replicas): then none.
+            let idle_base = cap / (4 * replicas);
+            let base = idle_base.max(1);
             let short = slot.take_short();
             let target = base
                 .max(took.saturating_mul(4))
@@ -184,8 +189,8 @@ impl Cluster {
             let idle = t.active.is_none_or(|a| now - a >= IDLE);
             let want = if !t.asked || used > share || free < target.div_ceil(2) || short > 0 {
                 Some(used + target)
-            } else if idle && free > base {
-                Some(used + base)
+            } else if idle && free > idle_base {
+                Some(used + idle_base)
             } else {
                 None
             };
