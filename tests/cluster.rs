@@ -182,12 +182,11 @@ fn without_redis_a_replica_falls_back_and_resumes_by_itself() {
     };
     // Unreachable at start: the gauge says so, and so does a log line.
     wait_line(&gw, "shardgate_cluster_pool_up 0");
-    assert!(
-        gw.stderr
-            .lock()
-            .unwrap()
-            .contains("cluster pool: Redis (cluster.redis.url) unreachable")
-    );
+    let said = || {
+        let err = gw.stderr.lock().unwrap();
+        err.contains("cluster pool: Redis (cluster.redis.url) unreachable")
+    };
+    assert!(common::eventually(Duration::from_secs(5), said));
     with_time_left(3600, 30);
     let lim = statuses(8, common::ADMIN, "lim");
     assert_eq!(
@@ -205,7 +204,8 @@ fn without_redis_a_replica_falls_back_and_resumes_by_itself() {
     // Redis comes: shared again. The 5 already admitted count; 10 in all, never more.
     let mut redis = Redis::start(Some(port));
     wait_line(&gw, "shardgate_cluster_pool_up 1");
-    assert!(gw.stderr.lock().unwrap().contains("answers again"));
+    let said = || gw.stderr.lock().unwrap().contains("answers again");
+    assert!(common::eventually(Duration::from_secs(5), said));
     let admitted = AtomicU64::new(5);
     let filled = common::eventually(Duration::from_secs(10), || {
         if chat(&gw, common::ADMIN, "lim").status == 200 {
@@ -243,4 +243,67 @@ fn without_redis_a_replica_falls_back_and_resumes_by_itself() {
         "the counts came back"
     );
     assert_eq!(up.stats().requests, 10 + 2, "10 on lim, 2 on priced");
+}
+
+/// A budget of $0.50 on a key of three replicas, hammered on all three: what they serve
+/// together costs no more than it (README: spend reserved against the shared pool).
+#[test]
+fn a_budget_holds_across_replicas() {
+    let up = mock();
+    let r = Redis::shared();
+    let cfg = replica(
+        &up.base_url(),
+        &r.url,
+        &redis::prefix(),
+        3,
+        1,
+        "{ rpm: 1000 }",
+    )
+    .replace("max_budget: 1000", "max_budget: 0.5");
+    let gws: Vec<Arc<Gateway>> = (0..3)
+        .map(|_| Arc::new(Gateway::start(&cfg, Driver::Uring)))
+        .collect();
+    for gw in &gws {
+        wait_line(gw, "shardgate_cluster_pool_up 1");
+    }
+    let body = r#"{"model":"priced","max_tokens":40,"messages":[{"role":"user","content":"hello there"}]}"#;
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let gw = gws[i % 3].clone();
+            std::thread::spawn(move || {
+                (0..15)
+                    .map(|_| {
+                        let r = gw.chat_as(common::TEAM_A, body);
+                        (r.status, r.json())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<(u16, serde_json::Value)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let served: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, j)| j)
+        .collect();
+    let spent: f64 = served
+        .iter()
+        .map(|j| {
+            let u = &j["usage"];
+            (u["prompt_tokens"].as_f64().unwrap() * 1000.0
+                + u["completion_tokens"].as_f64().unwrap() * 2000.0)
+                / 1e6
+        })
+        .sum();
+    eprintln!(
+        "budget $0.50 across 3 replicas: {} served for ${spent:.4}, {} refused",
+        served.len(),
+        results.len() - served.len()
+    );
+    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 429));
+    assert!(!served.is_empty() && served.len() < results.len());
+    assert!(spent <= 0.5 + 1e-9, "spent ${spent} of $0.50");
 }

@@ -140,15 +140,16 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
     let mut numbers = keys::KeyNumbers::default();
     let keys = keys::table(&snapshot, &store, None, &mut slots, &mut numbers)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pool: Arc<dyn crate::limits::Pool> = match snapshot.cluster {
-        Some(_) => Arc::new(crate::limits::Replica),
-        None => Arc::new(crate::limits::InProcess),
-    };
+    let replica = crate::limits::Replica::default();
     let cluster_pool_up = Arc::new(std::sync::atomic::AtomicI64::new(-1));
     let cluster = snapshot
         .cluster
         .clone()
-        .map(|c| cluster::Cluster::new(c, cluster_pool_up.clone()));
+        .map(|c| cluster::Cluster::new(c, cluster_pool_up.clone(), replica.short.clone()));
+    let pool: Arc<dyn crate::limits::Pool> = match cluster {
+        Some(_) => Arc::new(replica),
+        None => Arc::new(crate::limits::InProcess),
+    };
     let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
     let n = runtime::shard_count(&snapshot, cores);
     let outboxes: Vec<Arc<ledger::Outbox>> = match snapshot.ledger_on() {
@@ -322,7 +323,7 @@ impl Control {
             // A ledger behind is drained a batch at a time with short pauses between.
             let wait = match (behind, &self.cluster) {
                 (true, _) => CATCH_UP,
-                (false, Some(_)) => cluster::TICK,
+                (false, Some(_)) => cluster::WAKE,
                 (false, None) => TICK,
             };
             match inbox.recv_timeout(wait) {

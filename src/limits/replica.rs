@@ -5,13 +5,20 @@
 //! the limit: Redis never lets the replicas' shares add up to more than the capacity.
 //!
 //! It never blocks and never talks to Redis. A shard that finds the share short notes the
-//! shortfall in the slot, so control tops it up on its next tick.
+//! shortfall in the slot and raises a flag control looks at every few milliseconds, so the
+//! share is topped up well before its next full tick.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Pool, Slot};
 
 /// The cluster pool: grants within this replica's share of each slot's window.
 #[derive(Debug, Default)]
-pub struct Replica;
+pub struct Replica {
+    /// Raised when a shard met a share short (control lowers it).
+    pub short: Arc<AtomicBool>,
+}
 
 impl Pool for Replica {
     fn acquire(&self, slot: &Slot, window: u32, need: u64, want: u64) -> u64 {
@@ -19,6 +26,7 @@ impl Pool for Replica {
         let got = slot.take(window, need, want, cap);
         if got == 0 {
             slot.note_short(need);
+            self.short.store(true, Ordering::Release);
         }
         got
     }
@@ -43,9 +51,13 @@ mod tests {
     #[test]
     fn grants_stay_within_the_replicas_share() {
         let s = Slot::new(0, "t", Window::Secs(60), 60);
-        let p = Replica;
+        let p = Replica::default();
         assert_eq!(p.acquire(&s, 7, 1, 5), 0, "no share: nothing");
         assert_eq!(s.take_short(), 1, "the shortfall is noted for control");
+        assert!(
+            p.short.swap(false, Ordering::Acquire),
+            "and control is told"
+        );
         assert_eq!(s.take_short(), 0);
         s.set_share(7, 10, false);
         s.set_share(8, 4, true);

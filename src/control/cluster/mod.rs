@@ -20,7 +20,7 @@ mod redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::cluster::Cluster as Config;
@@ -28,6 +28,8 @@ use crate::limits::{Slot, Window};
 
 /// How often control looks at the shares in cluster mode.
 pub const TICK: Duration = Duration::from_millis(50);
+/// How often it looks whether a shard met a share short (then it sets the shares at once).
+pub const WAKE: Duration = Duration::from_millis(5);
 /// A slot with no consumption this long gives back what it holds beyond its base share.
 const IDLE: Duration = Duration::from_secs(1);
 /// The next window's share is reserved this long before it begins.
@@ -61,6 +63,8 @@ pub struct Cluster {
     tracks: HashMap<u32, Track>,
     /// `shardgate_cluster_pool_up` (1 or 0).
     up: Arc<AtomicI64>,
+    /// Raised by the shards' pool when a share ran short.
+    short: Arc<AtomicBool>,
 }
 
 /// One share asked of Redis, and where its answer goes.
@@ -71,7 +75,7 @@ struct Pending {
 }
 
 impl Cluster {
-    pub fn new(cfg: Config, up: Arc<AtomicI64>) -> Cluster {
+    pub fn new(cfg: Config, up: Arc<AtomicI64>, short: Arc<AtomicBool>) -> Cluster {
         let me = cfg.replica_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             format!("{}-{}", host.trim(), std::process::id())
@@ -94,12 +98,15 @@ impl Cluster {
             ticked: None,
             tracks: HashMap::new(),
             up,
+            short,
         }
     }
 
-    /// Whether [`TICK`] has passed since the last [`Cluster::tick`].
+    /// Whether [`TICK`] has passed since the last [`Cluster::tick`], or a shard met a share
+    /// short (while Redis answers: the fallback's shares do not grow).
     pub fn due(&self) -> bool {
         self.ticked.is_none_or(|t| t.elapsed() >= TICK)
+            || (self.redis.is_some() && self.short.swap(false, Ordering::AcqRel))
     }
 
     /// Sets this replica's shares of `slots`.

@@ -11,7 +11,7 @@ fn cluster(budgets_allow: bool) -> Cluster {
         fallback_share: 0.5,
         budgets_allow,
     };
-    Cluster::new(cfg, Arc::new(AtomicI64::new(-1)))
+    Cluster::new(cfg, Arc::new(AtomicI64::new(-1)), Arc::default())
 }
 
 fn slot(id: u32, key: &str, window: Window, cap: u64) -> Arc<Slot> {
@@ -37,7 +37,7 @@ fn a_fresh_slot_asks_its_base_share_then_what_its_shards_take() {
     let (asks, _) = c.plan(std::slice::from_ref(&s), NOW, t0);
     assert!(asks.is_empty(), "the share covers the base: nothing to ask");
     // The shards took 9 in a tick: four ticks of that ahead.
-    assert_eq!(Replica.acquire(&s, w, 9, 9), 9);
+    assert_eq!(Replica::default().acquire(&s, w, 9, 9), 9);
     let (asks, _) = c.plan(std::slice::from_ref(&s), NOW, t0);
     assert_eq!((asks[0].want, asks[0].floor), (9 + 36, 9));
     s.set_share(w, 45, false);
@@ -84,7 +84,7 @@ fn without_redis_limits_take_their_share_and_budgets_refuse_unless_allowed() {
     let now = crate::auth::now_ms();
     let w = budget.window.index(now);
     budget.set_share(w, 300, false);
-    assert_eq!(Replica.acquire(&budget, w, 300, 300), 300);
+    assert_eq!(Replica::default().acquire(&budget, w, 300, 300), 300);
     let both = [lim.clone(), budget.clone()];
     cluster(false).fall_back(&both);
     assert_eq!(lim.share(lim.window.index(now)), 5, "half of 9, rounded up");
