@@ -75,6 +75,17 @@ fn with_time_left(window: u64, secs: u64) {
     }
 }
 
+/// Three replicas of `cfg`, each once its Redis answers.
+fn three(cfg: &str) -> Vec<Arc<Gateway>> {
+    let gws: Vec<Arc<Gateway>> = (0..3)
+        .map(|_| Arc::new(Gateway::start(cfg, Driver::Uring)))
+        .collect();
+    for gw in &gws {
+        wait_line(gw, "shardgate_cluster_pool_up 1");
+    }
+    gws
+}
+
 /// Polls `/metrics` until `line` appears, for up to 15 s (reconnecting waits out a backoff).
 fn wait_line(gw: &Gateway, line: &str) {
     let seen = common::eventually(Duration::from_secs(15), || {
@@ -92,21 +103,14 @@ fn wait_line(gw: &Gateway, line: &str) {
 #[test]
 fn three_replicas_never_pass_a_shared_limit() {
     let up = mock();
-    let r = Redis::shared();
-    let cfg = replica(
+    let gws = three(&replica(
         &up.base_url(),
-        &r.url,
+        &Redis::shared().url,
         &redis::prefix(),
         3,
         2,
         "{ rpm: 60 }",
-    );
-    let gws: Vec<Arc<Gateway>> = (0..3)
-        .map(|_| Arc::new(Gateway::start(&cfg, Driver::Uring)))
-        .collect();
-    for gw in &gws {
-        wait_line(gw, "shardgate_cluster_pool_up 1");
-    }
+    ));
     with_time_left(60, 20);
     let per_replica: Vec<Arc<AtomicU64>> = (0..3).map(|_| Arc::default()).collect();
     let refused = Arc::new(AtomicU64::new(0));
@@ -250,22 +254,15 @@ fn without_redis_a_replica_falls_back_and_resumes_by_itself() {
 #[test]
 fn a_budget_holds_across_replicas() {
     let up = mock();
-    let r = Redis::shared();
     let cfg = replica(
         &up.base_url(),
-        &r.url,
+        &Redis::shared().url,
         &redis::prefix(),
         3,
         1,
         "{ rpm: 1000 }",
-    )
-    .replace("max_budget: 1000", "max_budget: 0.5");
-    let gws: Vec<Arc<Gateway>> = (0..3)
-        .map(|_| Arc::new(Gateway::start(&cfg, Driver::Uring)))
-        .collect();
-    for gw in &gws {
-        wait_line(gw, "shardgate_cluster_pool_up 1");
-    }
+    );
+    let gws = three(&cfg.replace("max_budget: 1000", "max_budget: 0.5"));
     let body = r#"{"model":"priced","max_tokens":40,"messages":[{"role":"user","content":"hello there"}]}"#;
     let threads: Vec<_> = (0..6)
         .map(|i| {
