@@ -227,26 +227,48 @@ fn without_redis_a_replica_falls_back_and_resumes_by_itself() {
     });
     assert!(budget_ok, "the budget never came back");
 
-    // Killed mid-run: budgets refuse again; restarted empty, it learns the counts back.
-    redis.kill();
-    wait_line(&gw, "shardgate_cluster_pool_up 0");
-    let r = chat(&gw, common::TEAM_A, "priced");
-    assert_eq!(r.status, 429, "{}", r.text());
-    assert!(
-        statuses(2, common::ADMIN, "lim").iter().all(|&s| s == 429),
-        "10 of 10 were used"
-    );
-    redis.restart();
-    wait_line(&gw, "shardgate_cluster_pool_up 1");
-    let budget_ok = common::eventually(Duration::from_secs(10), || {
-        chat(&gw, common::TEAM_A, "priced").status == 200
+    // Killed mid-run, under traffic no limit applies to (served throughout): budgets refuse
+    // again; restarted empty, Redis learns the counts back.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let served_through = std::thread::scope(|scope| {
+        let traffic = scope.spawn(|| {
+            // Bounded, so a failing assertion below cannot leave it running.
+            let (mut n, until) = (0u64, std::time::Instant::now() + Duration::from_secs(60));
+            while !stop.load(Ordering::SeqCst) && n < 50_000 && std::time::Instant::now() < until {
+                let r = chat(&gw, common::ADMIN, "priced");
+                assert_eq!(r.status, 200, "{}", r.text());
+                n += 1;
+            }
+            n
+        });
+        redis.kill();
+        wait_line(&gw, "shardgate_cluster_pool_up 0");
+        let r = chat(&gw, common::TEAM_A, "priced");
+        assert_eq!(r.status, 429, "{}", r.text());
+        assert!(
+            statuses(2, common::ADMIN, "lim").iter().all(|&s| s == 429),
+            "10 of 10 were used"
+        );
+        redis.restart();
+        wait_line(&gw, "shardgate_cluster_pool_up 1");
+        let budget_ok = common::eventually(Duration::from_secs(10), || {
+            chat(&gw, common::TEAM_A, "priced").status == 200
+        });
+        assert!(budget_ok, "the budget never came back after the restart");
+        assert!(
+            statuses(2, common::ADMIN, "lim").iter().all(|&s| s == 429),
+            "the counts came back"
+        );
+        stop.store(true, Ordering::SeqCst);
+        traffic.join().unwrap()
     });
-    assert!(budget_ok, "the budget never came back after the restart");
-    assert!(
-        statuses(2, common::ADMIN, "lim").iter().all(|&s| s == 429),
-        "the counts came back"
+    eprintln!("served through the outage and the restart: {served_through} requests");
+    assert!(served_through > 0);
+    assert_eq!(
+        up.stats().requests,
+        10 + 2 + served_through,
+        "10 on lim, 2 on priced with the budget, the rest through the outage"
     );
-    assert_eq!(up.stats().requests, 10 + 2, "10 on lim, 2 on priced");
 }
 
 /// A budget of $0.50 on a key of three replicas, hammered on all three: what they serve

@@ -1,7 +1,8 @@
 //! Cluster mode on the control thread: this replica's shares of the shared pools in Redis.
 //!
 //! Shards only see [`crate::limits::Replica`], whose ceiling for a slot's window is the share
-//! control wrote into the slot. Every tick control reserves ahead of the shards: a base share
+//! control wrote into the slot. Every tick (50 ms, and within 5 ms of a shard meeting its share
+//! short) control reserves ahead of the shards: a base share
 //! of every slot's window (`capacity / (4 × replicas)`), more as the shards' consumption of the
 //! last tick or a shortfall they noted asks, the next window's base share shortly before it
 //! begins, and gives back down to the base what a slot idle for a second does not use. All of
