@@ -287,6 +287,13 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
                     "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
                 ));
             }
+            let up = handle.cluster_pool_up.load(Ordering::Relaxed);
+            if up >= 0 {
+                let name = "shardgate_cluster_pool_up";
+                text.push_str(&format!(
+                    "# HELP {name} Whether the cluster's shared limit pools (Redis) answer (1) or limits are on this replica's fallback share (0).\n# TYPE {name} gauge\n{name} {up}\n"
+                ));
+            }
             (200, "text/plain; version=0.0.4", text.into_bytes())
         }
         (Method::Post, "/cache/purge") => {

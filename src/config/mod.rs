@@ -6,6 +6,7 @@
 //! holds them and nothing on the request path reads the environment or the disk.
 
 pub mod cache;
+pub mod cluster;
 pub mod guardrail;
 pub mod labels;
 mod limits;
@@ -59,6 +60,8 @@ pub struct Snapshot {
     pub cache: cache::CacheConfig,
     /// `guardrails:`: every policy, compiled once for this generation.
     pub guardrails: guardrail::Guardrails,
+    /// `cluster:`: the replicas' shared pools (none: a single node).
+    pub cluster: Option<cluster::Cluster>,
 }
 
 /// A key from the config file's `keys:` list.

@@ -228,6 +228,7 @@ impl Walker<'_> {
                     "end_users",
                     "cache",
                     "guardrails",
+                    "cluster",
                 ],
             )
             .unwrap_or(&empty);
@@ -255,6 +256,7 @@ impl Walker<'_> {
         let cache = get(h, "cache")
             .map(|y| self.cache_config(y))
             .unwrap_or_default();
+        let cluster = get(h, "cluster").and_then(|y| self.cluster(y));
         Snapshot {
             server,
             providers,
@@ -268,6 +270,7 @@ impl Walker<'_> {
             end_user_limits,
             cache,
             guardrails,
+            cluster,
         }
     }
 

@@ -7,6 +7,7 @@
 //! channels.
 
 mod budget;
+mod cluster;
 mod keys;
 pub mod ledger;
 mod reload;
@@ -56,6 +57,8 @@ pub struct Handle {
     pub ledger_written: std::sync::atomic::AtomicU64,
     /// Soft budgets reported crossed.
     pub soft_alerts: std::sync::atomic::AtomicU64,
+    /// Cluster mode: 1 while Redis answers, 0 while it does not; -1 on a single node.
+    pub cluster_pool_up: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Handle {
@@ -137,7 +140,16 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
     let mut numbers = keys::KeyNumbers::default();
     let keys = keys::table(&snapshot, &store, None, &mut slots, &mut numbers)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pool: Arc<dyn crate::limits::Pool> = Arc::new(crate::limits::InProcess);
+    let replica = crate::limits::Replica::default();
+    let cluster_pool_up = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+    let cluster = snapshot
+        .cluster
+        .clone()
+        .map(|c| cluster::Cluster::new(c, cluster_pool_up.clone(), replica.short.clone()));
+    let pool: Arc<dyn crate::limits::Pool> = match cluster {
+        Some(_) => Arc::new(replica),
+        None => Arc::new(crate::limits::InProcess),
+    };
     let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
     let n = runtime::shard_count(&snapshot, cores);
     let outboxes: Vec<Arc<ledger::Outbox>> = match snapshot.ledger_on() {
@@ -190,6 +202,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         ledger: outboxes.clone(),
         ledger_written: std::sync::atomic::AtomicU64::new(0),
         soft_alerts: std::sync::atomic::AtomicU64::new(0),
+        cluster_pool_up,
     });
     let admin_addr = match admin {
         Some(l) => Some(crate::admin::start(l, handle.clone())?),
@@ -213,8 +226,11 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         saved_usage: Default::default(),
         soft_alerted: Default::default(),
         users,
+        cluster,
     };
     control.data_version = control.store.data_version().unwrap_or(0);
+    // The first shares are reserved (or fallen back to) before the gateway says it is ready.
+    control.cluster_tick();
     let thread = std::thread::Builder::new()
         .name("control".into())
         .spawn(move || control.run(inbox))?;
@@ -284,6 +300,8 @@ struct Control {
     soft_alerted: std::collections::HashMap<String, u32>,
     /// The end users' limits, shared with the shards.
     users: Arc<crate::limits::Users>,
+    /// Cluster mode: this replica's shares of the pools in Redis.
+    cluster: Option<cluster::Cluster>,
 }
 
 /// The slots of every alias's own `limits:`, by model index.
@@ -303,7 +321,11 @@ impl Control {
         let mut behind = false;
         loop {
             // A ledger behind is drained a batch at a time with short pauses between.
-            let wait = if behind { CATCH_UP } else { TICK };
+            let wait = match (behind, &self.cluster) {
+                (true, _) => CATCH_UP,
+                (false, Some(_)) => cluster::WAKE,
+                (false, None) => TICK,
+            };
             match inbox.recv_timeout(wait) {
                 Ok(Command::Reload(reply)) => {
                     let result = self.reload();
@@ -347,6 +369,7 @@ impl Control {
                 }
             }
             behind = self.drain_ledger();
+            self.cluster_tick();
             if ticked.elapsed() < TICK {
                 continue;
             }
@@ -426,6 +449,8 @@ impl Control {
         ) {
             Ok(table) => {
                 self.keys = table;
+                // New keys' first requests find their shares already reserved.
+                self.cluster_reserve();
                 self.data_version = self.store.data_version().unwrap_or(self.data_version);
                 self.keys_behind.clear();
                 for (i, s) in self.shards.iter().enumerate() {

@@ -85,6 +85,7 @@ fn restart_only(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     );
     check("server.access_log", o.access_log == n.access_log);
     check("store", old.store == new.store);
+    check("cluster", old.cluster == new.cluster);
     problems
 }
 

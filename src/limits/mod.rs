@@ -13,14 +13,19 @@
 //! estimate + output bound; worst-case cost) and settled to the real figures, so they exceed a
 //! limit only by what in-flight requests used beyond their reservation. What other shards hold
 //! unused can refuse a request early, by at most `(shards − 1) × lease`.
+//!
+//! In cluster mode ([`Replica`]) the ceiling of a slot's window is what this replica holds of
+//! it in the shared pool; the replicas' shares never add up to more than the capacity.
 
 mod lease;
 mod pool;
+mod replica;
 mod users;
 mod window;
 
 pub use lease::{Actual, Charges, Demand, Leases, MAX_CHARGES, Refusal, State};
 pub use pool::{InProcess, Pool, Slot};
+pub use replica::Replica;
 pub use users::Users;
 pub use window::Window;
 

@@ -6,8 +6,11 @@
 //! The in-process pool is one atomic word per slot: the window number (24 bits) and the
 //! amount granted in it (40 bits), changed by compare-and-swap. A shard touches it only when
 //! its lease runs out (every few requests at most, adaptively fewer), never per request.
+//!
+//! In cluster mode a slot also carries what this replica holds of the window in the shared
+//! pool (set by control, read by [`super::Replica`]); the in-process pool never reads it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::window::Window;
 
@@ -27,6 +30,14 @@ pub struct Slot {
     capacity: AtomicU64,
     /// `window << 40 | granted`.
     state: AtomicU64,
+    /// Cluster mode: this replica's share of the shared pool, for the current window and the
+    /// next one (`window << 40 | amount` each), and what the other replicas hold.
+    share: [AtomicU64; 2],
+    others: AtomicU64,
+    /// Cluster mode: below capacity the shortfall a shard last met, for control to top up.
+    short: AtomicU64,
+    /// Cluster mode: the shared pool is out of reach and this budget refuses meanwhile.
+    pub pool_down: AtomicBool,
 }
 
 impl Slot {
@@ -37,6 +48,96 @@ impl Slot {
             window,
             capacity: AtomicU64::new(capacity.min(USED_MAX)),
             state: AtomicU64::new(0),
+            share: [AtomicU64::new(0), AtomicU64::new(0)],
+            others: AtomicU64::new(0),
+            short: AtomicU64::new(0),
+            pool_down: AtomicBool::new(false),
+        }
+    }
+
+    /// What this replica holds of `window` in the shared pool (cluster mode).
+    pub fn share(&self, window: u32) -> u64 {
+        self.share
+            .iter()
+            .map(|w| w.load(Ordering::Acquire))
+            .find(|s| (s >> USED_BITS) as u32 == window)
+            .map_or(0, |s| s & USED_MAX)
+    }
+
+    /// Sets this replica's share of `window`; `next` marks a reservation made ahead for the
+    /// window after the current one.
+    pub fn set_share(&self, window: u32, amount: u64, next: bool) {
+        let packed = u64::from(window) << USED_BITS | amount.min(USED_MAX);
+        self.share[usize::from(next)].store(packed, Ordering::Release);
+    }
+
+    /// What the other replicas hold of `window`, as the shared pool last said.
+    pub fn others(&self, window: u32) -> u64 {
+        unpack(self.others.load(Ordering::Acquire), window)
+    }
+
+    pub fn set_others(&self, window: u32, amount: u64) {
+        let packed = u64::from(window) << USED_BITS | amount.min(USED_MAX);
+        self.others.store(packed, Ordering::Release);
+    }
+
+    /// A shard found this replica's share short by `amount` (cluster mode).
+    pub fn note_short(&self, amount: u64) {
+        self.short.fetch_max(amount, Ordering::Relaxed);
+    }
+
+    /// The largest shortfall noted since the last call.
+    pub fn take_short(&self) -> u64 {
+        self.short.swap(0, Ordering::Relaxed)
+    }
+
+    /// Grants `need` or more, up to `want`, of `window` if `cap` leaves that much (the pools'
+    /// one compare-and-swap loop; `cap` is the capacity or this replica's share of it).
+    #[inline]
+    pub(super) fn take(&self, window: u32, need: u64, want: u64, cap: u64) -> u64 {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            let stored = (cur >> USED_BITS) as u32;
+            // A grant for a window older than the slot's (a late settlement) would wipe the
+            // current window's count: refused. Windows compare modulo 2^24.
+            let older = window.wrapping_sub(stored) & WINDOW_MASK > WINDOW_MASK / 2;
+            if stored != window && older && cur & USED_MAX > 0 {
+                return 0;
+            }
+            let granted = if stored == window { cur & USED_MAX } else { 0 };
+            let left = cap.saturating_sub(granted);
+            if left < need {
+                return 0;
+            }
+            let give = want.max(need).min(left);
+            let next = u64::from(window) << USED_BITS | (granted + give);
+            match self
+                .state
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return give,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Takes back `amount` granted in `window` (nothing once the window moved on).
+    #[inline]
+    pub(super) fn give_back(&self, window: u32, amount: u64) {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if (cur >> USED_BITS) as u32 != window || amount == 0 {
+                return;
+            }
+            let granted = (cur & USED_MAX).saturating_sub(amount);
+            let next = u64::from(window) << USED_BITS | granted;
+            match self
+                .state
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
         }
     }
 
@@ -51,12 +152,7 @@ impl Slot {
 
     /// Granted so far in `window` (0 if the slot is on another window).
     pub fn granted(&self, window: u32) -> u64 {
-        let s = self.state.load(Ordering::Acquire);
-        if (s >> USED_BITS) as u32 == window {
-            s & USED_MAX
-        } else {
-            0
-        }
+        unpack(self.state.load(Ordering::Acquire), window)
     }
 
     /// Sets what was used in `window` (a restart restoring its counters).
@@ -87,49 +183,20 @@ pub struct InProcess;
 
 impl Pool for InProcess {
     fn acquire(&self, slot: &Slot, window: u32, need: u64, want: u64) -> u64 {
-        let cap = slot.capacity();
-        let mut cur = slot.state.load(Ordering::Acquire);
-        loop {
-            let stored = (cur >> USED_BITS) as u32;
-            // A grant for a window older than the slot's (a late settlement) would wipe the
-            // current window's count: refused. Windows compare modulo 2^24.
-            let older = window.wrapping_sub(stored) & WINDOW_MASK > WINDOW_MASK / 2;
-            if stored != window && older && cur & USED_MAX > 0 {
-                return 0;
-            }
-            let granted = if stored == window { cur & USED_MAX } else { 0 };
-            let left = cap.saturating_sub(granted);
-            if left < need {
-                return 0;
-            }
-            let give = want.max(need).min(left);
-            let next = u64::from(window) << USED_BITS | (granted + give);
-            match slot
-                .state
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return give,
-                Err(seen) => cur = seen,
-            }
-        }
+        slot.take(window, need, want, slot.capacity())
     }
 
     fn release(&self, slot: &Slot, window: u32, amount: u64) {
-        let mut cur = slot.state.load(Ordering::Acquire);
-        loop {
-            if (cur >> USED_BITS) as u32 != window || amount == 0 {
-                return;
-            }
-            let granted = (cur & USED_MAX).saturating_sub(amount);
-            let next = u64::from(window) << USED_BITS | granted;
-            match slot
-                .state
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(seen) => cur = seen,
-            }
-        }
+        slot.give_back(window, amount);
+    }
+}
+
+/// The amount of a packed `window << 40 | amount` word, if it is for `window`.
+fn unpack(s: u64, window: u32) -> u64 {
+    if (s >> USED_BITS) as u32 == window {
+        s & USED_MAX
+    } else {
+        0
     }
 }
 

@@ -149,6 +149,9 @@ fn refused(l: &Limit, retry_after_s: u64, now_ms: i64) -> GatewayError {
         .window
         .left_ms(now_ms)
         .map_or(1000, |ms| ms.max(1) as u64);
+    if l.meter == Meter::Spend && l.slot.pool_down.load(std::sync::atomic::Ordering::Relaxed) {
+        return pool_down(l);
+    }
     let mut e = GatewayError::new(
         kind,
         format!(
@@ -165,6 +168,23 @@ fn refused(l: &Limit, retry_after_s: u64, now_ms: i64) -> GatewayError {
     } else {
         ms
     });
+    e
+}
+
+/// A budget refused because the cluster's shared pool is out of reach and
+/// `cluster.on_pool_unavailable` is `reject`: worth retrying in a second.
+fn pool_down(l: &Limit) -> GatewayError {
+    let mut e = GatewayError::new(
+        Kind::BudgetExceeded,
+        format!(
+            "{} budget {:?} cannot be checked: the cluster's shared budget pool is unreachable \
+             (cluster.on_pool_unavailable: reject); retry shortly",
+            l.scope.name(),
+            l.who
+        ),
+    )
+    .retry_after(Some(1));
+    e.retry_after_ms = Some(1000);
     e
 }
 

@@ -1,0 +1,328 @@
+//! Cluster mode against a real Redis (scripts/services/redis.sh): three gateway processes
+//! sharing one limit never admit more than it, and a replica whose Redis is gone (at start or
+//! mid-run) falls back to its share of each limit, refuses budgets, says so in a metric and a
+//! log line, and resumes by itself when Redis is back.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::redis::{self, Redis};
+use common::{Driver, Gateway, http, mock};
+
+/// A gateway of a cluster of `replicas` on `url`: alias `lim` with `limits`, alias `priced`
+/// (a target with a price), key team-a with a budget of $1,000.
+fn replica(
+    upstream: &str,
+    url: &str,
+    prefix: &str,
+    replicas: u32,
+    shards: u32,
+    limits: &str,
+) -> String {
+    format!(
+        r#"
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  shards: {shards}
+  pin: false
+cluster:
+  redis: {{ url: {url}, prefix: "{prefix}" }}
+  replicas: {replicas}
+providers:
+  up:
+    protocol: openai
+    base_url: {upstream}/v1
+    api_key: {{ env: UPSTREAM_KEY }}
+models:
+  lim:
+    limits: {limits}
+    targets:
+      - {{ provider: up, model: upstream-mini }}
+  priced:
+    targets:
+      - {{ provider: up, model: upstream-mini, price: {{ input: 1000, output: 2000 }} }}
+keys:
+  - name: team-a
+    key: {{ env: TEAM_A_KEY }}
+    max_budget: 1000
+  - name: admin
+    key: {{ env: ADMIN_KEY }}
+"#
+    )
+}
+
+fn chat(gw: &Gateway, key: &str, model: &str) -> http::Response {
+    gw.chat_as(
+        key,
+        &format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#),
+    )
+}
+
+/// Waits, if need be, until at least `secs` are left in the current UTC window of `window`
+/// seconds (so what a test counts against a limit falls in one window).
+fn with_time_left(window: u64, secs: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let left = window - now % window;
+    if left < secs {
+        std::thread::sleep(Duration::from_secs(left) + Duration::from_millis(50));
+    }
+}
+
+/// Three replicas of `cfg`, each once its Redis answers.
+fn three(cfg: &str) -> Vec<Arc<Gateway>> {
+    let gws: Vec<Arc<Gateway>> = (0..3)
+        .map(|_| Arc::new(Gateway::start(cfg, Driver::Uring)))
+        .collect();
+    for gw in &gws {
+        wait_line(gw, "shardgate_cluster_pool_up 1");
+    }
+    gws
+}
+
+/// Polls `/metrics` until `line` appears, for up to 15 s (reconnecting waits out a backoff).
+fn wait_line(gw: &Gateway, line: &str) {
+    let seen = common::eventually(Duration::from_secs(15), || {
+        gw.admin_get("/metrics").text().lines().any(|l| l == line)
+    });
+    assert!(
+        seen,
+        "{line:?} never appeared; stderr:\n{}",
+        gw.stderr.lock().unwrap()
+    );
+}
+
+/// Three replicas × two shards hammer one `rpm: 60` limit through one Redis: never more than
+/// 60 admitted (README: requests never pass their limit across replicas). Prints the figure.
+#[test]
+fn three_replicas_never_pass_a_shared_limit() {
+    let up = mock();
+    let gws = three(&replica(
+        &up.base_url(),
+        &Redis::shared().url,
+        &redis::prefix(),
+        3,
+        2,
+        "{ rpm: 60 }",
+    ));
+    with_time_left(60, 20);
+    let per_replica: Vec<Arc<AtomicU64>> = (0..3).map(|_| Arc::default()).collect();
+    let refused = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..9)
+        .map(|i| {
+            let (gw, ok, refused) = (
+                gws[i % 3].clone(),
+                per_replica[i % 3].clone(),
+                refused.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut c = http::Client::connect(gw.api);
+                let auth = format!("Bearer {}", common::ADMIN);
+                let body = br#"{"model":"lim","messages":[{"role":"user","content":"hi"}]}"#;
+                // Until this replica sees the whole cluster's window spent (300 tries at most).
+                for _ in 0..300 {
+                    c.send(
+                        "POST",
+                        "/v1/chat/completions",
+                        &[("authorization", &auth)],
+                        body,
+                    );
+                    let r = c.read_response();
+                    match r.status {
+                        200 => ok.fetch_add(1, Ordering::SeqCst),
+                        429 => refused.fetch_add(1, Ordering::SeqCst),
+                        other => panic!("status {other}"),
+                    };
+                    let spent = r.header("x-ratelimit-remaining-requests") == Some("0");
+                    if r.status == 429 && spent {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let each: Vec<u64> = per_replica
+        .iter()
+        .map(|n| n.load(Ordering::SeqCst))
+        .collect();
+    let ok: u64 = each.iter().sum();
+    eprintln!(
+        "rpm 60 across 3 replicas × 2 shards, 9 clients: {ok} admitted ({each:?} by replica), {} refused",
+        refused.load(Ordering::SeqCst)
+    );
+    assert!(ok <= 60, "{ok} admitted past the limit of 60");
+    assert!(
+        each.iter().all(|&n| n > 0),
+        "every replica got a share: {each:?}"
+    );
+    assert_eq!(
+        up.stats().requests,
+        ok,
+        "each admitted request reached the upstream once"
+    );
+}
+
+/// A replica whose Redis is not there at start serves on its share (`rph: 10`, 2 replicas:
+/// 5) and refuses budgets; Redis starting makes it resume; Redis killed mid-run brings the
+/// fallback back, and a restarted (empty) Redis ends it again.
+#[test]
+fn without_redis_a_replica_falls_back_and_resumes_by_itself() {
+    let up = mock();
+    let port = redis::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let cfg = replica(&up.base_url(), &url, &redis::prefix(), 2, 1, "{ rph: 10 }");
+    let gw = Gateway::start(&cfg, Driver::Uring);
+    let statuses = |n: usize, key: &str, model: &str| -> Vec<u16> {
+        (0..n).map(|_| chat(&gw, key, model).status).collect()
+    };
+    // Unreachable at start: the gauge says so, and so does a log line.
+    wait_line(&gw, "shardgate_cluster_pool_up 0");
+    let said = || {
+        let err = gw.stderr.lock().unwrap();
+        err.contains("cluster pool: Redis (cluster.redis.url) unreachable")
+    };
+    assert!(common::eventually(Duration::from_secs(5), said));
+    with_time_left(3600, 30);
+    let lim = statuses(8, common::ADMIN, "lim");
+    assert_eq!(
+        lim.iter().filter(|&&s| s == 200).count(),
+        5,
+        "half of 10: {lim:?}"
+    );
+    let r = chat(&gw, common::TEAM_A, "priced");
+    assert_eq!(r.status, 429, "{}", r.text());
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("shared budget pool is unreachable"), "{msg}");
+    assert_eq!(r.json()["error"]["code"], "budget_exceeded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+
+    // Redis comes: shared again. The 5 already admitted count; 10 in all, never more.
+    let mut redis = Redis::start(Some(port));
+    wait_line(&gw, "shardgate_cluster_pool_up 1");
+    let said = || gw.stderr.lock().unwrap().contains("answers again");
+    assert!(common::eventually(Duration::from_secs(5), said));
+    let admitted = AtomicU64::new(5);
+    let filled = common::eventually(Duration::from_secs(10), || {
+        if chat(&gw, common::ADMIN, "lim").status == 200 {
+            admitted.fetch_add(1, Ordering::SeqCst);
+        }
+        admitted.load(Ordering::SeqCst) >= 10
+    });
+    assert!(
+        filled,
+        "only {admitted:?} of 10 admitted once Redis was back"
+    );
+    assert!(statuses(3, common::ADMIN, "lim").iter().all(|&s| s == 429));
+    let budget_ok = common::eventually(Duration::from_secs(10), || {
+        chat(&gw, common::TEAM_A, "priced").status == 200
+    });
+    assert!(budget_ok, "the budget never came back");
+
+    // Killed mid-run, under traffic no limit applies to (served throughout): budgets refuse
+    // again; restarted empty, Redis learns the counts back.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let served_through = std::thread::scope(|scope| {
+        let traffic = scope.spawn(|| {
+            // Bounded, so a failing assertion below cannot leave it running.
+            let (mut n, until) = (0u64, std::time::Instant::now() + Duration::from_secs(60));
+            while !stop.load(Ordering::SeqCst) && n < 50_000 && std::time::Instant::now() < until {
+                let r = chat(&gw, common::ADMIN, "priced");
+                assert_eq!(r.status, 200, "{}", r.text());
+                n += 1;
+            }
+            n
+        });
+        redis.kill();
+        wait_line(&gw, "shardgate_cluster_pool_up 0");
+        let r = chat(&gw, common::TEAM_A, "priced");
+        assert_eq!(r.status, 429, "{}", r.text());
+        assert!(
+            statuses(2, common::ADMIN, "lim").iter().all(|&s| s == 429),
+            "10 of 10 were used"
+        );
+        redis.restart();
+        wait_line(&gw, "shardgate_cluster_pool_up 1");
+        let budget_ok = common::eventually(Duration::from_secs(10), || {
+            chat(&gw, common::TEAM_A, "priced").status == 200
+        });
+        assert!(budget_ok, "the budget never came back after the restart");
+        assert!(
+            statuses(2, common::ADMIN, "lim").iter().all(|&s| s == 429),
+            "the counts came back"
+        );
+        stop.store(true, Ordering::SeqCst);
+        traffic.join().unwrap()
+    });
+    eprintln!("served through the outage and the restart: {served_through} requests");
+    assert!(served_through > 0);
+    assert_eq!(
+        up.stats().requests,
+        10 + 2 + served_through,
+        "10 on lim, 2 on priced with the budget, the rest through the outage"
+    );
+}
+
+/// A budget of $0.50 on a key of three replicas, hammered on all three: what they serve
+/// together costs no more than it (README: spend reserved against the shared pool).
+#[test]
+fn a_budget_holds_across_replicas() {
+    let up = mock();
+    let cfg = replica(
+        &up.base_url(),
+        &Redis::shared().url,
+        &redis::prefix(),
+        3,
+        1,
+        "{ rpm: 1000 }",
+    );
+    let gws = three(&cfg.replace("max_budget: 1000", "max_budget: 0.5"));
+    let body = r#"{"model":"priced","max_tokens":40,"messages":[{"role":"user","content":"hello there"}]}"#;
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let gw = gws[i % 3].clone();
+            std::thread::spawn(move || {
+                (0..15)
+                    .map(|_| {
+                        let r = gw.chat_as(common::TEAM_A, body);
+                        (r.status, r.json())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<(u16, serde_json::Value)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let served: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, j)| j)
+        .collect();
+    let spent: f64 = served
+        .iter()
+        .map(|j| {
+            let u = &j["usage"];
+            (u["prompt_tokens"].as_f64().unwrap() * 1000.0
+                + u["completion_tokens"].as_f64().unwrap() * 2000.0)
+                / 1e6
+        })
+        .sum();
+    eprintln!(
+        "budget $0.50 across 3 replicas: {} served for ${spent:.4}, {} refused",
+        served.len(),
+        results.len() - served.len()
+    );
+    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 429));
+    assert!(!served.is_empty() && served.len() < results.len());
+    assert!(spent <= 0.5 + 1e-9, "spent ${spent} of $0.50");
+}
