@@ -287,6 +287,22 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
                     "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
                 ));
             }
+            for (name, help, v) in [
+                (
+                    "shardgate_store_up",
+                    "1 while the store takes writes; 0 while PostgreSQL is unreachable.",
+                    u64::from(handle.store_up.load(Ordering::Relaxed)),
+                ),
+                (
+                    "shardgate_ledger_spool_rows",
+                    "Spend-ledger rows in the local spool, waiting for PostgreSQL.",
+                    handle.spooled.load(Ordering::Relaxed),
+                ),
+            ] {
+                text.push_str(&format!(
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+                ));
+            }
             (200, "text/plain; version=0.0.4", text.into_bytes())
         }
         (Method::Post, "/cache/purge") => {

@@ -41,6 +41,8 @@ pub enum Command {
     },
     /// The process is stopping: save what is unsaved (last-used times), then end.
     Stop(flume::Sender<()>),
+    /// Another replica changed keys or teams (PostgreSQL's `NOTIFY`, heard by the store).
+    StoreChanged,
 }
 
 /// What the admin thread holds: the way to control and to the shards.
@@ -56,6 +58,9 @@ pub struct Handle {
     pub ledger_written: std::sync::atomic::AtomicU64,
     /// Soft budgets reported crossed.
     pub soft_alerts: std::sync::atomic::AtomicU64,
+    /// Whether the store takes writes, and ledger rows spooled meanwhile (PostgreSQL).
+    pub store_up: AtomicBool,
+    pub spooled: std::sync::atomic::AtomicU64,
 }
 
 impl Handle {
@@ -114,11 +119,22 @@ pub struct Start {
 /// Runs the gateway until SIGTERM/SIGINT, then drains. SIGHUP reloads the config.
 pub fn serve(start: Start) -> anyhow::Result<()> {
     let snapshot = reload::load(&start).map_err(|p| anyhow::anyhow!("{p}"))?;
-    let store = match &snapshot.store {
+    let mut store = match &snapshot.store {
         StoreConfig::Memory => Store::open(None),
         StoreConfig::File(p) => Store::open(Some(p)),
+        StoreConfig::Postgres(p) => Store::open_pg(&crate::store::pg::PgOptions {
+            url: p.url.expose().to_owned(),
+            dir: p.spool.clone(),
+            spool_max: p.spool_max_mb.saturating_mul(1 << 20),
+        }),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (commands, inbox) = flume::bounded(256);
+    let heard = commands.clone();
+    store.on_change(move || {
+        let _ = heard.try_send(Command::StoreChanged);
+    });
+    let health = store.heartbeat();
     ::log::info!("store: {}", store.describe());
     let tls: runtime::generation::Tls = crate::upstream::tls::configs(&snapshot)
         .map_err(anyhow::Error::msg)?
@@ -180,7 +196,6 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         &outboxes,
         users.clone(),
     )?;
-    let (commands, inbox) = flume::bounded(256);
     let handle = Arc::new(Handle {
         commands,
         shards: shards.senders.clone(),
@@ -190,6 +205,8 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         ledger: outboxes.clone(),
         ledger_written: std::sync::atomic::AtomicU64::new(0),
         soft_alerts: std::sync::atomic::AtomicU64::new(0),
+        store_up: AtomicBool::new(health.up),
+        spooled: std::sync::atomic::AtomicU64::new(health.spooled),
     });
     let admin_addr = match admin {
         Some(l) => Some(crate::admin::start(l, handle.clone())?),
@@ -328,6 +345,7 @@ impl Control {
                     let r = self.api(&method, &path, &query, &body);
                     let _ = reply.send(r);
                 }
+                Ok(Command::StoreChanged) => self.notice_outside_changes(),
                 Ok(Command::Stop(done)) => {
                     // Everything queued, unless the store keeps refusing it.
                     for _ in 0..1_000 {
@@ -351,6 +369,9 @@ impl Control {
                 continue;
             }
             ticked = Instant::now();
+            let health = self.store.heartbeat();
+            self.handle.store_up.store(health.up, Ordering::Relaxed);
+            self.handle.spooled.store(health.spooled, Ordering::Relaxed);
             self.watch_soft_budgets();
             self.notice_outside_changes();
             self.catch_up_keys();
@@ -520,6 +541,8 @@ impl Control {
                 // Our own write bumps no data_version for this connection, but be sure.
                 self.data_version = self.store.data_version().unwrap_or(self.data_version);
             }
+            // An unreachable store says so itself, at most every 30 s.
+            Err(e) if e.fault == crate::store::Fault::Unavailable => {}
             Err(e) => ::log::warn!("last-used times not saved: {e}"),
         }
     }

@@ -105,6 +105,16 @@ impl From<StoreError> for Failure {
                 Failure::new(409, "invalid_request_error", "conflict", None, e.message)
             }
             Fault::NotFound => Failure::new(404, "not_found_error", "not_found", None, e.message),
+            Fault::Unavailable => Failure::new(
+                503,
+                "server_error",
+                "store_unavailable",
+                None,
+                format!(
+                    "the store is unreachable, nothing was changed; requests are still served \
+                     with the keys known before: {e}"
+                ),
+            ),
             _ => Failure::new(
                 500,
                 "server_error",
