@@ -4,7 +4,8 @@
 #   postgres.sh start DIR [PORT] [OWNER_PID]  initdb a cluster in DIR (if new) and start it on
 #                                             127.0.0.1:PORT (a free one if not given); prints
 #                                             its URL. With OWNER_PID, the server is stopped
-#                                             once that process is gone.
+#                                             once that process is gone,
+#                                             and DIR removed.
 #   postgres.sh stop DIR                      stops it (by the postmaster's PID), waits for it
 #   postgres.sh url DIR                       prints the URL again
 #
@@ -43,7 +44,8 @@ as_db_user() {
 free_port() {
   local p
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
+    # Below Linux's ephemeral range (32768 on), so no outgoing connection holds it.
+    p=$((10000 + RANDOM % 20000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
@@ -72,15 +74,26 @@ start() {
     as_db_user "$bin/initdb" -D "$dir/data" -U shardgate --auth=trust -E UTF8 --no-sync \
       >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
   fi
-  [ -n "$port" ] || port=$(cat "$dir/port" 2>/dev/null || free_port)
-  echo "$port" >"$dir/port"
-  as_db_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-    "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-     -c full_page_writes=off -c max_connections=200" >/dev/null \
-    || { tail -n 20 "$dir/server.log" >&2; exit 1; }
+  local fixed=$port
+  [ -n "$fixed" ] || fixed=$(cat "$dir/port" 2>/dev/null || true)
+  for try in 1 2 3 4 5; do
+    port=${fixed:-$(free_port)}
+    echo "$port" >"$dir/port"
+    if as_db_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
+      "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+       -c full_page_writes=off -c max_connections=200" >/dev/null; then
+      break
+    fi
+    # A port taken meanwhile: another one, unless the caller chose it (or it is a restart).
+    if [ -n "$fixed" ] || [ "$try" = 5 ]; then
+      tail -n 20 "$dir/server.log" >&2
+      exit 1
+    fi
+  done
   if [ -n "$owner" ]; then
     # Stops the server once its owner (a test binary) is gone, however that ended.
-    setsid bash -c "while kill -0 $owner 2>/dev/null; do sleep 1; done; '$0' stop '$dir'" \
+    setsid bash -c "while kill -0 $owner 2>/dev/null; do sleep 1; done
+      '$0' stop '$dir'; rm -rf '$dir'" \
       </dev/null >/dev/null 2>&1 &
   fi
   url "$dir"

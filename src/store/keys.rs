@@ -54,7 +54,9 @@ const ROW: &str = "SELECT key_id, key_hint, key_alias, team_id, user_id, models,
     expires_at, blocked, limits, spend, previous_valid_until, created_at, updated_at, \
     last_used_at, guardrails, cache FROM keys";
 
-const FILTER: &str = "WHERE (?1 IS NULL OR team_id = ?1) AND (?2 IS NULL OR key_alias = ?2)";
+// PostgreSQL types a parameter by its use: `IS NULL` alone says nothing, hence the casts.
+const FILTER: &str = "WHERE (CAST(?1 AS TEXT) IS NULL OR team_id = ?1) \
+    AND (CAST(?2 AS TEXT) IS NULL OR key_alias = ?2)";
 
 fn key_row(r: Row) -> Result<KeyRow, StoreError> {
     Ok(KeyRow {
@@ -250,7 +252,8 @@ impl Writer<'_> {
         let secret = secret::new_secret()?;
         let until = (grace_ms > 0).then(|| now_ms.saturating_add(grace_ms));
         let n = self.conn.execute(
-            "UPDATE keys SET previous_hash = CASE WHEN ?4 IS NULL THEN NULL ELSE key_hash END, \
+            "UPDATE keys SET \
+             previous_hash = CASE WHEN CAST(?4 AS BIGINT) IS NULL THEN NULL ELSE key_hash END, \
              previous_valid_until = ?4, key_hash = ?2, key_hint = ?3, updated_at = ?5 \
              WHERE key_id = ?1",
             args![

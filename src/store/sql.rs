@@ -182,7 +182,11 @@ impl From<postgres::Error> for StoreError {
             "" => Fault::Corrupt,
             _ => Fault::Sql,
         };
-        StoreError::new(fault, format!("PostgreSQL: {e}"))
+        let message = match e.as_db_error() {
+            Some(db) => format!("PostgreSQL: {}: {}", db.code().code(), db.message()),
+            None => format!("PostgreSQL: {e}"),
+        };
+        StoreError::new(fault, message)
     }
 }
 
