@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit, property and black-box tests (both monoio drivers), then the
 # official OpenAI Python SDK against the real binary. Installs what it needs (a Python venv with
-# the SDK and pytest) so it works on a fresh machine; CI runs exactly this.
+# the SDK and pytest) so it works on a fresh machine; CI runs exactly this. The cluster-mode
+# tests start their own PostgreSQL servers on loopback ports (scripts/services/); the server
+# is installed from Debian's packages first if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== services (PostgreSQL server binaries) =="
+scripts/services/postgres.sh install
 
 echo "== cargo build (debug) =="
 cargo build --workspace --bins

@@ -41,16 +41,8 @@ fn metric(gw: &Gateway, name: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn today() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    shardgate::observe::time::iso8601(ms)[..10].to_owned()
-}
-
 fn report(gw: &Gateway) -> Value {
-    let d = today();
+    let d = common::today();
     let path = format!("/global/spend/report?start_date={d}&end_date={d}&group_by=key");
     ok(gw.admin_call("GET", &path, ""))
 }

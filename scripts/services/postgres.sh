@@ -8,6 +8,7 @@
 #                                             and DIR removed.
 #   postgres.sh stop DIR                      stops it (by the postmaster's PID), waits for it
 #   postgres.sh url DIR                       prints the URL again
+#   postgres.sh install                       only installs the server, if missing
 #
 # Installs Debian's postgresql package when the server binaries are missing (apt-get update
 # once, under a lock, so parallel callers install once). PostgreSQL refuses to run as root:
@@ -26,8 +27,14 @@ install() {
   if [ -z "$(bindir)" ] || [ ! -x "$(bindir)/initdb" ]; then
     echo "postgres.sh: installing Debian's postgresql package" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # The package would create and start a default cluster on port 5432: these tests run their own.
+    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+      mkdir -p /etc/postgresql-common
+      echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+    fi
     apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends postgresql >&2
+    apt-get install -y -qq --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql >&2
   fi
   flock -u 9
 }
@@ -116,5 +123,6 @@ case "${1:-}" in
   start) start "${2:?dir}" "${3:-}" "${4:-}" ;;
   stop) stop "${2:?dir}" ;;
   url) url "${2:?dir}" ;;
-  *) echo "usage: $0 start DIR [PORT] [OWNER_PID] | stop DIR | url DIR" >&2; exit 2 ;;
+  install) install ;;
+  *) echo "usage: $0 start DIR [PORT] [OWNER_PID] | stop DIR | url DIR | install" >&2; exit 2 ;;
 esac

@@ -184,7 +184,10 @@ impl From<postgres::Error> for StoreError {
         };
         let message = match e.as_db_error() {
             Some(db) => format!("PostgreSQL: {}: {}", db.code().code(), db.message()),
-            None => format!("PostgreSQL: {e}"),
+            None => match std::error::Error::source(&e) {
+                Some(cause) => format!("PostgreSQL: {e}: {cause}"),
+                None => format!("PostgreSQL: {e}"),
+            },
         };
         StoreError::new(fault, message)
     }
