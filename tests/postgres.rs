@@ -5,6 +5,8 @@
 //! returns), a replica started while the server is down, and the schema's versions.
 
 mod common;
+#[path = "postgres/store.rs"]
+mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -339,68 +341,4 @@ fn a_replica_started_while_postgres_is_down_serves_its_last_keys() {
     ok(gw.admin_call("POST", "/team/new", r#"{"team_id":"t"}"#));
     // The request served while the server was away reached the ledger.
     assert!(eventually(Duration::from_secs(5), || ledger_ids(&gw).len() == 1));
-}
-
-/// PostgreSQL's migrations reach the same version as SQLite's with the same tables and
-/// columns (PostgreSQL adds only the `rowid` SQLite has built in); a database from a newer
-/// build is refused before anything is written to it.
-#[test]
-fn the_schema_matches_sqlite_and_a_newer_database_is_refused_untouched() {
-    use shardgate::store::{Fault, SCHEMA_VERSION, Store, pg::PgOptions};
-    let url = pg::shared().database();
-    let dir = TempDir::new();
-    let opts = PgOptions {
-        url: url.clone(),
-        dir: dir.0.join("spool"),
-        spool_max: 1 << 20,
-    };
-    let store = Store::open_pg(&opts).unwrap();
-    assert_eq!(store.schema_version(), SCHEMA_VERSION);
-    drop(store);
-    let lite = dir.0.join("s.db");
-    drop(Store::open(Some(&lite)).unwrap());
-    let lite = rusqlite::Connection::open(&lite).unwrap();
-    let mut st = lite
-        .prepare(
-            "SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p \
-             WHERE m.type = 'table' ORDER BY m.name, p.cid",
-        )
-        .unwrap();
-    let lite: Vec<(String, String)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    let columns = |c: &mut postgres::Client| -> Vec<(String, String)> {
-        c.query(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns \
-             WHERE table_schema = 'public' AND table_name != 'shardgate_meta' \
-             AND column_name != 'rowid' ORDER BY 1, ordinal_position",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
-    };
-    assert_eq!(columns(&mut c), lite);
-
-    c.batch_execute("UPDATE shardgate_meta SET value = 9 WHERE name = 'schema'")
-        .unwrap();
-    let before = columns(&mut c);
-    let err = Store::open_pg(&opts).err().expect("refused");
-    assert_eq!(err.fault, Fault::TooNew);
-    assert!(
-        err.to_string().contains("has schema version 9, newer than"),
-        "{err}"
-    );
-    assert_eq!(columns(&mut c), before);
-    let meta: Vec<(String, i64)> = c
-        .query("SELECT name, value FROM shardgate_meta ORDER BY name", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert_eq!(meta, [("data".to_owned(), 0), ("schema".to_owned(), 9)]);
 }

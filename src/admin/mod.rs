@@ -269,7 +269,7 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
             for (name, help, v) in [
                 (
                     "shardgate_ledger_rows_written_total",
-                    "Spend-ledger rows committed to the store.",
+                    "Spend-ledger rows committed to the store, or to its spool while PostgreSQL is away.",
                     handle.ledger_written.load(Ordering::Relaxed),
                 ),
                 (
