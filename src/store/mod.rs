@@ -1,12 +1,15 @@
-//! The embedded SQLite store: virtual keys and teams made through the admin API.
+//! The store: virtual keys and teams made through the admin API, the spend ledger and the
+//! limits' saved windows, in embedded SQLite (the single-node default) or in PostgreSQL (the
+//! shared store of cluster mode, [`pg`]), behind one API: each query is written once (`sql`).
 //!
 //! One control thread owns the [`Store`]; request-serving shards never touch it. They see keys
 //! only as [`KeyRecord`]s, built into their key table by the control thread, which republishes
 //! after its own writes and polls [`Store::data_version`] to notice another process's.
 //!
-//! Invariants: every write runs in one transaction ([`Store::write`]), committed with
-//! `synchronous=FULL` before the caller answers; a key's secret is never stored, only its SHA-256
-//! hash and a masked hint; a database from a newer build is refused untouched (see `schema`).
+//! Invariants: every write runs in one transaction ([`Store::write`]), committed (SQLite: with
+//! `synchronous=FULL`) before the caller answers; a key's secret is never stored, only its
+//! SHA-256 hash and a masked hint; a database from a newer build is refused untouched (see
+//! `schema`).
 
 mod cache_setting;
 mod keys;
@@ -202,135 +205,6 @@ impl Store {
             },
             version,
         })
-    }
-
-    /// PostgreSQL at `opts.url`, migrated like a SQLite file. A database that is away is not
-    /// an error: the store starts from its key snapshot and connects when it can
-    /// ([`Store::heartbeat`]); a newer schema, a bad URL or a spool directory in use is.
-    pub fn open_pg(opts: &pg::PgOptions) -> Result<Store, StoreError> {
-        let pg = pg::Pg::open(opts)?;
-        let mut store = Store {
-            db: Db::Pg(Box::new(pg)),
-            version: 0,
-        };
-        match store.reconnect() {
-            Err(e) if e.fault == Fault::TooNew => return Err(e),
-            Err(e) => store.starting_without(&e),
-            Ok(()) => {}
-        }
-        Ok(store)
-    }
-
-    /// Says what a start without the database has and lacks.
-    fn starting_without(&mut self, why: &StoreError) {
-        let Db::Pg(pg) = &mut self.db else { return };
-        let snapshot = pg.snapshot.borrow();
-        let has = match snapshot.saved_ms() {
-            Some(ms) => format!(
-                "serving the {} keys last read from it (saved {})",
-                snapshot.keys(),
-                crate::observe::time::iso8601(ms)
-            ),
-            None => "no key snapshot in the spool directory: only the config's keys work".into(),
-        };
-        drop(snapshot);
-        ::log::error!(
-            "store: starting while PostgreSQL {} is unreachable ({why}): {has}; missing until \
-             it returns: admin API writes and reports, restored limit counters, spend totals",
-            pg.shown
-        );
-        pg.note_down(why);
-    }
-
-    /// One connection attempt: connect, migrate, store what the spool holds.
-    fn reconnect(&mut self) -> Result<(), StoreError> {
-        let Db::Pg(pg) = &mut self.db else {
-            return Ok(());
-        };
-        pg.connect()?;
-        let label = format!("PostgreSQL {}", pg.shown);
-        let migrated = schema::migrate_pg(&pg.link, &label);
-        let version = match migrated {
-            Ok(v) => v,
-            Err(e) => {
-                // Never serve a schema this build does not know.
-                *pg.link.borrow_mut() = pg::Link::default();
-                return Err(e);
-            }
-        };
-        self.version = version;
-        let replayed = self.replay_spool()?;
-        if let Db::Pg(pg) = &mut self.db {
-            pg.note_up(replayed);
-        }
-        Ok(())
-    }
-
-    /// Called every control tick: reconnects a lost PostgreSQL (with backoff), stores the
-    /// spool once it can; says whether the store is up.
-    pub fn heartbeat(&mut self) -> Health {
-        let Db::Pg(pg) = &mut self.db else {
-            return Health {
-                up: true,
-                spooled: 0,
-            };
-        };
-        if !pg.is_up() && pg.due() {
-            match self.reconnect() {
-                Ok(()) => {}
-                Err(e) => {
-                    if let Db::Pg(pg) = &mut self.db {
-                        pg.note_down(&e);
-                    }
-                }
-            }
-        } else if pg.is_up() && pg.spool.rows() > 0 {
-            let _ = self.replay_spool();
-        } else if !pg.is_up() {
-            pg.note_down(&pg::down());
-        }
-        let Db::Pg(pg) = &self.db else { unreachable!() };
-        Health {
-            up: pg.is_up(),
-            spooled: pg.spool.rows(),
-        }
-    }
-
-    /// Stores the spooled batches (each once: its origin), then empties the spool.
-    fn replay_spool(&mut self) -> Result<u64, StoreError> {
-        let Db::Pg(pg) = &mut self.db else {
-            return Ok(0);
-        };
-        if pg.spool.rows() == 0 {
-            return Ok(0);
-        }
-        let (batches, _) = pg.spool.read()?;
-        let mut stored = 0;
-        for b in &batches {
-            let rows = match ledger::unpack(&b.packed) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    ::log::error!(
-                        "ledger spool: batch {} is unreadable, dropped: {e}",
-                        b.origin
-                    );
-                    continue;
-                }
-            };
-            self.transact(false, |w| w.append_spooled(&rows, &b.origin))?;
-            stored += u64::from(b.rows);
-        }
-        if let Db::Pg(pg) = &mut self.db {
-            pg.spool.clear()?;
-        }
-        Ok(stored)
-    }
-
-    /// What control calls when another replica's change is heard (PostgreSQL only).
-    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
-        if let Db::Pg(pg) = &self.db {
-            let _ = pg.on_change.set(Box::new(f));
-        }
     }
 
     /// For the start log line.

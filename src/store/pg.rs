@@ -10,6 +10,7 @@
 //! away fails at once with `Fault::Unavailable`; spooled rows leave the spool only after the
 //! transaction that stores them committed, and a batch is stored at most once (its `origin`).
 
+mod lifecycle;
 mod listen;
 pub mod snapshot;
 pub mod spool;
@@ -102,6 +103,9 @@ pub struct Pg {
     /// `host:port/dbname`, for messages (never the password).
     pub shown: String,
     pub spool: spool::Spool,
+    /// How far into the spool the batches are stored, and their rows so far.
+    replayed_to: u64,
+    replayed: u64,
     pub snapshot: RefCell<snapshot::Snapshot>,
     /// Names this process's ledger batches ("<random>:<n>"), so a replayed one is stored once.
     origin: String,
@@ -138,6 +142,8 @@ impl Pg {
             config,
             shown,
             spool,
+            replayed_to: 0,
+            replayed: 0,
             snapshot,
             origin: super::secret::new_id("")?,
             batches: 0,
@@ -193,15 +199,15 @@ impl Pg {
     }
 
     /// Notes the database back: backoff reset, one log line.
-    pub fn note_up(&mut self, replayed: u64) {
+    pub fn note_up(&mut self) {
         self.backoff = BACKOFF.0;
         self.logged = None;
         if let Some(since) = self.down_since.take() {
             ::log::info!(
-                "store: PostgreSQL {} reachable again after {} s; {replayed} spooled ledger \
-                 rows stored",
+                "store: PostgreSQL {} reachable again after {} s; storing {} spooled ledger rows",
                 self.shown,
-                since.elapsed().as_secs()
+                since.elapsed().as_secs(),
+                self.spool.rows()
             );
         }
     }

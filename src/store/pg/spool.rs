@@ -53,7 +53,16 @@ impl Spool {
             max,
             _lock: lock,
         };
-        let (batches, good) = spool.read()?;
+        // Counted a few batches at a time: a full spool is not held in memory at once.
+        let (mut good, mut rows) = (0, 0);
+        loop {
+            let (batches, end) = spool.read_from(good, 64)?;
+            rows += batches.iter().map(|b| u64::from(b.rows)).sum::<u64>();
+            if batches.is_empty() {
+                break;
+            }
+            good = end;
+        }
         let len = spool.file.metadata().map_err(|e| io(&spool.path, e))?.len();
         if good < len {
             ::log::warn!(
@@ -64,7 +73,7 @@ impl Spool {
             spool.file.set_len(good).map_err(|e| io(&spool.path, e))?;
         }
         spool.bytes = good;
-        spool.rows = batches.iter().map(|b| u64::from(b.rows)).sum();
+        spool.rows = rows;
         Ok(spool)
     }
 
@@ -104,24 +113,39 @@ impl Spool {
         Ok(())
     }
 
-    /// Every whole batch in the file, and where the whole ones end.
-    pub fn read(&mut self) -> Result<(Vec<Batch>, u64), StoreError> {
-        let mut data = Vec::new();
-        File::open(&self.path)
-            .and_then(|mut f| f.read_to_end(&mut data))
-            .map_err(|e| io(&self.path, e))?;
-        let mut batches = Vec::new();
-        let mut at = 0usize;
-        while let Some(len) = data.get(at..at + 4) {
-            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-            let Some(rec) = data.get(at + 4..at + 4 + len) else {
+    /// Up to `max` whole batches from byte `at` on, and where they end (a torn record ends
+    /// the file).
+    pub fn read_from(&self, at: u64, max: usize) -> Result<(Vec<Batch>, u64), StoreError> {
+        use std::io::{BufReader, Seek, SeekFrom};
+        let failed = |e| io(&self.path, e);
+        let mut f = BufReader::new(File::open(&self.path).map_err(failed)?);
+        f.seek(SeekFrom::Start(at)).map_err(failed)?;
+        let (mut batches, mut at) = (Vec::new(), at);
+        while batches.len() < max {
+            let mut len = [0u8; 4];
+            if f.read_exact(&mut len).is_err() {
                 break;
-            };
-            let Some(batch) = parse(rec) else { break };
+            }
+            let len = u32::from_le_bytes(len) as usize;
+            let mut rec = vec![0u8; len];
+            if f.read_exact(&mut rec).is_err() {
+                break;
+            }
+            let Some(batch) = parse(&rec) else { break };
             batches.push(batch);
-            at += 4 + len;
+            at += 4 + len as u64;
         }
-        Ok((batches, at as u64))
+        Ok((batches, at))
+    }
+
+    /// Every whole batch in the file, and where the whole ones end.
+    pub fn read(&self) -> Result<(Vec<Batch>, u64), StoreError> {
+        self.read_from(0, usize::MAX)
+    }
+
+    /// Bytes of whole records in the file.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Empties the file once its batches are stored.
