@@ -130,6 +130,12 @@ impl Pg {
             )
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
+        // A peer that vanished without closing (a cut network) is noticed in about 10 s.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(4))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3);
         config.application_name("shardgate");
         let shown = describe(&config);
         let lock = lock_dir(&opts.dir)?;

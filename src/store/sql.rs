@@ -1,12 +1,13 @@
-//! One way to run a statement on either backend: the SQLite connection or the PostgreSQL
+//! One way to run a statement on either backend, the SQLite connection or the PostgreSQL
 //! client, so each query of `keys`, `teams` and `ledger` is written once.
 //!
 //! Statements are written in the dialect both understand, with SQLite's `?N` placeholders
-//! (turned into PostgreSQL's `$N` here); where the two differ (types,
-//! DDL) the statements stand side by side in `schema`. Values go in as [`Param`] (both crates' `ToSql`) and come
-//! out through [`Row::get`] (both crates' `FromSql`); a failure of either maps to one
-//! [`StoreError`], a lost PostgreSQL connection to [`Fault::Unavailable`] (and the client is
-//! dropped, so the next call fails fast until `pg` reconnects).
+//! (turned into PostgreSQL's `$N` here); where the two differ (column types, DDL) they stand
+//! side by side in `schema`. PostgreSQL types a parameter by its use, so one only tested for
+//! NULL is cast (`CAST(?1 AS TEXT) IS NULL`). Values go in as [`Param`] (both crates' `ToSql`)
+//! and come out through [`Row::get`] (both crates' `FromSql`). A failure of either maps to one
+//! [`StoreError`]; a lost PostgreSQL connection maps to [`Fault::Unavailable`] and drops the
+//! client, so every call fails fast until `pg` reconnects.
 
 use std::cell::RefCell;
 
