@@ -125,3 +125,23 @@ impl From<StoreError> for Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_a_503_that_says_nothing_changed() {
+        let e = StoreError::new(Fault::Unavailable, "PostgreSQL is unreachable");
+        let r = Failure::from(e).reply();
+        assert_eq!(r.status, 503);
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], "store_unavailable");
+        assert_eq!(body["error"]["type"], "server_error");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("nothing was changed") && msg.contains("unreachable"),
+            "{msg}"
+        );
+    }
+}

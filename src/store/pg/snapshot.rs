@@ -73,7 +73,7 @@ impl Snapshot {
         };
         let tmp = self.path.with_extension("json.tmp");
         let json = serde_json::to_vec(&file).expect("key records serialize");
-        let written = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &self.path));
+        let written = write_private(&tmp, &json).and_then(|()| std::fs::rename(&tmp, &self.path));
         if let Err(e) = written {
             ::log::warn!("store: key snapshot {} not saved: {e}", self.path.display());
         }
@@ -81,6 +81,20 @@ impl Snapshot {
         self.records = Some(file.keys);
         self.saved_ms = Some(now);
     }
+}
+
+/// Writes `bytes` to a new file only this user can read (it holds key hashes).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
 }
 
 #[cfg(test)]
@@ -112,6 +126,12 @@ mod tests {
             cache: crate::store::CacheSetting::Off,
         };
         s.save(std::slice::from_ref(&rec));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("keys.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         let again = Snapshot::open(&dir);
         assert_eq!(again.records(), Some(vec![rec]));
         assert!(again.saved_ms().is_some());

@@ -39,10 +39,13 @@ impl Spool {
     /// Opens (or creates) `dir/ledger.spool`; `lock` is the directory's lock, held as long.
     pub fn open(dir: &Path, max: u64, lock: File) -> Result<Spool, StoreError> {
         let path = dir.join("ledger.spool");
+        use std::os::unix::fs::OpenOptionsExt;
+        // Only this user: rows name keys, teams and end users.
         let file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| io(&path, e))?;
         let mut spool = Spool {
