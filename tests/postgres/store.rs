@@ -246,3 +246,20 @@ fn a_spool_is_stored_exactly_once_even_replayed_twice() {
         .unwrap();
     assert_eq!(today[0].requests, 30, "rollups once too");
 }
+
+/// Replicas that start together on an empty database migrate it once between them (an
+/// advisory lock): both come up at the latest version.
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let url = pg::shared().database();
+    let dir = TempDir::new();
+    let opened: Vec<_> = (0..3)
+        .map(|i| {
+            let opts = options(&url, &dir.0.join(format!("spool-{i}")));
+            std::thread::spawn(move || Store::open_pg(&opts).map(|s| s.schema_version()))
+        })
+        .collect();
+    for t in opened {
+        assert_eq!(t.join().unwrap().unwrap(), SCHEMA_VERSION);
+    }
+}
