@@ -130,9 +130,13 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (commands, inbox) = flume::bounded(256);
-    let heard = commands.clone();
+    // One wake-up queued at a time, however many changes are heard meanwhile.
+    let (heard, changes) = (commands.clone(), Arc::new(AtomicBool::new(false)));
+    let pending = changes.clone();
     store.on_change(move || {
-        let _ = heard.try_send(Command::StoreChanged);
+        if !pending.swap(true, Ordering::AcqRel) && heard.try_send(Command::StoreChanged).is_err() {
+            pending.store(false, Ordering::Release);
+        }
     });
     let health = store.heartbeat();
     ::log::info!("store: {}", store.describe());
@@ -230,6 +234,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         saved_usage: Default::default(),
         soft_alerted: Default::default(),
         users,
+        changes,
     };
     control.data_version = control.store.data_version().unwrap_or(0);
     let thread = std::thread::Builder::new()
@@ -301,6 +306,8 @@ struct Control {
     soft_alerted: std::collections::HashMap<String, u32>,
     /// The end users' limits, shared with the shards.
     users: Arc<crate::limits::Users>,
+    /// A [`Command::StoreChanged`] is queued (the store's listener queues at most one).
+    changes: Arc<AtomicBool>,
 }
 
 /// The slots of every alias's own `limits:`, by model index.
@@ -345,7 +352,10 @@ impl Control {
                     let r = self.api(&method, &path, &query, &body);
                     let _ = reply.send(r);
                 }
-                Ok(Command::StoreChanged) => self.notice_outside_changes(),
+                Ok(Command::StoreChanged) => {
+                    self.changes.store(false, Ordering::Release);
+                    self.notice_outside_changes();
+                }
                 Ok(Command::Stop(done)) => {
                     // Everything queued, unless the store keeps refusing it.
                     for _ in 0..1_000 {
