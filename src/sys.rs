@@ -68,3 +68,11 @@ pub fn allocator_collect() {
     // pointers; it is safe to call at any time from any thread.
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
+
+/// Takes an exclusive advisory lock on `file` without waiting; false when another process
+/// holds it. Released when the file is closed.
+pub fn try_lock(file: &std::fs::File) -> bool {
+    // SAFETY: flock(2) on a descriptor the caller owns has no memory effects; a bad fd only
+    // makes it fail, reported as not locked.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}

@@ -1,7 +1,8 @@
 //! Cluster mode against a real Redis (scripts/services/redis.sh): three gateway processes
 //! sharing one limit never admit more than it, and a replica whose Redis is gone (at start or
 //! mid-run) falls back to its share of each limit, refuses budgets, says so in a metric and a
-//! log line, and resumes by itself when Redis is back.
+//! log line, and resumes by itself when Redis is back. With PostgreSQL too, a key made on
+//! one replica is limited across both.
 
 mod common;
 
@@ -325,4 +326,66 @@ fn a_budget_holds_across_replicas() {
     assert!(results.iter().all(|(s, _)| *s == 200 || *s == 429));
     assert!(!served.is_empty() && served.len() < results.len());
     assert!(spent <= 0.5 + 1e-9, "spent ${spent} of $0.50");
+}
+
+/// The whole cluster: two replicas on one PostgreSQL (keys) and one Redis (limits). A key made
+/// through replica A's admin API, with `rpm_limit: 20`, works on B within a second and gets 20
+/// a minute across both, not 20 on each; deleted on B, A refuses it within a second.
+#[test]
+fn a_key_made_on_one_replica_is_limited_across_both() {
+    let up = mock();
+    let url = common::pg::shared().database();
+    let spool = common::TempDir::new();
+    let prefix = redis::prefix();
+    let cfg = |name: &str| {
+        common::config(&up.base_url(), "  master_key: { env: MASTER_KEY }\n").replacen(
+            "providers:",
+            &format!(
+                "{}cluster:\n  redis: {{ url: {}, prefix: \"{}\" }}\n  replicas: 2\nproviders:",
+                common::pg::store(&url, &spool.0.join(name)),
+                Redis::shared().url,
+                prefix,
+            ),
+            1,
+        )
+    };
+    let (a, b) = (
+        Gateway::start(&cfg("a"), Driver::Uring),
+        Gateway::start(&cfg("b"), Driver::Uring),
+    );
+    for gw in [&a, &b] {
+        wait_line(gw, "shardgate_cluster_pool_up 1");
+    }
+    with_time_left(60, 20);
+    let made = a.admin_call("POST", "/key/generate", r#"{"rpm_limit":20}"#);
+    assert_eq!(made.status, 200, "{}", made.text());
+    let key = made.json()["key"].as_str().unwrap().to_owned();
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+    // B learns of the key from PostgreSQL; until then it refuses it (401), and each of those
+    // costs nothing against the limit.
+    assert!(
+        common::eventually(Duration::from_secs(1), || b.chat_as(&key, body).status
+            != 401),
+        "replica B never accepted the key made on A"
+    );
+    let mut admitted = 1; // B's first accepted request above
+    let mut refused = 0;
+    for i in 0..60 {
+        match [&a, &b][i % 2].chat_as(&key, body).status {
+            200 => admitted += 1,
+            429 => refused += 1,
+            other => panic!("status {other}"),
+        }
+    }
+    eprintln!("rpm_limit 20 on two replicas: {admitted} admitted, {refused} refused");
+    assert!(admitted <= 20, "{admitted} admitted against a limit of 20");
+    assert!(admitted >= 10, "only {admitted} of 20 admitted");
+
+    let gone = b.admin_call("POST", "/key/delete", &format!(r#"{{"keys":["{key}"]}}"#));
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    assert!(
+        common::eventually(Duration::from_secs(1), || a.chat_as(&key, body).status
+            == 401),
+        "replica A still takes the key deleted on B"
+    );
 }

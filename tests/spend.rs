@@ -27,7 +27,7 @@ fn chat(gw: &Gateway, key: &str, body: &str) -> http::Response {
 }
 
 fn report(gw: &Gateway) -> Value {
-    let today = chrono_today();
+    let today = common::today();
     let r = gw.admin_call(
         "GET",
         &format!("/global/spend/report?start_date={today}&end_date={today}&group_by=key"),
@@ -35,14 +35,6 @@ fn report(gw: &Gateway) -> Value {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
-}
-
-fn chrono_today() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    shardgate::observe::time::iso8601(ms)[..10].to_owned()
 }
 
 /// Hundreds of concurrent requests against a small hard budget: what they cost together

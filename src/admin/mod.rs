@@ -269,7 +269,7 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
             for (name, help, v) in [
                 (
                     "shardgate_ledger_rows_written_total",
-                    "Spend-ledger rows committed to the store.",
+                    "Spend-ledger rows committed to the store, or to its spool while PostgreSQL is away.",
                     handle.ledger_written.load(Ordering::Relaxed),
                 ),
                 (
@@ -292,6 +292,22 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
                 let name = "shardgate_cluster_pool_up";
                 text.push_str(&format!(
                     "# HELP {name} Whether the cluster's shared limit pools (Redis) answer (1) or limits are on this replica's fallback share (0).\n# TYPE {name} gauge\n{name} {up}\n"
+                ));
+            }
+            for (name, help, v) in [
+                (
+                    "shardgate_store_up",
+                    "1 while the store takes writes; 0 while PostgreSQL is unreachable.",
+                    u64::from(handle.store_up.load(Ordering::Relaxed)),
+                ),
+                (
+                    "shardgate_ledger_spool_rows",
+                    "Spend-ledger rows in the local spool, waiting for PostgreSQL.",
+                    handle.spooled.load(Ordering::Relaxed),
+                ),
+            ] {
+                text.push_str(&format!(
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
                 ));
             }
             (200, "text/plain; version=0.0.4", text.into_bytes())

@@ -81,6 +81,18 @@ pub enum StoreConfig {
     /// No `store:` section: in memory, lost on exit (said at start).
     Memory,
     File(PathBuf),
+    /// Cluster mode's shared store.
+    Postgres(PostgresStore),
+}
+
+/// `store.postgres`: the database's URL, and where this replica keeps what it cannot write
+/// while the database is away (the ledger spool and the last key snapshot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresStore {
+    pub url: Secret,
+    /// Default `shardgate-spool` in the working directory; one process a directory.
+    pub spool: PathBuf,
+    pub spool_max_mb: u64,
 }
 
 impl Snapshot {
@@ -88,7 +100,7 @@ impl Snapshot {
     pub fn ledger_on(&self) -> bool {
         self.server
             .ledger
-            .unwrap_or(matches!(self.store, StoreConfig::File(_)))
+            .unwrap_or(!matches!(self.store, StoreConfig::Memory))
     }
 
     pub fn model(&self, alias: &str) -> Option<(usize, &Model)> {

@@ -834,20 +834,53 @@ impl Walker<'_> {
         let Some(y) = y else {
             return StoreConfig::Memory;
         };
-        let Some(h) = self.mapping(y, "store", &["path", "memory"]) else {
+        let Some(h) = self.mapping(y, "store", &["path", "memory", "postgres"]) else {
             return StoreConfig::Memory;
         };
-        match (get(h, "path"), get(h, "memory")) {
-            (Some(p), None) => self
+        match (get(h, "path"), get(h, "memory"), get(h, "postgres")) {
+            (Some(p), None, None) => self
                 .string(p, "store.path")
                 .filter(|p| !p.is_empty())
                 .map_or(StoreConfig::Memory, |p| StoreConfig::File(PathBuf::from(p))),
-            (None, Some(Yaml::Boolean(true))) => StoreConfig::Memory,
+            (None, Some(Yaml::Boolean(true)), None) => StoreConfig::Memory,
+            (None, None, Some(pg)) => self.postgres(pg).unwrap_or(StoreConfig::Memory),
             _ => {
-                self.problem("store", "expected { path: FILE } or { memory: true }");
+                self.problem(
+                    "store",
+                    "expected { path: FILE }, { memory: true } or { postgres: { url: ... } }",
+                );
                 StoreConfig::Memory
             }
         }
+    }
+
+    /// `store.postgres`: `url` (a literal string or `{ env: NAME }` / `{ file: PATH }`),
+    /// `spool` (a directory), `spool_max_mb`.
+    fn postgres(&mut self, y: &Yaml) -> Option<StoreConfig> {
+        let h = self.mapping(y, "store.postgres", &["url", "spool", "spool_max_mb"])?;
+        let url = match get(h, "url") {
+            Some(Yaml::String(u)) => self
+                .string(&Yaml::String(u.clone()), "store.postgres.url")
+                .map(|u| Secret::new(u, "store.postgres.url".into())),
+            Some(y) => self.secret(y, "store.postgres.url"),
+            None => {
+                self.problem("store.postgres.url", "is required");
+                None
+            }
+        };
+        let spool = match get(h, "spool") {
+            Some(y) => self.string(y, "store.postgres.spool").map(PathBuf::from),
+            None => Some(PathBuf::from("shardgate-spool")),
+        };
+        let spool_max_mb = match get(h, "spool_max_mb") {
+            Some(y) => self.uint(y, "store.postgres.spool_max_mb", 1)?,
+            None => 256,
+        };
+        Some(StoreConfig::Postgres(crate::config::PostgresStore {
+            url: url?,
+            spool: spool?,
+            spool_max_mb,
+        }))
     }
 }
 

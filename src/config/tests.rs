@@ -57,6 +57,9 @@ fn embedded_default_and_examples_load() {
         "examples/self-hosted.yaml",
         "examples/multi-provider.yaml",
         "examples/managed.yaml",
+        "examples/cluster/replica-a.yaml",
+        "examples/cluster/replica-b.yaml",
+        "deploy/shardgate.yaml",
     ] {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + f)
             .unwrap();
@@ -860,4 +863,43 @@ providers:
             p.join("\n")
         );
     }
+}
+
+#[test]
+fn store_postgres_takes_a_url_literal_or_from_the_environment() {
+    let with = |store: &str| load_str(&format!("store:\n{store}{GOOD}"), &env);
+    let s = with("  postgres: { url: { env: LOCAL_API_KEY } }\n").unwrap();
+    let StoreConfig::Postgres(pg) = &s.store else {
+        panic!("{:?}", s.store)
+    };
+    assert_eq!(pg.url.expose(), "sk-local");
+    assert_eq!(pg.url.origin(), "env LOCAL_API_KEY");
+    assert_eq!(
+        (pg.spool.to_str(), pg.spool_max_mb),
+        (Some("shardgate-spool"), 256)
+    );
+    assert!(s.ledger_on(), "the ledger is on by default on PostgreSQL");
+    let s = with(
+        "  postgres: { url: \"postgres://sg@127.0.0.1:5432/sg\", spool: /var/spool/sg, \
+         spool_max_mb: 8 }\n",
+    )
+    .unwrap();
+    let StoreConfig::Postgres(pg) = &s.store else {
+        panic!()
+    };
+    assert_eq!(pg.url.expose(), "postgres://sg@127.0.0.1:5432/sg");
+    assert_eq!(format!("{:?}", pg.url), "Secret(from store.postgres.url)");
+    assert_eq!(
+        (pg.spool.to_str(), pg.spool_max_mb),
+        (Some("/var/spool/sg"), 8)
+    );
+    let p = with("  postgres: { spool: x }\n").unwrap_err().0;
+    assert!(
+        p.iter().any(|p| p == "store.postgres.url: is required"),
+        "{p:?}"
+    );
+    let p = with("  postgres: { url: { env: NOPE } }\n  path: x.db\n")
+        .unwrap_err()
+        .0;
+    assert!(p.iter().any(|p| p.starts_with("store: expected")), "{p:?}");
 }

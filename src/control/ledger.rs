@@ -173,7 +173,10 @@ pub fn drain(
             }
         }
         Err(e) => {
-            ::log::error!("ledger: {} rows not written yet: {e}", batch.len());
+            // An unreachable store (its spool full) says so itself, at most every 30 s.
+            if e.fault != crate::store::Fault::Unavailable {
+                ::log::error!("ledger: {} rows not written yet: {e}", batch.len());
+            }
             Drained {
                 written: 0,
                 behind: true,
@@ -220,6 +223,7 @@ pub fn save_usage(
     }
     match store.save_limit_usage(&rows) {
         Ok(()) => *saved = now_saved,
+        Err(e) if e.fault == crate::store::Fault::Unavailable => {}
         Err(e) => ::log::warn!("limit counters not saved: {e}"),
     }
     // Rows of windows long over (a month and a day) go.

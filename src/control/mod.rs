@@ -42,6 +42,8 @@ pub enum Command {
     },
     /// The process is stopping: save what is unsaved (last-used times), then end.
     Stop(flume::Sender<()>),
+    /// Another replica changed keys or teams (PostgreSQL's `NOTIFY`, heard by the store).
+    StoreChanged,
 }
 
 /// What the admin thread holds: the way to control and to the shards.
@@ -59,6 +61,9 @@ pub struct Handle {
     pub soft_alerts: std::sync::atomic::AtomicU64,
     /// Cluster mode: 1 while Redis answers, 0 while it does not; -1 on a single node.
     pub cluster_pool_up: Arc<std::sync::atomic::AtomicI64>,
+    /// Whether the store takes writes, and ledger rows spooled meanwhile (PostgreSQL).
+    pub store_up: AtomicBool,
+    pub spooled: std::sync::atomic::AtomicU64,
 }
 
 impl Handle {
@@ -117,11 +122,26 @@ pub struct Start {
 /// Runs the gateway until SIGTERM/SIGINT, then drains. SIGHUP reloads the config.
 pub fn serve(start: Start) -> anyhow::Result<()> {
     let snapshot = reload::load(&start).map_err(|p| anyhow::anyhow!("{p}"))?;
-    let store = match &snapshot.store {
+    let mut store = match &snapshot.store {
         StoreConfig::Memory => Store::open(None),
         StoreConfig::File(p) => Store::open(Some(p)),
+        StoreConfig::Postgres(p) => Store::open_pg(&crate::store::pg::PgOptions {
+            url: p.url.expose().to_owned(),
+            dir: p.spool.clone(),
+            spool_max: p.spool_max_mb.saturating_mul(1 << 20),
+        }),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (commands, inbox) = flume::bounded(256);
+    // One wake-up queued at a time, however many changes are heard meanwhile.
+    let (heard, changes) = (commands.clone(), Arc::new(AtomicBool::new(false)));
+    let pending = changes.clone();
+    store.on_change(move || {
+        if !pending.swap(true, Ordering::AcqRel) && heard.try_send(Command::StoreChanged).is_err() {
+            pending.store(false, Ordering::Release);
+        }
+    });
+    let health = store.heartbeat();
     ::log::info!("store: {}", store.describe());
     let tls: runtime::generation::Tls = crate::upstream::tls::configs(&snapshot)
         .map_err(anyhow::Error::msg)?
@@ -192,7 +212,6 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         &outboxes,
         users.clone(),
     )?;
-    let (commands, inbox) = flume::bounded(256);
     let handle = Arc::new(Handle {
         commands,
         shards: shards.senders.clone(),
@@ -203,6 +222,8 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         ledger_written: std::sync::atomic::AtomicU64::new(0),
         soft_alerts: std::sync::atomic::AtomicU64::new(0),
         cluster_pool_up,
+        store_up: AtomicBool::new(health.up),
+        spooled: std::sync::atomic::AtomicU64::new(health.spooled),
     });
     let admin_addr = match admin {
         Some(l) => Some(crate::admin::start(l, handle.clone())?),
@@ -227,6 +248,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         soft_alerted: Default::default(),
         users,
         cluster,
+        changes,
     };
     control.data_version = control.store.data_version().unwrap_or(0);
     // The first shares are reserved (or fallen back to) before the gateway says it is ready.
@@ -302,6 +324,8 @@ struct Control {
     users: Arc<crate::limits::Users>,
     /// Cluster mode: this replica's shares of the pools in Redis.
     cluster: Option<cluster::Cluster>,
+    /// A [`Command::StoreChanged`] is queued (the store's listener queues at most one).
+    changes: Arc<AtomicBool>,
 }
 
 /// The slots of every alias's own `limits:`, by model index.
@@ -350,6 +374,10 @@ impl Control {
                     let r = self.api(&method, &path, &query, &body);
                     let _ = reply.send(r);
                 }
+                Ok(Command::StoreChanged) => {
+                    self.changes.store(false, Ordering::Release);
+                    self.notice_outside_changes();
+                }
                 Ok(Command::Stop(done)) => {
                     // Everything queued, unless the store keeps refusing it.
                     for _ in 0..1_000 {
@@ -374,6 +402,9 @@ impl Control {
                 continue;
             }
             ticked = Instant::now();
+            let health = self.store.heartbeat();
+            self.handle.store_up.store(health.up, Ordering::Relaxed);
+            self.handle.spooled.store(health.spooled, Ordering::Relaxed);
             self.watch_soft_budgets();
             self.notice_outside_changes();
             self.catch_up_keys();
@@ -545,6 +576,8 @@ impl Control {
                 // Our own write bumps no data_version for this connection, but be sure.
                 self.data_version = self.store.data_version().unwrap_or(self.data_version);
             }
+            // An unreachable store says so itself, at most every 30 s.
+            Err(e) if e.fault == crate::store::Fault::Unavailable => {}
             Err(e) => ::log::warn!("last-used times not saved: {e}"),
         }
     }

@@ -145,15 +145,31 @@ impl CacheSetting {
     }
 
     /// Reads the column back (what [`CacheSetting::column`] wrote).
-    pub(super) fn from_column(r: &rusqlite::Row, idx: usize) -> rusqlite::Result<CacheSetting> {
-        let Some(text) = r.get::<_, Option<String>>(idx)? else {
+    pub(super) fn from_column(
+        r: &super::sql::Row,
+        idx: usize,
+    ) -> Result<CacheSetting, super::StoreError> {
+        let Some(text) = r.get::<Option<String>>(idx)? else {
             return Ok(CacheSetting::Follow);
         };
-        let corrupt = |e: Box<dyn std::error::Error + Send + Sync>| {
-            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e)
-        };
-        let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(Box::new(e)))?;
-        CacheSetting::from_json(&v).map_err(|m| corrupt(m.into()))
+        let corrupt =
+            |m: String| super::StoreError::new(super::Fault::Corrupt, format!("column {idx}: {m}"));
+        let v: Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        CacheSetting::from_json(&v).map_err(corrupt)
+    }
+}
+
+/// As its JSON reading (the key snapshot on disk keeps it so).
+impl serde::Serialize for CacheSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CacheSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        CacheSetting::from_json(&v).map_err(serde::de::Error::custom)
     }
 }
 

@@ -4,13 +4,10 @@
 //! A secret exists only inside [`Writer::insert_key`] and [`Writer::regenerate_key`], which
 //! return it to the caller once; the row keeps its hash and hint. The id never changes.
 
-use rusqlite::{OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
-use super::{
-    CacheSetting, Fault, KeyRecord, Limits, Reader, StoreError, Writer, json_column, json_text,
-    secret,
-};
+use super::sql::{Param, Row, args, json_text};
+use super::{CacheSetting, Fault, KeyRecord, Limits, Reader, StoreError, Writer, secret};
 use crate::auth::digest;
 
 /// What the admin API may set on a key.
@@ -57,9 +54,11 @@ const ROW: &str = "SELECT key_id, key_hint, key_alias, team_id, user_id, models,
     expires_at, blocked, limits, spend, previous_valid_until, created_at, updated_at, \
     last_used_at, guardrails, cache FROM keys";
 
-const FILTER: &str = "WHERE (?1 IS NULL OR team_id = ?1) AND (?2 IS NULL OR key_alias = ?2)";
+// PostgreSQL types a parameter by its use: `IS NULL` alone says nothing, hence the casts.
+const FILTER: &str = "WHERE (CAST(?1 AS TEXT) IS NULL OR team_id = ?1) \
+    AND (CAST(?2 AS TEXT) IS NULL OR key_alias = ?2)";
 
-fn key_row(r: &Row) -> rusqlite::Result<KeyRow> {
+fn key_row(r: Row) -> Result<KeyRow, StoreError> {
     Ok(KeyRow {
         id: r.get(0)?,
         hint: r.get(1)?,
@@ -67,14 +66,14 @@ fn key_row(r: &Row) -> rusqlite::Result<KeyRow> {
             alias: r.get(2)?,
             team_id: r.get(3)?,
             user_id: r.get(4)?,
-            models: json_column(r, 5)?,
-            metadata: json_column(r, 6)?,
-            tags: json_column(r, 7)?,
+            models: r.json(5)?,
+            metadata: r.json(6)?,
+            tags: r.json(7)?,
             expires_ms: r.get(8)?,
             blocked: r.get(9)?,
-            limits: json_column(r, 10)?,
-            guardrails: json_column(r, 16)?,
-            cache: CacheSetting::from_column(r, 17)?,
+            limits: r.json(10)?,
+            guardrails: r.json(16)?,
+            cache: CacheSetting::from_column(&r, 17)?,
         },
         spend: r.get(11)?,
         previous_until_ms: r.get(12)?,
@@ -84,52 +83,42 @@ fn key_row(r: &Row) -> rusqlite::Result<KeyRow> {
     })
 }
 
-fn key_record(r: &Row) -> rusqlite::Result<KeyRecord> {
-    let previous: Option<[u8; 32]> = r.get(3)?;
-    let team_limits: Option<String> = r.get(12)?;
-    let team_limits = match team_limits {
-        Some(_) => Some(json_column(r, 12)?),
-        None => None,
-    };
-    let team_models: Option<String> = r.get(7)?;
-    let team_guardrails: Option<String> = r.get(15)?;
+fn key_record(r: Row) -> Result<KeyRecord, StoreError> {
+    /// A team column: `None` without a team (the join found none).
+    fn team<T: serde::de::DeserializeOwned>(r: Row, i: usize) -> Result<Option<T>, StoreError> {
+        match r.get::<Option<String>>(i)? {
+            Some(_) => r.json(i).map(Some),
+            None => Ok(None),
+        }
+    }
     Ok(KeyRecord {
         id: r.get(0)?,
         alias: r.get(1)?,
-        hash: r.get(2)?,
-        previous: previous.zip(r.get(4)?),
+        hash: r
+            .hash(2)?
+            .ok_or_else(|| StoreError::new(Fault::Corrupt, "a key without hash"))?,
+        previous: r.hash(3)?.zip(r.get(4)?),
         team_id: r.get(5)?,
-        models: json_column(r, 6)?,
-        team_models: match team_models {
-            Some(_) => json_column(r, 7)?,
-            None => Vec::new(),
-        },
+        models: r.json(6)?,
+        team_models: team(r, 7)?.unwrap_or_default(),
         expires_ms: r.get(8)?,
         blocked: r.get(9)?,
-        team_blocked: r.get::<_, Option<bool>>(10)?.unwrap_or(false),
-        limits: json_column(r, 11)?,
-        team_limits,
+        team_blocked: r.get::<Option<bool>>(10)?.unwrap_or(false),
+        limits: r.json(11)?,
+        team_limits: team(r, 12)?,
         user_id: r.get(13)?,
-        guardrails: json_column(r, 14)?,
-        team_guardrails: match team_guardrails {
-            Some(_) => json_column(r, 15)?,
-            None => Vec::new(),
-        },
-        cache: CacheSetting::from_column(r, 16)?,
+        guardrails: r.json(14)?,
+        team_guardrails: team(r, 15)?.unwrap_or_default(),
+        cache: CacheSetting::from_column(&r, 16)?,
     })
 }
 
 // === impl Reader ===
 
 impl Reader<'_> {
-    fn key_where(
-        &self,
-        clause: &str,
-        arg: &dyn rusqlite::ToSql,
-    ) -> Result<Option<KeyRow>, StoreError> {
+    fn key_where(&self, clause: &str, arg: &dyn Param) -> Result<Option<KeyRow>, StoreError> {
         let sql = format!("{ROW} WHERE {clause} = ?1");
-        let mut st = self.conn.prepare_cached(&sql)?;
-        Ok(st.query_row([arg], key_row).optional()?)
+        self.conn.query_opt(&sql, &[arg], key_row)
     }
 
     pub fn key(&self, id: &str) -> Result<Option<KeyRow>, StoreError> {
@@ -139,7 +128,7 @@ impl Reader<'_> {
     /// The key whose current secret is `secret` (a replaced one, even in its grace, does not
     /// count: it authenticates requests, it does not name the key).
     pub fn key_by_secret(&self, secret: &str) -> Result<Option<KeyRow>, StoreError> {
-        self.key_where("key_hash", &digest(secret.as_bytes()))
+        self.key_where("key_hash", &&digest(secret.as_bytes())[..])
     }
 
     pub fn key_by_alias(&self, alias: &str) -> Result<Option<KeyRow>, StoreError> {
@@ -154,34 +143,27 @@ impl Reader<'_> {
         limit: u64,
     ) -> Result<Vec<KeyRow>, StoreError> {
         let sql = format!("{ROW} {FILTER} ORDER BY created_at, rowid LIMIT ?3 OFFSET ?4");
-        let mut st = self.conn.prepare_cached(&sql)?;
         let (offset, limit) = (clamp(offset), clamp(limit));
-        let rows = st.query_map(
-            params![filter.team_id, filter.alias, limit, offset],
-            key_row,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let args = args![filter.team_id, filter.alias, limit, offset];
+        self.conn.query(&sql, args, key_row)
     }
 
     pub fn key_count(&self, filter: KeyFilter) -> Result<u64, StoreError> {
         let sql = format!("SELECT count(*) FROM keys {FILTER}");
-        let n: i64 = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row(params![filter.team_id, filter.alias], |r| r.get(0))?;
+        let n: i64 = self.conn.value(&sql, args![filter.team_id, filter.alias])?;
         Ok(n as u64)
     }
 
     pub fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT k.key_id, k.key_alias, k.key_hash, k.previous_hash, k.previous_valid_until, \
              k.team_id, k.models, t.models, k.expires_at, k.blocked, t.blocked, k.limits, \
              t.limits, k.user_id, k.guardrails, t.guardrails, k.cache \
              FROM keys k LEFT JOIN teams t ON t.team_id = k.team_id \
              ORDER BY k.created_at, k.rowid",
-        )?;
-        let rows = st.query_map([], key_record)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![],
+            key_record,
+        )
     }
 }
 
@@ -189,7 +171,7 @@ fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn must_exist(changed: usize, id: &str) -> Result<(), StoreError> {
+fn must_exist(changed: u64, id: &str) -> Result<(), StoreError> {
     match changed {
         0 => Err(StoreError::new(Fault::NotFound, format!("no key {id}"))),
         _ => Ok(()),
@@ -203,16 +185,14 @@ impl Writer<'_> {
     pub fn insert_key(&self, spec: &KeySpec, now_ms: i64) -> Result<(KeyRow, String), StoreError> {
         let id = secret::new_id("key_")?;
         let secret = secret::new_secret()?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO keys (key_id, key_hash, key_hint, key_alias, team_id, user_id, \
+        self.conn.execute(
+            "INSERT INTO keys (key_id, key_hash, key_hint, key_alias, team_id, user_id, \
                  models, metadata, tags, expires_at, blocked, limits, guardrails, cache, \
                  created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-            )?
-            .execute(params![
+            args![
                 id,
-                digest(secret.as_bytes()),
+                &digest(secret.as_bytes())[..],
                 secret::hint(&secret),
                 spec.alias,
                 spec.team_id,
@@ -226,7 +206,8 @@ impl Writer<'_> {
                 json_text(&spec.guardrails),
                 spec.cache.column(),
                 now_ms,
-            ])?;
+            ],
+        )?;
         Ok((self.existing(&id)?, secret))
     }
 
@@ -237,14 +218,11 @@ impl Writer<'_> {
 
     /// Replaces everything the admin API may set on key `id`.
     pub fn update_key(&self, id: &str, spec: &KeySpec, now_ms: i64) -> Result<KeyRow, StoreError> {
-        let n = self
-            .conn
-            .prepare_cached(
-                "UPDATE keys SET key_alias = ?2, team_id = ?3, user_id = ?4, models = ?5, \
+        let n = self.conn.execute(
+            "UPDATE keys SET key_alias = ?2, team_id = ?3, user_id = ?4, models = ?5, \
                  metadata = ?6, tags = ?7, expires_at = ?8, blocked = ?9, limits = ?10, \
                  guardrails = ?11, cache = ?12, updated_at = ?13 WHERE key_id = ?1",
-            )?
-            .execute(params![
+            args![
                 id,
                 spec.alias,
                 spec.team_id,
@@ -258,7 +236,8 @@ impl Writer<'_> {
                 json_text(&spec.guardrails),
                 spec.cache.column(),
                 now_ms,
-            ])?;
+            ],
+        )?;
         must_exist(n, id)?;
         self.existing(id)
     }
@@ -272,42 +251,42 @@ impl Writer<'_> {
     ) -> Result<(KeyRow, String), StoreError> {
         let secret = secret::new_secret()?;
         let until = (grace_ms > 0).then(|| now_ms.saturating_add(grace_ms));
-        let n = self
-            .conn
-            .prepare_cached(
-                "UPDATE keys SET previous_hash = CASE WHEN ?4 IS NULL THEN NULL ELSE key_hash END, \
-                 previous_valid_until = ?4, key_hash = ?2, key_hint = ?3, updated_at = ?5 \
-                 WHERE key_id = ?1",
-            )?
-            .execute(params![
+        let n = self.conn.execute(
+            "UPDATE keys SET \
+             previous_hash = CASE WHEN CAST(?4 AS BIGINT) IS NULL THEN NULL ELSE key_hash END, \
+             previous_valid_until = ?4, key_hash = ?2, key_hint = ?3, updated_at = ?5 \
+             WHERE key_id = ?1",
+            args![
                 id,
-                digest(secret.as_bytes()),
+                &digest(secret.as_bytes())[..],
                 secret::hint(&secret),
                 until,
                 now_ms
-            ])?;
+            ],
+        )?;
         must_exist(n, id)?;
         Ok((self.existing(id)?, secret))
     }
 
     /// Deletes keys by id; every id must exist (the caller checked, inside this transaction).
     pub fn delete_keys(&self, ids: &[String]) -> Result<(), StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("DELETE FROM keys WHERE key_id = ?1")?;
         for id in ids {
-            must_exist(st.execute([id])?, id)?;
+            let n = self
+                .conn
+                .execute("DELETE FROM keys WHERE key_id = ?1", args![id])?;
+            must_exist(n, id)?;
         }
         Ok(())
     }
 
     /// Last-used times only move forward, so batches applied out of order do no harm.
     pub fn touch_last_used(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "UPDATE keys SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE key_id = ?1",
-        )?;
         for (id, ms) in used {
-            st.execute(params![id, ms])?;
+            self.conn.execute(
+                "UPDATE keys SET last_used_at = ?2 \
+                 WHERE key_id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                args![id, ms],
+            )?;
         }
         Ok(())
     }
@@ -462,7 +441,7 @@ mod tests {
         let a2 = s.write(|w| w.update_key(&a.id, &changed, 9)).unwrap();
         assert_eq!(a2.spec, changed);
         let raw: Option<String> = s
-            .conn
+            .lite()
             .query_row("SELECT cache FROM keys WHERE key_id = ?1", [&a.id], |r| {
                 r.get(0)
             })

@@ -14,10 +14,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use super::sql::args;
+use super::{Db, Fault, Reader, Store, StoreError, Writer};
 
-use super::{Reader, Store, StoreError, Writer};
-
+pub use pack::unpack;
 pub use query::{LedgerFilter, SpendGroup};
 
 const DAY_MS: i64 = 86_400_000;
@@ -141,7 +141,9 @@ fn add<S>(sum: &mut SpendTotal, row: &LedgerRow<S>) {
 
 impl Store {
     /// Inserts the rows, adds them into their rollups, and adds their cost to the spend of the
-    /// keys and teams they name (ids not in those tables are ignored). One transaction.
+    /// keys and teams they name (ids not in those tables are ignored). One transaction. On
+    /// PostgreSQL while it is away, the batch goes to the spool instead (`pg::spool`), under
+    /// the origin it was first tried with, so it is stored once even if that try committed.
     pub fn append_ledger<S: AsRef<str>>(
         &mut self,
         rows: &[LedgerRow<S>],
@@ -149,7 +151,21 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        self.write(|w| w.append_ledger(rows))
+        let Db::Pg(pg) = &mut self.db else {
+            return self.transact(false, |w| w.append_batch(rows, None));
+        };
+        let origin = pg.next_origin();
+        match self.transact(false, |w| w.append_batch(rows, Some(&origin))) {
+            Err(e) if e.fault == Fault::Unavailable => {
+                let Db::Pg(pg) = &mut self.db else {
+                    unreachable!()
+                };
+                let mut data = Vec::with_capacity(rows.len() * 96);
+                pack::pack(rows, &mut data);
+                pg.spool.push(&origin, rows.len() as u32, &data)
+            }
+            done => done,
+        }
     }
 
     /// Deletes the raw rows of whole UTC days before the last `keep_days` (today is always
@@ -158,16 +174,14 @@ impl Store {
         let cutoff = day_of(now_ms) - i64::from(keep_days);
         // Whole batches go once the last day they hold is past: a batch spanning midnight
         // stays a day longer, so no kept day ever loses a row.
-        self.write(|w| {
-            let n: i64 = w
-                .conn
-                .prepare_cached(
-                    "SELECT coalesce(sum(rows), 0) FROM spend_logs WHERE last_day < ?1",
-                )?
-                .query_row([cutoff], |r| r.get(0))?;
+        self.transact(false, |w| {
+            let n: i64 = w.conn.value(
+                "SELECT CAST(coalesce(sum(rows), 0) AS BIGINT) FROM spend_logs \
+                 WHERE last_day < ?1",
+                args![cutoff],
+            )?;
             w.conn
-                .prepare_cached("DELETE FROM spend_logs WHERE last_day < ?1")?
-                .execute([cutoff])?;
+                .execute("DELETE FROM spend_logs WHERE last_day < ?1", args![cutoff])?;
             Ok(count(n))
         })
     }
@@ -187,12 +201,12 @@ impl Store {
         &self,
         since_day: i64,
     ) -> Result<Vec<(String, f64)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.reader().conn.query(
             "SELECT end_user, sum(cost) FROM spend_daily WHERE end_user != '' AND day >= ?1 \
              GROUP BY end_user HAVING sum(cost) > 0",
-        )?;
-        let rows = st.query_map([since_day], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![since_day],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Sets `used` of each (scope, window start in unix ms).
@@ -200,13 +214,13 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        self.write(|w| {
-            let mut st = w.conn.prepare_cached(
-                "INSERT INTO limit_usage (scope, window_start, used) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (scope, window_start) DO UPDATE SET used = excluded.used",
-            )?;
+        self.transact(false, |w| {
             for (scope, start, used) in rows {
-                st.execute(params![scope, start, used])?;
+                w.conn.execute(
+                    "INSERT INTO limit_usage (scope, window_start, used) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (scope, window_start) DO UPDATE SET used = excluded.used",
+                    args![scope, start, used],
+                )?;
             }
             Ok(())
         })
@@ -214,30 +228,30 @@ impl Store {
 
     /// The windows that start at or after `since_ms`, by scope and start.
     pub fn load_limit_usage(&self, since_ms: i64) -> Result<Vec<(String, i64, f64)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.reader().conn.query(
             "SELECT scope, window_start, used FROM limit_usage WHERE window_start >= ?1 \
              ORDER BY scope, window_start",
-        )?;
-        let rows = st.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![since_ms],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     /// Deletes the windows that start before `before_ms`; returns how many.
     pub fn prune_limit_usage(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        self.write(|w| {
-            let mut st = w
-                .conn
-                .prepare_cached("DELETE FROM limit_usage WHERE window_start < ?1")?;
-            Ok(st.execute([before_ms])? as u64)
+        self.transact(false, |w| {
+            w.conn.execute(
+                "DELETE FROM limit_usage WHERE window_start < ?1",
+                args![before_ms],
+            )
         })
     }
 
     /// Raw rows kept.
     pub fn ledger_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .prepare_cached("SELECT coalesce(sum(rows), 0) FROM spend_logs")?
-            .query_row([], |r| r.get(0))?;
+        let n: i64 = self.reader().conn.value(
+            "SELECT CAST(coalesce(sum(rows), 0) AS BIGINT) FROM spend_logs",
+            args![],
+        )?;
         Ok(count(n))
     }
 }
@@ -260,10 +274,10 @@ impl Reader<'_> {
             return Ok(0.0);
         }
         let sql = format!(
-            "SELECT coalesce(sum(cost), 0) FROM spend_daily WHERE {sql} = ?1 AND day >= ?2"
+            "SELECT CAST(coalesce(sum(cost), 0) AS DOUBLE PRECISION) FROM spend_daily \
+             WHERE {sql} = ?1 AND day >= ?2"
         );
-        let mut st = self.conn.prepare_cached(&sql)?;
-        Ok(st.query_row(params![id, since_day], |r| r.get(0))?)
+        self.conn.value(&sql, args![id, since_day])
     }
 }
 
@@ -272,24 +286,51 @@ impl Reader<'_> {
 impl Writer<'_> {
     /// [`Store::append_ledger`] inside a transaction of the caller's.
     pub fn append_ledger<S: AsRef<str>>(&self, rows: &[LedgerRow<S>]) -> Result<(), StoreError> {
+        self.append_batch(rows, None)
+    }
+
+    /// A spooled batch, unless its origin is stored already (its first try committed).
+    pub(super) fn append_spooled(
+        &self,
+        rows: &[LedgerRow],
+        origin: &str,
+    ) -> Result<(), StoreError> {
+        let stored: Option<i64> = self.conn.query_opt(
+            "SELECT batch FROM spend_logs WHERE origin = ?1",
+            args![origin],
+            |r| r.get(0),
+        )?;
+        match stored {
+            Some(_) => Ok(()),
+            None => self.append_batch(rows, Some(origin)),
+        }
+    }
+
+    /// Stores one batch: its packed rows (named `origin`, if given: stored at most once),
+    /// their rollups and spend.
+    fn append_batch<S: AsRef<str>>(
+        &self,
+        rows: &[LedgerRow<S>],
+        origin: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut data = Vec::with_capacity(rows.len() * 96);
         pack::pack(rows, &mut data);
         let (first, last) = rows.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
             (lo.min(r.ts_ms), hi.max(r.ts_ms))
         });
-        self.conn
-            .prepare_cached(
-                "INSERT INTO spend_logs (first_day, last_day, first_ts, last_ts, rows, data) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
+        self.conn.execute(
+            "INSERT INTO spend_logs (first_day, last_day, first_ts, last_ts, rows, data, origin) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            args![
                 day_of(first),
                 day_of(last),
                 first,
                 last,
                 rows.len() as i64,
-                data
-            ])?;
+                data,
+                origin
+            ],
+        )?;
         let mut daily: Sums<DailyKey, SpendTotal> = Sums::default();
         let mut keys: Sums<Name, f64> = Sums::default();
         let mut teams: Sums<Name, f64> = Sums::default();
@@ -313,55 +354,56 @@ impl Writer<'_> {
             }
         }
         self.add_daily(&daily)?;
-        let mut key = self
-            .conn
-            .prepare_cached("UPDATE keys SET spend = spend + ?2 WHERE key_id = ?1")?;
         for (id, c) in keys {
-            key.execute(params![id.0, c])?;
+            self.conn.execute(
+                "UPDATE keys SET spend = spend + ?2 WHERE key_id = ?1",
+                args![id.0, c],
+            )?;
         }
-        let mut team = self
-            .conn
-            .prepare_cached("UPDATE teams SET spend = spend + ?2 WHERE team_id = ?1")?;
         for (id, c) in teams {
-            team.execute(params![id.0, c])?;
+            self.conn.execute(
+                "UPDATE teams SET spend = spend + ?2 WHERE team_id = ?1",
+                args![id.0, c],
+            )?;
         }
         Ok(())
     }
 
     fn add_daily(&self, daily: &Sums<DailyKey, SpendTotal>) -> Result<(), StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "INSERT INTO spend_daily (day, key_id, team_id, end_user, alias, provider, requests, \
-             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-             reasoning_tokens, cost, unpriced, errors) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-             ON CONFLICT (day, key_id, team_id, end_user, alias, provider) DO UPDATE SET \
-             requests = requests + excluded.requests, \
-             input_tokens = input_tokens + excluded.input_tokens, \
-             output_tokens = output_tokens + excluded.output_tokens, \
-             cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens, \
-             cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, \
-             reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
-             cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced, \
-             errors = errors + excluded.errors",
-        )?;
         for (&(day, key, team, user, alias, provider), s) in daily {
-            st.execute(params![
-                day,
-                key.0,
-                team.0,
-                user.0,
-                alias.0,
-                provider.0,
-                int(s.requests),
-                int(s.input),
-                int(s.output),
-                int(s.cache_read),
-                int(s.cache_write),
-                int(s.reasoning),
-                s.cost_usd,
-                int(s.unpriced),
-                int(s.errors),
-            ])?;
+            self.conn.execute(
+                "INSERT INTO spend_daily (day, key_id, team_id, end_user, alias, provider, \
+                 requests, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+                 reasoning_tokens, cost, unpriced, errors) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                 ON CONFLICT (day, key_id, team_id, end_user, alias, provider) DO UPDATE SET \
+                 requests = spend_daily.requests + excluded.requests, \
+                 input_tokens = spend_daily.input_tokens + excluded.input_tokens, \
+                 output_tokens = spend_daily.output_tokens + excluded.output_tokens, \
+                 cache_read_tokens = spend_daily.cache_read_tokens + excluded.cache_read_tokens, \
+                 cache_write_tokens = spend_daily.cache_write_tokens + excluded.cache_write_tokens, \
+                 reasoning_tokens = spend_daily.reasoning_tokens + excluded.reasoning_tokens, \
+                 cost = spend_daily.cost + excluded.cost, \
+                 unpriced = spend_daily.unpriced + excluded.unpriced, \
+                 errors = spend_daily.errors + excluded.errors",
+                args![
+                    day,
+                    key.0,
+                    team.0,
+                    user.0,
+                    alias.0,
+                    provider.0,
+                    int(s.requests),
+                    int(s.input),
+                    int(s.output),
+                    int(s.cache_read),
+                    int(s.cache_write),
+                    int(s.reasoning),
+                    s.cost_usd,
+                    int(s.unpriced),
+                    int(s.errors),
+                ],
+            )?;
         }
         Ok(())
     }

@@ -1,18 +1,23 @@
-//! The embedded SQLite store: virtual keys and teams made through the admin API.
+//! The store: virtual keys and teams made through the admin API, the spend ledger and the
+//! limits' saved windows, in embedded SQLite (the single-node default) or in PostgreSQL (the
+//! shared store of cluster mode, [`pg`]), behind one API: each query is written once (`sql`).
 //!
 //! One control thread owns the [`Store`]; request-serving shards never touch it. They see keys
 //! only as [`KeyRecord`]s, built into their key table by the control thread, which republishes
 //! after its own writes and polls [`Store::data_version`] to notice another process's.
 //!
-//! Invariants: every write runs in one transaction ([`Store::write`]), committed with
-//! `synchronous=FULL` before the caller answers; a key's secret is never stored, only its SHA-256
-//! hash and a masked hint; a database from a newer build is refused untouched (see `schema`).
+//! Invariants: every write runs in one transaction ([`Store::write`]), committed (SQLite: with
+//! `synchronous=FULL`) before the caller answers; a key's secret is never stored, only its
+//! SHA-256 hash and a masked hint; a database from a newer build is refused untouched (see
+//! `schema`).
 
 mod cache_setting;
 mod keys;
 mod ledger;
+pub mod pg;
 mod schema;
 mod secret;
+mod sql;
 mod teams;
 pub mod time;
 
@@ -21,7 +26,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
-use serde::de::DeserializeOwned;
 
 pub use cache_setting::{CacheOverride, CacheSetting, MAX_TTL_S};
 pub use keys::{KeyFilter, KeyRow, KeySpec};
@@ -30,7 +34,7 @@ pub use schema::SCHEMA_VERSION;
 pub use teams::{TeamRow, TeamSpec};
 
 /// What the request path needs of one key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KeyRecord {
     /// Stable id ("key_" + 20 hex chars); never changes, not even on regenerate.
     pub id: String,
@@ -86,8 +90,10 @@ pub enum Fault {
     NotFound,
     /// A stored value is not what this build wrote (bad JSON, wrong hash length).
     Corrupt,
-    /// Any other SQLite failure.
-    Sqlite,
+    /// Any other failure of the database.
+    Sql,
+    /// PostgreSQL is unreachable (or went away mid-call): try again once it is back.
+    Unavailable,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +118,7 @@ impl From<rusqlite::Error> for StoreError {
             Some(rusqlite::ErrorCode::ConstraintViolation) => Fault::Constraint,
             _ => match e {
                 rusqlite::Error::FromSqlConversionFailure(..) => Fault::Corrupt,
-                _ => Fault::Sqlite,
+                _ => Fault::Sql,
             },
         };
         StoreError::new(fault, e.to_string())
@@ -120,16 +126,23 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 pub struct Store {
-    conn: Connection,
-    /// The absolute path, or `None` in memory.
-    path: Option<String>,
-    journal: String,
+    db: Db,
     version: u32,
+}
+
+enum Db {
+    Lite {
+        conn: Connection,
+        /// The absolute path, or `None` in memory.
+        path: Option<String>,
+        journal: String,
+    },
+    Pg(Box<pg::Pg>),
 }
 
 /// Read access: queries over the connection, or over a write's transaction.
 pub struct Reader<'c> {
-    conn: &'c Connection,
+    conn: sql::Conn<'c>,
 }
 
 /// Write access inside one transaction (see [`Store::write`]); reads see the writes made so far.
@@ -142,6 +155,14 @@ impl<'c> std::ops::Deref for Writer<'c> {
     fn deref(&self) -> &Reader<'c> {
         &self.read
     }
+}
+
+/// Whether the store can be written now, and what waits to be (for `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    pub up: bool,
+    /// Ledger rows in the spool (PostgreSQL only).
+    pub spooled: u64,
 }
 
 // === impl Store ===
@@ -177,64 +198,148 @@ impl Store {
         };
         let version = schema::migrate(&mut conn, label)?;
         Ok(Store {
-            conn,
-            path,
-            journal: journal.to_uppercase(),
+            db: Db::Lite {
+                conn,
+                path,
+                journal: journal.to_uppercase(),
+            },
             version,
         })
     }
 
     /// For the start log line.
     pub fn describe(&self) -> String {
-        match &self.path {
-            Some(p) => format!("SQLite {p} (schema v{}, {})", self.version, self.journal),
-            None => format!(
+        match &self.db {
+            Db::Lite {
+                path: Some(p),
+                journal,
+                ..
+            } => format!("SQLite {p} (schema v{}, {journal})", self.version),
+            Db::Lite { path: None, .. } => format!(
                 "in memory (schema v{}; keys made through the admin API are lost on exit)",
                 self.version
             ),
+            Db::Pg(pg) => {
+                let schema = match self.version {
+                    0 => "schema not checked yet".to_owned(),
+                    v => format!("schema v{v}"),
+                };
+                let spool = pg.spool.path().display();
+                format!("PostgreSQL {} ({schema}; ledger spool {spool})", pg.shown)
+            }
         }
     }
 
-    /// `PRAGMA data_version`: changes when another connection or process has committed.
+    /// Changes when another connection or process has committed a change of keys or teams:
+    /// SQLite's `PRAGMA data_version`, PostgreSQL's change counter (which every admin write
+    /// bumps, in its transaction).
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+        match &self.db {
+            Db::Lite { conn, .. } => {
+                Ok(conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
+            }
+            Db::Pg(_) => self
+                .reader()
+                .conn
+                .value(schema::PG_DATA_VERSION, sql::args![]),
+        }
     }
 
-    /// Schema version of the open database.
+    /// Schema version of the open database (0: PostgreSQL not reached yet).
     pub fn schema_version(&self) -> u32 {
         self.version
     }
 
-    /// Every key not deleted (blocked and expired ones included), joined with its team.
+    /// Every key not deleted (blocked and expired ones included), joined with its team. On
+    /// PostgreSQL while it is away: the last ones read (see `pg::snapshot`), if any.
     pub fn key_records(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.reader().key_records()
+        let read = self.reader().key_records();
+        let Db::Pg(pg) = &self.db else { return read };
+        match read {
+            Ok(records) => {
+                pg.snapshot.borrow_mut().save(&records);
+                Ok(records)
+            }
+            // Never read (a start while it is away, without a snapshot): the config's keys only.
+            Err(e) if e.fault == Fault::Unavailable => Ok(pg.known_keys().unwrap_or_default()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Records last-used times (unix ms) for key ids; ignores unknown ids. One transaction.
     pub fn touch_last_used(&mut self, used: &[(String, i64)]) -> Result<(), StoreError> {
-        self.write(|w| w.touch_last_used(used))
+        self.transact(false, |w| w.touch_last_used(used))
+    }
+
+    /// The SQLite connection, for tests that look under the store.
+    #[cfg(test)]
+    pub(crate) fn lite(&self) -> &Connection {
+        match &self.db {
+            Db::Lite { conn, .. } => conn,
+            Db::Pg(_) => panic!("not a SQLite store"),
+        }
     }
 
     pub fn reader(&self) -> Reader<'_> {
-        Reader { conn: &self.conn }
+        let conn = match &self.db {
+            Db::Lite { conn, .. } => sql::Conn::Lite(conn),
+            Db::Pg(pg) => sql::Conn::Pg(&pg.link),
+        };
+        Reader { conn }
     }
 
-    /// Runs `f` in one IMMEDIATE transaction: committed if it returns `Ok`, rolled back if not.
+    /// Runs `f` in one transaction (SQLite: IMMEDIATE): committed if it returns `Ok`, rolled
+    /// back if not. A change of keys or teams: on PostgreSQL it bumps the change counter and
+    /// notifies the other replicas, in the same transaction.
     pub fn write<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&Writer<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let out = f(&Writer {
-            read: Reader { conn: &tx },
-        })?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(out)
+        self.transact(true, f)
+    }
+
+    /// [`Store::write`]; `change` says whether other replicas must hear of it.
+    fn transact<T, E: From<StoreError>>(
+        &mut self,
+        change: bool,
+        f: impl FnOnce(&Writer<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match &mut self.db {
+            Db::Lite { conn, .. } => {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(StoreError::from)?;
+                let out = f(&Writer {
+                    read: Reader {
+                        conn: sql::Conn::Lite(&tx),
+                    },
+                })?;
+                tx.commit().map_err(StoreError::from)?;
+                Ok(out)
+            }
+            Db::Pg(pg) => {
+                let link = &pg.link;
+                link.borrow_mut().batch("BEGIN")?;
+                let w = Writer {
+                    read: Reader {
+                        conn: sql::Conn::Pg(link),
+                    },
+                };
+                let out = f(&w).and_then(|out| {
+                    if change {
+                        w.conn.execute(schema::PG_BUMP, sql::args![])?;
+                        link.borrow_mut()
+                            .batch(&format!("NOTIFY {}", pg::CHANNEL))?;
+                    }
+                    link.borrow_mut().batch("COMMIT")?;
+                    Ok(out)
+                });
+                if out.is_err() {
+                    let _ = link.borrow_mut().batch("ROLLBACK");
+                }
+                out
+            }
+        }
     }
 }
 
@@ -253,19 +358,6 @@ fn absolute(path: &Path) -> Result<String, StoreError> {
         Some(name) => dir.join(name).display().to_string(),
         None => shown.to_string(),
     })
-}
-
-/// Reads a JSON text column.
-fn json_column<T: DeserializeOwned>(row: &rusqlite::Row, idx: usize) -> rusqlite::Result<T> {
-    let text: String = row.get(idx)?;
-    serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-/// Writes a JSON text column.
-fn json_text(value: &impl serde::Serialize) -> String {
-    serde_json::to_string(value).expect("store values serialize to JSON")
 }
 
 #[cfg(test)]
@@ -288,7 +380,7 @@ mod tests {
         assert_eq!(s.schema_version(), SCHEMA_VERSION);
         assert_eq!(
             s.describe(),
-            "in memory (schema v3; keys made through the admin API are lost on exit)"
+            "in memory (schema v4; keys made through the admin API are lost on exit)"
         );
         assert!(s.key_records().unwrap().is_empty());
     }
@@ -301,20 +393,20 @@ mod tests {
         let abs = std::fs::canonicalize(&path).unwrap();
         assert_eq!(
             s.describe(),
-            format!("SQLite {} (schema v3, WAL)", abs.display())
+            format!("SQLite {} (schema v4, WAL)", abs.display())
         );
         let mode: String = s
-            .conn
+            .lite()
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
         let sync: i64 = s
-            .conn
+            .lite()
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
         let fk: i64 = s
-            .conn
+            .lite()
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
@@ -343,7 +435,7 @@ mod tests {
         );
         let other = Store::open(Some(&path)).unwrap();
         other
-            .conn
+            .lite()
             .execute("UPDATE keys SET blocked = 1", [])
             .unwrap();
         assert_ne!(s.data_version().unwrap(), before);

@@ -1,15 +1,23 @@
-//! The schema, as a list of versioned migrations tracked in `PRAGMA user_version`.
+//! The schema, as a list of versioned migrations tracked in `PRAGMA user_version` (SQLite) or
+//! the `shardgate_meta` row `schema` (PostgreSQL).
 //!
 //! Migration `i` (0-based) takes a database from version `i` to `i + 1`, in one transaction
 //! with the version bump, so a crash leaves either the old schema or the new one. Steps are
 //! append-only: a released step is never edited, a change is a new step. A database whose
-//! version is newer than this build's is refused before anything writes to it.
+//! version is newer than this build's is refused before anything writes to it. Each step is
+//! written for each backend, side by side (PostgreSQL's types for SQLite's: BOOLEAN, BIGINT,
+//! DOUBLE PRECISION, BYTEA; a `rowid` column where SQLite has its implicit one), and both
+//! backends share the version numbers: the same version is the same tables and columns.
 //!
 //! Times are unix milliseconds. Limits are one JSON column (`store::Limits`); `spend` and
 //! `budget_reset_at` are columns, so a budget check or reset is one indexed UPDATE.
 
+use std::cell::RefCell;
+
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::pg::Link;
+use super::sql::{Conn, args};
 use super::{Fault, StoreError};
 
 const V1: &str = "
@@ -109,13 +117,123 @@ ALTER TABLE keys ADD COLUMN cache TEXT;
 ALTER TABLE teams ADD COLUMN guardrails TEXT NOT NULL DEFAULT '[]';
 ";
 
+/// The origin of a ledger batch (`store::pg`): a batch spooled while PostgreSQL was away is
+/// stored under the name its first try had, at most once. NULL for SQLite's own batches.
+const V4: &str = "
+ALTER TABLE spend_logs ADD COLUMN origin TEXT;
+CREATE UNIQUE INDEX spend_logs_by_origin ON spend_logs (origin);
+";
+
 /// The migration steps, oldest first.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+
+const PG_V1: &str = "
+CREATE TABLE teams (
+    team_id         TEXT PRIMARY KEY NOT NULL,
+    team_alias      TEXT UNIQUE,
+    models          TEXT NOT NULL DEFAULT '[]',
+    metadata        TEXT NOT NULL DEFAULT '{}',
+    blocked         BOOLEAN NOT NULL DEFAULT FALSE,
+    limits          TEXT NOT NULL DEFAULT '{}',
+    spend           DOUBLE PRECISION NOT NULL DEFAULT 0,
+    budget_reset_at BIGINT,
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL,
+    rowid           BIGSERIAL NOT NULL
+);
+
+CREATE TABLE keys (
+    key_id               TEXT PRIMARY KEY NOT NULL,
+    key_hash             BYTEA NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+    previous_hash        BYTEA CHECK (previous_hash IS NULL OR length(previous_hash) = 32),
+    previous_valid_until BIGINT,
+    key_alias            TEXT UNIQUE,
+    key_hint             TEXT NOT NULL,
+    team_id              TEXT REFERENCES teams (team_id) ON DELETE CASCADE,
+    user_id              TEXT,
+    models               TEXT NOT NULL DEFAULT '[]',
+    metadata             TEXT NOT NULL DEFAULT '{}',
+    tags                 TEXT NOT NULL DEFAULT '[]',
+    expires_at           BIGINT,
+    blocked              BOOLEAN NOT NULL DEFAULT FALSE,
+    limits               TEXT NOT NULL DEFAULT '{}',
+    spend                DOUBLE PRECISION NOT NULL DEFAULT 0,
+    budget_reset_at      BIGINT,
+    created_at           BIGINT NOT NULL,
+    updated_at           BIGINT NOT NULL,
+    last_used_at         BIGINT,
+    rowid                BIGSERIAL NOT NULL,
+    CHECK ((previous_hash IS NULL) = (previous_valid_until IS NULL))
+);
+
+CREATE INDEX keys_by_team ON keys (team_id);
+";
+
+const PG_V2: &str = "
+CREATE TABLE spend_logs (
+    batch     BIGSERIAL PRIMARY KEY,
+    first_day BIGINT NOT NULL,
+    last_day  BIGINT NOT NULL,
+    first_ts  BIGINT NOT NULL,
+    last_ts   BIGINT NOT NULL,
+    rows      BIGINT NOT NULL,
+    data      BYTEA NOT NULL
+);
+
+CREATE INDEX spend_logs_by_day ON spend_logs (last_day);
+
+CREATE TABLE spend_daily (
+    day                BIGINT NOT NULL,
+    key_id             TEXT NOT NULL DEFAULT '',
+    team_id            TEXT NOT NULL DEFAULT '',
+    end_user           TEXT NOT NULL DEFAULT '',
+    alias              TEXT NOT NULL DEFAULT '',
+    provider           TEXT NOT NULL DEFAULT '',
+    requests           BIGINT NOT NULL DEFAULT 0,
+    input_tokens       BIGINT NOT NULL DEFAULT 0,
+    output_tokens      BIGINT NOT NULL DEFAULT 0,
+    cache_read_tokens  BIGINT NOT NULL DEFAULT 0,
+    cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens   BIGINT NOT NULL DEFAULT 0,
+    cost               DOUBLE PRECISION NOT NULL DEFAULT 0,
+    unpriced           BIGINT NOT NULL DEFAULT 0,
+    errors             BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, key_id, team_id, end_user, alias, provider)
+);
+
+CREATE INDEX spend_daily_by_key ON spend_daily (key_id, day);
+CREATE INDEX spend_daily_by_team ON spend_daily (team_id, day);
+CREATE INDEX spend_daily_by_user ON spend_daily (end_user, day);
+
+CREATE TABLE limit_usage (
+    scope        TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    used         DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, window_start)
+);
+";
+
+/// PostgreSQL's steps: the same versions as [`MIGRATIONS`] (V3 and V4 are plain SQL both read
+/// alike).
+const PG_MIGRATIONS: &[&str] = &[PG_V1, PG_V2, V3, V4];
 
 /// The highest schema version this build knows.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
+const _: () = assert!(PG_MIGRATIONS.len() == SCHEMA_VERSION as usize);
+
+/// PostgreSQL's bookkeeping, outside the versioned steps: the schema version, and the change
+/// counter every write of keys or teams bumps (what replicas poll beside `LISTEN`).
+const PG_META: &str = "
+CREATE TABLE IF NOT EXISTS shardgate_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO shardgate_meta (name, value) VALUES ('schema', 0), ('data', 0)
+    ON CONFLICT (name) DO NOTHING;
+";
+pub(super) const PG_DATA_VERSION: &str = "SELECT value FROM shardgate_meta WHERE name = 'data'";
+pub(super) const PG_BUMP: &str = "UPDATE shardgate_meta SET value = value + 1 WHERE name = 'data'";
+/// Serialises migrations of replicas starting together (a transaction-scoped advisory lock).
+const PG_LOCK: &str = "SELECT pg_advisory_xact_lock(7411963)";
 
 fn user_version(conn: &Connection) -> Result<u32, StoreError> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -127,7 +245,7 @@ fn too_new(label: &str, found: u32) -> StoreError {
         Fault::TooNew,
         format!(
             "store {label} has schema version {found}, newer than this shardgate understands \
-             ({SCHEMA_VERSION}): upgrade shardgate, or point store.path at another file"
+             ({SCHEMA_VERSION}): upgrade shardgate, or point the store at another database"
         ),
     )
 }
@@ -155,6 +273,63 @@ pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<u32, StoreEr
         tx.execute_batch(step)?;
         tx.pragma_update(None, "user_version", v + 1)?;
         tx.commit()?;
+    }
+}
+
+/// The schema version of a PostgreSQL database (0: none yet), read without writing.
+fn pg_version(conn: Conn) -> Result<u32, StoreError> {
+    let meta: Option<String> = conn.value(
+        "SELECT CAST(to_regclass('shardgate_meta') AS TEXT)",
+        args![],
+    )?;
+    if meta.is_none() {
+        return Ok(0);
+    }
+    let v: Option<i64> = conn.query_opt(
+        "SELECT value FROM shardgate_meta WHERE name = 'schema'",
+        args![],
+        |r| r.get(0),
+    )?;
+    Ok(v.map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX)))
+}
+
+/// [`migrate`] for PostgreSQL: refuses a newer database before writing, then applies each
+/// missing step in its own transaction under an advisory lock.
+pub(super) fn migrate_pg(link: &RefCell<Link>, label: &str) -> Result<u32, StoreError> {
+    let conn = Conn::Pg(link);
+    match pg_version(conn)? {
+        v if v > SCHEMA_VERSION => return Err(too_new(label, v)),
+        _ => {}
+    }
+    loop {
+        link.borrow_mut()
+            .batch(&format!("BEGIN; {PG_LOCK}; {PG_META}"))?;
+        let step = pg_version(conn).and_then(|v| {
+            if v > SCHEMA_VERSION {
+                return Err(too_new(label, v));
+            }
+            let Some(step) = PG_MIGRATIONS.get(v as usize) else {
+                return Ok(None);
+            };
+            link.borrow_mut().batch(step)?;
+            conn.execute(
+                "UPDATE shardgate_meta SET value = ?1 WHERE name = 'schema'",
+                args![i64::from(v) + 1],
+            )?;
+            Ok(Some(v + 1))
+        });
+        match step {
+            Ok(done) => {
+                link.borrow_mut().batch("COMMIT")?;
+                if done.is_none() {
+                    return pg_version(conn);
+                }
+            }
+            Err(e) => {
+                let _ = link.borrow_mut().batch("ROLLBACK");
+                return Err(e);
+            }
+        }
     }
 }
 
@@ -206,7 +381,7 @@ mod tests {
 
         let mut s = Store::open(Some(&path)).unwrap();
         assert_eq!(s.schema_version(), SCHEMA_VERSION);
-        assert_eq!(tables(&s.conn).len(), 5);
+        assert_eq!(tables(s.lite()).len(), 5);
         let records = s.key_records().unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(
@@ -251,7 +426,7 @@ mod tests {
         drop(conn);
 
         let mut s = Store::open(Some(&path)).unwrap();
-        assert_eq!(s.schema_version(), 3);
+        assert_eq!(s.schema_version(), SCHEMA_VERSION);
         let rec = &s.key_records().unwrap()[0];
         assert_eq!(
             (rec.id.as_str(), rec.team_id.as_deref()),
@@ -294,8 +469,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "store {} has schema version 7, newer than this shardgate understands (3): \
-                 upgrade shardgate, or point store.path at another file",
+                "store {} has schema version 7, newer than this shardgate understands (4): \
+                 upgrade shardgate, or point the store at another database",
                 abs.display()
             )
         );

@@ -4,10 +4,10 @@
 //! Deleting a team deletes its keys (as LiteLLM does); the schema's `ON DELETE CASCADE`
 //! guarantees it, and [`Writer::delete_teams`] reports which keys went.
 
-use rusqlite::{OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
-use super::{Fault, Limits, Reader, StoreError, Writer, json_column, json_text, secret};
+use super::sql::{Row, args, json_text};
+use super::{Fault, Limits, Reader, StoreError, Writer, secret};
 
 /// What the admin API may set on a team.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -34,16 +34,16 @@ pub struct TeamRow {
 const ROW: &str = "SELECT team_id, team_alias, models, metadata, blocked, limits, spend, \
     created_at, updated_at, guardrails FROM teams";
 
-fn team_row(r: &Row) -> rusqlite::Result<TeamRow> {
+fn team_row(r: Row) -> Result<TeamRow, StoreError> {
     Ok(TeamRow {
         id: r.get(0)?,
         spec: TeamSpec {
             alias: r.get(1)?,
-            models: json_column(r, 2)?,
-            metadata: json_column(r, 3)?,
+            models: r.json(2)?,
+            metadata: r.json(3)?,
             blocked: r.get(4)?,
-            limits: json_column(r, 5)?,
-            guardrails: json_column(r, 9)?,
+            limits: r.json(5)?,
+            guardrails: r.json(9)?,
         },
         spend: r.get(6)?,
         created_ms: r.get(7)?,
@@ -55,34 +55,27 @@ fn team_row(r: &Row) -> rusqlite::Result<TeamRow> {
 
 impl Reader<'_> {
     pub fn team(&self, id: &str) -> Result<Option<TeamRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("{ROW} WHERE team_id = ?1"))?;
-        Ok(st.query_row([id], team_row).optional()?)
+        let sql = format!("{ROW} WHERE team_id = ?1");
+        self.conn.query_opt(&sql, args![id], team_row)
     }
 
     pub fn team_by_alias(&self, alias: &str) -> Result<Option<TeamRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("{ROW} WHERE team_alias = ?1"))?;
-        Ok(st.query_row([alias], team_row).optional()?)
+        let sql = format!("{ROW} WHERE team_alias = ?1");
+        self.conn.query_opt(&sql, args![alias], team_row)
     }
 
     /// Every team, oldest first.
     pub fn teams(&self) -> Result<Vec<TeamRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("{ROW} ORDER BY created_at, rowid"))?;
-        let rows = st.query_map([], team_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let sql = format!("{ROW} ORDER BY created_at, rowid");
+        self.conn.query(&sql, args![], team_row)
     }
 
     fn team_key_ids(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT key_id FROM keys WHERE team_id = ?1 ORDER BY created_at, rowid",
-        )?;
-        let rows = st.query_map([id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![id],
+            |r| r.get(0),
+        )
     }
 }
 
@@ -100,12 +93,10 @@ impl Writer<'_> {
             Some(id) => id.to_owned(),
             None => secret::new_id("team_")?,
         };
-        self.conn
-            .prepare_cached(
-                "INSERT INTO teams (team_id, team_alias, models, metadata, blocked, limits, \
-                 guardrails, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-            )?
-            .execute(params![
+        self.conn.execute(
+            "INSERT INTO teams (team_id, team_alias, models, metadata, blocked, limits, \
+             guardrails, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            args![
                 id,
                 spec.alias,
                 json_text(&spec.models),
@@ -114,7 +105,8 @@ impl Writer<'_> {
                 json_text(&spec.limits),
                 json_text(&spec.guardrails),
                 now_ms,
-            ])?;
+            ],
+        )?;
         self.existing_team(&id)
     }
 
@@ -130,12 +122,10 @@ impl Writer<'_> {
         spec: &TeamSpec,
         now_ms: i64,
     ) -> Result<TeamRow, StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE teams SET team_alias = ?2, models = ?3, metadata = ?4, blocked = ?5, \
-                 limits = ?6, guardrails = ?7, updated_at = ?8 WHERE team_id = ?1",
-            )?
-            .execute(params![
+        self.conn.execute(
+            "UPDATE teams SET team_alias = ?2, models = ?3, metadata = ?4, blocked = ?5, \
+             limits = ?6, guardrails = ?7, updated_at = ?8 WHERE team_id = ?1",
+            args![
                 id,
                 spec.alias,
                 json_text(&spec.models),
@@ -144,19 +134,21 @@ impl Writer<'_> {
                 json_text(&spec.limits),
                 json_text(&spec.guardrails),
                 now_ms,
-            ])?;
+            ],
+        )?;
         self.existing_team(id)
     }
 
     /// Deletes teams and their keys; returns the ids of the keys deleted. Every team must exist.
     pub fn delete_teams(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
-        let mut st = self
-            .conn
-            .prepare_cached("DELETE FROM teams WHERE team_id = ?1")?;
         for id in ids {
             keys.extend(self.team_key_ids(id)?);
-            if st.execute([id])? == 0 {
+            if self
+                .conn
+                .execute("DELETE FROM teams WHERE team_id = ?1", args![id])?
+                == 0
+            {
                 return Err(StoreError::new(Fault::NotFound, format!("no team {id}")));
             }
         }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod pg;
 pub mod redis;
 
 use std::io::{BufRead, BufReader};
@@ -310,4 +311,13 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+}
+
+/// Today's UTC date, `YYYY-MM-DD` (the spend report's day).
+pub fn today() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    shardgate::observe::time::iso8601(ms)[..10].to_owned()
 }

@@ -105,6 +105,16 @@ impl From<StoreError> for Failure {
                 Failure::new(409, "invalid_request_error", "conflict", None, e.message)
             }
             Fault::NotFound => Failure::new(404, "not_found_error", "not_found", None, e.message),
+            Fault::Unavailable => Failure::new(
+                503,
+                "server_error",
+                "store_unavailable",
+                None,
+                format!(
+                    "the store is unreachable, nothing was changed; requests are still served \
+                     with the keys known before: {e}"
+                ),
+            ),
             _ => Failure::new(
                 500,
                 "server_error",
@@ -113,5 +123,25 @@ impl From<StoreError> for Failure {
                 format!("the store failed: {e}"),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_a_503_that_says_nothing_changed() {
+        let e = StoreError::new(Fault::Unavailable, "PostgreSQL is unreachable");
+        let r = Failure::from(e).reply();
+        assert_eq!(r.status, 503);
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], "store_unavailable");
+        assert_eq!(body["error"]["type"], "server_error");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("nothing was changed") && msg.contains("unreachable"),
+            "{msg}"
+        );
     }
 }

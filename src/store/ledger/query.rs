@@ -1,8 +1,7 @@
 //! The ledger's reads for the admin API: a page of raw rows by filter, newest first, and the
 //! rollups of a day range summed by a group. Reports read the rollups only.
 
-use rusqlite::types::Value as Sql;
-
+use super::super::sql::args;
 use super::{DAY_MS, LedgerRow, Reader, SpendTotal, StoreError, count, day_of};
 use crate::observe::time::iso8601;
 
@@ -64,11 +63,6 @@ impl Reader<'_> {
         let until_day = filter
             .until_ms
             .map_or(i64::MAX, |u| day_of(u.saturating_sub(1)));
-        let mut st = self.conn.prepare_cached(
-            "SELECT last_ts, data FROM spend_logs WHERE last_day >= ?1 AND first_day <= ?2 \
-             ORDER BY last_ts DESC, batch DESC",
-        )?;
-        let mut batches = st.query([since_day, until_day])?;
         let want = offset.saturating_add(limit) as usize;
         let keep = |r: &LedgerRow| {
             let is =
@@ -81,19 +75,25 @@ impl Reader<'_> {
                 && filter.until_ms.is_none_or(|u| r.ts_ms < u)
         };
         let mut found: Vec<LedgerRow> = Vec::new();
-        while let Some(b) = batches.next()? {
-            let last_ts: i64 = b.get(0)?;
-            // Every row still to come is at most `last_ts`: once the page holds `want` rows
-            // newer than that, the page is settled.
-            if found.len() >= want {
-                found.sort_by_key(|r| std::cmp::Reverse(r.ts_ms));
-                if found[want - 1].ts_ms > last_ts {
-                    break;
+        self.conn.each(
+            "SELECT last_ts, data FROM spend_logs WHERE last_day >= ?1 AND first_day <= ?2 \
+             ORDER BY last_ts DESC, batch DESC",
+            args![since_day, until_day],
+            |b| {
+                let last_ts: i64 = b.get(0)?;
+                // Every row still to come is at most `last_ts`: once the page holds `want` rows
+                // newer than that, the page is settled.
+                if found.len() >= want {
+                    found.sort_by_key(|r| std::cmp::Reverse(r.ts_ms));
+                    if found[want - 1].ts_ms > last_ts {
+                        return Ok(false);
+                    }
                 }
-            }
-            let data: Vec<u8> = b.get(1)?;
-            found.extend(super::pack::unpack(&data)?.into_iter().rev().filter(keep));
-        }
+                let data: Vec<u8> = b.get(1)?;
+                found.extend(super::pack::unpack(&data)?.into_iter().rev().filter(keep));
+                Ok(true)
+            },
+        )?;
         // Newest first; rows of one millisecond keep their append order, newest first.
         found.sort_by_key(|r| std::cmp::Reverse(r.ts_ms));
         Ok(found
@@ -117,18 +117,16 @@ impl Reader<'_> {
             _ => "8 DESC, 1",
         };
         let sql = format!(
-            "SELECT {column}, sum(requests), sum(input_tokens), sum(output_tokens), \
-             sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), \
-             sum(cost), sum(unpriced), sum(errors) FROM spend_daily \
-             WHERE day >= ?1 AND day <= ?2 GROUP BY {column} ORDER BY {order}"
+            "SELECT {column}, CAST(sum(requests) AS BIGINT), CAST(sum(input_tokens) AS BIGINT), \
+             CAST(sum(output_tokens) AS BIGINT), CAST(sum(cache_read_tokens) AS BIGINT), \
+             CAST(sum(cache_write_tokens) AS BIGINT), CAST(sum(reasoning_tokens) AS BIGINT), \
+             sum(cost), CAST(sum(unpriced) AS BIGINT), CAST(sum(errors) AS BIGINT) \
+             FROM spend_daily WHERE day >= ?1 AND day <= ?2 GROUP BY {column} ORDER BY {order}"
         );
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map([from_day, to_day], |r| {
-            let group = match r.get::<_, Sql>(0)? {
-                Sql::Integer(day) => Some(date(day)),
-                Sql::Text(t) if t.is_empty() => None,
-                Sql::Text(t) => Some(t),
-                _ => None,
+        self.conn.query(&sql, args![from_day, to_day], |r| {
+            let group = match group {
+                SpendGroup::Day => Some(date(r.get(0)?)),
+                _ => Some(r.get::<String>(0)?).filter(|t| !t.is_empty()),
             };
             Ok(SpendTotal {
                 group,
@@ -142,7 +140,6 @@ impl Reader<'_> {
                 unpriced: count(r.get(8)?),
                 errors: count(r.get(9)?),
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 }

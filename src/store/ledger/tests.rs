@@ -52,7 +52,7 @@ fn with_key(s: &mut Store) -> String {
 type Sums = Vec<(i64, String, String, String, String, String, [i64; 9])>;
 
 fn sums(s: &Store, sql: &str) -> Sums {
-    let mut st = s.conn.prepare(sql).unwrap();
+    let mut st = s.lite().prepare(sql).unwrap();
     let rows = st.query_map([], |r| {
         let mut n = [0i64; 9];
         for (i, v) in n.iter_mut().enumerate() {
@@ -351,7 +351,7 @@ fn listings_and_pruning_read_the_day_index() {
     let s = Store::open(None).unwrap();
     let plan = |sql: &str| -> String {
         let mut st = s
-            .conn
+            .lite()
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap();
         let rows = st.query_map([], |r| r.get::<_, String>(3)).unwrap();
