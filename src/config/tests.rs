@@ -51,7 +51,10 @@ fn the_documented_shape_loads() {
 #[test]
 fn embedded_default_and_examples_load() {
     load_str(EMBEDDED_DEFAULT, &env).unwrap();
-    let all = |name: &str| Some(format!("secret-of-{name}"));
+    let all = |name: &str| match name.contains("REDIS") {
+        true => Some("redis://127.0.0.1:6379/0".to_owned()),
+        false => Some(format!("secret-of-{name}")),
+    };
     for f in [
         "examples/openai.yaml",
         "examples/self-hosted.yaml",
@@ -59,6 +62,7 @@ fn embedded_default_and_examples_load() {
         "examples/managed.yaml",
         "examples/cluster/replica-a.yaml",
         "examples/cluster/replica-b.yaml",
+        "examples/cluster/limits.yaml",
         "deploy/shardgate.yaml",
     ] {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + f)
