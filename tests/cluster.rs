@@ -393,6 +393,20 @@ fn a_key_made_on_one_replica_is_limited_across_both() {
         "rpm_limit 20 on two replicas: {admitted} admitted ({spent_after} tries to spend it)"
     );
     assert_eq!(admitted, 20, "rpm_limit 20 across two replicas");
+    // Each replica's /key/info tells what it took, what the other holds, and that nothing is
+    // left to the cluster.
+    for gw in [&a, &b] {
+        let info = gw.admin_call("GET", &format!("/key/info?key={key}"), "");
+        assert_eq!(info.status, 200, "{}", info.text());
+        let state = &info.json()["info"]["limit_state"];
+        let rpm = state
+            .as_array()
+            .and_then(|l| l.iter().find(|s| s["limit"] == "rpm"))
+            .unwrap_or_else(|| panic!("no rpm in {state}"));
+        assert_eq!(rpm["remaining"], 0, "{rpm}");
+        let seen = rpm["used"].as_u64().unwrap() + rpm["other_replicas"].as_u64().unwrap();
+        assert!(seen >= 20, "{rpm}");
+    }
 
     let gone = b.admin_call("POST", "/key/delete", &format!(r#"{{"keys":["{key}"]}}"#));
     assert_eq!(gone.status, 200, "{}", gone.text());

@@ -217,12 +217,22 @@ fn spend_reports_agree_across_replicas() {
 }
 
 /// Every request id in the ledger (one page: the test serves fewer than 10,000).
+/// Every ledger row's request id, page by page (a page holds at most 10,000).
 fn ledger_ids(gw: &Gateway) -> Vec<String> {
-    let logs = ok(gw.admin_call("GET", "/spend/logs?limit=10000", ""));
-    let rows = logs.as_array().unwrap();
-    rows.iter()
-        .map(|r| r["request_id"].as_str().unwrap().to_owned())
-        .collect()
+    let mut ids = Vec::new();
+    for page in 1.. {
+        let path = format!("/spend/logs?limit=10000&page={page}");
+        let logs = ok(gw.admin_call("GET", &path, ""));
+        let rows = logs.as_array().unwrap();
+        ids.extend(
+            rows.iter()
+                .map(|r| r["request_id"].as_str().unwrap().to_owned()),
+        );
+        if rows.len() < 10_000 {
+            break;
+        }
+    }
+    ids
 }
 
 /// The outage under load: PostgreSQL stopped for `outage` (10 s) while two clients keep sending;

@@ -32,7 +32,9 @@ impl Control {
 
     /// Adds `limit_state` to a key's or team's info: every limit it has, with what its
     /// current window has taken (charged, reserved, or leased to a shard), what is left and
-    /// when it resets.
+    /// when it resets. In cluster mode `used` is this replica's, `other_replicas` what the
+    /// others hold (as Redis last said: at least what they used), and `remaining` what is left
+    /// to the whole cluster.
     pub(super) fn add_limit_state(&self, reply: &mut crate::admin::api::Reply) {
         let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
             return;
@@ -61,16 +63,25 @@ impl Control {
             .all()
             .filter(|s| s.key.starts_with(&prefix))
             .map(|s| {
-                let used = s.granted(s.window.index(now));
+                let window = s.window.index(now);
+                let used = s.granted(window);
+                let others = s.others(window);
                 let budget = s.key.contains(":budget:");
-                let money = |n: u64| serde_json::json!(n as f64 / 1e6);
-                serde_json::json!({
+                let amount = |n: u64| match budget {
+                    true => serde_json::json!(n as f64 / 1e6),
+                    false => n.into(),
+                };
+                let mut state = serde_json::json!({
                     "limit": &s.key[prefix.len()..],
-                    "capacity": if budget { money(s.capacity()) } else { s.capacity().into() },
-                    "used": if budget { money(used) } else { used.into() },
-                    "remaining": if budget { money(s.capacity().saturating_sub(used)) } else { s.capacity().saturating_sub(used).into() },
+                    "capacity": amount(s.capacity()),
+                    "used": amount(used),
+                    "remaining": amount(s.capacity().saturating_sub(used + others)),
                     "resets_at": s.window.bounds(now).map(|(_, end)| crate::observe::time::iso8601(end)),
-                })
+                });
+                if self.cluster.is_some() {
+                    state["other_replicas"] = amount(others);
+                }
+                state
             })
             .collect();
         state.sort_by(|a, b| a["limit"].as_str().cmp(&b["limit"].as_str()));
