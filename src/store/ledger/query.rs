@@ -114,7 +114,9 @@ impl Reader<'_> {
         let column = group.column();
         let order = match group {
             SpendGroup::Day => "1",
-            _ => "8 DESC, 1",
+            // By micro-dollars, so that sums equal but for float rounding (added in another
+            // order) tie and go by group; an unpriced group's NULL sum as 0 on both backends.
+            _ => "round(coalesce(sum(cost), 0) * 1000000) DESC, 1",
         };
         let sql = format!(
             "SELECT {column}, CAST(sum(requests) AS BIGINT), CAST(sum(input_tokens) AS BIGINT), \
