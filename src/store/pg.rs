@@ -30,7 +30,11 @@ pub const CHANNEL: &str = "shardgate_changes";
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
 /// While the database is away, at most one log line in this long.
 const LOG_EVERY: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long control may wait on a connection attempt, and on data the server does not
+/// acknowledge (a cut network): the shards' ledger queues (65,536 rows each) cover that long
+/// a stall of control at any rate a shard serves, so no row is dropped for it.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const UNACKED_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What `store.postgres` configures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +134,7 @@ impl Pg {
             )
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
+        config.tcp_user_timeout(UNACKED_TIMEOUT);
         // A peer that vanished without closing (a cut network) is noticed in about 10 s.
         config
             .keepalives(true)
