@@ -393,19 +393,29 @@ fn a_key_made_on_one_replica_is_limited_across_both() {
         "rpm_limit 20 on two replicas: {admitted} admitted ({spent_after} tries to spend it)"
     );
     assert_eq!(admitted, 20, "rpm_limit 20 across two replicas");
-    // Each replica's /key/info tells what it took, what the other holds, and that nothing is
-    // left to the cluster.
+    // Each replica's /key/info tells the cluster's use (its own part, what the other holds)
+    // and that nothing is left to the cluster.
     for gw in [&a, &b] {
-        let info = gw.admin_call("GET", &format!("/key/info?key={key}"), "");
-        assert_eq!(info.status, 200, "{}", info.text());
-        let state = &info.json()["info"]["limit_state"];
-        let rpm = state
-            .as_array()
-            .and_then(|l| l.iter().find(|s| s["limit"] == "rpm"))
-            .unwrap_or_else(|| panic!("no rpm in {state}"));
+        let rpm = || {
+            let info = gw.admin_call("GET", &format!("/key/info?key={key}"), "");
+            assert_eq!(info.status, 200, "{}", info.text());
+            let state = info.json()["info"]["limit_state"].clone();
+            let rpm = state
+                .as_array()
+                .and_then(|l| l.iter().find(|s| s["limit"] == "rpm"));
+            rpm.cloned().unwrap_or_else(|| panic!("no rpm in {state}"))
+        };
+        // The other replica's part as of control's last round trip to Redis (every 50 ms).
+        common::eventually(Duration::from_secs(1), || rpm()["used"] == 20);
+        let rpm = rpm();
+        assert_eq!(rpm["used"], 20, "{rpm}");
         assert_eq!(rpm["remaining"], 0, "{rpm}");
-        let seen = rpm["used"].as_u64().unwrap() + rpm["other_replicas"].as_u64().unwrap();
-        assert!(seen >= 20, "{rpm}");
+        let own = rpm["this_replica"].as_u64().unwrap();
+        assert!(own > 0 && own < 20, "{rpm}");
+        assert!(
+            rpm["other_replicas_hold"].as_u64().unwrap() >= 20 - own,
+            "{rpm}"
+        );
     }
 
     let gone = b.admin_call("POST", "/key/delete", &format!(r#"{{"keys":["{key}"]}}"#));
@@ -415,4 +425,60 @@ fn a_key_made_on_one_replica_is_limited_across_both() {
             == 401),
         "replica A still takes the key deleted on B"
     );
+}
+
+/// A soft budget watches the cluster's spend, not one replica's: two replicas each spend
+/// under it, together over it, and the alert comes (once per replica at most).
+#[test]
+fn a_soft_budget_sees_the_whole_clusters_spend() {
+    let up = mock();
+    let cfg = replica(
+        &up.base_url(),
+        &Redis::shared().url,
+        &redis::prefix(),
+        2,
+        1,
+        "{ rpm: 1000 }",
+    )
+    .replace(
+        "max_budget: 1000",
+        "soft_budget: 0.6\n    budget_duration: 1d",
+    );
+    let gws: Vec<Gateway> = (0..2)
+        .map(|_| Gateway::start(&cfg, Driver::Uring))
+        .collect();
+    for gw in &gws {
+        wait_line(gw, "shardgate_cluster_pool_up 1");
+    }
+    let body = r#"{"model":"priced","max_tokens":40,"messages":[{"role":"user","content":"hello there"}]}"#;
+    let mut spent = [0.0f64; 2];
+    for i in 0..16 {
+        let r = gws[i % 2].chat_as(common::TEAM_A, body);
+        assert_eq!(r.status, 200, "a soft budget refuses nothing: {}", r.text());
+        let u = &r.json()["usage"];
+        spent[i % 2] += (u["prompt_tokens"].as_f64().unwrap() * 1000.0
+            + u["completion_tokens"].as_f64().unwrap() * 2000.0)
+            / 1e6;
+    }
+    eprintln!(
+        "soft budget $0.60: spent ${:.3} and ${:.3}",
+        spent[0], spent[1]
+    );
+    assert!(spent.iter().all(|s| *s < 0.6) && spent.iter().sum::<f64>() > 0.6);
+    let alerts = |gw: &Gateway| {
+        gw.admin_get("/metrics")
+            .text()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("shardgate_soft_budget_alerts_total ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0u64)
+    };
+    let alerted = common::eventually(Duration::from_secs(3), || {
+        gws.iter().map(alerts).sum::<u64>() >= 1
+    });
+    assert!(alerted, "no replica alerted");
+    assert!(gws.iter().all(|gw| alerts(gw) <= 1));
 }

@@ -12,7 +12,8 @@ impl Control {
         let now = crate::auth::now_ms();
         for (name, (slot, soft)) in &self.slots.soft {
             let window = slot.window.index(now);
-            let spent = slot.granted(window);
+            // In cluster mode with what the other replicas took too (0 on a single node).
+            let spent = slot.granted(window) + slot.others_used(window);
             if spent < *soft || self.soft_alerted.get(name) == Some(&window) {
                 continue;
             }
@@ -32,9 +33,9 @@ impl Control {
 
     /// Adds `limit_state` to a key's or team's info: every limit it has, with what its
     /// current window has taken (charged, reserved, or leased to a shard), what is left and
-    /// when it resets. In cluster mode `used` is this replica's, `other_replicas` what the
-    /// others hold (as Redis last said: at least what they used), and `remaining` what is left
-    /// to the whole cluster.
+    /// when it resets. In cluster mode `used` is the whole cluster's (as Redis last said),
+    /// `this_replica` this one's part of it, `other_replicas_hold` what the others hold (at
+    /// least what they used), and `remaining` what is left to the whole cluster.
     pub(super) fn add_limit_state(&self, reply: &mut crate::admin::api::Reply) {
         let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
             return;
@@ -64,8 +65,9 @@ impl Control {
             .filter(|s| s.key.starts_with(&prefix))
             .map(|s| {
                 let window = s.window.index(now);
-                let used = s.granted(window);
+                let own = s.granted(window);
                 let others = s.others(window);
+                let used = own + s.others_used(window);
                 let budget = s.key.contains(":budget:");
                 let amount = |n: u64| match budget {
                     true => serde_json::json!(n as f64 / 1e6),
@@ -75,11 +77,12 @@ impl Control {
                     "limit": &s.key[prefix.len()..],
                     "capacity": amount(s.capacity()),
                     "used": amount(used),
-                    "remaining": amount(s.capacity().saturating_sub(used + others)),
+                    "remaining": amount(s.capacity().saturating_sub(own + others)),
                     "resets_at": s.window.bounds(now).map(|(_, end)| crate::observe::time::iso8601(end)),
                 });
                 if self.cluster.is_some() {
-                    state["other_replicas"] = amount(others);
+                    state["this_replica"] = amount(own);
+                    state["other_replicas_hold"] = amount(others);
                 }
                 state
             })

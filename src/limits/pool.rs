@@ -31,9 +31,11 @@ pub struct Slot {
     /// `window << 40 | granted`.
     state: AtomicU64,
     /// Cluster mode: this replica's share of the shared pool, for the current window and the
-    /// next one (`window << 40 | amount` each), and what the other replicas hold.
+    /// next one (`window << 40 | amount` each), what the other replicas hold, and what their
+    /// shards took of it (control's view, for key info and soft budgets; shards never read it).
     share: [AtomicU64; 2],
     others: AtomicU64,
+    others_used: AtomicU64,
     /// Cluster mode: below capacity the shortfall a shard last met, for control to top up.
     short: AtomicU64,
     /// Cluster mode: the shared pool is out of reach and this budget refuses meanwhile.
@@ -50,6 +52,7 @@ impl Slot {
             state: AtomicU64::new(0),
             share: [AtomicU64::new(0), AtomicU64::new(0)],
             others: AtomicU64::new(0),
+            others_used: AtomicU64::new(0),
             short: AtomicU64::new(0),
             pool_down: AtomicBool::new(false),
         }
@@ -76,9 +79,16 @@ impl Slot {
         unpack(self.others.load(Ordering::Acquire), window)
     }
 
-    pub fn set_others(&self, window: u32, amount: u64) {
-        let packed = u64::from(window) << USED_BITS | amount.min(USED_MAX);
-        self.others.store(packed, Ordering::Release);
+    /// What the other replicas' shards took of `window`, as the shared pool last said.
+    pub fn others_used(&self, window: u32) -> u64 {
+        unpack(self.others_used.load(Ordering::Acquire), window)
+    }
+
+    /// What the shared pool said of the other replicas in `window`: held, and taken of that.
+    pub fn set_others(&self, window: u32, held: u64, used: u64) {
+        let pack = |n: u64| u64::from(window) << USED_BITS | n.min(USED_MAX);
+        self.others.store(pack(held), Ordering::Release);
+        self.others_used.store(pack(used), Ordering::Release);
     }
 
     /// A shard found this replica's share short by `amount` (cluster mode).

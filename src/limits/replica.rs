@@ -61,7 +61,7 @@ mod tests {
         assert_eq!(s.take_short(), 0);
         s.set_share(7, 10, false);
         s.set_share(8, 4, true);
-        s.set_others(7, 30);
+        s.set_others(7, 30, 10);
         assert_eq!(p.remaining(&s, 7), 30);
         assert_eq!(p.acquire(&s, 7, 1, 8), 8);
         assert_eq!(p.remaining(&s, 7), 22, "capacity − others − granted");

@@ -33,6 +33,9 @@ pub const TICK: Duration = Duration::from_millis(50);
 pub const WAKE: Duration = Duration::from_millis(5);
 /// A slot with no consumption this long gives back what it holds beyond its base share.
 const IDLE: Duration = Duration::from_secs(1);
+/// A slot in use is asked at least this often even when its share is enough, so what control
+/// knows of the other replicas (key info, soft budgets) is never older than this.
+const REFRESH: Duration = Duration::from_secs(1);
 /// The next window's share is reserved this long before it begins.
 const AHEAD_MS: i64 = 300;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -50,6 +53,8 @@ struct Track {
     /// Whether this window's share (and the next one's) was asked for.
     asked: bool,
     asked_next: bool,
+    /// When this window's share was last asked for.
+    asked_at: Option<Instant>,
 }
 
 pub struct Cluster {
@@ -130,10 +135,10 @@ impl Cluster {
             match answer {
                 Some(Ok(got)) => {
                     self.recovered(slots);
-                    for (p, (held, others)) in pending.iter().zip(got) {
+                    for (p, (held, others, others_used)) in pending.iter().zip(got) {
                         p.slot.set_share(p.window, held, p.next);
                         if !p.next {
-                            p.slot.set_others(p.window, others);
+                            p.slot.set_others(p.window, others, others_used);
                         }
                     }
                     return;
@@ -177,6 +182,7 @@ impl Cluster {
                     active: t.active,
                     asked: t.asked_next && share > 0,
                     asked_next: false,
+                    asked_at: None,
                 };
             }
             let took = used.saturating_sub(t.used);
@@ -199,6 +205,9 @@ impl Cluster {
                 Some(used + target)
             } else if idle && free > idle_base {
                 Some(used + idle_base)
+            } else if !idle && t.asked_at.is_none_or(|a| now - a >= REFRESH) {
+                // The same share again, for the others' latest figures.
+                Some(share.max(used))
             } else {
                 None
             };
@@ -206,6 +215,7 @@ impl Cluster {
             let key = |window: u32| format!("{}{}:{window}", self.cfg.prefix, slot.key);
             if let Some(want) = want {
                 t.asked = true;
+                t.asked_at = Some(now);
                 asks.push(redis::Ask {
                     key: key(w),
                     want,

@@ -29,7 +29,7 @@ for i = 1, #all, 2 do
     if string.sub(f, 1, 1) == 'h' then held[r] = v else used[r] = v end
   end
 end
-local others = 0
+local others, others_used = 0, 0
 for r, h in pairs(held) do
   if redis.call('EXISTS', alive .. r) == 0 then
     local keep = 0
@@ -42,12 +42,13 @@ for r, h in pairs(held) do
     h = keep
   end
   others = others + h
+  others_used = others_used + math.min(h, used[r] or 0)
 end
 local give = math.min(want, math.max(cap - others, 0))
 if give < floor then give = floor end
 redis.call('HSET', key, 'h:' .. me, give, 'u:' .. me, floor)
 if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
-return {give, others}
+return {give, others, others_used}
 "#;
 
 /// One share to set: the pool's key and the call's arguments.
@@ -81,13 +82,13 @@ impl Redis {
     }
 
     /// Renews this replica's heartbeat and sets every share in `asks`, in one round trip;
-    /// returns (held, others) for each.
+    /// returns for each (held, what the others hold, what their shards took of that).
     pub fn grant(
         &mut self,
         prefix: &str,
         me: &str,
         asks: &[Ask],
-    ) -> redis::RedisResult<Vec<(u64, u64)>> {
+    ) -> redis::RedisResult<Vec<(u64, u64, u64)>> {
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
             .arg(format!("{prefix}alive:{me}"))
