@@ -33,9 +33,11 @@ pub const TICK: Duration = Duration::from_millis(50);
 pub const WAKE: Duration = Duration::from_millis(5);
 /// A slot with no consumption this long gives back what it holds beyond its base share.
 const IDLE: Duration = Duration::from_secs(1);
-/// A slot in use is asked at least this often even when its share is enough, so what control
-/// knows of the other replicas (key info, soft budgets) is never older than this.
+/// A slot in use (and for `SETTLE` after) is asked at least this often even when its share is
+/// enough, so what control knows of the other replicas (key info, soft budgets) follows them
+/// within about this long, their last requests included.
 const REFRESH: Duration = Duration::from_secs(1);
+const SETTLE: Duration = Duration::from_secs(5);
 /// The next window's share is reserved this long before it begins.
 const AHEAD_MS: i64 = 300;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -205,7 +207,9 @@ impl Cluster {
                 Some(used + target)
             } else if idle && free > idle_base {
                 Some(used + idle_base)
-            } else if !idle && t.asked_at.is_none_or(|a| now - a >= REFRESH) {
+            } else if t.active.is_some_and(|a| now - a < SETTLE)
+                && t.asked_at.is_none_or(|a| now - a >= REFRESH)
+            {
                 // The same share again, for the others' latest figures.
                 Some(share.max(used))
             } else {
