@@ -483,3 +483,44 @@ fn a_soft_budget_sees_the_whole_clusters_spend() {
     assert!(alerted, "no replica alerted");
     assert!(gws.iter().all(|gw| alerts(gw) <= 1));
 }
+
+/// The replicas alive are counted in Redis and shown; fewer than `cluster.replicas` (whose
+/// fallback share assumes that many) is said in a log line. A third replica joining is seen.
+#[test]
+fn the_replicas_alive_are_counted() {
+    let up = mock();
+    let cfg = replica(
+        &up.base_url(),
+        &Redis::shared().url,
+        &redis::prefix(),
+        3,
+        1,
+        "{ rpm: 1000 }",
+    );
+    let two: Vec<Gateway> = (0..2)
+        .map(|_| Gateway::start(&cfg, Driver::Uring))
+        .collect();
+    for gw in &two {
+        wait_line(gw, "shardgate_cluster_replicas_alive 2");
+    }
+    let said = common::eventually(Duration::from_secs(5), || {
+        two[0]
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("2 replicas alive in Redis, configured for 3")
+    });
+    assert!(said, "{}", two[0].stderr.lock().unwrap());
+    let third = Gateway::start(&cfg, Driver::Uring);
+    for gw in two.iter().chain([&third]) {
+        wait_line(gw, "shardgate_cluster_replicas_alive 3");
+    }
+    let back = common::eventually(Duration::from_secs(5), || {
+        two[0]
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("3 replicas alive in Redis, as configured")
+    });
+    assert!(back, "{}", two[0].stderr.lock().unwrap());
+}

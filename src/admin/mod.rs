@@ -287,6 +287,13 @@ async fn route(call: &Call<'_>, handle: &control::Handle) -> Answer {
                     "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
                 ));
             }
+            let alive = handle.cluster_replicas_alive.load(Ordering::Relaxed);
+            if alive >= 0 {
+                let name = "shardgate_cluster_replicas_alive";
+                text.push_str(&format!(
+                    "# HELP {name} Replicas whose heartbeat Redis saw in the last 5 s (cluster.replicas is what the fallback share assumes).\n# TYPE {name} gauge\n{name} {alive}\n"
+                ));
+            }
             let up = handle.cluster_pool_up.load(Ordering::Relaxed);
             if up >= 0 {
                 let name = "shardgate_cluster_pool_up";

@@ -61,6 +61,8 @@ pub struct Handle {
     pub soft_alerts: std::sync::atomic::AtomicU64,
     /// Cluster mode: 1 while Redis answers, 0 while it does not; -1 on a single node.
     pub cluster_pool_up: Arc<std::sync::atomic::AtomicI64>,
+    /// Cluster mode: the replicas alive in Redis (-1 until counted, or on a single node).
+    pub cluster_replicas_alive: Arc<std::sync::atomic::AtomicI64>,
     /// Whether the store takes writes, and ledger rows spooled meanwhile (PostgreSQL).
     pub store_up: AtomicBool,
     pub spooled: std::sync::atomic::AtomicU64,
@@ -162,10 +164,11 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let replica = crate::limits::Replica::default();
     let cluster_pool_up = Arc::new(std::sync::atomic::AtomicI64::new(-1));
-    let cluster = snapshot
-        .cluster
-        .clone()
-        .map(|c| cluster::Cluster::new(c, cluster_pool_up.clone(), replica.short.clone()));
+    let cluster_replicas_alive = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+    let cluster = snapshot.cluster.clone().map(|c| {
+        let (up, alive) = (cluster_pool_up.clone(), cluster_replicas_alive.clone());
+        cluster::Cluster::new(c, up, alive, replica.short.clone())
+    });
     let pool: Arc<dyn crate::limits::Pool> = match cluster {
         Some(_) => Arc::new(replica),
         None => Arc::new(crate::limits::InProcess),
@@ -222,6 +225,7 @@ pub fn serve(start: Start) -> anyhow::Result<()> {
         ledger_written: std::sync::atomic::AtomicU64::new(0),
         soft_alerts: std::sync::atomic::AtomicU64::new(0),
         cluster_pool_up,
+        cluster_replicas_alive,
         store_up: AtomicBool::new(health.up),
         spooled: std::sync::atomic::AtomicU64::new(health.spooled),
     });

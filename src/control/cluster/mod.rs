@@ -43,6 +43,8 @@ const AHEAD_MS: i64 = 300;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const LOG_EVERY: Duration = Duration::from_secs(30);
+/// How often the replicas alive are counted.
+const CENSUS: Duration = Duration::from_secs(1);
 
 /// What control remembers of a slot between ticks.
 #[derive(Default)]
@@ -71,6 +73,11 @@ pub struct Cluster {
     tracks: HashMap<u32, Track>,
     /// `shardgate_cluster_pool_up` (1 or 0).
     up: Arc<AtomicI64>,
+    /// `shardgate_cluster_replicas_alive`, counted every `CENSUS` (-1 until known).
+    alive: Arc<AtomicI64>,
+    census_at: Option<Instant>,
+    /// When a census was last logged, and the count it said.
+    census_logged: Option<(Instant, u64)>,
     /// Raised by the shards' pool when a share ran short.
     short: Arc<AtomicBool>,
 }
@@ -83,7 +90,12 @@ struct Pending {
 }
 
 impl Cluster {
-    pub fn new(cfg: Config, up: Arc<AtomicI64>, short: Arc<AtomicBool>) -> Cluster {
+    pub fn new(
+        cfg: Config,
+        up: Arc<AtomicI64>,
+        alive: Arc<AtomicI64>,
+        short: Arc<AtomicBool>,
+    ) -> Cluster {
         let me = cfg.replica_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             format!("{}-{}", host.trim(), std::process::id())
@@ -106,6 +118,9 @@ impl Cluster {
             ticked: None,
             tracks: HashMap::new(),
             up,
+            alive,
+            census_at: None,
+            census_logged: None,
             short,
         }
     }
@@ -136,6 +151,7 @@ impl Cluster {
                 .map(|r| r.grant(&self.cfg.prefix, &self.me, &asks));
             match answer {
                 Some(Ok(got)) => {
+                    self.census(now);
                     self.recovered(slots);
                     for (p, (held, others, others_used)) in pending.iter().zip(got) {
                         p.slot.set_share(p.window, held, p.next);
@@ -273,6 +289,39 @@ impl Cluster {
             };
             slot.set_share(w, slot.granted(w).max(fallback), false);
             slot.set_share((w + 1) & 0xff_ffff, fallback, true);
+        }
+    }
+
+    /// Counts the replicas alive in Redis (every `CENSUS`); says so while that is not the
+    /// configured count, which each replica's fallback share assumes.
+    fn census(&mut self, now: Instant) {
+        if self.census_at.is_some_and(|t| now - t < CENSUS) {
+            return;
+        }
+        self.census_at = Some(now);
+        let Some(r) = self.redis.as_mut() else { return };
+        let Ok(n) = r.census(&self.cfg.prefix, &self.me, crate::auth::now_ms()) else {
+            return;
+        };
+        self.alive.store(n as i64, Ordering::Relaxed);
+        let configured = u64::from(self.cfg.replicas);
+        // Said when the count changes, and again every LOG_EVERY while it is off.
+        let (changed, stale) = match self.census_logged {
+            None => (true, true),
+            Some((at, said)) => (said != n, now - at >= LOG_EVERY),
+        };
+        if n == configured {
+            if changed && self.census_logged.is_some() {
+                ::log::info!("cluster: {n} replicas alive in Redis, as configured");
+            }
+            self.census_logged = Some((now, n));
+        } else if changed || stale {
+            self.census_logged = Some((now, n));
+            ::log::warn!(
+                "cluster: {n} replicas alive in Redis, configured for {configured} \
+                 (cluster.replicas): without Redis each would admit {:.2} of every limit",
+                self.cfg.fallback_share
+            );
         }
     }
 

@@ -81,6 +81,31 @@ impl Redis {
         Ok(Redis { conn, sha })
     }
 
+    /// Stamps this replica in the census set and counts the replicas stamped in the last
+    /// `ALIVE_MS`.
+    pub fn census(&mut self, prefix: &str, me: &str, now_ms: i64) -> redis::RedisResult<u64> {
+        let key = format!("{prefix}replicas");
+        let (n,): (u64,) = redis::pipe()
+            .cmd("ZADD")
+            .arg(&key)
+            .arg(now_ms)
+            .arg(me)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now_ms - ALIVE_MS as i64)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(2 * ALIVE_MS)
+            .ignore()
+            .cmd("ZCARD")
+            .arg(&key)
+            .query(&mut self.conn)?;
+        Ok(n)
+    }
+
     /// Renews this replica's heartbeat and sets every share in `asks`, in one round trip;
     /// returns for each (held, what the others hold, what their shards took of that).
     pub fn grant(

@@ -11,7 +11,8 @@ fn cluster(budgets_allow: bool) -> Cluster {
         fallback_share: 0.5,
         budgets_allow,
     };
-    Cluster::new(cfg, Arc::new(AtomicI64::new(-1)), Arc::default())
+    let gauge = || Arc::new(AtomicI64::new(-1));
+    Cluster::new(cfg, gauge(), gauge(), Arc::default())
 }
 
 fn slot(id: u32, key: &str, window: Window, cap: u64) -> Arc<Slot> {
