@@ -524,3 +524,26 @@ fn the_replicas_alive_are_counted() {
     });
     assert!(back, "{}", two[0].stderr.lock().unwrap());
 }
+
+/// A request that needs more than a replica's base share of a budget (here its worst-case
+/// cost, $0.105, against $0.50 shared by three) is not refused while the budget has room:
+/// the shard waits once for control to reserve the shortfall.
+#[test]
+fn a_request_larger_than_a_share_waits_for_it() {
+    let up = mock();
+    let cfg = replica(
+        &up.base_url(),
+        &Redis::shared().url,
+        &redis::prefix(),
+        3,
+        1,
+        "{ rpm: 1000 }",
+    )
+    .replace("max_budget: 1000", "max_budget: 0.5");
+    let gws = three(&cfg);
+    let body = r#"{"model":"priced","max_tokens":40,"messages":[{"role":"user","content":"hello there"}]}"#;
+    for gw in &gws {
+        let r = gw.chat_as(common::TEAM_A, body);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}

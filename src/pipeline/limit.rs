@@ -132,7 +132,47 @@ pub(super) fn charge(
         }
     }
     ctx.rates = Some(rates);
-    admitted.map_err(|r| refused(&r.limit, r.retry_after_s, now))
+    admitted.map_err(|r| {
+        ctx.share_short = env.snapshot.cluster.is_some()
+            && !r
+                .limit
+                .slot
+                .pool_down
+                .load(std::sync::atomic::Ordering::Relaxed);
+        refused(&r.limit, r.retry_after_s, now)
+    })
+}
+
+/// How long a request refused for want of this replica's share waits for control to top it
+/// up (control looks every 5 ms, and one round trip to Redis follows), and how many times:
+/// a limit the whole cluster has spent answers 429 after 60 ms.
+const SHARE_WAIT: std::time::Duration = std::time::Duration::from_millis(15);
+const SHARE_TRIES: u32 = 4;
+
+/// Charges a request refused for want of this replica's share again after control's next
+/// top-up, a few times at most (cluster mode only). Boxed: the request's future carries no
+/// timer for the rare request that needs one.
+pub(super) fn after_top_up<'a>(
+    env: &'a Env<'a>,
+    ctx: &'a mut Ctx,
+    key: Principal,
+    facts: &'a RouteFacts,
+    charges: &'a mut Charges,
+) -> super::Boxed<'a, Result<(), GatewayError>> {
+    Box::pin(async move {
+        let mut tries = 1;
+        loop {
+            ctx.share_short = false;
+            monoio::time::sleep(SHARE_WAIT).await;
+            match charge(env, ctx, key, facts, charges) {
+                Err(_) if ctx.share_short && tries < SHARE_TRIES => tries += 1,
+                charged => {
+                    ctx.share_short = false;
+                    return charged;
+                }
+            }
+        }
+    })
 }
 
 fn refused(l: &Limit, retry_after_s: u64, now_ms: i64) -> GatewayError {

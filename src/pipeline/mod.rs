@@ -251,6 +251,9 @@ pub struct Ctx {
     pub fill: Option<crate::cache::Fill>,
     /// The guardrails that apply and their verdicts (`None`: none apply).
     pub guard: Option<Box<guardrail::Record>>,
+    /// Cluster mode: the limits refused this request for want of this replica's share, which
+    /// control may top up from the shared pool within a few milliseconds.
+    pub share_short: bool,
 }
 
 /// Skipped fallbacks the access log lists.
@@ -313,6 +316,7 @@ impl Ctx {
             cache: None,
             fill: None,
             guard: None,
+            share_short: false,
         };
         match client_id {
             Some(id) => {
@@ -531,7 +535,16 @@ async fn proxy(
     }
     ctx.stream = decoded.stream && endpoint.streams();
     let rf = route_facts(env, conn, head, &body_at, &decoded);
-    limit::charge(env, ctx, key, &rf, &mut scratch.charges)?;
+    let short = match limit::charge(env, ctx, key, &rf, &mut scratch.charges) {
+        Ok(()) => false,
+        Err(_) if ctx.share_short => true,
+        Err(e) => return Err(e),
+    };
+    if short {
+        // Cluster mode: a request larger than this replica's share is not refused while the
+        // shared pool may have room.
+        limit::after_top_up(env, ctx, key, &rf, &mut scratch.charges).await?;
+    }
     let cache_control = head.cache_control.clone().map(|r| &conn.rbuf[r]);
     match cached::look(env, ctx, key, endpoint, &decoded, cache_control) {
         cached::Looked::Miss => {}
