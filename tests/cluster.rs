@@ -56,6 +56,11 @@ keys:
     )
 }
 
+/// What an answer of alias `priced` cost, from its usage at the target's price.
+fn priced_cost(answer: &serde_json::Value) -> f64 {
+    common::cost(answer, 1000.0, 2000.0)
+}
+
 fn chat(gw: &Gateway, key: &str, model: &str) -> http::Response {
     gw.chat_as(
         key,
@@ -89,14 +94,7 @@ fn three(cfg: &str) -> Vec<Arc<Gateway>> {
 
 /// Polls `/metrics` until `line` appears, for up to 15 s (reconnecting waits out a backoff).
 fn wait_line(gw: &Gateway, line: &str) {
-    let seen = common::eventually(Duration::from_secs(15), || {
-        gw.admin_get("/metrics").text().lines().any(|l| l == line)
-    });
-    assert!(
-        seen,
-        "{line:?} never appeared; stderr:\n{}",
-        gw.stderr.lock().unwrap()
-    );
+    gw.wait_metric_within(line, Duration::from_secs(15));
 }
 
 /// Three replicas × two shards hammer one `rpm: 60` limit through one Redis: never more than
@@ -309,15 +307,7 @@ fn a_budget_holds_across_replicas() {
         .filter(|(s, _)| *s == 200)
         .map(|(_, j)| j)
         .collect();
-    let spent: f64 = served
-        .iter()
-        .map(|j| {
-            let u = &j["usage"];
-            (u["prompt_tokens"].as_f64().unwrap() * 1000.0
-                + u["completion_tokens"].as_f64().unwrap() * 2000.0)
-                / 1e6
-        })
-        .sum();
+    let spent: f64 = served.iter().map(|j| priced_cost(j)).sum();
     eprintln!(
         "budget $0.50 across 3 replicas: {} served for ${spent:.4}, {} refused",
         served.len(),
@@ -455,27 +445,14 @@ fn a_soft_budget_sees_the_whole_clusters_spend() {
     for i in 0..16 {
         let r = gws[i % 2].chat_as(common::TEAM_A, body);
         assert_eq!(r.status, 200, "a soft budget refuses nothing: {}", r.text());
-        let u = &r.json()["usage"];
-        spent[i % 2] += (u["prompt_tokens"].as_f64().unwrap() * 1000.0
-            + u["completion_tokens"].as_f64().unwrap() * 2000.0)
-            / 1e6;
+        spent[i % 2] += priced_cost(&r.json());
     }
     eprintln!(
         "soft budget $0.60: spent ${:.3} and ${:.3}",
         spent[0], spent[1]
     );
     assert!(spent.iter().all(|s| *s < 0.6) && spent.iter().sum::<f64>() > 0.6);
-    let alerts = |gw: &Gateway| {
-        gw.admin_get("/metrics")
-            .text()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("shardgate_soft_budget_alerts_total ")?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0u64)
-    };
+    let alerts = |gw: &Gateway| gw.metric("shardgate_soft_budget_alerts_total").unwrap_or(0);
     // Each replica learns the other's last requests within about a second of them.
     let alerted = common::eventually(Duration::from_secs(5), || {
         gws.iter().map(alerts).sum::<u64>() >= 1

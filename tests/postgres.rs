@@ -37,12 +37,6 @@ fn ok(r: http::Response) -> Value {
     r.json()
 }
 
-fn metric(gw: &Gateway, name: &str) -> Option<u64> {
-    let text = gw.admin_get("/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
 fn report(gw: &Gateway) -> Value {
     let d = common::today();
     let path = format!("/global/spend/report?start_date={d}&end_date={d}&group_by=key");
@@ -287,12 +281,11 @@ fn an_outage_under_load_loses_and_doubles_no_ledger_row(driver: Driver) {
         r.text()
     );
     assert_eq!(gw.admin_get("/ready").status, 200, "readiness stays green");
-    assert!(eventually(Duration::from_secs(5), || metric(
-        &gw,
-        "shardgate_store_up"
-    ) == Some(0)));
+    assert!(eventually(Duration::from_secs(5), || gw
+        .metric("shardgate_store_up")
+        == Some(0)));
     std::thread::sleep(outage.saturating_sub(down.elapsed()));
-    let spooled = metric(&gw, "shardgate_ledger_spool_rows").unwrap();
+    let spooled = gw.metric("shardgate_ledger_spool_rows").unwrap();
     assert!(
         served.load(Ordering::Relaxed) > during + 100,
         "serving went on"
@@ -300,11 +293,9 @@ fn an_outage_under_load_loses_and_doubles_no_ledger_row(driver: Driver) {
     assert!(spooled > 0, "rows went to the spool");
     server.restart();
     assert!(
-        eventually(Duration::from_secs(15), || metric(
-            &gw,
-            "shardgate_store_up"
-        ) == Some(1)
-            && metric(&gw, "shardgate_ledger_spool_rows") == Some(0)),
+        eventually(Duration::from_secs(15), || gw.metric("shardgate_store_up")
+            == Some(1)
+            && gw.metric("shardgate_ledger_spool_rows") == Some(0)),
         "never reconnected: {}",
         gw.stderr.lock().unwrap()
     );
@@ -367,12 +358,11 @@ fn a_replica_started_while_postgres_is_down_serves_its_last_keys() {
             .status,
         503
     );
-    assert_eq!(metric(&gw, "shardgate_store_up"), Some(0));
+    assert_eq!(gw.metric("shardgate_store_up"), Some(0));
     server.restart();
-    assert!(eventually(Duration::from_secs(10), || metric(
-        &gw,
-        "shardgate_store_up"
-    ) == Some(1)));
+    assert!(eventually(Duration::from_secs(10), || gw
+        .metric("shardgate_store_up")
+        == Some(1)));
     ok(gw.admin_call("POST", "/team/new", r#"{"team_id":"t"}"#));
     // The request served while the server was away reached the ledger.
     assert!(eventually(Duration::from_secs(5), || ledger_ids(&gw).len() == 1));

@@ -81,12 +81,7 @@ fn a_hard_budget_holds_under_concurrency() {
     let spent: f64 = results
         .iter()
         .filter(|(s, _)| *s == 200)
-        .map(|(_, j)| {
-            let u = &j["usage"];
-            (u["prompt_tokens"].as_f64().unwrap() * 1000.0
-                + u["completion_tokens"].as_f64().unwrap() * 2000.0)
-                / 1e6
-        })
+        .map(|(_, j)| common::cost(j, 1000.0, 2000.0))
         .sum();
     eprintln!(
         "budget $0.50: {ok} served for ${spent:.4}, {} refused",

@@ -15,28 +15,25 @@
 # as root, the server runs as the `postgres` user the package creates. Trust authentication,
 # no fsync: for tests only.
 set -euo pipefail
+# shellcheck source=scripts/services/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bindir() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
+has_server() {
+  [ -n "$(bindir)" ] && [ -x "$(bindir)/initdb" ]
+}
+
 install() {
-  [ -n "$(bindir)" ] && [ -x "$(bindir)/initdb" ] && return 0
-  exec 9>/tmp/shardgate-postgres-install.lock
-  flock 9
-  if [ -z "$(bindir)" ] || [ ! -x "$(bindir)/initdb" ]; then
-    echo "postgres.sh: installing Debian's postgresql package" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    # The package would create and start a default cluster on port 5432: these tests run their own.
-    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-      mkdir -p /etc/postgresql-common
-      echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
-    fi
-    apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends \
-      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql >&2
+  has_server && return 0
+  # The package would create and start a default cluster on port 5432: these tests run their own.
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
   fi
-  flock -u 9
+  apt_install has_server postgresql
 }
 
 # Runs a server binary as a user PostgreSQL accepts.
@@ -48,19 +45,6 @@ as_db_user() {
   fi
 }
 
-free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    # Below Linux's ephemeral range (32768 on), so no outgoing connection holds it.
-    p=$((10000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  echo "postgres.sh: no free port found" >&2
-  return 1
-}
 
 url() {
   echo "postgres://shardgate@127.0.0.1:$(cat "$1/port")/postgres"

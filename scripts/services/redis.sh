@@ -8,28 +8,11 @@
 # `redis.sh install` only installs. Stop a server by its PID (kill PID). OWNER=PID: it also stops by itself once that process is gone
 # (a test binary that exits without cleaning up).
 set -euo pipefail
+# shellcheck source=scripts/services/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-if ! command -v redis-server >/dev/null; then
-    echo "redis.sh: installing redis-server (Debian package)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq redis-server >&2
-fi
+apt_install "command -v redis-server >/dev/null" redis-server
 [[ ${1:-} == install ]] && exit 0
-
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        # Nothing answers there: free (a race with another starter is caught below).
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "redis.sh: no free port found" >&2
-    exit 1
-}
 
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/shardgate-redis.XXXXXX")
 for attempt in 1 2 3 4 5; do

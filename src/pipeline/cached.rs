@@ -29,6 +29,17 @@ pub fn rule<'a>(
     }
 }
 
+/// Whose a request's cached answers are: its key's id (`anonymous` without one) and the tenant
+/// the rule's scope makes of it.
+fn whose<'a>(
+    rule: &crate::config::cache::CacheRule,
+    key: Option<&'a crate::auth::KeyEntry>,
+) -> (&'a str, crate::cache::Tenant<'a>) {
+    let key_id = key.map_or("anonymous", |k| &*k.id);
+    let team = key.and_then(|k| k.team.as_deref());
+    (key_id, crate::cache::tenant(rule.scope, key_id, team))
+}
+
 /// What the exact lookup found.
 pub enum Looked {
     Hit(replay::Answer),
@@ -76,8 +87,7 @@ pub fn look(
     if let Some(v) = cache_control {
         d.header(v);
     }
-    let key_id = entry.map_or("anonymous", |k| &*k.id);
-    let tenant = crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref()));
+    let (_, tenant) = whose(rule, entry);
     let group = *model.cache_group.get_or_init(|| {
         let targets = model
             .targets
@@ -202,9 +212,7 @@ async fn nearest(
         .cache
         .nearest(probe.scope, &vector, probe.threshold, now)
         .and_then(|answer| {
-            let key_id = entry.map_or("anonymous", |k| &*k.id);
-            let tenant =
-                crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref()));
+            let (_, tenant) = whose(rule, entry);
             match env
                 .shard
                 .cache
@@ -250,11 +258,7 @@ async fn serve(
     mut answer: replay::Answer,
 ) -> Result<Outcome, GatewayError> {
     ctx.cost = Some(0.0);
-    let guarded = ctx
-        .guard
-        .as_ref()
-        .is_some_and(|g| g.runs(env.snapshot, super::guardrail::Phase::Response));
-    if guarded {
+    if super::guardrail::checks_answers(env, ctx) {
         // The answer passed the policies of the request that stored it, which need not be
         // this one's (a key's or team's own, or a reload's): checked again as this client
         // would get it whole, and served as the policies leave it.
@@ -348,11 +352,11 @@ pub fn store(env: &Env<'_>, ctx: &mut Ctx, whole: Option<&[u8]>) {
     let Some(rule) = rule(model, entry) else {
         return;
     };
-    let key_id = entry.map_or("anonymous", |k| &*k.id);
+    let (key_id, tenant) = whose(rule, entry);
     let owner = crate::cache::Owner {
         alias: &model.alias,
         wire: ctx.wire,
-        tenant: crate::cache::tenant(rule.scope, key_id, entry.and_then(|k| k.team.as_deref())),
+        tenant,
         key_id,
     };
     env.shard

@@ -433,11 +433,7 @@ pub async fn deliver(
         upstream_us,
         ttfb_us,
     };
-    let guarded = ok
-        && ctx
-            .guard
-            .as_ref()
-            .is_some_and(|g| g.runs(env.snapshot, super::guardrail::Phase::Response));
+    let guarded = ok && super::guardrail::checks_answers(env, ctx);
     reply(env, conn, scratch, ctx, whole, guarded).await
 }
 

@@ -263,7 +263,12 @@ impl Gateway {
     /// Polls `/metrics` until `line` appears (metrics are merged on scrape; the request that
     /// produced them may still be settling); fails the test if it does not within 5 s.
     pub fn wait_metric(&self, line: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.wait_metric_within(line, Duration::from_secs(5))
+    }
+
+    /// [`Gateway::wait_metric`] with its own deadline (a reconnect waits out a backoff).
+    pub fn wait_metric_within(&self, line: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
         loop {
             let text = self.admin_get("/metrics").text();
             if text.lines().any(|l| l == line) {
@@ -271,10 +276,18 @@ impl Gateway {
             }
             assert!(
                 Instant::now() < deadline,
-                "metric line {line:?} never appeared in:\n{text}"
+                "metric line {line:?} never appeared in:\n{text}\nstderr:\n{}",
+                self.stderr.lock().unwrap()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The value of an unlabelled metric, if `/metrics` has it.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let text = self.admin_get("/metrics").text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 }
 
@@ -306,6 +319,15 @@ pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// What an OpenAI answer cost, from its usage at `input` and `output` dollars per million
+/// tokens.
+pub fn cost(answer: &serde_json::Value, input: f64, output: f64) -> f64 {
+    let u = &answer["usage"];
+    (u["prompt_tokens"].as_f64().unwrap() * input
+        + u["completion_tokens"].as_f64().unwrap() * output)
+        / 1e6
 }
 
 pub fn json(bytes: &[u8]) -> serde_json::Value {

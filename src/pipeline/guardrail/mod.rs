@@ -548,12 +548,17 @@ fn answer_text(decoder: &mut Decoder, body: &[u8]) -> String {
     out
 }
 
+/// Whether policies apply to this request's answers.
+pub fn checks_answers(env: &Env<'_>, ctx: &Ctx) -> bool {
+    ctx.guard
+        .as_ref()
+        .is_some_and(|g| g.runs(env.snapshot, Phase::Response))
+}
+
 /// The response policies a stream needs, if any (see [`stream::Guard`]).
 pub fn for_stream(env: &Env<'_>, ctx: &Ctx) -> Option<Box<stream::Guard>> {
     let record = ctx.guard.as_ref()?;
-    record
-        .runs(env.snapshot, Phase::Response)
-        .then(|| Box::new(stream::Guard::new(env.snapshot, record)))
+    checks_answers(env, ctx).then(|| Box::new(stream::Guard::new(env.snapshot, record)))
 }
 
 /// The access log's `guardrails` value: every verdict, `policy:phase:verdict`.
